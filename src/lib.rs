@@ -9,3 +9,4 @@ pub mod pipeline;
 
 pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
+pub mod encoder;

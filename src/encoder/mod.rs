@@ -1,0 +1,211 @@
+//! The encoder: text → tokens → BERT → pooled sentence vectors.
+
+pub mod bert;
+pub mod config;
+pub mod fetch;
+pub mod model_dir;
+pub mod pooling;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+pub use bert::{BatchInput, Bert, BertOutput, Mode};
+pub use config::BertConfig;
+pub use fetch::{default_model_dir, fetch_default_model};
+pub use model_dir::ModelDir;
+pub use pooling::Pooling;
+pub use tokenizer::{TextTokenizer, Tokens};
+
+use crate::{EncoderId, Error, Result};
+
+/// Options for loading an encoder.
+#[derive(Clone, Debug)]
+pub struct EncoderOptions {
+    /// Maximum tokens per text, special tokens included (default: the model's maximum).
+    pub max_length: Option<usize>,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+    /// Where the model runs.
+    pub device: Device,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions {
+            max_length: None,
+            batch_size: 32,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// Sentence vectors for one or several poolings of the same texts.
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    /// `vectors[p][i]`: text `i` pooled with the `p`-th requested pooling.
+    pub vectors: Vec<Vec<Vec<f32>>>,
+    /// How many texts were cut at the maximum length.
+    pub truncated: usize,
+}
+
+/// A loaded BERT model with its tokenizer, ready to encode text.
+pub struct Encoder {
+    bert: Bert,
+    tokenizer: TextTokenizer,
+    name: String,
+    path: PathBuf,
+    weights_sha256: String,
+    pad_id: u32,
+    options: EncoderOptions,
+}
+
+impl Encoder {
+    /// Loads any Hugging Face BERT folder.
+    pub fn load(path: &Path, options: EncoderOptions) -> Result<Self> {
+        let dir = ModelDir::open(path)?;
+        let config = dir.read_config()?;
+        let weights = dir.read_weights(&options.device)?;
+        let with_pooler = weights.contains_key("pooler.dense.weight");
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &options.device);
+        let bert = Bert::load(vb, &config, with_pooler).map_err(|e| {
+            Error::Model(format!("{}: {e}", dir.weights.display()))
+        })?;
+        let weights_sha256 = dir.weights_sha256()?;
+        Self::from_parts(bert, &dir, weights_sha256, options)
+    }
+
+    /// Wraps an already-built model (e.g. one being trained) with the tokenizer of `dir`.
+    pub fn from_parts(bert: Bert, dir: &ModelDir, weights_sha256: String, options: EncoderOptions) -> Result<Self> {
+        let model_max = bert.config().max_position_embeddings;
+        let max_length = options.max_length.unwrap_or(model_max);
+        if max_length < 3 || max_length > model_max {
+            return Err(Error::InvalidInput(format!(
+                "maximum length {max_length} must be between 3 and the model's {model_max} positions"
+            )));
+        }
+        if options.batch_size == 0 {
+            return Err(Error::InvalidInput("batch size must be at least 1".into()));
+        }
+        let tokenizer = TextTokenizer::load(dir, max_length)?;
+        let pad_id = tokenizer
+            .token_id("[PAD]")
+            .unwrap_or(bert.config().pad_token_id as u32);
+        Ok(Encoder {
+            bert,
+            tokenizer,
+            name: dir.name(),
+            path: dir.path.clone(),
+            weights_sha256,
+            pad_id,
+            options,
+        })
+    }
+
+    /// The model's name (its folder name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The model folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// sha256 of the weights.
+    pub fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+
+    /// The BERT model.
+    pub fn bert(&self) -> &Bert {
+        &self.bert
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.options.device
+    }
+
+    /// Hidden size: the dimension of every pooled vector.
+    pub fn dims(&self) -> usize {
+        self.bert.config().hidden_size
+    }
+
+    /// The identity of this encoder with one pooling.
+    pub fn id(&self, pooling: Pooling) -> EncoderId {
+        EncoderId {
+            model: self.name.clone(),
+            weights_sha256: self.weights_sha256.clone(),
+            pooling: pooling.name().into(),
+            max_length: self.tokenizer.max_length(),
+        }
+    }
+
+    /// Checks that the model can produce `pooling`.
+    pub fn check_pooling(&self, pooling: Pooling) -> Result<()> {
+        if pooling == Pooling::Cls && !self.bert.has_pooler() {
+            return Err(Error::InvalidInput(format!(
+                "`cls` pooling needs BERT's pooler, and {} has none: use `cls_before_pooler` or `mean`",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Encodes texts once and pools them each way asked; vectors come back in input order.
+    ///
+    /// Texts are sorted by length and padded per batch, so little work is spent on padding.
+    pub fn encode(&self, texts: &[&str], poolings: &[Pooling]) -> Result<Encoded> {
+        self.encode_with_progress(texts, poolings, &|_| {})
+    }
+
+    /// Like [`Encoder::encode`], calling `progress(n)` after each batch of `n` texts.
+    pub fn encode_with_progress(
+        &self,
+        texts: &[&str],
+        poolings: &[Pooling],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Encoded> {
+        for &p in poolings {
+            self.check_pooling(p)?;
+        }
+        let tokens = self.tokenizer.tokenize(texts)?;
+        let truncated = tokens.iter().filter(|t| t.truncated).count();
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
+        let dims = self.dims();
+        let mut vectors = vec![vec![Vec::new(); texts.len()]; poolings.len()];
+        for chunk in order.chunks(self.options.batch_size) {
+            let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
+            let pooled = self.encode_ids(&ids, poolings)?;
+            for (p, rows) in pooled.into_iter().enumerate() {
+                for (row, &i) in rows.chunks(dims).zip(chunk) {
+                    vectors[p][i] = row.to_vec();
+                }
+            }
+            progress(chunk.len());
+        }
+        Ok(Encoded { vectors, truncated })
+    }
+
+    /// One forward pass on a batch of token ids; returns, per pooling, the flat (batch × dims) rows.
+    pub fn encode_ids(&self, ids: &[&[u32]], poolings: &[Pooling]) -> Result<Vec<Vec<f32>>> {
+        let input = BatchInput::from_ids(ids, self.pad_id, &self.options.device)?;
+        let out = self.bert.forward(&input, Mode::Infer)?;
+        poolings
+            .iter()
+            .map(|p| {
+                let pooled = p.pool(&out, &input.attention_mask)?;
+                Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+            })
+            .collect()
+    }
+}
