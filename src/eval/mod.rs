@@ -3,6 +3,7 @@
 //! Nothing here encodes text: every function takes similarity scores or vectors, so the same
 //! code scores any pipeline.
 
+pub mod ann;
 pub mod retrieval;
 pub mod spearman;
 pub mod sts;

@@ -13,23 +13,33 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
     split_lines(path, &bytes)
 }
 
-/// Reads a file's bytes, gunzipping it if the name ends in `.gz`; a missing file gets an error
-/// that says where the data folder should be.
+/// Reads a file's bytes, gunzipping them if the name ends in `.gz`.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| missing_or_io(path, e))?;
+    let raw = read_raw(path)?;
     if path.extension().is_some_and(|ext| ext == "gz") {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Data {
-                path: path.to_path_buf(),
-                line: 0,
-                message: format!("not a valid gzip file ({e}); re-download it"),
-            })?;
-        Ok(out)
+        gunzip(path, &raw)
     } else {
         Ok(raw)
     }
+}
+
+/// Reads a file's bytes as stored; a missing file gets an error that says where the data
+/// folder should be.
+pub fn read_raw(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| missing_or_io(path, e))
+}
+
+/// Decompresses a gzip stream read from `path` (named in the error).
+pub fn gunzip(path: &Path, raw: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    flate2::read::MultiGzDecoder::new(raw)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            line: 0,
+            message: format!("not a valid gzip file ({e}); re-download it or pass the plain file"),
+        })?;
+    Ok(out)
 }
 
 /// Splits bytes into UTF-8 lines; invalid UTF-8 is an error naming the 1-based line.
