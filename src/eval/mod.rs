@@ -4,7 +4,10 @@
 //! code scores any pipeline.
 
 pub mod ann;
+pub mod anisotropy;
+pub mod histogram_svg;
 pub mod retrieval;
 pub mod spearman;
 pub mod sts;
 pub mod text_file;
+pub mod token_frequency;
