@@ -16,6 +16,10 @@ const BUCKETS: [(&str, usize, usize); 4] = [
 /// pool × 256 × 4 bytes (31 MB for a 30k vocabulary).
 const QUERY_BLOCK: usize = 256;
 
+/// Extra candidates taken from the fast f32 distances and re-ranked exactly in f64: the
+/// ‖q‖² + ‖p‖² − 2 q·p form loses precision when distances are much smaller than norms.
+const RERANK_SLACK: usize = 8;
+
 /// One row of the frequency table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FreqBucketRow {
@@ -38,8 +42,8 @@ pub struct FreqBucketRow {
 /// bucket would mix "rare" with "never seen" (the [unused] slots, for instance).
 /// Neighbours: exact ℓ2 nearest neighbours among *all* vocabulary embeddings (seen or not,
 /// the token itself excluded), as the paper describes; only the bucketed tokens are queried,
-/// in blocks through a blocked GEMM (‖q‖² + ‖p‖² − 2 q·p), in parallel; the reported distances
-/// and dots of the chosen neighbours are recomputed exactly in f64.
+/// in blocks through a blocked GEMM (‖q‖² + ‖p‖² − 2 q·p), in parallel; the best k + 8
+/// candidates are re-ranked by exact f64 distance, which is also what is reported.
 /// Defined values: ids beyond `counts` count as unseen; rows whose dimension differs from row 0
 /// are left out of both buckets and pool; a k larger than the available neighbours uses all of
 /// them, and k = 0 gives 0.
@@ -142,7 +146,12 @@ fn nearest_neighbours(
                     let distances = pool.iter().enumerate().filter(|&(_, &p)| p != query).map(
                         |(row, &p)| (q_norm + pool_norms[row] - 2.0 * column[row], p),
                     );
-                    smallest_k(distances, k)
+                    let mut candidates: Vec<(f64, usize)> = smallest_k(distances, k + RERANK_SLACK)
+                        .into_iter()
+                        .map(|p| (l2(&embeddings[query], &embeddings[p]), p))
+                        .collect();
+                    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    candidates.into_iter().take(k).map(|(_, p)| p).collect()
                 })
                 .collect::<Vec<_>>()
         })
@@ -260,18 +269,24 @@ mod tests {
 
     #[test]
     fn buckets_cover_the_paper_rank_ranges() {
-        // 5,010 seen tokens on a line, one apart: 100 / 400 / 4,500 / 10 per bucket, and every
-        // token's nearest other token is at distance 1 (dot = t·(t±1)).
-        let emb: Vec<Vec<f32>> = (0..5010).map(|i| vec![i as f32]).collect();
-        let counts: Vec<u64> = (0..5010u64).map(|i| 6000 - i).collect();
+        // 5,010 seen tokens evenly on the unit circle: 100 / 400 / 4,500 / 10 per bucket; every
+        // token's nearest other token is the next one, at chord 2·sin(π/n) and dot cos(2π/n).
+        let n = 5010;
+        let step = 2.0 * std::f64::consts::PI / n as f64;
+        let emb: Vec<Vec<f32>> = (0..n)
+            .map(|i| vec![(i as f64 * step).cos() as f32, (i as f64 * step).sin() as f32])
+            .collect();
+        let counts: Vec<u64> = (0..n as u64).map(|i| 6000 - i).collect();
         let rows = frequency_table(&emb, &counts, &[1]);
         let sizes: Vec<usize> = rows.iter().map(|r| r.tokens).collect();
         assert_eq!(sizes, vec![100, 400, 4500, 10]);
         let labels: Vec<&str> = rows.iter().map(|r| r.bucket.as_str()).collect();
         assert_eq!(labels, vec!["(0,100)", "[100,500)", "[500,5K)", "[5K,…)"]);
-        assert!(rows.iter().all(|r| close(r.knn_l2[0], 1.0)));
-        // ranks 0..100 are ids 0..100 with mean norm 49.5
-        assert!(close(rows[0].mean_l2_norm, 49.5));
+        for r in &rows {
+            assert!(close(r.mean_l2_norm, 1.0));
+            assert!(close(r.knn_l2[0], 2.0 * (step / 2.0).sin()), "{}: {}", r.bucket, r.knn_l2[0]);
+            assert!(close(r.knn_dot[0], step.cos()));
+        }
     }
 
     #[test]
