@@ -111,7 +111,13 @@ fn histogram(cosines: &[f64]) -> Vec<(f64, f64, usize)> {
     counts
         .into_iter()
         .enumerate()
-        .map(|(b, count)| (-1.0 + b as f64 * width, -1.0 + (b + 1) as f64 * width, count))
+        .map(|(b, count)| {
+            (
+                -1.0 + b as f64 * width,
+                -1.0 + (b + 1) as f64 * width,
+                count,
+            )
+        })
         .collect()
 }
 
@@ -189,7 +195,11 @@ mod tests {
         }
         exact /= count;
         let a = analyze(&vectors, 200_000, 42);
-        assert!((a.mean_cosine - exact).abs() < 0.01, "{} vs {exact}", a.mean_cosine);
+        assert!(
+            (a.mean_cosine - exact).abs() < 0.01,
+            "{} vs {exact}",
+            a.mean_cosine
+        );
         assert_eq!(a, analyze(&vectors, 200_000, 42));
         assert_ne!(a.mean_cosine, analyze(&vectors, 200_000, 43).mean_cosine);
         let counted: usize = a.cosine_histogram.iter().map(|b| b.2).sum();

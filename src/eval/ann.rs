@@ -96,7 +96,10 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         std::fs::write(&path, "3\t1\t2\n0\t4\t5\n").unwrap();
-        assert_eq!(load_ann_gt(&path).unwrap(), vec![vec![3, 1, 2], vec![0, 4, 5]]);
+        assert_eq!(
+            load_ann_gt(&path).unwrap(),
+            vec![vec![3, 1, 2], vec![0, 4, 5]]
+        );
     }
 
     #[test]
@@ -112,11 +115,16 @@ mod tests {
         assert!(gt.iter().all(|row| row.len() == 100));
         assert!(gt.iter().flatten().all(|&i| i < sentences.len()));
         // neighbours of a query are distinct base sentences
-        assert!(gt.iter().all(|row| row.iter().collect::<HashSet<_>>().len() == row.len()));
+        assert!(gt
+            .iter()
+            .all(|row| row.iter().collect::<HashSet<_>>().len() == row.len()));
         let base: HashSet<&str> = sentences.iter().map(String::as_str).collect();
         assert_eq!(base.len(), sentences.len(), "base sentences are distinct");
         assert!(queries.iter().all(|q| !base.contains(q.as_str())));
         // queries.txt is not gzip
-        assert!(matches!(load_lines_gz(&dir.join("queries.txt")), Err(Error::Data { .. })));
+        assert!(matches!(
+            load_lines_gz(&dir.join("queries.txt")),
+            Err(Error::Data { .. })
+        ));
     }
 }

@@ -26,7 +26,10 @@ pub fn write_histogram_svg(path: &Path, series: &[(&str, &Anisotropy)]) -> Resul
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_error(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Cosine similarity of random sentence pairs", ("sans-serif", 24))
+        .caption(
+            "Cosine similarity of random sentence pairs",
+            ("sans-serif", 24),
+        )
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
@@ -44,7 +47,9 @@ pub fn write_histogram_svg(path: &Path, series: &[(&str, &Anisotropy)]) -> Resul
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| draw_error(&e))?
             .label(format!("{label} (mean cos {:.3})", stats.mean_cosine))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

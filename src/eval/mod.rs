@@ -3,8 +3,8 @@
 //! Nothing here encodes text: every function takes similarity scores or vectors, so the same
 //! code scores any pipeline.
 
-pub mod ann;
 pub mod anisotropy;
+pub mod ann;
 pub mod histogram_svg;
 pub mod retrieval;
 pub mod spearman;

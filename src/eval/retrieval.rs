@@ -295,7 +295,10 @@ mod tests {
     // Ranking d1..d5; d2 rel 2 (rank 2), d4 rel 1 (rank 4), d9 rel 3 (not retrieved), d3 rel 0.
     fn example() -> (Vec<String>, HashMap<String, i32>) {
         let ranking = ["d1", "d2", "d3", "d4", "d5"].map(String::from).to_vec();
-        (ranking, judged(&[("d2", 2), ("d4", 1), ("d9", 3), ("d3", 0)]))
+        (
+            ranking,
+            judged(&[("d2", 2), ("d4", 1), ("d9", 3), ("d3", 0)]),
+        )
     }
 
     #[test]
@@ -306,7 +309,10 @@ mod tests {
         let want5 = (2.0 / l3 + 1.0 / 5f64.log2()) / (3.0 + 2.0 / l3 + 0.5);
         assert!(close(ndcg_at_k(&ranking, &q, 5), want5));
         // @2: DCG = 2/log2(3); IDCG = 3 + 2/log2(3)
-        assert!(close(ndcg_at_k(&ranking, &q, 2), (2.0 / l3) / (3.0 + 2.0 / l3)));
+        assert!(close(
+            ndcg_at_k(&ranking, &q, 2),
+            (2.0 / l3) / (3.0 + 2.0 / l3)
+        ));
         assert_eq!(ndcg_at_k(&ranking, &q, 1), 0.0);
         // The ideal order scores 1.
         assert!(close(ndcg_at_k(&["d9", "d2", "d4"], &q, 10), 1.0));
@@ -370,7 +376,11 @@ mod tests {
             "{\"_id\": \"q1\", \"text\": \"first\"}\n{\"_id\": \"q2\", \"text\": \"unjudged\"}\n",
         )
         .unwrap();
-        std::fs::write(d.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\t7\t0\n").unwrap();
+        std::fs::write(
+            d.join("qrels/test.tsv"),
+            "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\t7\t0\n",
+        )
+        .unwrap();
         let data = load_beir(d, "test").unwrap();
         assert_eq!(data.corpus.len(), 2);
         assert_eq!(data.corpus[1].id, "7");
@@ -379,13 +389,21 @@ mod tests {
         assert_eq!(data.qrels["q1"]["d1"], 2);
         let msg = load_beir(d, "dev").unwrap_err().to_string();
         assert!(msg.contains("test"), "{msg}");
-        std::fs::write(d.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td1\n").unwrap();
+        std::fs::write(
+            d.join("qrels/test.tsv"),
+            "query-id\tcorpus-id\tscore\nq1\td1\n",
+        )
+        .unwrap();
         match load_beir(d, "test").unwrap_err() {
             Error::Data { line, .. } => assert_eq!(line, 2),
             other => panic!("unexpected {other}"),
         }
         std::fs::write(d.join("qrels/test.tsv"), "q1\td1\t1\n").unwrap();
-        std::fs::write(d.join("queries.jsonl"), "{\"_id\": \"q1\", \"text\": \"ok\"}\n{broken\n").unwrap();
+        std::fs::write(
+            d.join("queries.jsonl"),
+            "{\"_id\": \"q1\", \"text\": \"ok\"}\n{broken\n",
+        )
+        .unwrap();
         match load_beir(d, "test").unwrap_err() {
             Error::Data { line, .. } => assert_eq!(line, 2),
             other => panic!("unexpected {other}"),
@@ -402,7 +420,14 @@ mod tests {
         assert_eq!(sci.qrels.values().map(HashMap::len).sum::<usize>(), 919);
         let ids: HashSet<&str> = sci.corpus.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids.len(), 5183, "document ids are unique");
-        assert!(sci.qrels.values().flat_map(|j| j.keys()).all(|d| ids.contains(d.as_str())));
-        assert!(sci.corpus.iter().all(|d| !d.title.is_empty() && !d.text.is_empty()));
+        assert!(sci
+            .qrels
+            .values()
+            .flat_map(|j| j.keys())
+            .all(|d| ids.contains(d.as_str())));
+        assert!(sci
+            .corpus
+            .iter()
+            .all(|d| !d.title.is_empty() && !d.text.is_empty()));
     }
 }

@@ -193,20 +193,45 @@ fn sts_year_subsets(set: StsSet) -> (&'static str, &'static [&'static str]) {
     match set {
         StsSet::Sts12 => (
             "STS12-en-test",
-            &["MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"],
+            &[
+                "MSRpar",
+                "MSRvid",
+                "SMTeuroparl",
+                "surprise.OnWN",
+                "surprise.SMTnews",
+            ],
         ),
         StsSet::Sts13 => ("STS13-en-test", &["FNWN", "headlines", "OnWN"]),
         StsSet::Sts14 => (
             "STS14-en-test",
-            &["deft-forum", "deft-news", "headlines", "images", "OnWN", "tweet-news"],
+            &[
+                "deft-forum",
+                "deft-news",
+                "headlines",
+                "images",
+                "OnWN",
+                "tweet-news",
+            ],
         ),
         StsSet::Sts15 => (
             "STS15-en-test",
-            &["answers-forums", "answers-students", "belief", "headlines", "images"],
+            &[
+                "answers-forums",
+                "answers-students",
+                "belief",
+                "headlines",
+                "images",
+            ],
         ),
         StsSet::Sts16 => (
             "STS16-en-test",
-            &["answer-answer", "headlines", "plagiarism", "postediting", "question-question"],
+            &[
+                "answer-answer",
+                "headlines",
+                "plagiarism",
+                "postediting",
+                "question-question",
+            ],
         ),
         StsSet::StsB | StsSet::SickR => ("", &[]),
     }
@@ -475,7 +500,11 @@ mod tests {
             subsets: vec![
                 StsSubset {
                     name: "one".into(),
-                    pairs: vec![pair("a", "b", 1.0), pair("b", "c", 2.0), pair("c", "a", 3.0)],
+                    pairs: vec![
+                        pair("a", "b", 1.0),
+                        pair("b", "c", 2.0),
+                        pair("c", "a", 3.0),
+                    ],
                 },
                 StsSubset {
                     name: "two".into(),
@@ -529,8 +558,11 @@ mod tests {
     fn invalid_utf8_is_a_data_error_with_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sts-test.csv");
-        std::fs::write(&path, b"g\tf\t2012\t1\t2.5\ta b\tc d\ng\tf\t2012\t2\t1.0\tbad \xfe\tx\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            b"g\tf\t2012\t1\t2.5\ta b\tc d\ng\tf\t2012\t2\t1.0\tbad \xfe\tx\n",
+        )
+        .unwrap();
         match load_stsb_file(&path).unwrap_err() {
             Error::Data { path: p, line, .. } => {
                 assert_eq!(p, path);
@@ -544,7 +576,11 @@ mod tests {
     fn malformed_lines_are_data_errors_with_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("SICK_test_annotated.txt");
-        std::fs::write(&path, "pair_ID\tA\tB\tscore\r\n1\ta\tb\t3.5\r\n2\tonly two\r\n").unwrap();
+        std::fs::write(
+            &path,
+            "pair_ID\tA\tB\tscore\r\n1\ta\tb\t3.5\r\n2\tonly two\r\n",
+        )
+        .unwrap();
         match load_sick_file(&path).unwrap_err() {
             Error::Data { line, .. } => assert_eq!(line, 3),
             other => panic!("unexpected {other}"),
@@ -571,7 +607,11 @@ mod tests {
     #[test]
     fn sts_year_blank_gold_lines_are_dropped_and_crlf_stripped() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("STS.input.y.txt"), "a\tb\r\nc\td\r\ne\tf\r\n").unwrap();
+        std::fs::write(
+            dir.path().join("STS.input.y.txt"),
+            "a\tb\r\nc\td\r\ne\tf\r\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("STS.gs.y.txt"), "4.0\n\n 1.5 \n").unwrap();
         let subset = load_sts_year_subset(dir.path(), "y").unwrap();
         assert_eq!(subset.pairs, vec![pair("a", "b", 4.0), pair("e", "f", 1.5)]);
@@ -582,8 +622,13 @@ mod tests {
         let msg = load(Path::new("/nonexistent/data"), StsSet::StsB, Split::Test)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("sts-test.csv") && msg.contains("--data"), "{msg}");
-        let msg = load(Path::new("/x"), StsSet::Sts13, Split::Train).unwrap_err().to_string();
+        assert!(
+            msg.contains("sts-test.csv") && msg.contains("--data"),
+            "{msg}"
+        );
+        let msg = load(Path::new("/x"), StsSet::Sts13, Split::Train)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("STS13") && msg.contains("test"), "{msg}");
     }
 

@@ -87,7 +87,10 @@ pub(crate) fn test_data_dir() -> Option<std::path::PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: benchmark data not found at {} (set ISOVEC_DATA)", dir.display());
+        eprintln!(
+            "skipping: benchmark data not found at {} (set ISOVEC_DATA)",
+            dir.display()
+        );
         None
     }
 }
@@ -131,6 +134,9 @@ mod tests {
     fn missing_file_points_at_the_data_flag() {
         let err = read_lines(Path::new("/nonexistent/isovec/x.txt")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent/isovec/x.txt") && msg.contains("--data"), "{msg}");
+        assert!(
+            msg.contains("/nonexistent/isovec/x.txt") && msg.contains("--data"),
+            "{msg}"
+        );
     }
 }
