@@ -5,6 +5,7 @@
 //! index persisted in sled.
 
 pub mod error;
+pub mod eval;
 pub mod pipeline;
 
 pub use error::{Error, Result};
