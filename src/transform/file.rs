@@ -129,7 +129,10 @@ impl TransformFile {
         }
         let metadata = HashMap::from([
             (FAMILY_KEY.to_string(), self.family.clone()),
-            (ENCODER_KEY.to_string(), serde_json::to_string(&self.encoder)?),
+            (
+                ENCODER_KEY.to_string(),
+                serde_json::to_string(&self.encoder)?,
+            ),
             (CONFIG_KEY.to_string(), self.config.clone()),
             (FORMAT_KEY.to_string(), FORMAT_VERSION.to_string()),
         ]);

@@ -193,24 +193,39 @@ impl Flow {
         let config: StoredConfig =
             serde_json::from_str(&file.config).map_err(|e| damaged(e.to_string()))?;
         config.flow.validate().map_err(|e| damaged(e.to_string()))?;
-        // Refuse absurd sizes before allocating parameters for them.
-        if config.dims > 1 << 16 || config.flow.width > 1 << 16 {
+        // Check sizes against the stored tensors before allocating parameters for them, so a
+        // damaged configuration cannot make us allocate more than the file itself holds.
+        let one_step = FlowConfig {
+            levels: 1,
+            steps_per_level: 1,
+            width: 1,
+            ..config.flow.clone()
+        };
+        let per_step = Glow::new(2, &one_step, DType::F32, &Device::Cpu)?
+            .params()
+            .len();
+        let expected = config
+            .flow
+            .levels
+            .checked_mul(config.flow.steps_per_level)
+            .and_then(|n| n.checked_mul(per_step));
+        if expected != Some(file.tensors.len()) {
             return Err(damaged(format!(
-                "implausible size: {} dims, width {}",
-                config.dims, config.flow.width
+                "{} tensors for {} levels × {} steps",
+                file.tensors.len(),
+                config.flow.levels,
+                config.flow.steps_per_level
             )));
         }
+        file.tensor("level0.step0.actnorm.bias", &[1, config.dims], path)?;
+        file.tensor(
+            "level0.step0.coupling.w1",
+            &[config.dims / 2, config.flow.width],
+            path,
+        )?;
         let glow = Glow::new(config.dims, &config.flow, DType::F32, &Device::Cpu)
             .map_err(|e| damaged(e.to_string()))?;
-        let params = glow.params();
-        if params.len() != file.tensors.len() {
-            return Err(damaged(format!(
-                "{} tensors, the configuration needs {}",
-                file.tensors.len(),
-                params.len()
-            )));
-        }
-        for p in &params {
+        for p in &glow.params() {
             let stored = file.tensor(&p.name, p.var.dims(), path)?;
             let values = stored.to_f32();
             if values.iter().any(|v| !v.is_finite()) {

@@ -9,8 +9,8 @@ use std::path::Path;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
-use super::file::{StoredTensor, TransformFile};
 use super::check_input;
+use super::file::{StoredTensor, TransformFile};
 use crate::{EncoderId, Error, Result, TransformId};
 
 /// Family name of whitening in transform files.
@@ -74,8 +74,12 @@ impl WhiteningAccumulator {
         let shift = self
             .shift
             .get_or_insert_with(|| vector.iter().map(|&v| f64::from(v)).collect());
-        self.pending
-            .extend(vector.iter().zip(shift.iter()).map(|(&v, s)| f64::from(v) - s));
+        self.pending.extend(
+            vector
+                .iter()
+                .zip(shift.iter())
+                .map(|(&v, s)| f64::from(v) - s),
+        );
         self.count += 1;
         if self.pending.len() >= BUFFER_ROWS * self.dims {
             self.flush();
@@ -249,9 +253,8 @@ impl Whitening {
         let d = self.input_dims();
         let mut out = Vec::with_capacity(vectors.len());
         for chunk in vectors.chunks(1024) {
-            let centred = DMatrix::from_fn(chunk.len(), d, |r, c| {
-                f64::from(chunk[r][c]) - self.mean[c]
-            });
+            let centred =
+                DMatrix::from_fn(chunk.len(), d, |r, c| f64::from(chunk[r][c]) - self.mean[c]);
             let whitened = centred * &self.projection;
             out.extend(
                 whitened

@@ -45,14 +45,16 @@ impl ActNorm {
 
     /// Undoes [`ActNorm::forward`].
     pub fn inverse(&self, y: &Tensor) -> Result<Tensor> {
-        Ok(y
-            .broadcast_mul(&self.log_scale.neg()?.exp()?)?
+        Ok(y.broadcast_mul(&self.log_scale.neg()?.exp()?)?
             .broadcast_sub(self.bias.as_tensor())?)
     }
 
     /// The parameters, named under `prefix`.
     pub fn params(&self, prefix: &str, out: &mut Vec<Param>) {
         out.push(Param::trainable(format!("{prefix}.bias"), &self.bias));
-        out.push(Param::trainable(format!("{prefix}.log_scale"), &self.log_scale));
+        out.push(Param::trainable(
+            format!("{prefix}.log_scale"),
+            &self.log_scale,
+        ));
     }
 }

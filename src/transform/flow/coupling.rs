@@ -72,7 +72,8 @@ impl Coupling {
         let h = self.norm1.forward(&h, data_init)?.0.relu()?;
         let h = h.matmul(self.w2.as_tensor())?;
         let h = self.norm2.forward(&h, data_init)?.0.relu()?;
-        Ok(h.matmul(self.w3.as_tensor())?.broadcast_add(self.b3.as_tensor())?)
+        Ok(h.matmul(self.w3.as_tensor())?
+            .broadcast_add(self.b3.as_tensor())?)
     }
 
     /// The shift and log-scale (affine only) the network gives for x₁.

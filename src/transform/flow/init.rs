@@ -55,7 +55,7 @@ impl Init {
         let values: Vec<f64> = (0..rows * cols)
             .map(|_| std * self.gaussian.sample())
             .collect();
-        self.from_values(values, rows, cols)
+        self.with_values(values, rows, cols)
     }
 
     /// A rows × cols parameter of zeros.
@@ -64,7 +64,7 @@ impl Init {
     }
 
     /// A rows × cols parameter with the given row-major values.
-    pub fn from_values(&self, values: Vec<f64>, rows: usize, cols: usize) -> Result<Var> {
+    pub fn with_values(&self, values: Vec<f64>, rows: usize, cols: usize) -> Result<Var> {
         let t = Tensor::from_vec(values, (rows, cols), &self.device)?.to_dtype(self.dtype)?;
         Ok(Var::from_tensor(&t)?)
     }

@@ -113,11 +113,11 @@ impl LuConv {
             Ok(Tensor::from_vec(v, (rows, cols), &device)?.to_dtype(dtype)?)
         };
         Ok(LuConv {
-            perm: init.from_values(row_major(&perm), n, n)?,
-            lower: init.from_values(row_major(&lower), n, n)?,
-            upper: init.from_values(row_major(&upper), n, n)?,
-            log_s: init.from_values(diag.iter().map(|d| d.abs().ln()).collect(), 1, n)?,
-            sign_s: init.from_values(diag.iter().map(|d| d.signum()).collect(), 1, n)?,
+            perm: init.with_values(row_major(&perm), n, n)?,
+            lower: init.with_values(row_major(&lower), n, n)?,
+            upper: init.with_values(row_major(&upper), n, n)?,
+            log_s: init.with_values(diag.iter().map(|d| d.abs().ln()).collect(), 1, n)?,
+            sign_s: init.with_values(diag.iter().map(|d| d.signum()).collect(), 1, n)?,
             lower_mask: mask(|r, c| r > c)?,
             upper_mask: mask(|r, c| r < c)?,
             eye: mask(|r, c| r == c)?,

@@ -54,7 +54,9 @@ fn randomised_glow(config: &FlowConfig, data: &[Vec<f32>], dtype: DType, std: f6
             if p.trainable && p.name.contains("norm") == actnorms {
                 let (rows, cols) = p.var.dims2().unwrap();
                 let delta = noise.normal(rows, cols, std).unwrap();
-                p.var.set(&(p.var.as_tensor() + delta.as_tensor()).unwrap()).unwrap();
+                p.var
+                    .set(&(p.var.as_tensor() + delta.as_tensor()).unwrap())
+                    .unwrap();
             }
         }
     };
@@ -74,7 +76,10 @@ fn inverse_of_forward_is_identity_for_all_variants() {
         let back = glow.inverse(&z).unwrap();
         let err = (back - &u).unwrap().abs().unwrap().max_all().unwrap();
         let err = err.to_scalar::<f32>().unwrap();
-        assert!(err < 1e-4, "{coupling:?}/{permutation:?}: max |u − f⁻¹(f(u))| = {err}");
+        assert!(
+            err < 1e-4,
+            "{coupling:?}/{permutation:?}: max |u − f⁻¹(f(u))| = {err}"
+        );
         // The flow must actually change the vectors, or the check above is vacuous.
         let moved = (z - &u).unwrap().abs().unwrap().max_all().unwrap();
         assert!(moved.to_scalar::<f32>().unwrap() > 0.1);
@@ -118,7 +123,10 @@ fn log_determinant_matches_numerical_jacobian_for_all_variants() {
                     (analytic - numeric).abs() < 1e-6,
                     "d={dims} {coupling:?}/{permutation:?}: analytic {analytic} vs numeric {numeric}"
                 );
-                assert!(analytic.abs() > 0.1, "log-det {analytic} is trivially small");
+                assert!(
+                    analytic.abs() > 0.1,
+                    "log-det {analytic} is trivially small"
+                );
             }
         }
     }
@@ -138,7 +146,15 @@ fn odd_sizes_work_and_too_many_levels_are_rejected() {
     assert_eq!(z[0].len(), 7);
     // 5 → 3 → 2 → 1: the fourth level would have a single dimension.
     let data5 = anisotropic_gaussian(50, 5, 5, 1);
-    let err = fit_flow(&data5, &encoder("mean"), &FlowConfig { levels: 4, ..config }).unwrap_err();
+    let err = fit_flow(
+        &data5,
+        &encoder("mean"),
+        &FlowConfig {
+            levels: 4,
+            ..config
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert!(err.to_string().contains("fewer levels"), "{err}");
 }
@@ -198,7 +214,10 @@ fn trained_flow_makes_training_data_near_standard_normal() {
     let err = (&cov - DMatrix::<f64>::identity(8, 8)).amax();
     let (_, raw_cov) = moments(&data);
     let raw_err = (raw_cov - DMatrix::<f64>::identity(8, 8)).amax();
-    assert!(raw_err > 4.0, "synthetic data is not anisotropic enough: {raw_err}");
+    assert!(
+        raw_err > 4.0,
+        "synthetic data is not anisotropic enough: {raw_err}"
+    );
     assert!(mean.iter().all(|m| m.abs() < 0.2), "mean {mean:?}");
     assert!(err < 0.2, "max |cov − I| = {err}");
 }
@@ -256,7 +275,10 @@ fn wrong_encoder_or_dimension_is_an_error() {
     ));
     assert!(matches!(
         flow.apply(&encoder("mean"), &[vec![0.0; 9]]),
-        Err(Error::Dimension { expected: 8, found: 9 })
+        Err(Error::Dimension {
+            expected: 8,
+            found: 9
+        })
     ));
     assert!(fit_flow(&[], &encoder("mean"), &config).is_err());
     let bad = FlowConfig {
@@ -268,4 +290,3 @@ fn wrong_encoder_or_dimension_is_an_error() {
         Err(Error::InvalidInput(_))
     ));
 }
-

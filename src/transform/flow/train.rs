@@ -16,7 +16,9 @@ const SMOOTHING: f64 = 0.05;
 
 /// Number of Adam steps `config` takes over `n` vectors.
 pub(crate) fn step_count(n: usize, config: &FlowConfig) -> usize {
-    ((config.epochs * n as f64) / config.batch_size as f64).ceil().max(1.0) as usize
+    ((config.epochs * n as f64) / config.batch_size as f64)
+        .ceil()
+        .max(1.0) as usize
 }
 
 /// Trains `glow` on `data` (n × d, f32); returns the loss (bits/dim) of every step.

@@ -49,7 +49,11 @@ fn streaming_moments_equal_two_pass_moments() {
         assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
     }
     let scale = cov2.amax();
-    assert!((&cov - &cov2).amax() < 1e-12 * scale, "{}", (&cov - &cov2).amax());
+    assert!(
+        (&cov - &cov2).amax() < 1e-12 * scale,
+        "{}",
+        (&cov - &cov2).amax()
+    );
 }
 
 #[test]
@@ -96,10 +100,16 @@ fn reduction_keeps_the_top_variance_directions() {
         col /= norm;
     }
     let overlap = (directions.transpose() * q.columns(0, k)).norm_squared();
-    assert!((overlap - k as f64).abs() < 0.01, "subspace overlap {overlap} of {k}");
+    assert!(
+        (overlap - k as f64).abs() < 0.01,
+        "subspace overlap {overlap} of {k}"
+    );
     // Eigenvalues ≈ the true variances 100, 64, 36 (sampling error ~1-2%).
     for (got, want) in w.eigenvalues().iter().zip([100.0, 64.0, 36.0]) {
-        assert!((got / want - 1.0).abs() < 0.05, "eigenvalue {got} vs {want}");
+        assert!(
+            (got / want - 1.0).abs() < 0.05,
+            "eigenvalue {got} vs {want}"
+        );
     }
     let out = w.apply(&encoder("mean"), &data).unwrap();
     let (_, cov) = two_pass_moments(&out);
@@ -126,7 +136,10 @@ fn wrong_dimension_and_non_finite_input_are_errors() {
     let mut acc = WhiteningAccumulator::new(encoder("mean"), 4);
     assert!(matches!(
         acc.push(&[1.0, 2.0, 3.0]),
-        Err(Error::Dimension { expected: 4, found: 3 })
+        Err(Error::Dimension {
+            expected: 4,
+            found: 3
+        })
     ));
     assert!(matches!(
         acc.push(&[1.0, f32::NAN, 3.0, 4.0]),
@@ -136,7 +149,10 @@ fn wrong_dimension_and_non_finite_input_are_errors() {
     let w = fit_whitening(&data, &encoder("mean"), None).unwrap();
     assert!(matches!(
         w.apply(&encoder("mean"), &[vec![0.0; 5]]),
-        Err(Error::Dimension { expected: 4, found: 5 })
+        Err(Error::Dimension {
+            expected: 4,
+            found: 5
+        })
     ));
 }
 
