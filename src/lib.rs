@@ -7,6 +7,7 @@
 pub mod error;
 pub mod eval;
 pub mod pipeline;
+pub mod transform;
 
 pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
