@@ -4,11 +4,11 @@
 //! BERT-flow) or encoded by a contrastively fine-tuned encoder (SimCSE), and kept in an HNSW
 //! index persisted in sled.
 
+pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod pipeline;
 pub mod transform;
 
 pub use error::{Error, Result};
-pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
-pub mod encoder;
+pub use pipeline::{Embedder, EncoderId, Pipeline, PipelineId, TransformId};

@@ -9,5 +9,6 @@ pub mod histogram_svg;
 pub mod retrieval;
 pub mod spearman;
 pub mod sts;
+pub mod sts_table;
 pub mod text_file;
 pub mod token_frequency;
