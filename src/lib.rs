@@ -10,3 +10,4 @@ pub mod pipeline;
 pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
 pub mod encoder;
+pub mod train;
