@@ -380,9 +380,9 @@ impl Trainer {
         self.step = step;
     }
 
-    /// Every trainable variable with its checkpoint name (`mlp.dense.*` for SimCSE's MLP).
-    pub fn variables(&self) -> Vec<(String, Tensor)> {
-        self.optimizer.vars().map(|(n, v)| (n.to_string(), v.as_tensor().detach())).collect()
+    /// A copy of every trainable variable with its name (`mlp.dense.*` for SimCSE's MLP), sorted by name.
+    pub fn variables(&self) -> Result<Vec<(String, Tensor)>> {
+        self.optimizer.vars().map(|(n, v)| Ok((n.to_string(), v.as_tensor().copy()?))).collect()
     }
 
     /// Tokenizes sentences for training.
