@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod pipeline;
+pub mod train;
 pub mod transform;
 
 pub use error::{Error, Result};

@@ -1,0 +1,111 @@
+//! Checkpoints as ordinary Hugging Face BERT folders (config.json, tokenizer files,
+//! model.safetensors with standard tensor names), plus a `training.json` describing the run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::{BertConfig, ModelDir};
+use crate::{Error, Result};
+
+/// The file that records how a checkpoint was trained.
+pub const TRAINING_FILE: &str = "training.json";
+
+/// Tokenizer files copied from the source model when present.
+const TOKENIZER_FILES: [&str; 4] = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+/// What `training.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// Optimiser steps taken when the checkpoint was written.
+    pub step: usize,
+    /// STS-B dev Spearman ×100 at that step, if evaluated.
+    pub stsb_dev_spearman: Option<f64>,
+    /// Alignment on STS-B dev positive pairs at that step.
+    pub alignment: Option<f64>,
+    /// Uniformity on STS-B dev sentences at that step.
+    pub uniformity: Option<f64>,
+    /// The pooling to encode with (`cls` when the MLP is kept: it is saved as BERT's pooler).
+    pub pooling: String,
+    /// Whether `pooler.dense.*` holds SimCSE's trained MLP (rather than the source model's pooler).
+    pub pooler_is_simcse_mlp: bool,
+    /// The model folder training started from.
+    pub source_model: PathBuf,
+    /// The training arguments, as given.
+    pub args: serde_json::Value,
+}
+
+/// Reads `training.json` of a checkpoint, if it has one.
+pub fn read_training_info(dir: &Path) -> Result<Option<TrainingInfo>> {
+    let path = dir.join(TRAINING_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(Some(serde_json::from_str(&text)?))
+}
+
+/// Writes a checkpoint folder, replacing `dir` only once the new folder is complete (so a crash
+/// never leaves a half-written best checkpoint).
+pub fn write_checkpoint(
+    dir: &Path,
+    config: &BertConfig,
+    tensors: &HashMap<String, Tensor>,
+    tokenizer_from: &ModelDir,
+    info: &TrainingInfo,
+) -> Result<()> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} cannot be a checkpoint folder", dir.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let staging = parent.join(format!(".{name}.writing"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+
+    let mut config_json = serde_json::to_value(config)?;
+    if let Some(map) = config_json.as_object_mut() {
+        // Other tools pick the architecture from these two fields.
+        map.insert("model_type".into(), "bert".into());
+        map.insert("architectures".into(), serde_json::json!(["BertModel"]));
+    }
+    let config_path = staging.join("config.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config_json)?).map_err(|e| Error::io(&config_path, e))?;
+
+    for file in TOKENIZER_FILES {
+        let from = tokenizer_from.path.join(file);
+        if from.is_file() {
+            let to = staging.join(file);
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+        }
+    }
+
+    let contiguous = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let weights = staging.join("model.safetensors");
+    candle_core::safetensors::save(&contiguous, &weights)?;
+
+    let info_path = staging.join(TRAINING_FILE);
+    std::fs::write(&info_path, serde_json::to_string_pretty(info)?).map_err(|e| Error::io(&info_path, e))?;
+
+    if dir.exists() {
+        let old = parent.join(format!(".{name}.old"));
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+        std::fs::rename(&staging, dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    } else {
+        std::fs::rename(&staging, dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Training: SimCSE contrastive fine-tuning of the encoder, and what it is built from.
+
+pub mod alignment;
+pub mod checkpoint;
+pub mod data;
+pub mod loss;
+pub mod optimizer;
+pub mod simcse;
+pub mod stsb_dev;
+
+pub use simcse::{bench_train, DevScores, DevSet, FitReport, MlpUse, ModelInit, Objective, SimcseConfig, StepStats, TrainBench, Trainer, TrainingData};
