@@ -81,7 +81,7 @@ impl TransformKind {
     /// Fits this transform on vectors from `encoder`.
     pub fn fit(&self, vectors: &[Vec<f32>], encoder: &crate::EncoderId) -> Result<Transform> {
         match self {
-            TransformKind::Whiten { dims } => Ok(Transform::Whiten(fit_whitening(vectors, encoder.clone(), *dims)?)),
+            TransformKind::Whiten { dims } => Ok(Transform::Whiten(fit_whitening(vectors, encoder, *dims)?)),
             TransformKind::Flow(cfg) => Ok(Transform::Flow(fit_flow(vectors, encoder, cfg)?)),
         }
     }
