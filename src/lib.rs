@@ -4,6 +4,8 @@
 //! BERT-flow) or encoded by a contrastively fine-tuned encoder (SimCSE), and kept in an HNSW
 //! index persisted in sled.
 
+#[doc(hidden)]
+pub mod cli;
 pub mod encoder;
 pub mod error;
 pub mod eval;

@@ -175,6 +175,9 @@ pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &d
     }
     progress(&format!("encoding {} sentences with {} poolings", unique.len(), plan.poolings.len()));
     let encoded = encoder.encode(&unique, &plan.poolings)?;
+    if encoded.truncated > 0 {
+        progress(&format!("{} sentences were truncated at {} tokens", encoded.truncated, encoder.tokenizer().max_length()));
+    }
 
     let mut rows = Vec::new();
     for (p, &pooling) in plan.poolings.iter().enumerate() {
