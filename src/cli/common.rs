@@ -134,3 +134,48 @@ pub fn parse_poolings(list: &[String]) -> anyhow::Result<Vec<Pooling>> {
     }
     Ok(out)
 }
+
+/// Where fitting or analysis sentences come from.
+#[derive(Args, Clone, Debug)]
+pub struct SourceArgs {
+    /// `target` (every sentence of the STS sets, labels unused; needs --data), text files
+    /// `PATH[+PATH…]` (one sentence a line; a .csv gives every field), or `store:DIR[#COLLECTION]`.
+    #[arg(long = "from")]
+    pub from: String,
+    /// Benchmark data folder, for `--from target`.
+    #[arg(long, env = "ISOVEC_DATA")]
+    pub data: Option<PathBuf>,
+    /// STS sets whose sentences make up `target`.
+    #[arg(long, value_delimiter = ',', default_value = "STS12,STS13,STS14,STS15,STS16,STS-B,SICK-R")]
+    pub sets: Vec<String>,
+    /// Use at most this many sentences (the first ones).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl SourceArgs {
+    /// Reads the sentences.
+    pub fn read(&self) -> anyhow::Result<Vec<String>> {
+        use crate::eval::sts::StsSet;
+        let mut sentences = if self.from == "target" {
+            let data = self.data.as_ref().context("--from target needs --data DIR (or ISOVEC_DATA)")?;
+            let sets = self.sets.iter().map(|s| s.parse::<StsSet>()).collect::<Result<Vec<_>, _>>()?;
+            crate::eval::sts::target_sentences(data, &sets)?
+        } else if let Some(spec) = self.from.strip_prefix("store:") {
+            super::store_source::read_documents(spec)?
+        } else {
+            let mut out = Vec::new();
+            for path in self.from.split('+') {
+                out.extend(crate::eval::sts_table::read_fit_sentences(std::path::Path::new(path))?);
+            }
+            out
+        };
+        if let Some(n) = self.limit {
+            sentences.truncate(n);
+        }
+        if sentences.is_empty() {
+            bail!("{}: no sentences to fit on", self.from);
+        }
+        Ok(sentences)
+    }
+}
