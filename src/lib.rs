@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod pipeline;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
