@@ -147,6 +147,8 @@ struct Inner {
     writer: Mutex<WriterState>,
     state: RwLock<State>,
     dropped: AtomicBool,
+    /// The store's advisory lock, held while any handle lives.
+    _lock: Arc<std::fs::File>,
 }
 
 /// Owned by the single writer.
@@ -172,6 +174,7 @@ impl Collection {
         db: sled::Db,
         tree: sled::Tree,
         index_dir: PathBuf,
+        lock: Arc<std::fs::File>,
     ) -> Result<Collection> {
         let seq = decode_u64(tree.get(SEQ_KEY).map_err(db_error)?.as_deref())?;
         let count = decode_u64(tree.get(COUNT_KEY).map_err(db_error)?.as_deref())?;
@@ -236,6 +239,7 @@ impl Collection {
                     seq,
                 }),
                 dropped: AtomicBool::new(false),
+                _lock: lock,
             }),
         };
         if rebuilt && count > 0 {

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fs2::FileExt;
 
@@ -42,13 +42,17 @@ use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK
 use crate::{Error, Result};
 
 /// An open store directory; close it with [`Store::close`] (or drop it) to snapshot the indexes.
+///
+/// The directory stays locked until the store and every [`Collection`] handle taken from it
+/// are dropped.
 pub struct Store {
     root: PathBuf,
     db: sled::Db,
     configs: sled::Tree,
     open: Mutex<HashMap<String, Collection>>,
-    /// Held for the store's lifetime: the advisory lock that keeps other processes out.
-    _lock: File,
+    /// The advisory lock that keeps other processes out; collection handles share it, so the
+    /// store stays locked until the last handle is dropped (sled's own lock lasts as long).
+    lock: Arc<File>,
 }
 
 impl Store {
@@ -121,7 +125,7 @@ impl Store {
             db,
             configs,
             open: Mutex::new(HashMap::new()),
-            _lock: lock,
+            lock: Arc::new(lock),
         })
     }
 
@@ -251,7 +255,7 @@ impl Store {
 
     fn load(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
-        Collection::open(name, config, self.db.clone(), tree, self.index_dir(name))
+        Collection::open(name, config, self.db.clone(), tree, self.index_dir(name), self.lock.clone())
     }
 
     fn index_dir(&self, name: &str) -> PathBuf {
