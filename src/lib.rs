@@ -7,6 +7,7 @@
 pub mod error;
 pub mod pipeline;
 pub mod store;
+pub mod cli;
 
 pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
