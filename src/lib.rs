@@ -10,6 +10,7 @@ pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod pipeline;
+pub mod store;
 pub mod train;
 pub mod transform;
 

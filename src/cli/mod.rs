@@ -1,9 +1,15 @@
 //! The `isovec` command line.
 
+pub mod analyze;
+pub mod bench_ann;
 pub mod bench_encode;
 pub mod common;
+pub mod embed;
 pub mod eval_sts;
+pub mod fit;
 pub mod model;
+pub mod store_cmds;
+pub mod store_source;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +33,40 @@ pub enum Command {
     /// Measure speed and memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Encode texts with a pipeline (JSON lines, or a .npy matrix).
+    Embed(embed::EmbedArgs),
+    /// Fit a whitening or BERT-flow transform on a corpus, without labels.
+    Fit(fit::FitArgs),
+    /// Anisotropy diagnostics before and after each transform, and the token-frequency table.
+    Analyze(analyze::AnalyzeArgs),
+    /// Add or replace documents in a store collection (JSON lines or plain text).
+    Index(IndexCmd),
+    /// Search a store collection by text.
+    Search(SearchCmd),
+    /// Delete documents by id.
+    Delete(store_cmds::DeleteArgs),
+    /// Counts and index state per collection.
+    Stats(store_cmds::StatsArgs),
+    /// Rebuild a collection's index without deleted entries.
+    Compact(store_cmds::CompactArgs),
+}
+
+/// `isovec index`: the store options plus the pipeline that encodes the documents.
+#[derive(clap::Args, Debug)]
+pub struct IndexCmd {
+    #[command(flatten)]
+    pub index: store_cmds::IndexArgs,
+    #[command(flatten)]
+    pub pipeline: common::PipelineArgs,
+}
+
+/// `isovec search`: the store options plus the pipeline that encodes the query.
+#[derive(clap::Args, Debug)]
+pub struct SearchCmd {
+    #[command(flatten)]
+    pub search: store_cmds::SearchArgs,
+    #[command(flatten)]
+    pub pipeline: common::PipelineArgs,
 }
 
 /// `isovec eval …`
@@ -41,6 +81,8 @@ pub enum EvalCommand {
 pub enum BenchCommand {
     /// Encoding throughput (sentences/s, documents/s) and peak memory.
     Encode(bench_encode::BenchEncodeArgs),
+    /// The HNSW index on a fixed vector set: build, recall@10 by ef, queries/s, reopen time.
+    Ann(bench_ann::BenchAnnArgs),
 }
 
 /// Runs the command line; errors are printed with their causes.
@@ -69,5 +111,14 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Model(cmd) => model::run(cmd),
         Command::Eval(EvalCommand::Sts(args)) => eval_sts::run(args),
         Command::Bench(BenchCommand::Encode(args)) => bench_encode::run(args),
+        Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Fit(args) => fit::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Index(cmd) => store_cmds::index(&cmd.index, cmd.pipeline.load()?),
+        Command::Search(cmd) => store_cmds::search(&cmd.search, cmd.pipeline.load()?),
+        Command::Delete(args) => store_cmds::delete(&args),
+        Command::Stats(args) => store_cmds::stats(&args),
+        Command::Compact(args) => store_cmds::compact(&args),
     }
 }
