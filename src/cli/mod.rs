@@ -87,11 +87,6 @@ pub enum BenchCommand {
 
 /// Runs the command line; errors are printed with their causes.
 pub fn main() -> std::process::ExitCode {
-    // isovec runs one batch per core; candle's own per-operation threads would compete with
-    // that (and spin while waiting), so they are off unless the user asks for them.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

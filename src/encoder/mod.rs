@@ -44,6 +44,16 @@ impl Default for EncoderOptions {
     }
 }
 
+/// Turns off candle's per-operation CPU threads (see [`Encoder`]) unless the user chose.
+fn one_batch_per_core() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+    });
+}
+
 /// Sentence vectors for one or several poolings of the same texts.
 #[derive(Clone, Debug, Default)]
 pub struct Encoded {
@@ -54,6 +64,11 @@ pub struct Encoded {
 }
 
 /// A loaded BERT model with its tokenizer, ready to encode text.
+///
+/// Batches are encoded in parallel, one per core (rayon). candle's own per-operation threads
+/// would compete with that and spin while they wait, so loading an encoder sets
+/// `CANDLE_NUM_THREADS=1` unless the variable is already set (set it yourself, before any candle
+/// operation, to choose otherwise).
 pub struct Encoder {
     bert: Bert,
     tokenizer: TextTokenizer,
@@ -67,6 +82,7 @@ pub struct Encoder {
 impl Encoder {
     /// Loads any Hugging Face BERT folder.
     pub fn load(path: &Path, options: EncoderOptions) -> Result<Self> {
+        one_batch_per_core();
         let dir = ModelDir::open(path)?;
         let config = dir.read_config()?;
         let weights = dir.read_weights(&options.device)?;
