@@ -69,20 +69,35 @@ fn randomised_glow(config: &FlowConfig, data: &[Vec<f32>], dtype: DType, std: f6
 #[test]
 fn inverse_of_forward_is_identity_for_all_variants() {
     let data = anisotropic_gaussian(64, 12, 6, 4);
-    for (coupling, permutation) in combos() {
-        let glow = randomised_glow(&small_config(coupling, permutation), &data, DType::F32, 0.3);
-        let u = tensor(&data, DType::F32);
-        let (z, _) = glow.forward(&u, false).unwrap();
-        let back = glow.inverse(&z).unwrap();
-        let err = (back - &u).unwrap().abs().unwrap().max_all().unwrap();
-        let err = err.to_scalar::<f32>().unwrap();
-        assert!(
-            err < 1e-4,
-            "{coupling:?}/{permutation:?}: max |u − f⁻¹(f(u))| = {err}"
-        );
-        // The flow must actually change the vectors, or the check above is vacuous.
-        let moved = (z - &u).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(moved.to_scalar::<f32>().unwrap() > 0.1);
+    // f64 isolates the algebra; f32 (how flows are trained and applied) adds rounding that the
+    // 1×1 map amplifies by its condition number, so there the bound is relative to the size of
+    // the input and the parameters are perturbed less (std 0.3 makes random LU factors
+    // ill-conditioned: ~1e-4 relative error in f32).
+    for (dtype, std, bound) in [(DType::F64, 0.3, 1e-10), (DType::F32, 0.1, 1e-4)] {
+        for (coupling, permutation) in combos() {
+            let glow = randomised_glow(&small_config(coupling, permutation), &data, dtype, std);
+            let u = tensor(&data, dtype);
+            let (z, _) = glow.forward(&u, false).unwrap();
+            let back = glow.inverse(&z).unwrap();
+            let scale = (u.abs().unwrap() + 1.0).unwrap();
+            let err = ((back - &u).unwrap().abs().unwrap() / scale).unwrap();
+            let err = err.max_all().unwrap().to_dtype(DType::F64).unwrap();
+            let err = err.to_scalar::<f64>().unwrap();
+            assert!(
+                err < bound,
+                "{dtype:?} {coupling:?}/{permutation:?}: max |u − f⁻¹(f(u))|/(1+|u|) = {err}"
+            );
+            // The flow must actually change the vectors, or the check above is vacuous.
+            let moved = (z - &u).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(
+                moved
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+                    > 0.1
+            );
+        }
     }
 }
 
