@@ -6,6 +6,7 @@
 //! configuration that would leave fewer than 2 dimensions at some level is rejected.
 
 mod actnorm;
+mod adam;
 mod bench;
 mod config;
 mod coupling;
