@@ -6,6 +6,8 @@
 //! configuration that would leave fewer than 2 dimensions at some level is rejected.
 
 mod actnorm;
+mod adam;
+mod bench;
 mod config;
 mod coupling;
 mod glow;
@@ -14,11 +16,11 @@ mod permutation;
 mod train;
 
 use std::path::Path;
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use bench::{measure_flow_fit, FlowFitTiming};
 pub use config::FlowConfig;
 pub use coupling::CouplingKind;
 pub use permutation::PermutationKind;
@@ -247,45 +249,6 @@ impl Flow {
 fn to_tensor(vectors: &[Vec<f32>], dims: usize, device: &Device) -> Result<Tensor> {
     let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
     Ok(Tensor::from_vec(flat, (vectors.len(), dims), device)?)
-}
-
-/// Wall-clock time of one [`fit_flow`] run on synthetic data.
-#[derive(Clone, Debug)]
-pub struct FlowFitTiming {
-    /// Training vectors.
-    pub vectors: usize,
-    /// Their dimension.
-    pub dims: usize,
-    /// Adam steps taken.
-    pub steps: usize,
-    /// Seconds the fit took (data generation excluded).
-    pub seconds: f64,
-    /// Mean loss (bits/dim) over the last 10% of steps.
-    pub final_loss: f64,
-}
-
-/// Fits a flow on `vectors` synthetic anisotropic vectors of `dims` dimensions and times it
-/// (for a `bench` command: ~20-40k vectors of 384 dims is the STS-sized case).
-pub fn measure_flow_fit(vectors: usize, dims: usize, config: &FlowConfig) -> Result<FlowFitTiming> {
-    let data = super::synthetic::anisotropic_gaussian(vectors, dims, (dims / 4).max(1), 7);
-    let encoder = EncoderId {
-        model: "synthetic".into(),
-        weights_sha256: String::new(),
-        pooling: "none".into(),
-        max_length: 0,
-    };
-    let start = Instant::now();
-    let flow = fit_flow(&data, &encoder, config)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let losses = flow.training_losses();
-    let tail = &losses[losses.len() - (losses.len() / 10).max(1)..];
-    Ok(FlowFitTiming {
-        vectors,
-        dims,
-        steps: losses.len(),
-        seconds,
-        final_loss: tail.iter().sum::<f64>() / tail.len() as f64,
-    })
 }
 
 #[cfg(test)]

@@ -157,4 +157,6 @@ fn check_dims(dims: usize, vectors: &[Vec<f32>]) -> Result<()> {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -1,16 +1,8 @@
 use std::path::Path;
 
 use super::synthetic::anisotropic_gaussian;
+use super::test_support::encoder;
 use super::*;
-
-fn encoder(pooling: &str) -> EncoderId {
-    EncoderId {
-        model: "all-MiniLM-L6-v2".into(),
-        weights_sha256: "ef".repeat(32),
-        pooling: pooling.into(),
-        max_length: 128,
-    }
-}
 
 fn small_flow_config() -> FlowConfig {
     FlowConfig {

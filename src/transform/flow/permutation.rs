@@ -27,12 +27,12 @@ pub(crate) enum Permutation {
     Lu(LuConv),
 }
 
-/// y = x Wᵀ with W = P L U_s: P fixed permutation, L unit lower-triangular, U_s upper-triangular
+/// y = x Wᵀ with W = P L U_s: P a fixed permutation, L unit lower-triangular, U_s upper-triangular
 /// with diagonal sign ⊙ exp(log_s); log|det W| = Σ log_s.
 #[derive(Debug)]
 pub(crate) struct LuConv {
-    /// n × n permutation matrix (fixed).
-    perm: Var,
+    /// 1 × n: P[i, order[i]] = 1 (fixed; stored as floats, exact below 2²⁴).
+    order: Var,
     /// n × n; only the strictly lower part is used.
     lower: Var,
     /// n × n; only the strictly upper part is used.
@@ -43,7 +43,6 @@ pub(crate) struct LuConv {
     sign_s: Var,
     lower_mask: Tensor,
     upper_mask: Tensor,
-    eye: Tensor,
 }
 
 impl Permutation {
@@ -80,7 +79,7 @@ impl Permutation {
     /// The parameters, named under `prefix` (none for the reversal).
     pub fn params(&self, prefix: &str, out: &mut Vec<Param>) {
         if let Permutation::Lu(lu) = self {
-            out.push(Param::fixed(format!("{prefix}.perm"), &lu.perm));
+            out.push(Param::fixed(format!("{prefix}.order"), &lu.order));
             out.push(Param::trainable(format!("{prefix}.lower"), &lu.lower));
             out.push(Param::trainable(format!("{prefix}.upper"), &lu.upper));
             out.push(Param::trainable(format!("{prefix}.log_s"), &lu.log_s));
@@ -94,66 +93,102 @@ impl LuConv {
     fn new(n: usize, init: &mut Init) -> Result<Self> {
         let gaussian = DMatrix::from_fn(n, n, |_, _| init.sample());
         let rotation = gaussian.qr().q();
-        // nalgebra gives P_r · Q = L · U, so Q = P_rᵀ L U.
+        // nalgebra gives P_r · Q = L · U, so Q = P_rᵀ L U and P = P_rᵀ.
         let lu = rotation.lu();
         let mut row_perm = DMatrix::<f64>::identity(n, n);
         lu.p().permute_rows(&mut row_perm);
-        let perm = row_perm.transpose();
+        // Row i of P = P_rᵀ is column i of P_r; its single 1 sits at row `order[i]` of P_r.
+        let order: Vec<f64> = (0..n).map(|i| row_perm.column(i).imax() as f64).collect();
         let lower = lu.l();
         let upper = lu.u();
         let diag: Vec<f64> = (0..n).map(|i| upper[(i, i)]).collect();
         let row_major = |m: &DMatrix<f64>| m.transpose().as_slice().to_vec();
-        let (rows, cols) = (n, n);
-        let device = init.device.clone();
-        let dtype = init.dtype;
         let mask = |keep: fn(usize, usize) -> bool| -> Result<Tensor> {
-            let v: Vec<f64> = (0..rows * cols)
-                .map(|k| if keep(k / cols, k % cols) { 1.0 } else { 0.0 })
+            let v: Vec<f64> = (0..n * n)
+                .map(|k| if keep(k / n, k % n) { 1.0 } else { 0.0 })
                 .collect();
-            Ok(Tensor::from_vec(v, (rows, cols), &device)?.to_dtype(dtype)?)
+            Ok(Tensor::from_vec(v, (n, n), &init.device)?.to_dtype(init.dtype)?)
         };
         Ok(LuConv {
-            perm: init.with_values(row_major(&perm), n, n)?,
+            order: init.with_values(order, 1, n)?,
             lower: init.with_values(row_major(&lower), n, n)?,
             upper: init.with_values(row_major(&upper), n, n)?,
             log_s: init.with_values(diag.iter().map(|d| d.abs().ln()).collect(), 1, n)?,
             sign_s: init.with_values(diag.iter().map(|d| d.signum()).collect(), 1, n)?,
             lower_mask: mask(|r, c| r > c)?,
             upper_mask: mask(|r, c| r < c)?,
-            eye: mask(|r, c| r == c)?,
         })
     }
 
-    /// L (unit lower) and U_s (upper with the scaled diagonal).
-    fn factors(&self) -> Result<(Tensor, Tensor)> {
-        let l = ((self.lower.as_tensor() * &self.lower_mask)? + &self.eye)?;
-        let diag = (self.sign_s.as_tensor() * self.log_s.exp()?)?;
-        let u = ((self.upper.as_tensor() * &self.upper_mask)? + self.eye.broadcast_mul(&diag)?)?;
-        Ok((l, u))
+    /// The permutation as an index vector for `index_select`, checked to be a permutation.
+    fn order_index(&self) -> Result<Tensor> {
+        let order: Vec<f32> = self
+            .order
+            .as_tensor()
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1()?;
+        let n = order.len();
+        let mut seen = vec![false; n];
+        let mut index = Vec::with_capacity(n);
+        for &o in &order {
+            let i = o as usize;
+            if o.fract() != 0.0 || o < 0.0 || i >= n || seen[i] {
+                return Err(Error::Transform(
+                    "the flow's 1×1 convolution holds an invalid permutation; re-fit it".into(),
+                ));
+            }
+            seen[i] = true;
+            index.push(i as u32);
+        }
+        Ok(Tensor::from_vec(index, n, self.order.device())?)
+    }
+
+    /// The diagonal of U_s: sign ⊙ exp(log_s), 1 × n.
+    fn diagonal(&self) -> Result<Tensor> {
+        Ok((self.sign_s.as_tensor() * self.log_s.exp()?)?)
     }
 
     fn forward(&self, x: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-        let (l, u) = self.factors()?;
-        // x Wᵀ = x U_sᵀ Lᵀ Pᵀ: three batch × n × n products, W itself is never formed.
-        let y = x
-            .matmul(&u.t()?)?
-            .matmul(&l.t()?)?
-            .matmul(&self.perm.as_tensor().t()?)?;
+        // x Wᵀ = ((x U_sᵀ) Lᵀ) Pᵀ, W is never formed. The unit diagonal of L and the diagonal
+        // of U_s are applied as row-wise products (batch × n) instead of n × n additions: the
+        // n × n element-wise work is what dominates the cost of this layer.
+        let strict_upper = (self.upper.as_tensor() * &self.upper_mask)?;
+        let h = (x.matmul(&strict_upper.t()?)? + x.broadcast_mul(&self.diagonal()?)?)?;
+        let strict_lower = (self.lower.as_tensor() * &self.lower_mask)?;
+        let h = (h.matmul(&strict_lower.t()?)? + &h)?;
+        let y = h.index_select(&self.order_index()?, 1)?;
         Ok((y, Some(self.log_s.sum_all()?)))
     }
 
     fn inverse(&self, y: &Tensor) -> Result<Tensor> {
-        let (l, u) = self.factors()?;
-        let w = self.perm.as_tensor().matmul(&l)?.matmul(&u)?;
-        let n = w.dim(0)?;
-        let values: Vec<f64> = w.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-        let inverse = DMatrix::from_row_slice(n, n, &values)
-            .try_inverse()
-            .ok_or_else(|| {
-                Error::Transform("the flow's 1×1 convolution is singular; re-fit it".into())
-            })?;
-        let inv_t: Vec<f64> = inverse.as_slice().to_vec(); // column-major W⁻¹ = row-major W⁻ᵀ
-        let inv_t = Tensor::from_vec(inv_t, (n, n), y.device())?.to_dtype(y.dtype())?;
-        Ok(y.matmul(&inv_t)?)
+        let n = self.order.dims()[1];
+        let index: Vec<u32> = self.order_index()?.to_vec1()?;
+        let mut inverse_order = vec![0u32; n];
+        for (i, &o) in index.iter().enumerate() {
+            inverse_order[o as usize] = i as u32;
+        }
+        let h = y.index_select(&Tensor::from_vec(inverse_order, n, y.device())?, 1)?;
+        // Solve L and U_s by forming them in f64 and inverting their product.
+        let to_f64 = |t: &Tensor| -> Result<DMatrix<f64>> {
+            let v: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+            Ok(DMatrix::from_row_slice(n, n, &v))
+        };
+        let strict_lower = to_f64(&(self.lower.as_tensor() * &self.lower_mask)?)?;
+        let strict_upper = to_f64(&(self.upper.as_tensor() * &self.upper_mask)?)?;
+        let diag: Vec<f64> = self
+            .diagonal()?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1()?;
+        let lu = (strict_lower + DMatrix::identity(n, n))
+            * (strict_upper + DMatrix::from_diagonal(&nalgebra::DVector::from_vec(diag)));
+        let inverse = lu.try_inverse().ok_or_else(|| {
+            Error::Transform("the flow's 1×1 convolution is singular; re-fit it".into())
+        })?;
+        // Row form x = h (LU)⁻ᵀ; the column-major storage of (LU)⁻¹ is the row-major (LU)⁻ᵀ.
+        let inv_t = Tensor::from_vec(inverse.as_slice().to_vec(), (n, n), y.device())?
+            .to_dtype(y.dtype())?;
+        Ok(h.matmul(&inv_t)?)
     }
 }

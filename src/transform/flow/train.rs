@@ -1,12 +1,12 @@
 //! Maximum-likelihood training of the flow on cached (frozen) sentence vectors with Adam.
 
 use candle_core::{DType, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::adam::Adam;
 use super::config::FlowConfig;
 use super::glow::Glow;
 use crate::{Error, Result};
@@ -38,14 +38,7 @@ pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig) -> Result<V
         .filter(|p| p.trainable)
         .map(|p| p.var)
         .collect();
-    let mut adam = AdamW::new(
-        trainable,
-        ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: 0.0,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut adam = Adam::new(trainable, config.learning_rate);
 
     let steps = step_count(n, config);
     let bar = ProgressBar::new(steps as u64);
