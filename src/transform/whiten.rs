@@ -126,12 +126,13 @@ impl WhiteningAccumulator {
         Ok((mean, cov))
     }
 
-    /// Eigendecomposes the covariance and keeps the `k` largest directions (all if `None`).
+    /// Eigendecomposes the covariance and keeps the `k` largest directions (if `None`, every
+    /// direction with non-zero variance).
     pub fn finish(mut self, k: Option<usize>) -> Result<Whitening> {
         let (mean, cov) = self.moments()?;
         let d = self.dims;
-        let k = k.unwrap_or(d);
-        if k == 0 || k > d {
+        let requested = k;
+        if let Some(k) = requested.filter(|&k| k == 0 || k > d) {
             return Err(Error::InvalidInput(format!(
                 "whitening can keep 1 to {d} dimensions, not {k}"
             )));
@@ -145,6 +146,18 @@ impl WhiteningAccumulator {
             .iter()
             .take_while(|&&i| eigen.eigenvalues[i] > floor && eigen.eigenvalues[i] > 0.0)
             .count();
+        // Full whitening keeps every direction that has variance: vectors after a final
+        // LayerNorm lie in a hyperplane (and some dimensions may be constant), and those
+        // zero-variance directions cannot be scaled to unit variance.
+        let k = match requested {
+            Some(k) => k,
+            None => {
+                if usable < d {
+                    tracing::warn!("whitening: {} of {d} directions have no variance; keeping the other {usable}", d - usable);
+                }
+                usable
+            }
+        };
         if usable < k {
             return Err(Error::InvalidInput(format!(
                 "only {usable} of {d} directions have non-zero variance in {} vectors, so {k} \

@@ -88,12 +88,17 @@ fn reduction_keeps_the_top_variance_directions() {
 }
 
 #[test]
-fn degenerate_covariance_is_a_clear_error_unless_k_fits_the_rank() {
+fn degenerate_covariance_keeps_the_rank_and_rejects_a_larger_k() {
     // 5 vectors in 16 dimensions span at most 4 directions around their mean.
     let data = anisotropic_gaussian(5, 16, 16, 1);
-    let err = fit_whitening(&data, &encoder("mean"), None).unwrap_err();
+    let err = fit_whitening(&data, &encoder("mean"), Some(5)).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert!(err.to_string().contains("only 4 of 16"), "{err}");
+    // Full whitening keeps exactly the directions that have variance, whitened.
+    let full = fit_whitening(&data, &encoder("mean"), None).unwrap();
+    assert_eq!(full.output_dims(), 4);
+    let (_, cov) = two_pass_moments(&full.apply(&encoder("mean"), &data).unwrap());
+    assert!((cov - DMatrix::<f64>::identity(4, 4)).amax() < 1e-6);
     let w = fit_whitening(&data, &encoder("mean"), Some(4)).unwrap();
     assert_eq!(w.output_dims(), 4);
     assert!(fit_whitening(&data[..1], &encoder("mean"), Some(1)).is_err());
