@@ -33,16 +33,19 @@ pub(crate) enum Permutation {
 pub(crate) struct LuConv {
     /// 1 × n: P[i, order[i]] = 1 (fixed; stored as floats, exact below 2²⁴).
     order: Var,
-    /// n × n; only the strictly lower part is used.
-    lower: Var,
-    /// n × n; only the strictly upper part is used.
-    upper: Var,
+    /// n × n, Lᵀ (stored transposed so that the forward product and its gradient need no
+    /// strided copies); only the strictly upper part is used.
+    lower_t: Var,
+    /// n × n, Uᵀ; only the strictly lower part is used.
+    upper_t: Var,
     /// 1 × n.
     log_s: Var,
     /// 1 × n signs of U's diagonal (fixed).
     sign_s: Var,
-    lower_mask: Tensor,
-    upper_mask: Tensor,
+    /// 1 strictly below the diagonal.
+    below: Tensor,
+    /// 1 strictly above the diagonal.
+    above: Tensor,
 }
 
 impl Permutation {
@@ -80,8 +83,8 @@ impl Permutation {
     pub fn params(&self, prefix: &str, out: &mut Vec<Param>) {
         if let Permutation::Lu(lu) = self {
             out.push(Param::fixed(format!("{prefix}.order"), &lu.order));
-            out.push(Param::trainable(format!("{prefix}.lower"), &lu.lower));
-            out.push(Param::trainable(format!("{prefix}.upper"), &lu.upper));
+            out.push(Param::trainable(format!("{prefix}.lower_t"), &lu.lower_t));
+            out.push(Param::trainable(format!("{prefix}.upper_t"), &lu.upper_t));
             out.push(Param::trainable(format!("{prefix}.log_s"), &lu.log_s));
             out.push(Param::fixed(format!("{prefix}.sign_s"), &lu.sign_s));
         }
@@ -102,7 +105,8 @@ impl LuConv {
         let lower = lu.l();
         let upper = lu.u();
         let diag: Vec<f64> = (0..n).map(|i| upper[(i, i)]).collect();
-        let row_major = |m: &DMatrix<f64>| m.transpose().as_slice().to_vec();
+        // The column-major storage of M is the row-major storage of Mᵀ.
+        let transposed = |m: &DMatrix<f64>| m.as_slice().to_vec();
         let mask = |keep: fn(usize, usize) -> bool| -> Result<Tensor> {
             let v: Vec<f64> = (0..n * n)
                 .map(|k| if keep(k / n, k % n) { 1.0 } else { 0.0 })
@@ -111,12 +115,12 @@ impl LuConv {
         };
         Ok(LuConv {
             order: init.with_values(order, 1, n)?,
-            lower: init.with_values(row_major(&lower), n, n)?,
-            upper: init.with_values(row_major(&upper), n, n)?,
+            lower_t: init.with_values(transposed(&lower), n, n)?,
+            upper_t: init.with_values(transposed(&upper), n, n)?,
             log_s: init.with_values(diag.iter().map(|d| d.abs().ln()).collect(), 1, n)?,
             sign_s: init.with_values(diag.iter().map(|d| d.signum()).collect(), 1, n)?,
-            lower_mask: mask(|r, c| r > c)?,
-            upper_mask: mask(|r, c| r < c)?,
+            below: mask(|r, c| r > c)?,
+            above: mask(|r, c| r < c)?,
         })
     }
 
@@ -153,10 +157,10 @@ impl LuConv {
         // x Wᵀ = ((x U_sᵀ) Lᵀ) Pᵀ, W is never formed. The unit diagonal of L and the diagonal
         // of U_s are applied as row-wise products (batch × n) instead of n × n additions: the
         // n × n element-wise work is what dominates the cost of this layer.
-        let strict_upper = (self.upper.as_tensor() * &self.upper_mask)?;
-        let h = (x.matmul(&strict_upper.t()?)? + x.broadcast_mul(&self.diagonal()?)?)?;
-        let strict_lower = (self.lower.as_tensor() * &self.lower_mask)?;
-        let h = (h.matmul(&strict_lower.t()?)? + &h)?;
+        let strict_upper_t = (self.upper_t.as_tensor() * &self.below)?;
+        let h = (x.matmul(&strict_upper_t)? + x.broadcast_mul(&self.diagonal()?)?)?;
+        let strict_lower_t = (self.lower_t.as_tensor() * &self.above)?;
+        let h = (h.matmul(&strict_lower_t)? + &h)?;
         let y = h.index_select(&self.order_index()?, 1)?;
         Ok((y, Some(self.log_s.sum_all()?)))
     }
@@ -174,8 +178,8 @@ impl LuConv {
             let v: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
             Ok(DMatrix::from_row_slice(n, n, &v))
         };
-        let strict_lower = to_f64(&(self.lower.as_tensor() * &self.lower_mask)?)?;
-        let strict_upper = to_f64(&(self.upper.as_tensor() * &self.upper_mask)?)?;
+        let strict_lower = to_f64(&(self.lower_t.as_tensor() * &self.above)?)?.transpose();
+        let strict_upper = to_f64(&(self.upper_t.as_tensor() * &self.below)?)?.transpose();
         let diag: Vec<f64> = self
             .diagonal()?
             .to_dtype(DType::F64)?
