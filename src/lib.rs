@@ -11,3 +11,4 @@ pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
 pub mod encoder;
 pub mod train;
+pub mod cli;

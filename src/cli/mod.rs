@@ -1,0 +1,3 @@
+//! Command-line front ends of the library (argument structs and their `run` functions).
+
+pub mod train;
