@@ -186,3 +186,31 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     let cfg: BertConfig = serde_json::from_str(&std::fs::read_to_string(out.join("last/config.json")).unwrap()).unwrap();
     assert_eq!((cfg.num_hidden_layers, cfg.hidden_size), (1, 8));
 }
+
+/// The shared data folder (env ISOVEC_DATA, else ../shared/data), if present.
+fn data_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("ISOVEC_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no data folder at {} (set ISOVEC_DATA)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn real_training_files_parse_completely() {
+    let Some(data) = data_dir() else { return };
+    let triplets = isovec::train::data::read_triplets(&data.join("nli/snli_devtest_triplets_for_simcse.csv")).unwrap();
+    assert_eq!(triplets.len(), 5864);
+    // The second record is quoted because it contains commas.
+    assert!(triplets[1].anchor.starts_with("Two young children in blue jerseys , one with"), "{:?}", triplets[1]);
+    assert_eq!(triplets[1].positive, "Two kids in numbered jerseys wash their hands .");
+    let corpus = isovec::train::data::read_corpus(&data.join("corpus/wiki1m_for_simcse.first11914.txt")).unwrap();
+    assert_eq!(corpus.len(), 11_914);
+    let dev = isovec::train::stsb_dev::load_stsb_dev(&data).unwrap();
+    assert_eq!(dev.len(), 1500);
+    assert!(dev.iter().all(|p| (0.0..=5.0).contains(&p.score)));
+}
