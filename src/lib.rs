@@ -3,12 +3,41 @@
 //! Text is encoded by a BERT-family model, pooled, optionally made isotropic (whitening,
 //! BERT-flow) or encoded by a contrastively fine-tuned encoder (SimCSE), and kept in an HNSW
 //! index persisted in sled.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+//! use isovec::store::{CollectionConfig, SearchParams, Store, TextDoc};
+//! use isovec::{Embedder, Pipeline};
+//!
+//! # fn main() -> isovec::Result<()> {
+//! // The default model (installed by `isovec model fetch`), mean pooling, no transform.
+//! let encoder = Arc::new(Encoder::load(&default_model_dir(), EncoderOptions::default())?);
+//! let pipeline = Pipeline::new(encoder, Pooling::Mean, None)?;
+//!
+//! let store = Store::open("my-store")?;
+//! let config = CollectionConfig::new(pipeline.dims(), pipeline.id().clone());
+//! let docs = store.get_or_create_collection("docs", config)?;
+//! docs.add_texts(&pipeline, &[TextDoc {
+//!     id: "v1".into(),
+//!     text: "Vaccines train the immune system to fight infection.".into(),
+//!     metadata: serde_json::json!({ "topic": "health", "year": 2013 }),
+//! }])?;
+//! for hit in docs.search_text(&pipeline, "how do vaccines work", &SearchParams::k(5))? {
+//!     println!("{:.3} {} {}", hit.score, hit.id, hit.text);
+//! }
+//! # Ok(()) }
+//! ```
 
+#[doc(hidden)]
+pub mod cli;
+pub mod encoder;
 pub mod error;
+pub mod eval;
 pub mod pipeline;
+pub mod store;
+pub mod train;
+pub mod transform;
 
 pub use error::{Error, Result};
-pub use pipeline::{Embedder, EncoderId, PipelineId, TransformId};
-pub mod encoder;
-pub mod train;
-pub mod cli;
+pub use pipeline::{Embedder, EncoderId, Pipeline, PipelineId, TransformId};

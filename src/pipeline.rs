@@ -66,3 +66,117 @@ pub trait Embedder: Send + Sync {
     /// One vector per text, in input order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
 }
+
+/// A complete pipeline: an encoder, a pooling, an optional fitted transform, L2 normalisation.
+pub struct Pipeline {
+    encoder: std::sync::Arc<crate::encoder::Encoder>,
+    pooling: crate::encoder::Pooling,
+    transform: Option<std::sync::Arc<crate::transform::Transform>>,
+    id: PipelineId,
+}
+
+impl Pipeline {
+    /// Builds a pipeline; a transform fitted on another encoder or pooling is an error.
+    pub fn new(
+        encoder: std::sync::Arc<crate::encoder::Encoder>,
+        pooling: crate::encoder::Pooling,
+        transform: Option<std::sync::Arc<crate::transform::Transform>>,
+    ) -> Result<Self> {
+        encoder.check_pooling(pooling)?;
+        let encoder_id = encoder.id(pooling);
+        if let Some(t) = &transform {
+            if t.encoder() != &encoder_id {
+                return Err(crate::Error::PipelineMismatch {
+                    expected: format!("{} fitted on {}", t.kind(), describe(t.encoder())),
+                    found: describe(&encoder_id),
+                });
+            }
+        }
+        let id = PipelineId {
+            encoder: encoder_id,
+            transform: transform.as_ref().map(|t| t.id()),
+            normalize: true,
+        };
+        Ok(Pipeline {
+            encoder,
+            pooling,
+            transform,
+            id,
+        })
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &crate::encoder::Encoder {
+        &self.encoder
+    }
+
+    /// The pooling.
+    pub fn pooling(&self) -> crate::encoder::Pooling {
+        self.pooling
+    }
+
+    /// Encodes, transforms and normalises texts, calling `progress(n)` after each batch.
+    pub fn embed_with_progress(&self, texts: &[&str], progress: &(dyn Fn(usize) + Sync)) -> Result<Embedded> {
+        let encoded = self.encoder.encode_with_progress(texts, &[self.pooling], progress)?;
+        let truncated = encoded.truncated;
+        let raw = encoded.vectors.into_iter().next().unwrap_or_default();
+        let mut vectors = match &self.transform {
+            Some(t) => t.apply(&self.id.encoder, &raw)?,
+            None => raw,
+        };
+        vectors.iter_mut().for_each(|v| normalize(v));
+        Ok(Embedded { vectors, truncated })
+    }
+}
+
+/// Vectors of a pipeline, and how many texts were truncated on the way.
+#[derive(Clone, Debug, Default)]
+pub struct Embedded {
+    /// One unit-length vector per text, in input order.
+    pub vectors: Vec<Vec<f32>>,
+    /// How many texts were cut at the maximum length.
+    pub truncated: usize,
+}
+
+impl Embedder for Pipeline {
+    fn id(&self) -> &PipelineId {
+        &self.id
+    }
+    fn dims(&self) -> usize {
+        match &self.transform {
+            Some(t) => t.output_dims(),
+            None => self.encoder.dims(),
+        }
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_with_progress(texts, &|_| {})?.vectors)
+    }
+}
+
+/// Scales a vector to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
+    }
+}
+
+/// Cosine similarity of two vectors, in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (*x as f64, *y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        ab / (aa.sqrt() * bb.sqrt())
+    }
+}
+
+fn describe(id: &EncoderId) -> String {
+    format!("{} ({}…) pooling {} max length {}", id.model, &id.weights_sha256[..id.weights_sha256.len().min(8)], id.pooling, id.max_length)
+}

@@ -1,3 +1,120 @@
-//! Command-line front ends of the library (argument structs and their `run` functions).
+//! The `isovec` command line.
 
+pub mod analyze;
+pub mod bench_ann;
+pub mod bench_encode;
+pub mod common;
+pub mod embed;
+pub mod eval_sts;
+pub mod fit;
+pub mod model;
+pub mod store_cmds;
+pub mod store_source;
 pub mod train;
+
+use clap::{Parser, Subcommand};
+
+/// isovec: embedded semantic search with isotropic sentence embeddings.
+#[derive(Parser, Debug)]
+#[command(name = "isovec", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Install or inspect models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Evaluate embedding methods.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Measure speed and memory.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Encode texts with a pipeline (JSON lines, or a .npy matrix).
+    Embed(embed::EmbedArgs),
+    /// Fit a whitening or BERT-flow transform on a corpus, without labels.
+    Fit(fit::FitArgs),
+    /// Anisotropy diagnostics before and after each transform, and the token-frequency table.
+    Analyze(analyze::AnalyzeArgs),
+    /// Add or replace documents in a store collection (JSON lines or plain text).
+    Index(IndexCmd),
+    /// Search a store collection by text.
+    Search(SearchCmd),
+    /// Delete documents by id.
+    Delete(store_cmds::DeleteArgs),
+    /// Counts and index state per collection.
+    Stats(store_cmds::StatsArgs),
+    /// Rebuild a collection's index without deleted entries.
+    Compact(store_cmds::CompactArgs),
+}
+
+/// `isovec index`: the store options plus the pipeline that encodes the documents.
+#[derive(clap::Args, Debug)]
+pub struct IndexCmd {
+    #[command(flatten)]
+    pub index: store_cmds::IndexArgs,
+    #[command(flatten)]
+    pub pipeline: common::PipelineArgs,
+}
+
+/// `isovec search`: the store options plus the pipeline that encodes the query.
+#[derive(clap::Args, Debug)]
+pub struct SearchCmd {
+    #[command(flatten)]
+    pub search: store_cmds::SearchArgs,
+    #[command(flatten)]
+    pub pipeline: common::PipelineArgs,
+}
+
+/// `isovec eval …`
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Spearman ×100 on STS12–16, STS-B and SICK-R.
+    Sts(eval_sts::EvalStsArgs),
+}
+
+/// `isovec bench …`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Encoding throughput (sentences/s, documents/s) and peak memory.
+    Encode(bench_encode::BenchEncodeArgs),
+    /// The HNSW index on a fixed vector set: build, recall@10 by ef, queries/s, reopen time.
+    Ann(bench_ann::BenchAnnArgs),
+}
+
+/// Runs the command line; errors are printed with their causes.
+pub fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Model(cmd) => model::run(cmd),
+        Command::Eval(EvalCommand::Sts(args)) => eval_sts::run(args),
+        Command::Bench(BenchCommand::Encode(args)) => bench_encode::run(args),
+        Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Fit(args) => fit::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Index(cmd) => store_cmds::index(&cmd.index, cmd.pipeline.load()?),
+        Command::Search(cmd) => store_cmds::search(&cmd.search, cmd.pipeline.load()?),
+        Command::Delete(args) => store_cmds::delete(&args),
+        Command::Stats(args) => store_cmds::stats(&args),
+        Command::Compact(args) => store_cmds::compact(&args),
+    }
+}

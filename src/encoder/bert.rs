@@ -231,7 +231,8 @@ impl Layer {
     fn forward(&self, x: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
         let a = self.attention.forward(x, mask, mode)?;
         let a = self.attention_output.forward(&a, x, mode)?;
-        let i = self.intermediate.forward(&a)?.gelu_erf()?;
+        let i = self.intermediate.forward(&a)?;
+        let i = if mode.fused() { super::gelu::gelu_erf(&i)? } else { i.gelu_erf()? };
         self.output.forward(&i, &a, mode)
     }
 }

@@ -3,6 +3,7 @@
 pub mod bert;
 pub mod config;
 pub mod fetch;
+pub mod gelu;
 pub mod model_dir;
 pub mod pooling;
 pub mod tokenizer;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 pub use bert::{BatchInput, Bert, BertOutput, Mode};
 pub use config::BertConfig;
@@ -42,6 +44,16 @@ impl Default for EncoderOptions {
     }
 }
 
+/// Turns off candle's per-operation CPU threads (see [`Encoder`]) unless the user chose.
+fn one_batch_per_core() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+    });
+}
+
 /// Sentence vectors for one or several poolings of the same texts.
 #[derive(Clone, Debug, Default)]
 pub struct Encoded {
@@ -52,6 +64,11 @@ pub struct Encoded {
 }
 
 /// A loaded BERT model with its tokenizer, ready to encode text.
+///
+/// Batches are encoded in parallel, one per core (rayon). candle's own per-operation threads
+/// would compete with that and spin while they wait, so loading an encoder sets
+/// `CANDLE_NUM_THREADS=1` unless the variable is already set (set it yourself, before any candle
+/// operation, to choose otherwise).
 pub struct Encoder {
     bert: Bert,
     tokenizer: TextTokenizer,
@@ -65,6 +82,7 @@ pub struct Encoder {
 impl Encoder {
     /// Loads any Hugging Face BERT folder.
     pub fn load(path: &Path, options: EncoderOptions) -> Result<Self> {
+        one_batch_per_core();
         let dir = ModelDir::open(path)?;
         let config = dir.read_config()?;
         let weights = dir.read_weights(&options.device)?;
@@ -182,16 +200,25 @@ impl Encoder {
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
         let dims = self.dims();
+        let batches: Vec<&[usize]> = order.chunks(self.options.batch_size).collect();
+        // Batches run in parallel, one per core: on few cores this beats splitting each
+        // operation across threads (see `Encoder` docs on CANDLE_NUM_THREADS).
+        let pooled: Vec<Vec<Vec<f32>>> = batches
+            .par_iter()
+            .map(|chunk| {
+                let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
+                let rows = self.encode_ids(&ids, poolings)?;
+                progress(chunk.len());
+                Ok(rows)
+            })
+            .collect::<Result<_>>()?;
         let mut vectors = vec![vec![Vec::new(); texts.len()]; poolings.len()];
-        for chunk in order.chunks(self.options.batch_size) {
-            let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
-            let pooled = self.encode_ids(&ids, poolings)?;
-            for (p, rows) in pooled.into_iter().enumerate() {
-                for (row, &i) in rows.chunks(dims).zip(chunk) {
+        for (chunk, rows) in batches.iter().zip(pooled) {
+            for (p, flat) in rows.into_iter().enumerate() {
+                for (row, &i) in flat.chunks(dims).zip(chunk.iter()) {
                     vectors[p][i] = row.to_vec();
                 }
             }
-            progress(chunk.len());
         }
         Ok(Encoded { vectors, truncated })
     }

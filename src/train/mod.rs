@@ -7,7 +7,6 @@ pub mod data;
 pub mod loss;
 pub mod optimizer;
 pub mod simcse;
-pub mod stsb_dev;
 
 pub use bench::{bench_train, TrainBench};
 pub use simcse::{DevScores, DevSet, FitReport, MlpUse, ModelInit, Objective, SimcseConfig, StepStats, Trainer, TrainingData};

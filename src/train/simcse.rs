@@ -16,7 +16,8 @@ use super::checkpoint::{read_training_info, write_checkpoint, TrainingInfo};
 use super::data::{epoch_batches, Triplet};
 use super::loss::info_nce;
 use super::optimizer::{clip_grad_norm, AdamW, AdamWConfig, LinearSchedule};
-use super::stsb_dev::{spearman, ScoredPair};
+use crate::eval::spearman::spearman;
+use crate::eval::sts::{self, Split, StsPair, StsSet};
 use crate::encoder::{BatchInput, Bert, BertConfig, Mode, ModelDir, Pooling, TextTokenizer};
 use crate::{Error, Result};
 
@@ -159,14 +160,14 @@ impl TrainingData {
 
 /// STS-B dev prepared for repeated evaluation.
 pub struct DevSet {
-    pairs: Vec<ScoredPair>,
+    pairs: Vec<StsPair>,
     sentences: Vec<String>,
     index: HashMap<String, usize>,
 }
 
 impl DevSet {
     /// Wraps scored pairs (e.g. from STS-B dev).
-    pub fn new(pairs: Vec<ScoredPair>) -> Self {
+    pub fn new(pairs: Vec<StsPair>) -> Self {
         let mut index = HashMap::new();
         let mut sentences = Vec::new();
         for p in &pairs {
@@ -182,7 +183,7 @@ impl DevSet {
 
     /// Loads STS-B dev from the data folder.
     pub fn stsb(data_dir: &Path) -> Result<Self> {
-        Ok(Self::new(super::stsb_dev::load_stsb_dev(data_dir)?))
+        Ok(Self::new(sts::load(data_dir, StsSet::StsB, Split::Dev)?.pairs().cloned().collect()))
     }
 }
 
@@ -491,7 +492,7 @@ impl Trainer {
         let v = |s: &str| &vectors[dev.index[s]];
         let sims: Vec<f64> = dev.pairs.iter().map(|p| cos(v(&p.a), v(&p.b))).collect();
         let gold: Vec<f64> = dev.pairs.iter().map(|p| p.score).collect();
-        let positives: Vec<&ScoredPair> = dev.pairs.iter().filter(|p| p.score >= 4.0).collect();
+        let positives: Vec<&StsPair> = dev.pairs.iter().filter(|p| p.score >= 4.0).collect();
         let left: Vec<Vec<f32>> = positives.iter().map(|p| v(&p.a).clone()).collect();
         let right: Vec<Vec<f32>> = positives.iter().map(|p| v(&p.b).clone()).collect();
         Ok(DevScores {

@@ -1,0 +1,289 @@
+//! `isovec bench ann`: the store's HNSW index on a fixed vector set — build time, recall@10
+//! against exact neighbours for several `ef`, queries per second, reopen times, disk use.
+//!
+//! Vector files are `.npy` (`<f4`, shape `(rows, dims)`, see `store::vecfile`); the ground truth
+//! is a TSV whose line i holds the 0-based base rows nearest to query i, best first. With
+//! `--random N` the set is generated instead (Gaussian vectors, exact neighbours by brute force).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::store::index::exact_top_k;
+use crate::store::vecfile::{read_npy, Vectors};
+use crate::store::{CollectionConfig, Doc, HnswParams, SearchParams, Store};
+use crate::{EncoderId, PipelineId};
+
+/// Arguments of `isovec bench ann`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchAnnArgs {
+    /// Base vectors (.npy, f32, rows × dims).
+    #[arg(long, required_unless_present = "random")]
+    pub base: Option<PathBuf>,
+    /// Query vectors (.npy, f32, rows × dims).
+    #[arg(long, required_unless_present = "random")]
+    pub queries: Option<PathBuf>,
+    /// Exact neighbours: line i = tab-separated base rows nearest to query i, best first.
+    #[arg(long, required_unless_present = "random")]
+    pub gt: Option<PathBuf>,
+    /// Generate this many random base vectors instead of reading files.
+    #[arg(long)]
+    pub random: Option<usize>,
+    /// Dimensions of random vectors.
+    #[arg(long, default_value_t = 384)]
+    pub dims: usize,
+    /// Number of random queries.
+    #[arg(long, default_value_t = 1000)]
+    pub nq: usize,
+    /// Store directory to build in (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// HNSW links per node (default: the store's default).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// HNSW construction width (default: the store's default).
+    #[arg(long)]
+    pub ef_construction: Option<usize>,
+    /// Search widths to measure recall at.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    pub ef: Vec<usize>,
+    /// Documents per upsert batch while building.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+}
+
+/// Runs the benchmark and prints a table.
+pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
+    let (base, queries, gt) = match args.random {
+        Some(n) => random_set(n, args.nq, args.dims),
+        None => {
+            let (Some(b), Some(q), Some(g)) = (&args.base, &args.queries, &args.gt) else {
+                bail!("give --base, --queries and --gt, or --random N");
+            };
+            let base = read_npy(b)?;
+            let queries = read_npy(q)?;
+            let gt = read_gt(g, base.rows())?;
+            (base, queries, gt)
+        }
+    };
+    if base.dims != queries.dims {
+        bail!("base vectors have {} dimensions, queries {}", base.dims, queries.dims);
+    }
+    if gt.len() < queries.rows() {
+        bail!("the ground truth has {} lines for {} queries", gt.len(), queries.rows());
+    }
+    let _cleanup;
+    let dir: PathBuf = match &args.store {
+        Some(d) => d.clone(),
+        None => {
+            let d = std::env::temp_dir().join(format!("isovec-bench-ann-{}", std::process::id()));
+            _cleanup = RemoveOnDrop(d.clone());
+            d
+        }
+    };
+    let mut hnsw = HnswParams::default();
+    if let Some(m) = args.m {
+        hnsw.m = m;
+    }
+    if let Some(ef) = args.ef_construction {
+        hnsw.ef_construction = ef;
+    }
+    let pipeline = PipelineId {
+        encoder: EncoderId {
+            model: "bench-vectors".into(),
+            weights_sha256: String::new(),
+            pooling: "none".into(),
+            max_length: 0,
+        },
+        transform: None,
+        normalize: true,
+    };
+    let config = CollectionConfig {
+        hnsw,
+        ..CollectionConfig::new(base.dims, pipeline)
+    };
+    let n = base.rows();
+    println!("ANN benchmark: {n} base × {} dims, {} queries, m={} ef_construction={} default ef={}", base.dims, queries.rows(), hnsw.m, hnsw.ef_construction, hnsw.ef_search);
+    println!("threads available: {}", rayon::current_num_threads());
+
+    // Build through the store API: sled writes + parallel HNSW insertion.
+    let store = Store::open(&dir)?;
+    let collection = store.create_collection("bench", config)?;
+    let bar = indicatif::ProgressBar::new(n as u64);
+    let start = Instant::now();
+    for chunk_start in (0..n).step_by(args.batch.max(1)) {
+        let end = (chunk_start + args.batch.max(1)).min(n);
+        let docs: Vec<Doc> = (chunk_start..end)
+            .map(|i| Doc {
+                id: i.to_string(),
+                text: String::new(),
+                metadata: serde_json::Value::Null,
+                vector: base.row(i).to_vec(),
+            })
+            .collect();
+        collection.upsert(&docs)?;
+        bar.set_position(end as u64);
+    }
+    bar.finish_and_clear();
+    let build = start.elapsed().as_secs_f64();
+    println!("{:<34} {:>10.1} s", "build (upsert, all vectors)", build);
+    println!("{:<34} {:>10.0} vectors/s", "insert rate", n as f64 / build);
+
+    // Recall@10 and single-thread QPS per ef.
+    let nq = queries.rows();
+    println!("\n{:>6} {:>12} {:>14}", "ef", "recall@10", "queries/s (1t)");
+    for &ef in &args.ef {
+        let params = SearchParams { k: 10, ef: Some(ef), filter: None };
+        let start = Instant::now();
+        let mut found = 0usize;
+        for q in 0..nq {
+            let hits = collection.search(queries.row(q), &params)?;
+            let truth = &gt[q][..10.min(gt[q].len())];
+            found += hits.iter().filter(|h| h.id.parse::<usize>().is_ok_and(|id| truth.contains(&id))).count();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:>6} {:>12.4} {:>14.0}", ef, found as f64 / (nq * 10) as f64, nq as f64 / secs);
+    }
+
+    // Throughput at the default ef on 1 and 2 threads.
+    let params = SearchParams::k(10);
+    println!();
+    for threads in [1usize, 2] {
+        let rounds = 2;
+        let start = Instant::now();
+        std::thread::scope(|s| -> anyhow::Result<()> {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (collection, queries, params) = (&collection, &queries, &params);
+                    s.spawn(move || -> crate::Result<()> {
+                        for _ in 0..rounds {
+                            for q in (t..nq).step_by(threads) {
+                                collection.search(queries.row(q), params)?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow::anyhow!("a search thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:<34} {:>10.0} queries/s (ef={})", format!("search, {threads} thread(s)"), (rounds * nq) as f64 / secs, hnsw.ef_search);
+    }
+
+    // Reopen from the snapshot, then from sled alone.
+    drop(collection);
+    let start = Instant::now();
+    store.close()?;
+    println!("\n{:<34} {:>10.2} s", "close (snapshot write)", start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    let store = Store::open(&dir)?;
+    let collection = store.collection("bench")?;
+    let from_snapshot = start.elapsed().as_secs_f64();
+    println!("{:<34} {:>10.2} s", "open from snapshot", from_snapshot);
+    let check = collection.search(queries.row(0), &params)?;
+    drop(collection);
+    drop(store);
+    let (sled_bytes, index_bytes) = (dir_size(&dir.join("sled")), dir_size(&dir.join("index")));
+    std::fs::remove_dir_all(dir.join("index")).context("removing the snapshot to time a rebuild")?;
+    let start = Instant::now();
+    let store = Store::open(&dir)?;
+    let collection = store.collection("bench")?;
+    let rebuilt = start.elapsed().as_secs_f64();
+    println!("{:<34} {:>10.2} s", "open by rebuild (+ new snapshot)", rebuilt);
+    let again = collection.search(queries.row(0), &params)?;
+    let overlap = again.iter().filter(|h| check.iter().any(|c| c.id == h.id)).count();
+    println!("{:<34} {:>10}/10", "rebuilt index agrees on query 0", overlap);
+    println!(
+        "{:<34} {:>10.0} B (sled {:.0} + snapshot {:.0})",
+        "disk per vector",
+        (sled_bytes + index_bytes) as f64 / n as f64,
+        sled_bytes as f64 / n as f64,
+        index_bytes as f64 / n as f64
+    );
+    println!("{:<34} {:>10.0} B", "raw f32 vector", (4 * base.dims) as f64);
+    drop(collection);
+    drop(store);
+    Ok(())
+}
+
+/// Reads the ground-truth TSV; every id must be a base row.
+pub fn read_gt(path: &Path, base_rows: usize) -> anyhow::Result<Vec<Vec<usize>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ids: Vec<usize> = line
+            .split('\t')
+            .map(|s| s.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}:{}: expected tab-separated row numbers", path.display(), i + 1))?;
+        if let Some(bad) = ids.iter().find(|&&id| id >= base_rows) {
+            bail!("{}:{}: row {bad} is beyond the {base_rows} base vectors", path.display(), i + 1);
+        }
+        out.push(ids);
+    }
+    Ok(out)
+}
+
+/// Random unit vectors and their exact top-100 neighbours by brute force.
+fn random_set(n: usize, nq: usize, dims: usize) -> (Vectors, Vectors, Vec<Vec<usize>>) {
+    let gen = |count: usize, seed: u64| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut data = Vec::with_capacity(count * dims);
+        for _ in 0..count {
+            // Box–Muller Gaussian coordinates, then unit length.
+            let row: Vec<f32> = (0..dims)
+                .map(|_| {
+                    let u1: f64 = rng.random::<f64>().max(1e-12);
+                    let u2: f64 = rng.random::<f64>();
+                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                })
+                .collect();
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            data.extend(row.iter().map(|x| x / norm));
+        }
+        Vectors { dims, data }
+    };
+    let base = gen(n, 1);
+    let queries = gen(nq, 2);
+    let gt = (0..nq)
+        .into_par_iter()
+        .map(|q| {
+            let query = queries.row(q);
+            exact_top_k(query, 100, (0..n).map(|i| (i as u64, base.row(i))))
+                .into_iter()
+                .map(|s| s.internal_id as usize)
+                .collect()
+        })
+        .collect();
+    (base, queries, gt)
+}
+
+/// Removes a temporary folder when the benchmark ends, however it ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}

@@ -1,0 +1,181 @@
+//! Options and helpers shared by the subcommands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use crate::transform::Transform;
+use crate::Pipeline;
+
+/// Which model, and how to run it.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Hugging Face BERT folder (default: the installed default model, see `isovec model fetch`).
+    #[arg(long, env = "ISOVEC_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Maximum tokens per text; longer texts are truncated (default: the model's maximum).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// cpu, cuda or auto (cuda needs a binary built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    /// The model folder to use.
+    pub fn model_dir(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// Loads the encoder.
+    pub fn load(&self) -> anyhow::Result<Arc<Encoder>> {
+        let dir = self.model_dir();
+        if self.model.is_none() && !dir.join("model.safetensors").is_file() {
+            bail!(
+                "the default model is not installed at {}: run `isovec model fetch` (or pass --model DIR)",
+                dir.display()
+            );
+        }
+        let options = EncoderOptions {
+            max_length: self.max_length,
+            batch_size: self.batch_size,
+            device: parse_device(&self.device)?,
+        };
+        let encoder = Encoder::load(&dir, options).with_context(|| format!("loading the model from {}", dir.display()))?;
+        Ok(Arc::new(encoder))
+    }
+}
+
+/// Parses `cpu`, `cuda` (or `cuda:N`) and `auto`.
+pub fn parse_device(name: &str) -> anyhow::Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        _ => {
+            let ordinal = match name.strip_prefix("cuda") {
+                Some("") => 0,
+                Some(rest) => rest.trim_start_matches(':').parse().with_context(|| format!("bad device {name:?}"))?,
+                None => bail!("unknown device {name:?}; valid: cpu, cuda, cuda:N, auto"),
+            };
+            Device::new_cuda(ordinal).with_context(|| {
+                format!("cannot open CUDA device {ordinal}: is this binary built with `--features cuda`, and is a GPU present?")
+            })
+        }
+    }
+}
+
+/// A pipeline: model + pooling + optional transform file.
+#[derive(Args, Clone, Debug)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Pooling: cls, cls_before_pooler, mean, first_last_avg, emb_last_avg, last2avg, static.
+    #[arg(long, default_value = "mean")]
+    pub pooling: String,
+    /// A fitted transform file (`isovec fit whiten|flow`).
+    #[arg(long)]
+    pub transform: Option<PathBuf>,
+}
+
+impl PipelineArgs {
+    /// Loads the model and the transform, and checks they belong together.
+    pub fn load(&self) -> anyhow::Result<Arc<Pipeline>> {
+        let encoder = self.model.load()?;
+        let pooling: Pooling = self.pooling.parse()?;
+        let transform = match &self.transform {
+            Some(path) => Some(Arc::new(Transform::load(path).with_context(|| format!("loading {}", path.display()))?)),
+            None => None,
+        };
+        Ok(Arc::new(Pipeline::new(encoder, pooling, transform)?))
+    }
+}
+
+/// The benchmark data folder: `--data`, else `$ISOVEC_DATA`.
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Benchmark data folder (the layout of shared/data: senteval/, retrieval/, ann/ …).
+    #[arg(long, env = "ISOVEC_DATA")]
+    pub data: PathBuf,
+}
+
+/// A progress bar for `len` items, drawn on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Parses a comma-separated list of poolings.
+pub fn parse_poolings(list: &[String]) -> anyhow::Result<Vec<Pooling>> {
+    let mut out = Vec::new();
+    for item in list.iter().flat_map(|s| s.split(',')) {
+        let p: Pooling = if item == "all" {
+            out.extend(Pooling::ALL);
+            continue;
+        } else {
+            item.parse()?
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Where fitting or analysis sentences come from.
+#[derive(Args, Clone, Debug)]
+pub struct SourceArgs {
+    /// `target` (every sentence of the STS sets, labels unused; needs --data), text files
+    /// `PATH[+PATH…]` (one sentence a line; a .csv gives every field), or `store:DIR[#COLLECTION]`.
+    #[arg(long = "from")]
+    pub from: String,
+    /// Benchmark data folder, for `--from target`.
+    #[arg(long, env = "ISOVEC_DATA")]
+    pub data: Option<PathBuf>,
+    /// STS sets whose sentences make up `target`.
+    #[arg(long, value_delimiter = ',', default_value = "STS12,STS13,STS14,STS15,STS16,STS-B,SICK-R")]
+    pub sets: Vec<String>,
+    /// Use at most this many sentences (the first ones).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl SourceArgs {
+    /// Reads the sentences.
+    pub fn read(&self) -> anyhow::Result<Vec<String>> {
+        use crate::eval::sts::StsSet;
+        let mut sentences = if self.from == "target" {
+            let data = self.data.as_ref().context("--from target needs --data DIR (or ISOVEC_DATA)")?;
+            let sets = self.sets.iter().map(|s| s.parse::<StsSet>()).collect::<Result<Vec<_>, _>>()?;
+            crate::eval::sts::target_sentences(data, &sets)?
+        } else if let Some(spec) = self.from.strip_prefix("store:") {
+            super::store_source::read_documents(spec)?
+        } else {
+            let mut out = Vec::new();
+            for path in self.from.split('+') {
+                out.extend(crate::eval::sts_table::read_fit_sentences(std::path::Path::new(path))?);
+            }
+            out
+        };
+        if let Some(n) = self.limit {
+            sentences.truncate(n);
+        }
+        if sentences.is_empty() {
+            bail!("{}: no sentences to fit on", self.from);
+        }
+        Ok(sentences)
+    }
+}

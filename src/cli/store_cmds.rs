@@ -1,0 +1,382 @@
+//! `isovec index`, `search`, `delete`, `stats` and `compact`: the store from the command line.
+//!
+//! `index` and `search` need an embedder (the caller loads the model); the others do not.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::store::{CollectionConfig, Filter, Hit, SearchParams, Store, TextDoc, UpsertReport};
+use crate::{Embedder, Error};
+
+/// Which store and collection a command works on.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Store directory (created by `index` if missing).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Collection name.
+    #[arg(long, default_value = "default")]
+    pub collection: String,
+}
+
+/// Input format of `isovec index`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON object a line: `{"id": ..., "text": ..., "metadata": {...}}`.
+    Jsonl,
+    /// One document a line; its id is `<file name>:<line number>`.
+    Text,
+}
+
+/// `isovec index`: add or replace documents from a file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    pub target: StoreArgs,
+    /// JSON lines (`id`, `text`, optional `metadata`) or plain text, one document a line.
+    pub file: PathBuf,
+    /// Input format; by default JSON lines if the first non-blank line starts with `{`.
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// Documents per durable batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+/// `isovec search`: the documents nearest to a query text.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub target: StoreArgs,
+    /// Number of results.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    pub k: usize,
+    /// Candidate list width (default: the collection's).
+    #[arg(long)]
+    pub ef: Option<usize>,
+    /// Metadata filter, e.g. `topic=space AND year>=2020 AND lang IN (en,fr)`; or a JSON object.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The query text (several words are joined with spaces).
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+}
+
+/// `isovec delete`: remove documents by id.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub target: StoreArgs,
+    /// Ids of the documents to delete.
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<String>,
+}
+
+/// `isovec stats`: counts per collection.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// Store directory.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Only this collection (default: all).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `isovec compact`: rebuild a collection's index without deleted entries.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub target: StoreArgs,
+}
+
+/// Runs `isovec index`.
+pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()> {
+    let store = Store::open(&args.target.store)?;
+    let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
+    let collection = store.get_or_create_collection(&args.target.collection, config)?;
+    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = BufReader::new(file);
+    let format = match args.format {
+        Some(f) => f,
+        None => detect_format(&args.file)?,
+    };
+    let file_name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    let bar = indicatif::ProgressBar::new(total_bytes);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let mut totals = UpsertReport::default();
+    let mut line_no = 0usize;
+    let mut bytes_read = 0u64;
+    let mut buf = Vec::new();
+    let mut done = false;
+    let batch_size = args.batch.max(1);
+    while !done {
+        // Parse a whole batch before writing any of it, so a bad line leaves no half batch.
+        let mut batch: Vec<(usize, TextDoc)> = Vec::with_capacity(batch_size);
+        while batch.len() < batch_size {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("reading {}", args.file.display()))?;
+            if n == 0 {
+                done = true;
+                break;
+            }
+            bytes_read += n as u64;
+            line_no += 1;
+            let line = std::str::from_utf8(&buf).map_err(|e| {
+                data_error(&args.file, line_no, &format!("not valid UTF-8 ({e}); convert the file to UTF-8"), totals.inserted + totals.replaced)
+            })?;
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            let doc = match format {
+                InputFormat::Text => TextDoc {
+                    id: format!("{file_name}:{line_no}"),
+                    text: line.to_string(),
+                    metadata: Value::Null,
+                },
+                InputFormat::Jsonl => parse_json_line(line)
+                    .map_err(|m| data_error(&args.file, line_no, &m, totals.inserted + totals.replaced))?,
+            };
+            batch.push((line_no, doc));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let docs: Vec<TextDoc> = batch.iter().map(|(_, d)| d.clone()).collect();
+        let report = collection.add_texts(embedder.as_ref(), &docs).map_err(|e| {
+            let first = batch.first().map(|b| b.0).unwrap_or(0);
+            anyhow::anyhow!("{e}\n(batch of lines {first}–{line_no} not written; earlier batches were)")
+        })?;
+        for id in &report.duplicate_ids {
+            let lines: Vec<String> = batch.iter().filter(|(_, d)| &d.id == id).map(|(l, _)| l.to_string()).collect();
+            bar.suspend(|| eprintln!("warning: id {id:?} appears on lines {}; the last one was kept", lines.join(", ")));
+        }
+        totals.inserted += report.inserted;
+        totals.replaced += report.replaced;
+        totals.duplicate_ids.extend(report.duplicate_ids);
+        let docs_done = totals.inserted + totals.replaced;
+        bar.set_position(bytes_read);
+        bar.set_message(format!("{docs_done} docs, {:.0} docs/s", docs_done as f64 / start.elapsed().as_secs_f64().max(1e-9)));
+    }
+    bar.finish_and_clear();
+    drop(collection);
+    store.close()?;
+    let secs = start.elapsed().as_secs_f64();
+    let docs = totals.inserted + totals.replaced;
+    eprintln!(
+        "indexed {docs} documents into {}/{} ({} new, {} replaced, {} repeated ids) in {secs:.1} s, {:.0} docs/s",
+        args.target.store.display(),
+        args.target.collection,
+        totals.inserted,
+        totals.replaced,
+        totals.duplicate_ids.len(),
+        docs as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Runs `isovec search`.
+pub fn search(args: &SearchArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()> {
+    let store = Store::open_existing(&args.target.store)?;
+    let collection = store.collection(&args.target.collection)?;
+    let filter = args.filter.as_deref().map(parse_filter).transpose()?;
+    let params = SearchParams { k: args.k, ef: args.ef, filter };
+    let query = args.query.join(" ");
+    let hits = collection.search_text(embedder.as_ref(), &query, &params)?;
+    if args.json {
+        for h in &hits {
+            println!("{}", serde_json::json!({"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}));
+        }
+    } else {
+        print!("{}", hits_table(&hits));
+    }
+    Ok(())
+}
+
+/// Runs `isovec delete`.
+pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
+    let store = Store::open_existing(&args.target.store)?;
+    let collection = store.collection(&args.target.collection)?;
+    let n = collection.delete(&args.ids)?;
+    drop(collection);
+    store.close()?;
+    eprintln!("deleted {n} of {} ids from {}", args.ids.len(), args.target.collection);
+    Ok(())
+}
+
+/// Runs `isovec stats`.
+pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
+    let store = Store::open_existing(&args.store)?;
+    let names: Vec<String> = match &args.collection {
+        Some(n) => vec![n.clone()],
+        None => store.list_collections()?.into_iter().map(|(n, _)| n).collect(),
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        rows.push(store.collection(&name)?.stats()?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:<16} {:>10} {:>10} {:>10} {:>5}  pipeline", "collection", "documents", "indexed", "deleted", "dims");
+    for s in rows {
+        println!(
+            "{:<16} {:>10} {:>10} {:>10} {:>5}  {}",
+            s.name, s.documents, s.indexed_points, s.tombstones, s.dims, s.pipeline
+        );
+    }
+    Ok(())
+}
+
+/// Runs `isovec compact`.
+pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
+    let store = Store::open_existing(&args.target.store)?;
+    let collection = store.collection(&args.target.collection)?;
+    let before = collection.stats()?;
+    let start = Instant::now();
+    collection.compact()?;
+    let after = collection.stats()?;
+    eprintln!(
+        "compacted {}: {} → {} indexed points in {:.1} s",
+        args.target.collection,
+        before.indexed_points,
+        after.indexed_points,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Parses a filter given as an expression, or as JSON when it starts with `{`.
+pub fn parse_filter(text: &str) -> crate::Result<Filter> {
+    if text.trim_start().starts_with('{') {
+        let json: Value = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("filter is not valid JSON: {e}")))?;
+        Filter::from_json(&json)
+    } else {
+        Filter::parse(text)
+    }
+}
+
+/// Search hits as an aligned text table.
+pub fn hits_table(hits: &[Hit]) -> String {
+    let mut out = format!("{:>4}  {:>6}  {:<20}  {:<60}  metadata\n", "rank", "score", "id", "text");
+    for (i, h) in hits.iter().enumerate() {
+        let meta = if h.metadata.is_null() { String::new() } else { h.metadata.to_string() };
+        out.push_str(&format!(
+            "{:>4}  {:>6.3}  {:<20}  {:<60}  {}\n",
+            i + 1,
+            h.score,
+            clip(&h.id, 20),
+            clip(&h.text, 60),
+            meta
+        ));
+    }
+    out
+}
+
+fn clip(s: &str, width: usize) -> String {
+    let s = s.replace(['\n', '\t'], " ");
+    if s.chars().count() <= width {
+        s
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// One JSON line as a document; the error message says what is wrong.
+fn parse_json_line(line: &str) -> Result<TextDoc, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON ({e})"))?;
+    let Value::Object(mut obj) = v else {
+        return Err("expected an object like {\"id\": \"a\", \"text\": \"...\", \"metadata\": {...}}".into());
+    };
+    let id = match obj.remove("id") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err("missing \"id\" (a non-empty string or a number)".into()),
+    };
+    let text = match obj.remove("text") {
+        Some(Value::String(s)) => s,
+        _ => return Err(format!("document {id:?}: missing \"text\" (a string)")),
+    };
+    if text.trim().is_empty() {
+        return Err(format!("document {id:?}: \"text\" is empty"));
+    }
+    let metadata = match obj.remove("metadata") {
+        None | Some(Value::Null) => Value::Null,
+        Some(m @ Value::Object(_)) => m,
+        Some(other) => return Err(format!("document {id:?}: \"metadata\" must be an object, got {other}")),
+    };
+    Ok(TextDoc { id, text, metadata })
+}
+
+fn data_error(path: &Path, line: usize, message: &str, written: usize) -> anyhow::Error {
+    anyhow::Error::new(Error::Data {
+        path: path.to_path_buf(),
+        line,
+        message: message.to_string(),
+    })
+    .context(format!(
+        "indexing stopped; {written} documents before this line's batch were written (upserts are idempotent: fix the line and run again)"
+    ))
+}
+
+fn detect_format(path: &Path) -> anyhow::Result<InputFormat> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        let trimmed = line.iter().position(|b| !b.is_ascii_whitespace());
+        if let Some(start) = trimmed {
+            return Ok(if line[start] == b'{' { InputFormat::Jsonl } else { InputFormat::Text });
+        }
+    }
+    Ok(InputFormat::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_are_checked() {
+        let d = parse_json_line(r#"{"id": 7, "text": "hello", "metadata": {"a": 1}}"#).unwrap();
+        assert_eq!((d.id.as_str(), d.text.as_str()), ("7", "hello"));
+        assert!(parse_json_line(r#"{"id": "x", "text": ""}"#).unwrap_err().contains("empty"));
+        assert!(parse_json_line(r#"{"text": "t"}"#).unwrap_err().contains("id"));
+        assert!(parse_json_line(r#"{"id": "x", "text": "t", "metadata": 3}"#).is_err());
+        assert!(parse_json_line("{not json").unwrap_err().contains("JSON"));
+    }
+
+    #[test]
+    fn filters_parse_in_both_forms() {
+        let a = parse_filter(r#"{"year": {"gte": 2000}}"#).unwrap();
+        let b = parse_filter("year>=2000").unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,14 @@
+//! Evaluation building blocks: STS Spearman, BEIR retrieval metrics, ANN recall, anisotropy.
+//!
+//! Nothing here encodes text: every function takes similarity scores or vectors, so the same
+//! code scores any pipeline.
+
+pub mod anisotropy;
+pub mod ann;
+pub mod histogram_svg;
+pub mod retrieval;
+pub mod spearman;
+pub mod sts;
+pub mod sts_table;
+pub mod text_file;
+pub mod token_frequency;

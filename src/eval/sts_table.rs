@@ -1,0 +1,265 @@
+//! The STS comparison: every (pooling × transform) configuration scored on every STS set,
+//! encoding each sentence once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::sts::{self, StsDataset, StsSet, Split};
+use crate::encoder::{Encoder, Pooling};
+use crate::pipeline::{cosine, normalize};
+use crate::transform::{fit_flow, fit_whitening, FlowConfig, Transform};
+use crate::{Error, Result};
+
+/// Where a transform is fitted (never on labels).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FitSource {
+    /// All sentences (train + dev + test, both sides) of the data set being evaluated.
+    Target,
+    /// Sentences read from files (one a line; a `.csv` contributes every field of every row).
+    Files(Vec<PathBuf>),
+}
+
+impl FitSource {
+    /// Parses `target` or `PATH[+PATH…]`.
+    pub fn parse(s: &str) -> Self {
+        if s == "target" {
+            FitSource::Target
+        } else {
+            FitSource::Files(s.split('+').map(PathBuf::from).collect())
+        }
+    }
+
+    /// The name rows carry in `fit_on`.
+    pub fn name(&self) -> String {
+        match self {
+            FitSource::Target => "target".into(),
+            FitSource::Files(files) => files
+                .iter()
+                .map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("+"),
+        }
+    }
+}
+
+/// Which transform to fit.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TransformKind {
+    /// Whitening, reduced to `dims` if given.
+    Whiten { dims: Option<usize> },
+    /// BERT-flow.
+    Flow(FlowConfig),
+}
+
+impl TransformKind {
+    /// Parses `whiten`, `whiten-K` or `flow` (flow options from `flow`).
+    pub fn parse(s: &str, flow: &FlowConfig) -> Result<Self> {
+        match s {
+            "whiten" => Ok(TransformKind::Whiten { dims: None }),
+            "flow" => Ok(TransformKind::Flow(flow.clone())),
+            _ => match s.strip_prefix("whiten-").map(str::parse::<usize>) {
+                Some(Ok(k)) if k > 0 => Ok(TransformKind::Whiten { dims: Some(k) }),
+                _ => Err(Error::InvalidInput(format!(
+                    "unknown transform {s:?}; valid: none, whiten, whiten-K (K dimensions, e.g. whiten-128), flow"
+                ))),
+            },
+        }
+    }
+
+    /// The name rows carry in `transform`.
+    pub fn name(&self) -> String {
+        match self {
+            TransformKind::Whiten { dims: None } => "whiten".into(),
+            TransformKind::Whiten { dims: Some(k) } => format!("whiten-{k}"),
+            TransformKind::Flow(_) => "flow".into(),
+        }
+    }
+
+    /// Fits this transform on vectors from `encoder`.
+    pub fn fit(&self, vectors: &[Vec<f32>], encoder: &crate::EncoderId) -> Result<Transform> {
+        match self {
+            TransformKind::Whiten { dims } => Ok(Transform::Whiten(fit_whitening(vectors, encoder, *dims)?)),
+            TransformKind::Flow(cfg) => Ok(Transform::Flow(fit_flow(vectors, encoder, cfg)?)),
+        }
+    }
+}
+
+/// A transform to fit and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformSpec {
+    pub kind: TransformKind,
+    pub fit_on: FitSource,
+}
+
+/// What to evaluate.
+#[derive(Clone, Debug)]
+pub struct StsPlan {
+    pub sets: Vec<StsSet>,
+    /// Split for STS-B and SICK-R (STS12–16 only have a test set).
+    pub split: Split,
+    pub poolings: Vec<Pooling>,
+    /// Transforms besides `none` (which is always scored).
+    pub transforms: Vec<TransformSpec>,
+}
+
+/// One row of the table: one configuration under one aggregation.
+#[derive(Clone, Debug, Serialize)]
+pub struct StsRow {
+    pub model: String,
+    pub pooling: String,
+    pub transform: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit_on: Option<String>,
+    pub aggregation: String,
+    /// Spearman ×100 per set name, and `avg`.
+    pub scores: BTreeMap<String, f64>,
+}
+
+/// Reads the sentences of a fitting source file: one a line, or every field of a CSV's rows.
+pub fn read_fit_sentences(path: &Path) -> Result<Vec<String>> {
+    if path.extension().is_some_and(|e| e == "csv") {
+        let text = String::from_utf8(super::text_file::read_bytes(path)?).map_err(|e| Error::Data {
+            path: path.into(),
+            line: 0,
+            message: format!("not UTF-8: {e}"),
+        })?;
+        let rows = crate::train::data::parse_csv(&text).map_err(|(line, message)| Error::Data {
+            path: path.into(),
+            line,
+            message,
+        })?;
+        Ok(rows.into_iter().skip(1).flat_map(|(_, fields)| fields).filter(|s| !s.trim().is_empty()).collect())
+    } else {
+        Ok(super::text_file::read_lines(path)?.into_iter().filter(|s| !s.trim().is_empty()).collect())
+    }
+}
+
+/// Runs the comparison; `progress(stage)` is told what is being done.
+pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &dyn Fn(&str)) -> Result<Vec<StsRow>> {
+    // Every sentence needed: evaluation pairs, target corpora, fitting files.
+    let mut eval_sets: Vec<StsDataset> = Vec::new();
+    let mut target: HashMap<StsSet, Vec<String>> = HashMap::new();
+    let needs_target = plan.transforms.iter().any(|t| t.fit_on == FitSource::Target);
+    for &set in &plan.sets {
+        let split = if matches!(set, StsSet::StsB | StsSet::SickR) { plan.split } else { Split::Test };
+        eval_sets.push(sts::load(data_dir, set, split)?);
+        if needs_target {
+            target.insert(set, sts::target_sentences(data_dir, &[set])?);
+        }
+    }
+    let mut files: HashMap<String, Vec<String>> = HashMap::new();
+    for spec in &plan.transforms {
+        if let FitSource::Files(paths) = &spec.fit_on {
+            let mut sentences = Vec::new();
+            for p in paths {
+                sentences.extend(read_fit_sentences(p)?);
+            }
+            files.insert(spec.fit_on.name(), sentences);
+        }
+    }
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut unique: Vec<&str> = Vec::new();
+    let all = eval_sets
+        .iter()
+        .flat_map(|d| d.sentences())
+        .chain(target.values().flatten().map(String::as_str))
+        .chain(files.values().flatten().map(String::as_str));
+    for s in all {
+        index.entry(s).or_insert_with(|| {
+            unique.push(s);
+            unique.len() - 1
+        });
+    }
+    progress(&format!("encoding {} sentences with {} poolings", unique.len(), plan.poolings.len()));
+    let encoded = encoder.encode(&unique, &plan.poolings)?;
+    if encoded.truncated > 0 {
+        progress(&format!("{} sentences were truncated at {} tokens", encoded.truncated, encoder.tokenizer().max_length()));
+    }
+
+    let mut rows = Vec::new();
+    for (p, &pooling) in plan.poolings.iter().enumerate() {
+        let vectors = &encoded.vectors[p];
+        let lookup = |sentences: &[String]| -> Vec<Vec<f32>> { sentences.iter().map(|s| vectors[index[s.as_str()]].clone()).collect() };
+        let encoder_id = encoder.id(pooling);
+        // `None` first, then each transform.
+        let mut configs: Vec<(String, Option<String>, Vec<Option<Arc<Transform>>>)> =
+            vec![("none".into(), None, eval_sets.iter().map(|_| None).collect())];
+        for spec in &plan.transforms {
+            progress(&format!("fitting {} on {} for {}", spec.kind.name(), spec.fit_on.name(), pooling));
+            let fitted = match &spec.fit_on {
+                FitSource::Target => eval_sets
+                    .iter()
+                    .map(|d| Ok(Some(Arc::new(spec.kind.fit(&lookup(&target[&d.set]), &encoder_id)?))))
+                    .collect::<Result<Vec<_>>>()?,
+                FitSource::Files(_) => {
+                    // One fit serves every set.
+                    let t = Arc::new(spec.kind.fit(&lookup(&files[&spec.fit_on.name()]), &encoder_id)?);
+                    eval_sets.iter().map(|_| Some(t.clone())).collect()
+                }
+            };
+            configs.push((spec.kind.name(), Some(spec.fit_on.name()), fitted));
+        }
+        for (name, fit_on, transforms) in configs {
+            let mut all = BTreeMap::new();
+            let mut wmean = BTreeMap::new();
+            for (ds, transform) in eval_sets.iter().zip(&transforms) {
+                let sentences: Vec<&str> = ds.sentences();
+                let mut vs: Vec<Vec<f32>> = sentences.iter().map(|s| vectors[index[s]].clone()).collect();
+                if let Some(t) = transform {
+                    vs = t.apply(&encoder_id, &vs)?;
+                }
+                vs.iter_mut().for_each(|v| normalize(v));
+                let pos: HashMap<&str, usize> = sentences.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+                let sims: Vec<f64> = ds.pairs().map(|pair| cosine(&vs[pos[pair.a.as_str()]], &vs[pos[pair.b.as_str()]])).collect();
+                let score = sts::try_score(ds, &sims)?;
+                all.insert(ds.set.name().to_string(), score.all);
+                wmean.insert(ds.set.name().to_string(), score.wmean);
+            }
+            for (aggregation, mut scores) in [("all", all), ("wmean", wmean)] {
+                let avg = scores.values().sum::<f64>() / scores.len().max(1) as f64;
+                scores.insert("avg".into(), avg);
+                rows.push(StsRow {
+                    model: encoder.name().into(),
+                    pooling: pooling.name().into(),
+                    transform: name.clone(),
+                    fit_on: fit_on.clone(),
+                    aggregation: aggregation.into(),
+                    scores,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Renders rows as a Markdown table with the set columns in `sets` order.
+pub fn markdown_table(rows: &[StsRow], sets: &[StsSet]) -> String {
+    let mut out = String::from("| model | pooling | transform | fit on | agg |");
+    for s in sets {
+        out.push_str(&format!(" {} |", s.name()));
+    }
+    out.push_str(" avg |\n|---|---|---|---|---|");
+    out.push_str(&"---:|".repeat(sets.len() + 1));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |",
+            r.model,
+            r.pooling,
+            r.transform,
+            r.fit_on.as_deref().unwrap_or("-"),
+            r.aggregation
+        ));
+        for key in sets.iter().map(|s| s.name()).chain(["avg"]) {
+            match r.scores.get(key) {
+                Some(v) => out.push_str(&format!(" {v:.2} |")),
+                None => out.push_str(" - |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,822 @@
+//! A collection: documents and vectors in sled, their HNSW index in memory, and every operation
+//! on them (upsert, delete, get, search, compact, snapshot).
+//!
+//! Invariants, enforced here:
+//! - one writer at a time (`writer` mutex); a write is applied to sled in one atomic batch and
+//!   flushed before the in-memory index changes and before the call returns;
+//! - the in-memory state (`state`) changes under its write lock in one step per write, so a
+//!   search sees a write entirely or not at all;
+//! - internal ids are fresh sequence numbers, never reused: a replaced or deleted internal id
+//!   becomes a tombstone until a compaction rebuilds the index without it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hnsw_rs::prelude::FilterT;
+use serde_json::Value;
+
+use crate::store::filter::Filter;
+use crate::store::index::{exact_top_k, normalized, Index, Scored};
+use crate::store::layout::{
+    self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig,
+    DocRecord, VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, SEQ_KEY, TOMB_TAG, VECTOR_TAG,
+};
+use crate::store::snapshot::{self, Manifest};
+use crate::{Embedder, Error, Result};
+
+/// A filter allowing at most this share of the collection is answered by an exact scan.
+const EXACT_SCAN_SHARE: f64 = 0.05;
+/// Compaction starts by itself when tombstones exceed this share of the indexed points...
+const COMPACT_SHARE: f64 = 0.2;
+/// ...and number at least this many.
+const COMPACT_MIN_TOMBSTONES: usize = 64;
+/// A snapshot is written by itself when this many writes are not covered by the last one...
+const AUTO_SNAPSHOT_MIN: u64 = 10_000;
+/// Rebuilds of at least this many vectors show a progress bar.
+const PROGRESS_MIN: u64 = 10_000;
+/// Vectors read from sled and inserted per step during a rebuild.
+const REBUILD_CHUNK: usize = 8_192;
+/// Texts encoded per call to the embedder in [`Collection::add_texts`].
+const EMBED_CHUNK: usize = 64;
+
+/// A document as given to [`Collection::upsert`] or returned by [`Collection::get`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Doc {
+    /// External id, unique within the collection.
+    pub id: String,
+    /// Text the vector was computed from.
+    pub text: String,
+    /// Metadata: a JSON object, or null.
+    pub metadata: Value,
+    /// The vector (any non-zero length; compared by cosine).
+    pub vector: Vec<f32>,
+}
+
+/// A document without its vector, as given to [`Collection::add_texts`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextDoc {
+    /// External id, unique within the collection.
+    pub id: String,
+    /// Text to encode (must not be blank).
+    pub text: String,
+    /// Metadata: a JSON object, or null.
+    pub metadata: Value,
+}
+
+/// What an upsert did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpsertReport {
+    /// Documents whose id was new.
+    pub inserted: usize,
+    /// Documents that replaced one with the same id.
+    pub replaced: usize,
+    /// Ids given more than once in the batch (the last occurrence was kept).
+    pub duplicate_ids: Vec<String>,
+}
+
+/// How to search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchParams {
+    /// Number of results wanted.
+    pub k: usize,
+    /// Candidate list width; `None` uses the collection's default.
+    pub ef: Option<usize>,
+    /// Only documents whose metadata match.
+    pub filter: Option<Filter>,
+}
+
+impl SearchParams {
+    /// The `k` nearest, default width, no filter.
+    pub fn k(k: usize) -> Self {
+        SearchParams {
+            k,
+            ef: None,
+            filter: None,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// External id.
+    pub id: String,
+    /// Cosine similarity to the query.
+    pub score: f32,
+    /// The document text.
+    pub text: String,
+    /// The document metadata (null if none).
+    pub metadata: Value,
+}
+
+/// Counters describing a collection.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CollectionStats {
+    /// Collection name.
+    pub name: String,
+    /// Live documents.
+    pub documents: u64,
+    /// Points in the HNSW graph, deleted ones included.
+    pub indexed_points: usize,
+    /// Deleted or replaced points still in the graph.
+    pub tombstones: usize,
+    /// Vector dimension.
+    pub dims: usize,
+    /// The pipeline, as text.
+    pub pipeline: String,
+    /// Last sequence number written.
+    pub seq: u64,
+    /// Sequence number covered by the snapshot on disk, if any.
+    pub snapshot_seq: Option<u64>,
+}
+
+/// A handle to one collection; cheap to clone, shareable between threads.
+#[derive(Clone)]
+pub struct Collection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    config: CollectionConfig,
+    db: sled::Db,
+    tree: sled::Tree,
+    index_dir: PathBuf,
+    writer: Mutex<WriterState>,
+    state: RwLock<State>,
+    dropped: AtomicBool,
+    /// The store's advisory lock, held while any handle lives.
+    _lock: Arc<std::fs::File>,
+}
+
+/// Owned by the single writer.
+struct WriterState {
+    /// Sequence number covered by the snapshot recorded in sled.
+    snapshot_seq: Option<u64>,
+}
+
+/// In-memory derived state, read by searches.
+struct State {
+    index: Index,
+    tombstones: HashSet<u64>,
+    metadata: HashMap<u64, Value>,
+    count: u64,
+    seq: u64,
+}
+
+impl Collection {
+    /// Opens a collection's tree and brings its index up to date (snapshot + replay, or rebuild).
+    pub(crate) fn open(
+        name: &str,
+        config: CollectionConfig,
+        db: sled::Db,
+        tree: sled::Tree,
+        index_dir: PathBuf,
+        lock: Arc<std::fs::File>,
+    ) -> Result<Collection> {
+        let seq = decode_u64(tree.get(SEQ_KEY).map_err(db_error)?.as_deref())?;
+        let count = decode_u64(tree.get(COUNT_KEY).map_err(db_error)?.as_deref())?;
+        let mut tombstones = HashSet::new();
+        for kv in tree.scan_prefix([TOMB_TAG]) {
+            let (k, _) = kv.map_err(db_error)?;
+            tombstones.insert(internal_id_of(&k)?);
+        }
+        let mut metadata = HashMap::new();
+        for kv in tree.scan_prefix([META_TAG]) {
+            let (k, v) = kv.map_err(db_error)?;
+            let value: Value =
+                serde_json::from_slice(&v).map_err(|_| layout::damaged("metadata is not JSON"))?;
+            metadata.insert(internal_id_of(&k)?, value);
+        }
+        let manifest: Option<Manifest> = match tree.get(MANIFEST_KEY).map_err(db_error)? {
+            None => None,
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!("collection {name}: snapshot manifest unreadable ({e}); rebuilding");
+                    None
+                }
+            },
+        };
+        let mut loaded = None;
+        if let Some(m) = &manifest {
+            match snapshot::load(&index_dir, m) {
+                Ok(index) => loaded = Some((index, m.clone())),
+                Err(e) => tracing::warn!("collection {name}: {e}; rebuilding the index from the database"),
+            }
+        }
+        let rebuilt = loaded.is_none();
+        let (index, snapshot_seq) = match loaded {
+            Some((index, m)) => {
+                // Writes newer than the snapshot: live vectors with a larger internal id.
+                let start = internal_key(VECTOR_TAG, m.seq.saturating_add(1));
+                let end = internal_key(VECTOR_TAG, u64::MAX);
+                insert_range(&index, tree.range(start..=end), 0, name)?;
+                snapshot::remove_stale(&index_dir, Some(&m.folder));
+                (index, Some(m.seq))
+            }
+            None => {
+                let index = Index::new(&config.hnsw, count as usize);
+                insert_range(&index, tree.scan_prefix([VECTOR_TAG]), count, name)?;
+                (index, None)
+            }
+        };
+        let collection = Collection {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                config,
+                db,
+                tree,
+                index_dir,
+                writer: Mutex::new(WriterState { snapshot_seq }),
+                state: RwLock::new(State {
+                    index,
+                    tombstones,
+                    metadata,
+                    count,
+                    seq,
+                }),
+                dropped: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        };
+        if rebuilt && count > 0 {
+            // The rebuilt index holds no tombstoned point: record it so the next open is fast.
+            let mut writer = collection.writer()?;
+            if let Err(e) = collection.persist_snapshot(&mut writer, true) {
+                tracing::warn!("collection {name}: could not write a snapshot after rebuild: {e}");
+            }
+        }
+        Ok(collection)
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The collection's configuration.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    /// Adds or replaces documents by id in one durable batch; the last of repeated ids wins.
+    pub fn upsert(&self, docs: &[Doc]) -> Result<UpsertReport> {
+        self.check_alive()?;
+        let dims = self.inner.config.dims;
+        let mut normalized_vectors = Vec::with_capacity(docs.len());
+        for doc in docs {
+            if doc.id.is_empty() {
+                return Err(Error::InvalidInput("a document has an empty id; give every document an id".into()));
+            }
+            if doc.vector.len() != dims {
+                return Err(Error::Dimension {
+                    expected: dims,
+                    found: doc.vector.len(),
+                });
+            }
+            if !(doc.metadata.is_object() || doc.metadata.is_null()) {
+                return Err(Error::InvalidInput(format!(
+                    "document {:?}: metadata must be a JSON object or null, got {}",
+                    doc.id, doc.metadata
+                )));
+            }
+            let v = normalized(&doc.vector)
+                .map_err(|e| Error::InvalidInput(format!("document {:?}: {e}", doc.id)))?;
+            normalized_vectors.push(v);
+        }
+        // Last occurrence of each id wins; earlier ones are reported.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(docs.len());
+        let mut duplicate_ids = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            if last.insert(doc.id.as_str(), i).is_some() {
+                duplicate_ids.push(doc.id.clone());
+            }
+        }
+        duplicate_ids.sort();
+        duplicate_ids.dedup();
+
+        let mut writer = self.writer()?;
+        let tree = &self.inner.tree;
+        let (mut seq, mut count) = {
+            let st = self.read_state()?;
+            (st.seq, st.count)
+        };
+        let mut batch = sled::Batch::default();
+        let mut report = UpsertReport {
+            duplicate_ids,
+            ..Default::default()
+        };
+        let mut new_points = Vec::with_capacity(last.len());
+        let mut new_meta = Vec::new();
+        let mut old_ids = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            if last.get(doc.id.as_str()) != Some(&i) {
+                continue;
+            }
+            seq += 1;
+            let key = doc_key(&doc.id);
+            match tree.get(&key).map_err(db_error)? {
+                Some(old) => {
+                    let old = DocRecord::decode(&old)?.internal_id;
+                    remove_internal(&mut batch, old);
+                    old_ids.push(old);
+                    report.replaced += 1;
+                }
+                None => {
+                    count += 1;
+                    report.inserted += 1;
+                }
+            }
+            batch.insert(key, DocRecord { internal_id: seq, text: doc.text.clone() }.encode());
+            batch.insert(&internal_key(VECTOR_TAG, seq), VectorRecord::encode(&doc.id, &doc.vector));
+            if has_metadata(&doc.metadata) {
+                batch.insert(&internal_key(META_TAG, seq), serde_json::to_vec(&doc.metadata)?);
+                new_meta.push((seq, doc.metadata.clone()));
+            }
+            new_points.push((std::mem::take(&mut normalized_vectors[i]), seq));
+        }
+        batch.insert(SEQ_KEY, &encode_u64(seq));
+        batch.insert(COUNT_KEY, &encode_u64(count));
+        self.commit(batch)?;
+        {
+            let mut st = self.write_state()?;
+            st.index.insert(&new_points);
+            for old in &old_ids {
+                st.tombstones.insert(*old);
+                st.metadata.remove(old);
+            }
+            st.metadata.extend(new_meta);
+            st.count = count;
+            st.seq = seq;
+        }
+        self.after_write(&mut writer)?;
+        Ok(report)
+    }
+
+    /// Encodes texts with `embedder` and upserts them (one durable batch).
+    pub fn add_texts(&self, embedder: &dyn Embedder, docs: &[TextDoc]) -> Result<UpsertReport> {
+        self.check_pipeline(embedder)?;
+        for doc in docs {
+            if doc.text.trim().is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "document {:?} has an empty text; remove it or give it some text",
+                    doc.id
+                )));
+            }
+        }
+        let mut full = Vec::with_capacity(docs.len());
+        for chunk in docs.chunks(EMBED_CHUNK) {
+            let texts: Vec<&str> = chunk.iter().map(|d| d.text.as_str()).collect();
+            let vectors = embedder.embed(&texts)?;
+            if vectors.len() != chunk.len() {
+                return Err(Error::Model(format!(
+                    "the embedder returned {} vectors for {} texts",
+                    vectors.len(),
+                    chunk.len()
+                )));
+            }
+            for (doc, vector) in chunk.iter().zip(vectors) {
+                full.push(Doc {
+                    id: doc.id.clone(),
+                    text: doc.text.clone(),
+                    metadata: doc.metadata.clone(),
+                    vector,
+                });
+            }
+        }
+        self.upsert(&full)
+    }
+
+    /// Deletes documents by id in one durable batch; returns how many existed.
+    pub fn delete<S: AsRef<str>>(&self, ids: &[S]) -> Result<usize> {
+        self.check_alive()?;
+        let mut writer = self.writer()?;
+        let tree = &self.inner.tree;
+        let (mut seq, mut count) = {
+            let st = self.read_state()?;
+            (st.seq, st.count)
+        };
+        let mut batch = sled::Batch::default();
+        let mut removed = Vec::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            let id = id.as_ref();
+            if !seen.insert(id) {
+                continue;
+            }
+            let key = doc_key(id);
+            if let Some(old) = tree.get(&key).map_err(db_error)? {
+                let old = DocRecord::decode(&old)?.internal_id;
+                seq += 1;
+                count = count.saturating_sub(1);
+                batch.remove(key);
+                remove_internal(&mut batch, old);
+                removed.push(old);
+            }
+        }
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        batch.insert(SEQ_KEY, &encode_u64(seq));
+        batch.insert(COUNT_KEY, &encode_u64(count));
+        self.commit(batch)?;
+        {
+            let mut st = self.write_state()?;
+            for old in &removed {
+                st.tombstones.insert(*old);
+                st.metadata.remove(old);
+            }
+            st.count = count;
+            st.seq = seq;
+        }
+        self.after_write(&mut writer)?;
+        Ok(removed.len())
+    }
+
+    /// The document stored under `id`, if any.
+    pub fn get(&self, id: &str) -> Result<Option<Doc>> {
+        self.check_alive()?;
+        let tree = &self.inner.tree;
+        let Some(rec) = tree.get(doc_key(id)).map_err(db_error)? else {
+            return Ok(None);
+        };
+        let rec = DocRecord::decode(&rec)?;
+        let vector = tree
+            .get(internal_key(VECTOR_TAG, rec.internal_id))
+            .map_err(db_error)?
+            .ok_or_else(|| layout::damaged("document without vector"))?;
+        let metadata = match tree.get(internal_key(META_TAG, rec.internal_id)).map_err(db_error)? {
+            Some(m) => serde_json::from_slice(&m).map_err(|_| layout::damaged("metadata is not JSON"))?,
+            None => Value::Null,
+        };
+        Ok(Some(Doc {
+            id: id.to_string(),
+            text: rec.text,
+            metadata,
+            vector: VectorRecord::decode(&vector)?.vector,
+        }))
+    }
+
+    /// Number of live documents.
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.read_state()?.count)
+    }
+
+    /// Every live document id, in byte order.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.inner.tree.scan_prefix([layout::DOC_TAG]) {
+            let (k, _) = kv.map_err(db_error)?;
+            out.push(String::from_utf8(k[1..].to_vec()).map_err(|_| layout::damaged("id is not UTF-8"))?);
+        }
+        Ok(out)
+    }
+
+    /// The `k` documents most similar to `query` (cosine) among those the filter allows.
+    pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        self.check_alive()?;
+        let dims = self.inner.config.dims;
+        if query.len() != dims {
+            return Err(Error::Dimension {
+                expected: dims,
+                found: query.len(),
+            });
+        }
+        let q = normalized(query)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let st = self.read_state()?;
+        let k = params.k;
+        let ef = params.ef.unwrap_or(self.inner.config.hnsw.ef_search).max(k);
+        // A few spare candidates cover documents deleted in sled by a writer that has not yet
+        // updated the in-memory state (they are skipped below).
+        let want = k + 4;
+        let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
+        let scored = match filter {
+            Some(f) => {
+                let mut allowed: Vec<u64> = st
+                    .metadata
+                    .iter()
+                    .filter(|(_, m)| f.matches(m))
+                    .map(|(id, _)| *id)
+                    .collect();
+                allowed.sort_unstable();
+                let share = allowed.len() as f64 / st.count.max(1) as f64;
+                if share <= EXACT_SCAN_SHARE || allowed.len() <= ef {
+                    self.exact(&q, want, allowed.iter().copied())?
+                } else {
+                    let tomb = &st.tombstones;
+                    let pass = |id: &usize| {
+                        let id = *id as u64;
+                        allowed.binary_search(&id).is_ok() && !tomb.contains(&id)
+                    };
+                    let found = search_until_k(&st.index, &q, want, ef, allowed.len(), Some(&pass));
+                    if found.len() < want.min(allowed.len()) {
+                        self.exact(&q, want, allowed.iter().copied())?
+                    } else {
+                        found
+                    }
+                }
+            }
+            None => {
+                let tomb = &st.tombstones;
+                let pass = |id: &usize| !tomb.contains(&(*id as u64));
+                let filter: Option<&dyn FilterT> = if tomb.is_empty() { None } else { Some(&pass) };
+                let available = st.count as usize;
+                let found = search_until_k(&st.index, &q, want, ef, available, filter);
+                if found.len() < want.min(available) {
+                    self.exact_all(&q, want)?
+                } else {
+                    found
+                }
+            }
+        };
+        let mut hits = Vec::with_capacity(k);
+        for s in scored {
+            if hits.len() == k {
+                break;
+            }
+            if let Some(hit) = self.hit(&st, s)? {
+                hits.push(hit);
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Encodes `text` with `embedder` (whose pipeline must be the collection's) and searches.
+    pub fn search_text(&self, embedder: &dyn Embedder, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        self.check_pipeline(embedder)?;
+        if text.trim().is_empty() {
+            return Err(Error::InvalidInput("the query text is empty; give some words to search for".into()));
+        }
+        let vector = embedder
+            .embed(&[text])?
+            .pop()
+            .ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
+        self.search(&vector, params)
+    }
+
+    /// Errors unless `embedder` produces this collection's pipeline.
+    pub fn check_pipeline(&self, embedder: &dyn Embedder) -> Result<()> {
+        let expected = &self.inner.config.pipeline;
+        if embedder.id() != expected {
+            return Err(Error::PipelineMismatch {
+                expected: format!("{expected} (collection {})", self.inner.name),
+                found: format!("{} (the query's encoder)", embedder.id()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the index from the live vectors (dropping tombstones) and snapshots it.
+    pub fn compact(&self) -> Result<()> {
+        self.check_alive()?;
+        let mut writer = self.writer()?;
+        self.compact_locked(&mut writer)
+    }
+
+    /// Writes a snapshot of the index if writes happened since the last one.
+    pub fn snapshot(&self) -> Result<()> {
+        if self.inner.dropped.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut writer = self.writer()?;
+        let seq = self.read_state()?.seq;
+        if writer.snapshot_seq == Some(seq) {
+            return Ok(());
+        }
+        self.persist_snapshot(&mut writer, false)
+    }
+
+    /// Counters of the collection.
+    pub fn stats(&self) -> Result<CollectionStats> {
+        let snapshot_seq = self.writer()?.snapshot_seq;
+        let st = self.read_state()?;
+        Ok(CollectionStats {
+            name: self.inner.name.clone(),
+            documents: st.count,
+            indexed_points: st.index.len(),
+            tombstones: st.tombstones.len(),
+            dims: self.inner.config.dims,
+            pipeline: self.inner.config.pipeline.to_string(),
+            seq: st.seq,
+            snapshot_seq,
+        })
+    }
+
+    /// Marks the handle unusable (the collection was dropped).
+    pub(crate) fn mark_dropped(&self) {
+        self.inner.dropped.store(true, Ordering::SeqCst);
+    }
+
+    fn compact_locked(&self, writer: &mut WriterState) -> Result<()> {
+        let count = self.read_state()?.count;
+        let index = Index::new(&self.inner.config.hnsw, count as usize);
+        insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), count, &self.inner.name)?;
+        let seq = self.read_state()?.seq;
+        let manifest = snapshot::write(&index, &self.inner.index_dir, seq)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(MANIFEST_KEY, serde_json::to_vec(&manifest)?);
+        for kv in self.inner.tree.scan_prefix([TOMB_TAG]) {
+            batch.remove(kv.map_err(db_error)?.0);
+        }
+        self.commit(batch)?;
+        {
+            let mut st = self.write_state()?;
+            st.index = index;
+            st.tombstones.clear();
+        }
+        writer.snapshot_seq = Some(seq);
+        snapshot::remove_stale(&self.inner.index_dir, Some(&manifest.folder));
+        Ok(())
+    }
+
+    /// Snapshots the current index; with `clear_tombstones`, the index must hold none of them.
+    fn persist_snapshot(&self, writer: &mut WriterState, clear_tombstones: bool) -> Result<()> {
+        let (manifest, seq) = {
+            let st = self.read_state()?;
+            (snapshot::write(&st.index, &self.inner.index_dir, st.seq)?, st.seq)
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(MANIFEST_KEY, serde_json::to_vec(&manifest)?);
+        if clear_tombstones {
+            for kv in self.inner.tree.scan_prefix([TOMB_TAG]) {
+                batch.remove(kv.map_err(db_error)?.0);
+            }
+        }
+        self.commit(batch)?;
+        if clear_tombstones {
+            self.write_state()?.tombstones.clear();
+        }
+        writer.snapshot_seq = Some(seq);
+        snapshot::remove_stale(&self.inner.index_dir, Some(&manifest.folder));
+        Ok(())
+    }
+
+    /// Compaction and snapshots that writes trigger by themselves.
+    fn after_write(&self, writer: &mut WriterState) -> Result<()> {
+        let (tombstones, points, seq) = {
+            let st = self.read_state()?;
+            (st.tombstones.len(), st.index.len(), st.seq)
+        };
+        if tombstones >= COMPACT_MIN_TOMBSTONES && tombstones as f64 > COMPACT_SHARE * points as f64 {
+            return self.compact_locked(writer);
+        }
+        let pending = seq - writer.snapshot_seq.unwrap_or(0);
+        if pending >= AUTO_SNAPSHOT_MIN.max(points as u64 / 4) {
+            self.persist_snapshot(writer, false)?;
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: sled::Batch) -> Result<()> {
+        self.inner.tree.apply_batch(batch).map_err(db_error)?;
+        // sled flushes every 500 ms by itself; a write is acknowledged only once durable.
+        self.inner.db.flush().map_err(db_error)?;
+        Ok(())
+    }
+
+    fn hit(&self, st: &State, s: Scored) -> Result<Option<Hit>> {
+        let tree = &self.inner.tree;
+        let Some(vec) = tree.get(internal_key(VECTOR_TAG, s.internal_id)).map_err(db_error)? else {
+            return Ok(None);
+        };
+        let external_id = VectorRecord::decode(&vec)?.external_id;
+        let Some(doc) = tree.get(doc_key(&external_id)).map_err(db_error)? else {
+            return Ok(None);
+        };
+        let doc = DocRecord::decode(&doc)?;
+        if doc.internal_id != s.internal_id {
+            return Ok(None);
+        }
+        let metadata = st.metadata.get(&s.internal_id).cloned().unwrap_or(Value::Null);
+        Ok(Some(Hit {
+            id: external_id,
+            score: s.score,
+            text: doc.text,
+            metadata,
+        }))
+    }
+
+    /// Exact top-k over the given internal ids, vectors read from sled.
+    fn exact(&self, q: &[f32], k: usize, ids: impl Iterator<Item = u64>) -> Result<Vec<Scored>> {
+        let mut items = Vec::new();
+        for id in ids {
+            if let Some(v) = self.inner.tree.get(internal_key(VECTOR_TAG, id)).map_err(db_error)? {
+                items.push((id, normalized(&VectorRecord::decode(&v)?.vector)?));
+            }
+        }
+        Ok(exact_top_k(q, k, items.iter().map(|(id, v)| (*id, v.as_slice()))))
+    }
+
+    /// Exact top-k over every live vector.
+    fn exact_all(&self, q: &[f32], k: usize) -> Result<Vec<Scored>> {
+        let mut items = Vec::new();
+        for kv in self.inner.tree.scan_prefix([VECTOR_TAG]) {
+            let (key, v) = kv.map_err(db_error)?;
+            items.push((internal_id_of(&key)?, normalized(&VectorRecord::decode(&v)?.vector)?));
+        }
+        Ok(exact_top_k(q, k, items.iter().map(|(id, v)| (*id, v.as_slice()))))
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.inner.dropped.load(Ordering::SeqCst) {
+            return Err(Error::Store(format!(
+                "collection {} was dropped; create it again or open another one",
+                self.inner.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, WriterState>> {
+        self.inner.writer.lock().map_err(|_| poisoned())
+    }
+
+    fn read_state(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.inner.state.read().map_err(|_| poisoned())
+    }
+
+    fn write_state(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        self.inner.state.write().map_err(|_| poisoned())
+    }
+}
+
+/// HNSW search that widens the candidate list until `k` results pass the filter, or it cannot.
+fn search_until_k(
+    index: &Index,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    available: usize,
+    filter: Option<&dyn FilterT>,
+) -> Vec<Scored> {
+    let target = k.min(available);
+    let mut ef = ef.max(k);
+    loop {
+        let found = index.search(q, k, ef, filter);
+        if found.len() >= target || ef >= index.len() {
+            return found;
+        }
+        ef = (ef * 4).min(index.len().max(k));
+    }
+}
+
+/// Batch operations that retire an internal id: its vector and metadata go, a tombstone stays.
+fn remove_internal(batch: &mut sled::Batch, internal_id: u64) {
+    batch.remove(&internal_key(VECTOR_TAG, internal_id));
+    batch.remove(&internal_key(META_TAG, internal_id));
+    batch.insert(&internal_key(TOMB_TAG, internal_id), &[]);
+}
+
+fn has_metadata(m: &Value) -> bool {
+    match m {
+        Value::Null => false,
+        Value::Object(map) => !map.is_empty(),
+        _ => true,
+    }
+}
+
+/// Inserts the vector records of `iter` into `index` in chunks, with a progress bar if large.
+fn insert_range(index: &Index, iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>, expected: u64, name: &str) -> Result<()> {
+    let bar = if expected >= PROGRESS_MIN {
+        let bar = indicatif::ProgressBar::new(expected);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("rebuilding index {msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(name.to_string());
+        Some(bar)
+    } else {
+        None
+    };
+    let mut chunk = Vec::with_capacity(REBUILD_CHUNK);
+    let flush = |chunk: &mut Vec<(Vec<f32>, u64)>| {
+        index.insert(chunk);
+        if let Some(bar) = &bar {
+            bar.inc(chunk.len() as u64);
+        }
+        chunk.clear();
+    };
+    for kv in iter {
+        let (key, value) = kv.map_err(db_error)?;
+        let id = internal_id_of(&key)?;
+        chunk.push((normalized(&VectorRecord::decode(&value)?.vector)?, id));
+        if chunk.len() == REBUILD_CHUNK {
+            flush(&mut chunk);
+        }
+    }
+    flush(&mut chunk);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn poisoned() -> Error {
+    Error::Store("a thread panicked while holding the collection's lock; reopen the store".into())
+}

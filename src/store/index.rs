@@ -1,0 +1,254 @@
+//! The HNSW index of one collection: a wrapper over hnsw_rs that never exits or panics on isovec.
+//!
+//! Vectors enter the index L2-normalised, so the distance is `1 - dot` and the score of a hit is
+//! its cosine. The index is derived state: it can always be rebuilt from the vectors in sled.
+
+use std::collections::BinaryHeap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
+
+use crate::store::layout::HnswParams;
+use crate::{Error, Result};
+
+/// Highest number of layers hnsw_rs supports.
+const MAX_LAYERS: usize = 16;
+
+/// Distance `1 - <a, b>` between normalised vectors, clamped at 0.
+///
+/// isovec's own distance rather than hnsw_rs's `DistDot`: the latter asserts `dot <= 1`, which
+/// rounding breaks for a query equal to a stored vector, and hnsw_rs asserts distances are >= 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CosineDistance;
+
+impl Distance<f32> for CosineDistance {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        (1.0 - dot(va, vb)).max(0.0)
+    }
+}
+
+/// Dot product with eight independent accumulators so the compiler vectorises it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for i in 0..chunks {
+        let (x, y) = (&a[i * 8..i * 8 + 8], &b[i * 8..i * 8 + 8]);
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for i in chunks * 8..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// The vector scaled to unit length, or an error for a zero or non-finite vector.
+pub fn normalized(v: &[f32]) -> Result<Vec<f32>> {
+    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    if !norm.is_finite() || norm == 0.0 {
+        return Err(Error::InvalidInput(
+            "vector is zero or contains NaN/infinity; cosine similarity needs a non-zero finite vector"
+                .into(),
+        ));
+    }
+    Ok(v.iter().map(|x| (*x as f64 / norm) as f32).collect())
+}
+
+/// A scored neighbour: internal id and cosine similarity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// Internal id.
+    pub internal_id: u64,
+    /// Cosine similarity to the query.
+    pub score: f32,
+}
+
+/// An HNSW graph over normalised vectors keyed by internal id.
+pub struct Index {
+    hnsw: Hnsw<'static, f32, CosineDistance>,
+}
+
+impl Index {
+    /// An empty index sized for about `capacity` vectors.
+    pub fn new(params: &HnswParams, capacity: usize) -> Self {
+        let hnsw = Hnsw::new(
+            params.m,
+            capacity.max(1024),
+            MAX_LAYERS,
+            params.ef_construction,
+            CosineDistance,
+        );
+        Index { hnsw }
+    }
+
+    /// Inserts normalised vectors; large batches are inserted in parallel.
+    pub fn insert(&self, items: &[(Vec<f32>, u64)]) {
+        if items.len() >= 256 {
+            let refs: Vec<(&Vec<f32>, usize)> =
+                items.iter().map(|(v, id)| (v, *id as usize)).collect();
+            self.hnsw.parallel_insert(&refs);
+        } else {
+            for (v, id) in items {
+                self.hnsw.insert((v.as_slice(), *id as usize));
+            }
+        }
+    }
+
+    /// Number of vectors in the graph (deleted ones included).
+    pub fn len(&self) -> usize {
+        self.hnsw.get_nb_point()
+    }
+
+    /// Whether the graph is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `k` nearest neighbours of a normalised query among ids the filter allows.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&dyn FilterT>) -> Vec<Scored> {
+        if self.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        self.hnsw
+            .search_filter(query, k, ef.max(k), filter)
+            .into_iter()
+            .map(|n| Scored {
+                internal_id: n.d_id as u64,
+                score: 1.0 - n.distance,
+            })
+            .collect()
+    }
+
+    /// Writes the graph and data files into `dir` (which must exist); returns their basename.
+    pub fn dump(&self, dir: &Path, basename: &str) -> Result<String> {
+        // hnsw_rs unwraps file creation errors; turn such a panic into an error.
+        let res = catch_unwind(AssertUnwindSafe(|| self.hnsw.file_dump(dir, basename)));
+        match res {
+            Ok(Ok(name)) => Ok(name),
+            Ok(Err(e)) => Err(Error::Store(format!(
+                "writing the index snapshot in {}: {e}; check free disk space and permissions",
+                dir.display()
+            ))),
+            Err(_) => Err(Error::Store(format!(
+                "writing the index snapshot in {} failed; check free disk space and permissions",
+                dir.display()
+            ))),
+        }
+    }
+
+    /// Loads a graph written by [`Index::dump`]. The caller must have verified the files'
+    /// checksums: hnsw_rs's loader exits the process on some damaged files.
+    pub fn load(dir: &Path, basename: &str) -> Result<Self> {
+        // The reloaded graph borrows its loader for the lifetime of the data (used only for
+        // mmap, which isovec leaves off). Leaking the loader, a few hundred bytes per load,
+        // gives the graph a 'static lifetime so it can live in the collection.
+        let io = Box::new(HnswIo::new(dir, basename));
+        let res = catch_unwind(AssertUnwindSafe(move || {
+            let io: &'static mut HnswIo = Box::leak(io);
+            io.load_hnsw::<f32, CosineDistance>()
+        }));
+        match res {
+            Ok(Ok(mut hnsw)) => {
+                // The loader turns on candidate extension; keep construction as configured.
+                hnsw.set_extend_candidates(false);
+                Ok(Index { hnsw })
+            }
+            Ok(Err(e)) => Err(Error::Store(format!("loading the index snapshot: {e}"))),
+            Err(_) => Err(Error::Store("loading the index snapshot failed".into())),
+        }
+    }
+}
+
+/// Exact top-`k` by cosine over `(internal id, normalised vector)` pairs, best first.
+pub fn exact_top_k<'a>(query: &[f32], k: usize, items: impl Iterator<Item = (u64, &'a [f32])>) -> Vec<Scored> {
+    // A min-heap on score keeps the k best seen so far.
+    #[derive(PartialEq)]
+    struct Entry(f32, u64);
+    impl Eq for Entry {}
+    impl PartialOrd for Entry {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Entry {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+        }
+    }
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    for (id, v) in items {
+        heap.push(Entry(dot(query, v), id));
+        if heap.len() > k {
+            heap.pop();
+        }
+    }
+    let mut out: Vec<Scored> = heap
+        .into_iter()
+        .map(|Entry(score, internal_id)| Scored { internal_id, score })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(seed: u64, dims: usize) -> Vec<f32> {
+        // xorshift so the test needs no RNG crate state.
+        let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+        let v: Vec<f32> = (0..dims)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        normalized(&v).unwrap()
+    }
+
+    #[test]
+    fn dot_matches_f64() {
+        let a = unit(1, 37);
+        let b = unit(2, 37);
+        let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        assert!((dot(&a, &b) as f64 - exact).abs() < 1e-6);
+        assert_eq!(CosineDistance.eval(&a, &a), 0.0f32.max(1.0 - dot(&a, &a)));
+        assert!(CosineDistance.eval(&a, &a) >= 0.0);
+    }
+
+    #[test]
+    fn hnsw_agrees_with_exact_search_and_survives_dump() {
+        let dims = 16;
+        let items: Vec<(Vec<f32>, u64)> = (0..600).map(|i| (unit(i, dims), i * 3)).collect();
+        let index = Index::new(&HnswParams::default(), items.len());
+        index.insert(&items);
+        let q = unit(10_000, dims);
+        let exact = exact_top_k(&q, 5, items.iter().map(|(v, id)| (*id, v.as_slice())));
+        let approx = index.search(&q, 5, 200, None);
+        assert_eq!(
+            approx.iter().map(|s| s.internal_id).collect::<Vec<_>>(),
+            exact.iter().map(|s| s.internal_id).collect::<Vec<_>>()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let name = index.dump(dir.path(), "index").unwrap();
+        let loaded = Index::load(dir.path(), &name).unwrap();
+        assert_eq!(loaded.len(), 600);
+        let again = loaded.search(&q, 5, 200, None);
+        assert_eq!(again, approx);
+        // The filter removes ids from results.
+        let odd = |id: &usize| id % 2 == 1;
+        let filtered = loaded.search(&q, 5, 200, Some(&odd));
+        assert!(filtered.iter().all(|s| s.internal_id % 2 == 1));
+        assert_eq!(filtered.len(), 5);
+    }
+}

@@ -1,0 +1,328 @@
+//! The on-disk layout of a store: files in the store directory, sled trees, keys and records.
+//!
+//! A store directory holds:
+//! - `isovec-store.json`: the marker that says "this is an isovec store" and its format version;
+//! - `LOCK`: an advisory lock held by the process that has the store open;
+//! - `sled/`: the sled database, the source of truth;
+//! - `index/<collection>/snap-<seq>/`: HNSW snapshots (derived state, rebuilt when absent).
+//!
+//! sled holds one tree `collections` (name → [`CollectionConfig`] as JSON) and one tree per
+//! collection, `col/<name>`, whose keys start with a one-byte tag:
+//! - `d` + external id → [`DocRecord`] (internal id, text);
+//! - `v` + internal id (u64 big-endian) → [`VectorRecord`] (external id, vector), live documents only;
+//! - `m` + internal id → metadata as JSON, live documents with non-empty metadata only;
+//! - `t` + internal id → empty: a tombstone, an internal id that may still be in the HNSW
+//!   snapshot but is deleted or replaced;
+//! - `#seq`, `#count`, `#manifest`: the last sequence number, the number of live documents, and the
+//!   snapshot manifest.
+//!
+//! Invariant (enforced in `collection.rs`, one `apply_batch` per write): internal ids are sequence
+//! numbers, allocated in increasing order, so "writes newer than the snapshot" are exactly the
+//! vectors whose internal id is greater than the manifest's sequence number.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, PipelineId, Result};
+
+/// File in the store directory that marks it as an isovec store.
+pub const MARKER_FILE: &str = "isovec-store.json";
+/// Advisory lock file, held while a process has the store open.
+pub const LOCK_FILE: &str = "LOCK";
+/// Folder of the sled database.
+pub const SLED_DIR: &str = "sled";
+/// Folder of the HNSW snapshots, one sub-folder per collection.
+pub const INDEX_DIR: &str = "index";
+/// Store format version written in the marker file.
+pub const FORMAT_VERSION: u32 = 1;
+/// sled tree of collection configurations.
+pub const COLLECTIONS_TREE: &[u8] = b"collections";
+
+/// Key of the last sequence number used in a collection tree.
+pub const SEQ_KEY: &[u8] = b"#seq";
+/// Key of the number of live documents in a collection tree.
+pub const COUNT_KEY: &[u8] = b"#count";
+/// Key of the snapshot manifest in a collection tree.
+pub const MANIFEST_KEY: &[u8] = b"#manifest";
+
+/// Tag of document records (external id → internal id, text).
+pub const DOC_TAG: u8 = b'd';
+/// Tag of vector records (internal id → external id, vector).
+pub const VECTOR_TAG: u8 = b'v';
+/// Tag of metadata records (internal id → JSON).
+pub const META_TAG: u8 = b'm';
+/// Tag of tombstones (internal id → nothing).
+pub const TOMB_TAG: u8 = b't';
+
+/// Content of the marker file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Marker {
+    /// Always `isovec`.
+    pub kind: String,
+    /// Store format version.
+    pub format: u32,
+}
+
+/// Similarity used to compare vectors of a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Cosine similarity (vectors are normalised inside the index; scores are cosines).
+    Cosine,
+}
+
+/// HNSW construction and search parameters of a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Maximum number of links per node and layer (2..=256).
+    pub m: usize,
+    /// Width of the candidate list while building.
+    pub ef_construction: usize,
+    /// Default width of the candidate list while searching.
+    pub ef_search: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 24,
+            ef_construction: 100,
+            ef_search: 64,
+        }
+    }
+}
+
+/// What a collection is: its vectors' dimension, metric, index parameters and pipeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Number of dimensions of every vector.
+    pub dims: usize,
+    /// How vectors are compared.
+    pub metric: Metric,
+    /// The pipeline whose vectors the collection holds.
+    pub pipeline: PipelineId,
+    /// HNSW parameters.
+    pub hnsw: HnswParams,
+}
+
+impl CollectionConfig {
+    /// A cosine collection for `pipeline` with default HNSW parameters.
+    pub fn new(dims: usize, pipeline: PipelineId) -> Self {
+        CollectionConfig {
+            dims,
+            metric: Metric::Cosine,
+            pipeline,
+            hnsw: HnswParams::default(),
+        }
+    }
+
+    /// Checks the values hnsw_rs would reject (it exits the process on some of them).
+    pub fn validate(&self) -> Result<()> {
+        if self.dims == 0 {
+            return Err(Error::InvalidInput("collection dims must be at least 1".into()));
+        }
+        if !(2..=256).contains(&self.hnsw.m) {
+            return Err(Error::InvalidInput(format!(
+                "HNSW m = {} is out of range; use a value in 2..=256 (16–48 is typical)",
+                self.hnsw.m
+            )));
+        }
+        if self.hnsw.ef_construction == 0 || self.hnsw.ef_search == 0 {
+            return Err(Error::InvalidInput(
+                "HNSW ef_construction and ef_search must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that a collection name is usable as a folder name: 1–64 of `[A-Za-z0-9_.-]`.
+pub fn validate_collection_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "invalid collection name {name:?}: use 1–64 letters, digits, '_', '-' or '.' (not leading)"
+        )))
+    }
+}
+
+/// Name of the sled tree of a collection.
+pub fn collection_tree(name: &str) -> Vec<u8> {
+    format!("col/{name}").into_bytes()
+}
+
+/// Key of a document record.
+pub fn doc_key(external_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + external_id.len());
+    key.push(DOC_TAG);
+    key.extend_from_slice(external_id.as_bytes());
+    key
+}
+
+/// Key of a record addressed by internal id (vector, metadata or tombstone).
+pub fn internal_key(tag: u8, internal_id: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = tag;
+    key[1..].copy_from_slice(&internal_id.to_be_bytes());
+    key
+}
+
+/// The internal id of a key made by [`internal_key`].
+pub fn internal_id_of(key: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = key
+        .get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| damaged("key of an internal-id record is not 9 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// A u64 counter value as stored.
+pub fn encode_u64(value: u64) -> [u8; 8] {
+    value.to_le_bytes()
+}
+
+/// A stored u64 counter (absent means 0).
+pub fn decode_u64(bytes: Option<&[u8]>) -> Result<u64> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => {
+            let arr: [u8; 8] = b
+                .try_into()
+                .map_err(|_| damaged("counter record is not 8 bytes"))?;
+            Ok(u64::from_le_bytes(arr))
+        }
+    }
+}
+
+/// A document record: which internal id holds the document now, and its text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocRecord {
+    /// Internal id (the sequence number of the write that stored this version).
+    pub internal_id: u64,
+    /// The document text.
+    pub text: String,
+}
+
+impl DocRecord {
+    /// Bytes: internal id (u64 LE) then UTF-8 text.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.text.len());
+        out.extend_from_slice(&self.internal_id.to_le_bytes());
+        out.extend_from_slice(self.text.as_bytes());
+        out
+    }
+
+    /// Parses [`DocRecord::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 8 {
+            return Err(damaged("document record shorter than 8 bytes"));
+        }
+        let (id, text) = bytes.split_at(8);
+        let internal_id = u64::from_le_bytes(id.try_into().map_err(|_| damaged("document id"))?);
+        let text = String::from_utf8(text.to_vec())
+            .map_err(|_| damaged("document text is not UTF-8"))?;
+        Ok(DocRecord { internal_id, text })
+    }
+}
+
+/// A vector record: the external id that owns the vector, and the vector as given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorRecord {
+    /// External id of the document.
+    pub external_id: String,
+    /// The vector, as given by the caller (not normalised).
+    pub vector: Vec<f32>,
+}
+
+impl VectorRecord {
+    /// Bytes: id length (u32 LE), id, then f32 LE values.
+    pub fn encode(external_id: &str, vector: &[f32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + external_id.len() + 4 * vector.len());
+        out.extend_from_slice(&(external_id.len() as u32).to_le_bytes());
+        out.extend_from_slice(external_id.as_bytes());
+        for x in vector {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses [`VectorRecord::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let len_bytes: [u8; 4] = bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| damaged("vector record shorter than 4 bytes"))?;
+        let id_len = u32::from_le_bytes(len_bytes) as usize;
+        let id = bytes
+            .get(4..4 + id_len)
+            .ok_or_else(|| damaged("vector record id truncated"))?;
+        let external_id =
+            String::from_utf8(id.to_vec()).map_err(|_| damaged("vector record id is not UTF-8"))?;
+        let rest = &bytes[4 + id_len..];
+        if rest.len() % 4 != 0 {
+            return Err(damaged("vector record length is not a multiple of 4"));
+        }
+        let vector = rest
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(VectorRecord {
+            external_id,
+            vector,
+        })
+    }
+}
+
+/// The error for a record that cannot be parsed.
+pub fn damaged(what: &str) -> Error {
+    Error::Store(format!(
+        "damaged record: {what}; the store's database is corrupt — restore it from a backup or re-index"
+    ))
+}
+
+/// Converts a sled error into isovec's error.
+pub fn db_error(e: sled::Error) -> Error {
+    Error::Store(format!("database error: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let d = DocRecord {
+            internal_id: 42,
+            text: "héllo".into(),
+        };
+        assert_eq!(DocRecord::decode(&d.encode()).unwrap(), d);
+        let bytes = VectorRecord::encode("doc-1", &[1.5, -2.0, 0.25]);
+        let v = VectorRecord::decode(&bytes).unwrap();
+        assert_eq!(v.external_id, "doc-1");
+        assert_eq!(v.vector, vec![1.5, -2.0, 0.25]);
+        assert!(VectorRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(DocRecord::decode(&[1, 2]).is_err());
+    }
+
+    #[test]
+    fn internal_keys_sort_by_id() {
+        let a = internal_key(VECTOR_TAG, 255);
+        let b = internal_key(VECTOR_TAG, 256);
+        assert!(a < b);
+        assert_eq!(internal_id_of(&b).unwrap(), 256);
+    }
+
+    #[test]
+    fn collection_names() {
+        assert!(validate_collection_name("default").is_ok());
+        assert!(validate_collection_name("a/b").is_err());
+        assert!(validate_collection_name("..").is_err());
+        assert!(validate_collection_name("").is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! The embedded store: collections of documents in sled, each with an HNSW index that survives
+//! restarts.
+//!
+//! sled is the source of truth; the index is derived state, snapshotted to files and rebuilt
+//! from sled when a snapshot is missing or damaged. A [`Store`] is `Send + Sync`: many threads
+//! may search while one writes.
+//!
+//! ```no_run
+//! # fn main() -> isovec::Result<()> {
+//! # let pipeline: isovec::PipelineId = unimplemented!();
+//! use isovec::store::{CollectionConfig, Doc, SearchParams, Store};
+//! let store = Store::open("my-store")?;
+//! let docs = store.create_collection("notes", CollectionConfig::new(3, pipeline))?;
+//! docs.upsert(&[Doc { id: "a".into(), text: "hello".into(), metadata: serde_json::json!({"lang": "en"}), vector: vec![1.0, 0.0, 0.0] }])?;
+//! let hits = docs.search(&[1.0, 0.1, 0.0], &SearchParams::k(5))?;
+//! # Ok(()) }
+//! ```
+
+pub mod async_api;
+pub mod collection;
+pub mod filter;
+pub mod index;
+pub mod layout;
+pub mod snapshot;
+pub mod vecfile;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use fs2::FileExt;
+
+pub use async_api::AsyncStore;
+pub use collection::{Collection, CollectionStats, Doc, Hit, SearchParams, TextDoc, UpsertReport};
+pub use filter::Filter;
+pub use layout::{CollectionConfig, HnswParams, Metric};
+
+use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
+
+use crate::{Error, Result};
+
+/// An open store directory; close it with [`Store::close`] (or drop it) to snapshot the indexes.
+///
+/// The directory stays locked until the store and every [`Collection`] handle taken from it
+/// are dropped.
+pub struct Store {
+    root: PathBuf,
+    db: sled::Db,
+    configs: sled::Tree,
+    open: Mutex<HashMap<String, Collection>>,
+    /// The advisory lock that keeps other processes out; collection handles share it, so the
+    /// store stays locked until the last handle is dropped (sled's own lock lasts as long).
+    lock: Arc<File>,
+}
+
+impl Store {
+    /// Opens the store in `path`, creating it if the directory is missing or empty.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens the store in `path`, which must already be a store.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(root: &Path, create: bool) -> Result<Store> {
+        let marker_path = root.join(MARKER_FILE);
+        if marker_path.exists() {
+            let bytes = fs::read(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
+            let marker: Marker = serde_json::from_slice(&bytes).map_err(|_| {
+                Error::Store(format!("{} is damaged; this is not a readable isovec store", marker_path.display()))
+            })?;
+            if marker.kind != "isovec" || marker.format != FORMAT_VERSION {
+                return Err(Error::Store(format!(
+                    "{} has format {} of kind {:?}; this isovec reads format {FORMAT_VERSION}",
+                    root.display(),
+                    marker.format,
+                    marker.kind
+                )));
+            }
+        } else {
+            let empty = match fs::read_dir(root) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(Error::io(root, e)),
+            };
+            if !empty {
+                return Err(Error::Store(format!(
+                    "{} is not an isovec store (it has no {MARKER_FILE} and is not empty); give a new or empty directory",
+                    root.display()
+                )));
+            }
+            if !create {
+                return Err(Error::Store(format!(
+                    "no store in {}; create one first (e.g. with `isovec index --store {}`)",
+                    root.display(),
+                    root.display()
+                )));
+            }
+            fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        }
+        let lock = lock_store(root)?;
+        if !marker_path.exists() {
+            let marker = Marker {
+                kind: "isovec".into(),
+                format: FORMAT_VERSION,
+            };
+            let tmp = root.join(format!("{MARKER_FILE}.tmp"));
+            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(&serde_json::to_vec_pretty(&marker)?)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Error::io(&tmp, e))?;
+            fs::rename(&tmp, &marker_path).map_err(|e| Error::io(&marker_path, e))?;
+        }
+        let db = sled::Config::new()
+            .path(root.join(SLED_DIR))
+            .open()
+            .map_err(|e| Error::Store(format!("opening the database in {}: {e}", root.join(SLED_DIR).display())))?;
+        let configs = db.open_tree(COLLECTIONS_TREE).map_err(db_error)?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            db,
+            configs,
+            open: Mutex::new(HashMap::new()),
+            lock: Arc::new(lock),
+        })
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates a collection; errors if one of that name exists.
+    pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        layout::validate_collection_name(name)?;
+        config.validate()?;
+        let mut open = self.lock_open()?;
+        if self.configs.get(name).map_err(db_error)?.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "collection {name:?} already exists; open it, or drop it first"
+            )));
+        }
+        // A tree or snapshot left by an interrupted drop must not leak into the new collection.
+        self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
+        let index_dir = self.index_dir(name);
+        if index_dir.exists() {
+            fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
+        }
+        self.configs
+            .insert(name, serde_json::to_vec(&config)?)
+            .map_err(db_error)?;
+        self.db.flush().map_err(db_error)?;
+        let collection = self.load(name, config)?;
+        open.insert(name.to_string(), collection.clone());
+        Ok(collection)
+    }
+
+    /// Opens the collection `name`, or creates it with `config` if it does not exist; an
+    /// existing collection must have the same dimension and pipeline.
+    pub fn get_or_create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        match self.config_of(name)? {
+            None => self.create_collection(name, config),
+            Some(existing) => {
+                if existing.pipeline != config.pipeline {
+                    return Err(Error::PipelineMismatch {
+                        expected: format!("{} (collection {name})", existing.pipeline),
+                        found: format!("{} (the encoder given)", config.pipeline),
+                    });
+                }
+                if existing.dims != config.dims {
+                    return Err(Error::Dimension {
+                        expected: existing.dims,
+                        found: config.dims,
+                    });
+                }
+                self.collection(name)
+            }
+        }
+    }
+
+    /// The collection `name` (its index is loaded on first use).
+    pub fn collection(&self, name: &str) -> Result<Collection> {
+        let mut open = self.lock_open()?;
+        if let Some(c) = open.get(name) {
+            return Ok(c.clone());
+        }
+        let Some(config) = self.config_of(name)? else {
+            let names: Vec<String> = self.list_collections()?.into_iter().map(|(n, _)| n).collect();
+            return Err(Error::InvalidInput(format!(
+                "no collection {name:?} in {}; existing collections: [{}]",
+                self.root.display(),
+                names.join(", ")
+            )));
+        };
+        let collection = self.load(name, config)?;
+        open.insert(name.to_string(), collection.clone());
+        Ok(collection)
+    }
+
+    /// Every collection and its configuration, by name.
+    pub fn list_collections(&self) -> Result<Vec<(String, CollectionConfig)>> {
+        let mut out = Vec::new();
+        for kv in self.configs.iter() {
+            let (k, v) = kv.map_err(db_error)?;
+            let name = String::from_utf8(k.to_vec()).map_err(|_| layout::damaged("collection name"))?;
+            let config = serde_json::from_slice(&v).map_err(|_| layout::damaged("collection config"))?;
+            out.push((name, config));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a collection with its documents and index; returns whether it existed.
+    pub fn drop_collection(&self, name: &str) -> Result<bool> {
+        let mut open = self.lock_open()?;
+        if let Some(c) = open.remove(name) {
+            c.mark_dropped();
+        }
+        let existed = self.configs.remove(name).map_err(db_error)?.is_some();
+        self.db.flush().map_err(db_error)?;
+        self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
+        self.db.flush().map_err(db_error)?;
+        let index_dir = self.index_dir(name);
+        if index_dir.exists() {
+            fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
+        }
+        Ok(existed)
+    }
+
+    /// Snapshots the index of every collection opened so far that has unsnapshotted writes.
+    pub fn snapshot(&self) -> Result<()> {
+        let open: Vec<Collection> = self.lock_open()?.values().cloned().collect();
+        for c in open {
+            c.snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots and closes the store, reporting any error (dropping does the same silently).
+    pub fn close(self) -> Result<()> {
+        self.snapshot()?;
+        self.db.flush().map_err(db_error)?;
+        Ok(())
+    }
+
+    fn config_of(&self, name: &str) -> Result<Option<CollectionConfig>> {
+        match self.configs.get(name).map_err(db_error)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|_| layout::damaged("collection config"))?)),
+        }
+    }
+
+    fn load(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
+        Collection::open(name, config, self.db.clone(), tree, self.index_dir(name), self.lock.clone())
+    }
+
+    fn index_dir(&self, name: &str) -> PathBuf {
+        self.root.join(INDEX_DIR).join(name)
+    }
+
+    fn lock_open(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Collection>>> {
+        self.open
+            .lock()
+            .map_err(|_| Error::Store("a thread panicked while opening a collection; reopen the store".into()))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.snapshot() {
+            tracing::warn!("store {}: snapshot on close failed ({e}); the next open replays or rebuilds", self.root.display());
+        }
+        let _ = self.db.flush();
+    }
+}
+
+/// Takes the store's advisory lock, failing at once if another process holds it.
+fn lock_store(root: &Path) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    if file.try_lock_exclusive().is_err() {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        let holder = holder.trim();
+        return Err(Error::Store(format!(
+            "store {} is already open{}; close the other process (or handle) first, or use another directory",
+            root.display(),
+            if holder.is_empty() { String::new() } else { format!(" by process {holder}") }
+        )));
+    }
+    // Record who holds the lock so the error above can name it.
+    let _ = file.set_len(0);
+    let _ = (&file).write_all(std::process::id().to_string().as_bytes());
+    Ok(file)
+}
+
+#[cfg(test)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Store>();
+    is::<Collection>();
+}

@@ -1,0 +1,114 @@
+//! Test helpers: a small deterministic embedder and document generators.
+#![allow(dead_code)]
+
+use isovec::store::{CollectionConfig, Doc};
+use isovec::{Embedder, EncoderId, PipelineId};
+use serde_json::json;
+
+/// Hashed bag of words → L2-normalised vector; deterministic, no model needed.
+pub struct BagOfWords {
+    id: PipelineId,
+    dims: usize,
+}
+
+impl BagOfWords {
+    pub fn new(dims: usize) -> Self {
+        Self::named("test-bag-of-words", dims)
+    }
+
+    pub fn named(model: &str, dims: usize) -> Self {
+        BagOfWords {
+            id: PipelineId {
+                encoder: EncoderId {
+                    model: model.into(),
+                    weights_sha256: "0".repeat(64),
+                    pooling: "sum".into(),
+                    max_length: 128,
+                },
+                transform: None,
+                normalize: true,
+            },
+            dims,
+        }
+    }
+
+    pub fn config(&self) -> CollectionConfig {
+        CollectionConfig::new(self.dims, self.id.clone())
+    }
+
+    pub fn vector(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0f32; self.dims];
+        for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            let h = fnv(&word.to_lowercase());
+            let sign = if (h >> 63) & 1 == 1 { 1.0 } else { -1.0 };
+            v[(h % self.dims as u64) as usize] += sign;
+        }
+        // Texts without words still get a non-zero vector.
+        if v.iter().all(|x| *x == 0.0) {
+            v[0] = 1.0;
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+}
+
+impl Embedder for BagOfWords {
+    fn id(&self) -> &PipelineId {
+        &self.id
+    }
+    fn dims(&self) -> usize {
+        self.dims
+    }
+    fn embed(&self, texts: &[&str]) -> isovec::Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| self.vector(t)).collect())
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// A deterministic pseudo-random unit vector.
+pub fn random_unit(seed: u64, dims: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(0x1234567) | 1;
+    let v: Vec<f32> = (0..dims)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+/// Document `i` with a random vector and metadata `{"group": i % groups, "n": i}`.
+pub fn doc(i: u64, dims: usize, groups: u64) -> Doc {
+    Doc {
+        id: format!("doc-{i}"),
+        text: format!("document number {i}"),
+        metadata: json!({"group": i % groups, "n": i}),
+        vector: random_unit(i, dims),
+    }
+}
+
+/// Exact top-k ids by cosine among `docs` (f64), best first.
+pub fn exact_ids(query: &[f32], docs: &[Doc], k: usize) -> Vec<String> {
+    let mut scored: Vec<(f64, &str)> = docs
+        .iter()
+        .map(|d| {
+            let dot: f64 = d.vector.iter().zip(query).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let na: f64 = d.vector.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            let nb: f64 = query.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            (dot / (na * nb), d.id.as_str())
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(k).map(|(_, id)| id.to_string()).collect()
+}

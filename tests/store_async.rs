@@ -1,0 +1,88 @@
+//! The async API: awaitable writes and searches; concurrent text queries encoded in batches.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::BagOfWords;
+use isovec::store::{AsyncStore, SearchParams, Store, TextDoc};
+use isovec::{Embedder, PipelineId};
+use serde_json::json;
+
+/// Counts calls and texts, to observe micro-batching.
+struct Counting {
+    inner: BagOfWords,
+    calls: AtomicUsize,
+    texts: AtomicUsize,
+}
+
+impl Embedder for Counting {
+    fn id(&self) -> &PipelineId {
+        self.inner.id()
+    }
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+    fn embed(&self, texts: &[&str]) -> isovec::Result<Vec<Vec<f32>>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        // Slow enough that queries pile up while one batch is encoded.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        self.inner.embed(texts)
+    }
+}
+
+#[test]
+fn concurrent_text_queries_are_batched_and_answered() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let bow = BagOfWords::new(128);
+        let config = bow.config();
+        let emb = Arc::new(Counting { inner: bow, calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        store.create_collection("default", config).unwrap();
+        let api = AsyncStore::new(store.clone(), emb.clone());
+        let topics = ["apples", "rivers", "engines", "violins", "glaciers", "comets", "tulips", "falcons"];
+        let docs: Vec<TextDoc> = topics
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TextDoc { id: format!("d{i}"), text: format!("all about {t} and more {t}"), metadata: json!({"i": i}) })
+            .collect();
+        let report = api.add_texts("default", docs).await.unwrap();
+        assert_eq!(report.inserted, topics.len());
+        let calls_before = emb.calls.load(Ordering::SeqCst);
+        let texts_before = emb.texts.load(Ordering::SeqCst);
+
+        let mut tasks = Vec::new();
+        for round in 0..8 {
+            for (i, t) in topics.iter().enumerate() {
+                let api = api.clone();
+                let query = format!("{t} {t}");
+                tasks.push(tokio::spawn(async move {
+                    let hits = api.search_text("default", &query, SearchParams::k(1)).await.unwrap();
+                    (round, i, hits)
+                }));
+            }
+        }
+        for task in tasks {
+            let (_, i, hits) = task.await.unwrap();
+            assert_eq!(hits[0].id, format!("d{i}"));
+        }
+        let calls = emb.calls.load(Ordering::SeqCst) - calls_before;
+        let texts = emb.texts.load(Ordering::SeqCst) - texts_before;
+        assert_eq!(texts, 64, "every query encoded once");
+        assert!(calls < 32, "64 concurrent queries took {calls} encoder calls; expected micro-batches");
+
+        // Vector search, delete and errors through the async API.
+        let v = emb.inner.vector("all about comets and more comets");
+        let hits = api.search("default", v.clone(), SearchParams::k(1)).await.unwrap();
+        assert_eq!(hits[0].id, "d5");
+        assert_eq!(api.delete("default", vec!["d5".into()]).await.unwrap(), 1);
+        let hits = api.search("default", v, SearchParams::k(1)).await.unwrap();
+        assert_ne!(hits[0].id, "d5");
+        assert!(api.search_text("missing", "x", SearchParams::k(1)).await.is_err());
+        assert!(api.search_text("default", "   ", SearchParams::k(1)).await.is_err());
+    });
+}
