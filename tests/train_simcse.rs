@@ -9,7 +9,7 @@ use isovec::encoder::{Bert, BertConfig, Encoder, EncoderOptions, Mode, Pooling};
 use isovec::train::checkpoint::read_training_info;
 use isovec::train::data::Triplet;
 use isovec::train::optimizer::LinearSchedule;
-use isovec::train::stsb_dev::ScoredPair;
+use isovec::eval::sts::StsPair;
 use isovec::train::{DevSet, MlpUse, ModelInit, SimcseConfig, Trainer};
 
 const WORDS: &str = "a the man woman dog cat is are plays playing guitar piano runs sleeps on in park house \
@@ -165,7 +165,7 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     let data = trainer.tokenize_sentences(&sentences).unwrap();
     let dev = DevSet::new(
         (0..4)
-            .map(|i| ScoredPair { a: SENTENCES[i].into(), b: SENTENCES[i + 4].into(), score: i as f64 + 1.5 })
+            .map(|i| StsPair { a: SENTENCES[i].into(), b: SENTENCES[i + 4].into(), score: i as f64 + 1.5 })
             .collect(),
     );
     let out = tmp.path().join("run");
@@ -186,3 +186,28 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     let cfg: BertConfig = serde_json::from_str(&std::fs::read_to_string(out.join("last/config.json")).unwrap()).unwrap();
     assert_eq!((cfg.num_hidden_layers, cfg.hidden_size), (1, 8));
 }
+
+/// The shared data folder (env ISOVEC_DATA, else ../shared/data), if present.
+fn data_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("ISOVEC_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no data folder at {} (set ISOVEC_DATA)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn real_training_files_parse_completely() {
+    let Some(data) = data_dir() else { return };
+    let triplets = isovec::train::data::read_triplets(&data.join("nli/snli_devtest_triplets_for_simcse.csv")).unwrap();
+    assert_eq!(triplets.len(), 5864);
+    // The second record is quoted because it contains commas.
+    assert!(triplets[1].anchor.starts_with("Two young children in blue jerseys , one with"), "{:?}", triplets[1]);
+    assert_eq!(triplets[1].positive, "Two kids in numbered jerseys wash their hands .");
+    let corpus = isovec::train::data::read_corpus(&data.join("corpus/wiki1m_for_simcse.first11914.txt")).unwrap();
+    assert_eq!(corpus.len(), 11_914);
+    }

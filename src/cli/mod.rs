@@ -10,6 +10,7 @@ pub mod fit;
 pub mod model;
 pub mod store_cmds;
 pub mod store_source;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 

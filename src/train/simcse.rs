@@ -16,7 +16,8 @@ use super::checkpoint::{read_training_info, write_checkpoint, TrainingInfo};
 use super::data::{epoch_batches, Triplet};
 use super::loss::info_nce;
 use super::optimizer::{clip_grad_norm, AdamW, AdamWConfig, LinearSchedule};
-use super::stsb_dev::{spearman, ScoredPair};
+use crate::eval::spearman::spearman;
+use crate::eval::sts::{self, Split, StsPair, StsSet};
 use crate::encoder::{BatchInput, Bert, BertConfig, Mode, ModelDir, Pooling, TextTokenizer};
 use crate::{Error, Result};
 
@@ -159,14 +160,14 @@ impl TrainingData {
 
 /// STS-B dev prepared for repeated evaluation.
 pub struct DevSet {
-    pairs: Vec<ScoredPair>,
+    pairs: Vec<StsPair>,
     sentences: Vec<String>,
     index: HashMap<String, usize>,
 }
 
 impl DevSet {
     /// Wraps scored pairs (e.g. from STS-B dev).
-    pub fn new(pairs: Vec<ScoredPair>) -> Self {
+    pub fn new(pairs: Vec<StsPair>) -> Self {
         let mut index = HashMap::new();
         let mut sentences = Vec::new();
         for p in &pairs {
@@ -182,7 +183,7 @@ impl DevSet {
 
     /// Loads STS-B dev from the data folder.
     pub fn stsb(data_dir: &Path) -> Result<Self> {
-        Ok(Self::new(super::stsb_dev::load_stsb_dev(data_dir)?))
+        Ok(Self::new(sts::load(data_dir, StsSet::StsB, Split::Dev)?.pairs().cloned().collect()))
     }
 }
 
@@ -491,7 +492,7 @@ impl Trainer {
         let v = |s: &str| &vectors[dev.index[s]];
         let sims: Vec<f64> = dev.pairs.iter().map(|p| cos(v(&p.a), v(&p.b))).collect();
         let gold: Vec<f64> = dev.pairs.iter().map(|p| p.score).collect();
-        let positives: Vec<&ScoredPair> = dev.pairs.iter().filter(|p| p.score >= 4.0).collect();
+        let positives: Vec<&StsPair> = dev.pairs.iter().filter(|p| p.score >= 4.0).collect();
         let left: Vec<Vec<f32>> = positives.iter().map(|p| v(&p.a).clone()).collect();
         let right: Vec<Vec<f32>> = positives.iter().map(|p| v(&p.b).clone()).collect();
         Ok(DevScores {
@@ -645,64 +646,4 @@ impl Trainer {
 
 fn poisoned() -> Error {
     Error::InvalidInput("internal state was poisoned by an earlier panic; restart training".into())
-}
-
-/// Training throughput of one model configuration.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct TrainBench {
-    /// Optimiser steps per second.
-    pub steps_per_second: f64,
-    /// Real (unpadded) tokens per second, both dropout views counted.
-    pub tokens_per_second: f64,
-    /// Sentences per batch.
-    pub batch_size: usize,
-    /// Maximum tokens per sentence.
-    pub max_length: usize,
-    /// Steps timed (after one warm-up step).
-    pub steps: usize,
-}
-
-/// Times unsupervised SimCSE steps of the model in `model_dir` on `sentences` (cycled).
-pub fn bench_train(
-    model_dir: &Path,
-    sentences: &[String],
-    batch_size: usize,
-    max_length: usize,
-    steps: usize,
-    device: &Device,
-) -> Result<TrainBench> {
-    let config = SimcseConfig {
-        batch_size,
-        max_length,
-        ..SimcseConfig::unsupervised()
-    };
-    let mut trainer = Trainer::new(model_dir, &ModelInit::Pretrained, config, device)?;
-    let data = trainer.tokenize_sentences(sentences)?;
-    let TrainingData::Sentences(ids) = &data else {
-        return Err(Error::InvalidInput("benchmark data must be sentences".into()));
-    };
-    if ids.len() < batch_size {
-        return Err(Error::InvalidInput(format!("the benchmark needs at least {batch_size} sentences")));
-    }
-    let schedule = LinearSchedule {
-        warmup_steps: 0,
-        total_steps: steps + 1,
-    };
-    let batch_at = |k: usize| -> Vec<usize> { (0..batch_size).map(|i| (k * batch_size + i) % ids.len()).collect() };
-    trainer.train_step(&data, &batch_at(0), &schedule)?;
-    let mut tokens = 0usize;
-    let started = Instant::now();
-    for k in 1..=steps {
-        let batch = batch_at(k);
-        tokens += 2 * batch.iter().map(|&i| ids[i].len()).sum::<usize>();
-        trainer.train_step(&data, &batch, &schedule)?;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(TrainBench {
-        steps_per_second: steps as f64 / seconds,
-        tokens_per_second: tokens as f64 / seconds,
-        batch_size,
-        max_length,
-        steps,
-    })
 }
