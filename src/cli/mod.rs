@@ -50,6 +50,8 @@ pub enum Command {
     Stats(store_cmds::StatsArgs),
     /// Rebuild a collection's index without deleted entries.
     Compact(store_cmds::CompactArgs),
+    /// Fine-tune the encoder (SimCSE).
+    Train(train::Args),
 }
 
 /// `isovec index`: the store options plus the pipeline that encodes the documents.
@@ -84,6 +86,8 @@ pub enum BenchCommand {
     Encode(bench_encode::BenchEncodeArgs),
     /// The HNSW index on a fixed vector set: build, recall@10 by ef, queries/s, reopen time.
     Ann(bench_ann::BenchAnnArgs),
+    /// SimCSE training steps/s and tokens/s.
+    Train(train::BenchTrainArgs),
 }
 
 /// Runs the command line; errors are printed with their causes.
@@ -116,5 +120,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Delete(args) => store_cmds::delete(&args),
         Command::Stats(args) => store_cmds::stats(&args),
         Command::Compact(args) => store_cmds::compact(&args),
+        Command::Train(args) => train::run(args),
+        Command::Bench(BenchCommand::Train(args)) => train::run_bench(args),
     }
 }

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::encoder::{default_model_dir, Pooling};
+use super::common::parse_device;
 use crate::train::checkpoint::read_training_info;
 use crate::train::data::{read_corpus, read_triplets};
 use crate::train::{bench_train, DevSet, MlpUse, ModelInit, SimcseConfig, Trainer};
@@ -125,19 +125,6 @@ pub struct SimcseArgs {
 
 fn debug_string<T: std::fmt::Debug, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:?}").to_lowercase())
-}
-
-/// Parses `cpu`, `cuda` or `cuda:N`.
-pub fn parse_device(spec: &str) -> anyhow::Result<Device> {
-    match spec.trim() {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).context("CUDA device 0 (build isovec with `--features cuda`)"),
-        s if s.starts_with("cuda:") => {
-            let n: usize = s[5..].parse().with_context(|| format!("device {s:?}: expected cuda:N"))?;
-            Device::new_cuda(n).with_context(|| format!("CUDA device {n} (build isovec with `--features cuda`)"))
-        }
-        s => bail!("unknown device {s:?}: use cpu, cuda or cuda:N"),
-    }
 }
 
 fn parse_shape(spec: &str) -> anyhow::Result<ModelInit> {
