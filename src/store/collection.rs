@@ -619,25 +619,13 @@ impl Collection {
     }
 
     fn compact_locked(&self, writer: &mut WriterState) -> Result<()> {
+        // Built aside from the live vectors while searches use the old graph; the writer lock
+        // keeps writes out, so nothing is missed.
         let count = self.read_state()?.count;
         let index = Index::new(&self.inner.config.hnsw, count as usize);
         insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), count, &self.inner.name)?;
-        let seq = self.read_state()?.seq;
-        let manifest = snapshot::write(&index, &self.inner.index_dir, seq)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(MANIFEST_KEY, serde_json::to_vec(&manifest)?);
-        for kv in self.inner.tree.scan_prefix([TOMB_TAG]) {
-            batch.remove(kv.map_err(db_error)?.0);
-        }
-        self.commit(batch)?;
-        {
-            let mut st = self.write_state()?;
-            st.index = index;
-            st.tombstones.clear();
-        }
-        writer.snapshot_seq = Some(seq);
-        snapshot::remove_stale(&self.inner.index_dir, Some(&manifest.folder));
-        Ok(())
+        self.write_state()?.index = index;
+        self.persist_snapshot(writer, true)
     }
 
     /// Snapshots the current index; with `clear_tombstones`, the index must hold none of them.
