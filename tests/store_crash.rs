@@ -85,21 +85,35 @@ fn acknowledged_writes_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 match line {
-                    Ok(l) => lines.push(l),
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
                     Err(_) => break,
                 }
             }
-            lines
         });
-        std::thread::sleep(Duration::from_millis(rng.random_range(150..500)));
+        // Wait until the child has the store open (slow on a loaded machine), then kill it at
+        // a random moment of its ingest loop.
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !lines.iter().any(|l: &String| l.ends_with("ready")) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(_) => panic!("run {run}: the child did not open the store: {:?}", child.try_wait()),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..300)));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
-        let lines = reader.join().unwrap();
-        assert!(lines.iter().any(|l| l.ends_with("ready")), "run {run}: the child never opened the store");
+        reader.join().unwrap();
+        lines.extend(rx.try_iter());
         let new: Vec<String> = lines.iter().filter_map(|l| l.strip_prefix("ack ")).map(str::to_string).collect();
         acked.extend(new);
 

@@ -5,7 +5,8 @@
 //! - one writer at a time (`writer` mutex); a write is applied to sled in one atomic batch and
 //!   flushed before the in-memory index changes and before the call returns;
 //! - the in-memory state (`state`) changes under its write lock in one step per write, so a
-//!   search sees a write entirely or not at all;
+//!   search sees a write entirely or not at all: new points are inserted into the graph first,
+//!   under the read lock, and stay invisible (internal id above `State::seq`) until that step;
 //! - internal ids are fresh sequence numbers, never reused: a replaced or deleted internal id
 //!   becomes a tombstone until a compaction rebuilds the index without it.
 
@@ -341,9 +342,11 @@ impl Collection {
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
         self.commit(batch)?;
+        // New points enter the graph while searches go on (hnsw_rs locks internally); searches
+        // ignore internal ids above the visible sequence number until the switch below.
+        self.read_state()?.index.insert(&new_points);
         {
             let mut st = self.write_state()?;
-            st.index.insert(&new_points);
             for old in &old_ids {
                 st.tombstones.insert(*old);
                 st.metadata.remove(old);
@@ -509,11 +512,8 @@ impl Collection {
                 if share <= EXACT_SCAN_SHARE || allowed.len() <= ef {
                     self.exact(&q, want, allowed.iter().copied())?
                 } else {
-                    let tomb = &st.tombstones;
-                    let pass = |id: &usize| {
-                        let id = *id as u64;
-                        allowed.binary_search(&id).is_ok() && !tomb.contains(&id)
-                    };
+                    // `allowed` holds only visible live ids: no tombstone or pending point passes.
+                    let pass = |id: &usize| allowed.binary_search(&(*id as u64)).is_ok();
                     let found = search_until_k(&st.index, &q, want, ef, allowed.len(), Some(&pass));
                     if found.len() < want.min(allowed.len()) {
                         self.exact(&q, want, allowed.iter().copied())?
@@ -523,13 +523,18 @@ impl Collection {
                 }
             }
             None => {
-                let tomb = &st.tombstones;
-                let pass = |id: &usize| !tomb.contains(&(*id as u64));
-                let filter: Option<&dyn FilterT> = if tomb.is_empty() { None } else { Some(&pass) };
+                let (tomb, visible) = (&st.tombstones, st.seq);
+                let pass = |id: &usize| {
+                    let id = *id as u64;
+                    id <= visible && !tomb.contains(&id)
+                };
+                // Without tombstones or points being inserted, the unfiltered search is exact.
+                let filter: Option<&dyn FilterT> =
+                    if tomb.is_empty() && st.index.len() as u64 == st.count { None } else { Some(&pass) };
                 let available = st.count as usize;
                 let found = search_until_k(&st.index, &q, want, ef, available, filter);
                 if found.len() < want.min(available) {
-                    self.exact_all(&q, want)?
+                    self.exact_all(&q, want, st.seq)?
                 } else {
                     found
                 }
@@ -614,25 +619,13 @@ impl Collection {
     }
 
     fn compact_locked(&self, writer: &mut WriterState) -> Result<()> {
+        // Built aside from the live vectors while searches use the old graph; the writer lock
+        // keeps writes out, so nothing is missed.
         let count = self.read_state()?.count;
         let index = Index::new(&self.inner.config.hnsw, count as usize);
         insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), count, &self.inner.name)?;
-        let seq = self.read_state()?.seq;
-        let manifest = snapshot::write(&index, &self.inner.index_dir, seq)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(MANIFEST_KEY, serde_json::to_vec(&manifest)?);
-        for kv in self.inner.tree.scan_prefix([TOMB_TAG]) {
-            batch.remove(kv.map_err(db_error)?.0);
-        }
-        self.commit(batch)?;
-        {
-            let mut st = self.write_state()?;
-            st.index = index;
-            st.tombstones.clear();
-        }
-        writer.snapshot_seq = Some(seq);
-        snapshot::remove_stale(&self.inner.index_dir, Some(&manifest.folder));
-        Ok(())
+        self.write_state()?.index = index;
+        self.persist_snapshot(writer, true)
     }
 
     /// Snapshots the current index; with `clear_tombstones`, the index must hold none of them.
@@ -713,12 +706,16 @@ impl Collection {
         Ok(exact_top_k(q, k, items.iter().map(|(id, v)| (*id, v.as_slice()))))
     }
 
-    /// Exact top-k over every live vector.
-    fn exact_all(&self, q: &[f32], k: usize) -> Result<Vec<Scored>> {
+    /// Exact top-k over every live, visible vector.
+    fn exact_all(&self, q: &[f32], k: usize, visible: u64) -> Result<Vec<Scored>> {
         let mut items = Vec::new();
         for kv in self.inner.tree.scan_prefix([VECTOR_TAG]) {
             let (key, v) = kv.map_err(db_error)?;
-            items.push((internal_id_of(&key)?, normalized(&VectorRecord::decode(&v)?.vector)?));
+            let id = internal_id_of(&key)?;
+            if id > visible {
+                break;
+            }
+            items.push((id, normalized(&VectorRecord::decode(&v)?.vector)?));
         }
         Ok(exact_top_k(q, k, items.iter().map(|(id, v)| (*id, v.as_slice()))))
     }
