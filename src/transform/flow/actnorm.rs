@@ -7,6 +7,12 @@ use crate::Result;
 
 /// Added to the standard deviation at data-dependent init so constant dimensions stay finite.
 const INIT_EPS: f64 = 1e-6;
+/// At init, no dimension's standard deviation is taken below this fraction of the mean one.
+///
+/// Sentence vectors after a final LayerNorm lie in a hyperplane: some directions have (almost)
+/// no variance. Scaling those by 1/std ≈ 1e6 in every step compounds through the flow and
+/// overflows after the first update; the floor keeps each actnorm's scale moderate.
+const INIT_STD_FLOOR: f64 = 1e-2;
 
 /// Per-dimension bias and log-scale.
 #[derive(Debug)]
@@ -34,6 +40,8 @@ impl ActNorm {
             let x = x.detach();
             let mean = x.mean_keepdim(0)?;
             let std = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?.sqrt()?;
+            let floor = (std.mean_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * INIT_STD_FLOOR).max(0.0);
+            let std = std.maximum(floor)?;
             self.bias.set(&mean.neg()?)?;
             self.log_scale.set(&(std + INIT_EPS)?.log()?.neg()?)?;
         }
