@@ -101,8 +101,8 @@ fn embed_cosine_and_dims() {
 #[test]
 fn upsert_search_join_delete() {
     let Some(db) = connect() else { return };
-    let dir = tempfile_dir("upsert");
-    let store = dir.join("st");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("st");
     let st = store.to_str().unwrap();
     load_docs(&db, &store);
     // Upserting again replaces: 0 new.
@@ -160,10 +160,10 @@ fn upsert_search_join_delete() {
     assert_eq!(deleted, 1);
     let deleted: i64 = db.query_row("SELECT isovec_delete(?1, 'docs', '1')", [st], |r| r.get(0)).unwrap();
     assert_eq!(deleted, 0);
-    let top: i64 = db
+    let top: String = db
         .query_row("SELECT id FROM isovec_search(?1, 'docs', 'how do vaccines work', 1)", [st], |r| r.get(0))
         .unwrap();
-    assert_eq!(top, 5);
+    assert_eq!(top, "5", "ids come back as TEXT");
 
     // Closing lets go of the store; the next call reopens it from disk with the same content.
     let closed: i64 = db.query_row("SELECT isovec_close(?1)", [st], |r| r.get(0)).unwrap();
@@ -175,11 +175,11 @@ fn upsert_search_join_delete() {
 #[test]
 fn errors_are_sql_errors() {
     let Some(db) = connect() else { return };
-    let dir = tempfile_dir("errors");
-    let store = dir.join("st");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("st");
     let st = store.to_str().unwrap().replace('\'', "''");
     load_docs(&db, &store);
-    let missing = dir.join("nowhere").to_str().unwrap().replace('\'', "''");
+    let missing = dir.path().join("nowhere").to_str().unwrap().replace('\'', "''");
     let cases: Vec<(String, &str)> = vec![
         (format!("SELECT * FROM isovec_search('{missing}', 'docs', 'q')"), "no store in"),
         (format!("SELECT isovec_delete('{missing}', 'docs', 'a')"), "no store in"),
@@ -213,10 +213,3 @@ fn errors_are_sql_errors() {
     assert_eq!(n, DOCS.len() as i64);
 }
 
-/// A fresh directory under the system temp dir, removed at the start of the next run.
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("isovec-sqlite-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
