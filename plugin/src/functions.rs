@@ -1,0 +1,202 @@
+//! The scalar SQL functions: embed, cosine, dims, upsert, delete, collection, close.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use isovec::store::{Collection, CollectionConfig, Store, TextDoc};
+use isovec::{Embedder, Pipeline};
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+use serde_json::Value as Json;
+
+use crate::blob::{from_blob, to_blob};
+use crate::cache;
+use crate::guard::{guarded, isovec_error, sql_error};
+use crate::pipeline_spec::{pipeline_for_id, PipelineSpec};
+
+/// Registers the scalar functions on `db`.
+pub fn register(db: &Connection) -> rusqlite::Result<()> {
+    let pure = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    // Writes and store access have side effects: never deterministic.
+    let effects = FunctionFlags::SQLITE_UTF8;
+    for n in [1, 2] {
+        db.create_scalar_function("isovec_embed", n, pure, |ctx| guarded("isovec_embed", || embed(ctx)))?;
+    }
+    db.create_scalar_function("isovec_cosine", 2, pure, |ctx| guarded("isovec_cosine", || cosine(ctx)))?;
+    db.create_scalar_function("isovec_dims", 1, pure, |ctx| guarded("isovec_dims", || dims(ctx)))?;
+    for n in [4, 5] {
+        db.create_scalar_function("isovec_upsert", n, effects, |ctx| guarded("isovec_upsert", || upsert(ctx)))?;
+    }
+    db.create_scalar_function("isovec_delete", 3, effects, |ctx| guarded("isovec_delete", || delete(ctx)))?;
+    for n in [2, 3] {
+        db.create_scalar_function("isovec_collection", n, effects, |ctx| {
+            guarded("isovec_collection", || collection_info(ctx))
+        })?;
+    }
+    db.create_scalar_function("isovec_close", 1, effects, |ctx| guarded("isovec_close", || close(ctx)))?;
+    Ok(())
+}
+
+/// Argument `i` as text; SQL NULL is `None`, numbers are written out, a BLOB is an error.
+pub fn text_arg(v: ValueRef<'_>, function: &str, what: &str) -> rusqlite::Result<Option<String>> {
+    match v {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| sql_error(format!("{function}: {what} is not valid UTF-8"))),
+        ValueRef::Integer(i) => Ok(Some(i.to_string())),
+        ValueRef::Real(r) => Ok(Some(r.to_string())),
+        ValueRef::Blob(_) => Err(sql_error(format!("{function}: {what} must be TEXT, not a BLOB"))),
+    }
+}
+
+/// Like [`text_arg`], but NULL is an error too.
+pub fn required_text(v: ValueRef<'_>, function: &str, what: &str) -> rusqlite::Result<String> {
+    text_arg(v, function, what)?.ok_or_else(|| sql_error(format!("{function}: {what} is NULL; give a value")))
+}
+
+fn embed(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    const F: &str = "isovec_embed";
+    let Some(text) = text_arg(ctx.get_raw(0), F, "the text")? else {
+        return Ok(Value::Null);
+    };
+    let spec = if ctx.len() > 1 { text_arg(ctx.get_raw(1), F, "the pipeline")? } else { None };
+    let pipeline = PipelineSpec::parse(spec.as_deref())
+        .and_then(|s| s.resolve())
+        .map_err(|e| isovec_error(F, e))?;
+    let vector = pipeline
+        .embed(&[text.as_str()])
+        .map_err(|e| isovec_error(F, e))?
+        .pop()
+        .ok_or_else(|| sql_error(format!("{F}: the pipeline returned no vector")))?;
+    Ok(Value::Blob(to_blob(&vector)))
+}
+
+fn vector_arg(v: ValueRef<'_>, function: &str, what: &str) -> rusqlite::Result<Option<Vec<f32>>> {
+    match v {
+        ValueRef::Null => Ok(None),
+        ValueRef::Blob(b) => from_blob(b, what).map(Some).map_err(|m| sql_error(format!("{function}: {m}"))),
+        _ => Err(sql_error(format!("{function}: {what} must be a BLOB from isovec_embed()"))),
+    }
+}
+
+fn cosine(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    const F: &str = "isovec_cosine";
+    let (Some(a), Some(b)) = (vector_arg(ctx.get_raw(0), F, "the first vector")?, vector_arg(ctx.get_raw(1), F, "the second vector")?)
+    else {
+        return Ok(Value::Null);
+    };
+    if a.len() != b.len() {
+        return Err(sql_error(format!(
+            "{F}: wrong dimension: the first vector has {} dimensions, the second {}; compare vectors of one pipeline",
+            a.len(),
+            b.len()
+        )));
+    }
+    if a.is_empty() {
+        return Err(sql_error(format!("{F}: the vectors are empty")));
+    }
+    Ok(Value::Real(isovec::pipeline::cosine(&a, &b)))
+}
+
+fn dims(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    match vector_arg(ctx.get_raw(0), "isovec_dims", "the vector")? {
+        None => Ok(Value::Null),
+        Some(v) => Ok(Value::Integer(v.len() as i64)),
+    }
+}
+
+/// The collection `name` of `store` with the pipeline that fills it; a missing collection is
+/// created with `create_with` (when given).
+fn writable_collection(
+    store: &Store,
+    name: &str,
+    create_with: Option<&PipelineSpec>,
+) -> isovec::Result<(Collection, Arc<Pipeline>)> {
+    let exists = store.list_collections()?.iter().any(|(n, _)| n == name);
+    if exists {
+        let collection = store.collection(name)?;
+        let pipeline = pipeline_for_id(&collection.config().pipeline)?;
+        if let Some(spec) = create_with {
+            collection.check_pipeline(spec.resolve()?.as_ref())?;
+        }
+        return Ok((collection, pipeline));
+    }
+    let default_spec;
+    let spec = match create_with {
+        Some(s) => s,
+        None => {
+            default_spec = PipelineSpec::parse(None)?;
+            &default_spec
+        }
+    };
+    let pipeline = spec.resolve()?;
+    let config = CollectionConfig::new(pipeline.dims(), pipeline.id().clone());
+    Ok((store.get_or_create_collection(name, config)?, pipeline))
+}
+
+fn upsert(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    const F: &str = "isovec_upsert";
+    let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
+    let name = required_text(ctx.get_raw(1), F, "the collection")?;
+    let id = required_text(ctx.get_raw(2), F, "the id")?;
+    let text = required_text(ctx.get_raw(3), F, "the text")?;
+    let metadata = if ctx.len() > 4 {
+        match text_arg(ctx.get_raw(4), F, "the metadata")? {
+            None => Json::Null,
+            Some(m) if m.trim().is_empty() => Json::Null,
+            Some(m) => {
+                let json: Json = serde_json::from_str(&m)
+                    .map_err(|e| sql_error(format!("{F}: the metadata is not valid JSON ({e}); give an object like '{{\"lang\": \"en\"}}'")))?;
+                if !(json.is_object() || json.is_null()) {
+                    return Err(sql_error(format!("{F}: the metadata must be a JSON object, got {json}")));
+                }
+                json
+            }
+        }
+    } else {
+        Json::Null
+    };
+    let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
+    let (collection, pipeline) = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
+    let report = collection
+        .add_texts(pipeline.as_ref(), &[TextDoc { id, text, metadata }])
+        .map_err(|e| isovec_error(F, e))?;
+    Ok(Value::Integer(report.inserted as i64))
+}
+
+fn delete(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    const F: &str = "isovec_delete";
+    let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
+    let name = required_text(ctx.get_raw(1), F, "the collection")?;
+    let id = required_text(ctx.get_raw(2), F, "the id")?;
+    let store = cache::store(Path::new(&store_dir), false).map_err(|e| isovec_error(F, e))?;
+    let collection = store.collection(&name).map_err(|e| isovec_error(F, e))?;
+    let n = collection.delete(&[id]).map_err(|e| isovec_error(F, e))?;
+    Ok(Value::Integer(n as i64))
+}
+
+fn collection_info(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    const F: &str = "isovec_collection";
+    let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
+    let name = required_text(ctx.get_raw(1), F, "the collection")?;
+    let spec = if ctx.len() > 2 {
+        let text = text_arg(ctx.get_raw(2), F, "the pipeline")?;
+        Some(PipelineSpec::parse(text.as_deref()).map_err(|e| isovec_error(F, e))?)
+    } else {
+        None
+    };
+    let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
+    let (collection, _) = writable_collection(&store, &name, spec.as_ref()).map_err(|e| isovec_error(F, e))?;
+    let stats = collection.stats().map_err(|e| isovec_error(F, e))?;
+    let json = serde_json::to_string(&stats).map_err(|e| sql_error(format!("{F}: {e}")))?;
+    Ok(Value::Text(json))
+}
+
+fn close(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    const F: &str = "isovec_close";
+    let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
+    let was_open = cache::close_store(Path::new(&store_dir)).map_err(|e| isovec_error(F, e))?;
+    Ok(Value::Integer(was_open as i64))
+}

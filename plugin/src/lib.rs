@@ -1,0 +1,67 @@
+//! isovec as a SQLite loadable extension: semantic search over the host's own tables.
+//!
+//! Loading the library (`.load libisovec_sqlite` in the sqlite3 shell, `load_extension` elsewhere)
+//! registers:
+//! - `isovec_embed(text [, pipeline])` → BLOB of little-endian f32;
+//! - `isovec_cosine(blob, blob)` → REAL, `isovec_dims(blob)` → INTEGER;
+//! - `isovec_upsert(store, collection, id, text [, metadata_json])` → 1 if new, 0 if replaced;
+//! - `isovec_delete(store, collection, id)` → 1 if it existed, 0 if not;
+//! - `isovec_collection(store, collection [, pipeline])` → the collection's description (JSON),
+//!   creating it with that pipeline if it is missing;
+//! - `isovec_close(store)` → snapshots the store and lets other processes open it;
+//! - the table-valued function `isovec_search(store, collection, query [, k [, filter]])` with
+//!   columns `id, score, text, metadata`.
+//!
+//! Everything is the isovec library's own code (store, encoder, transforms); opened stores and
+//! loaded models are cached per process ([`cache`]), so only the first call pays for loading.
+
+mod blob;
+mod cache;
+mod functions;
+mod guard;
+mod pipeline_spec;
+mod search_vtab;
+
+use std::os::raw::{c_char, c_int};
+
+use rusqlite::{ffi, Connection};
+
+/// Entry point SQLite calls when the extension is loaded (the name SQLite derives from the file name).
+///
+/// # Safety
+/// Called by SQLite with a valid connection handle and API table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_isovecsqlite_init(
+    db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *mut ffi::sqlite3_api_routines,
+) -> c_int {
+    // SAFETY: forwarded unchanged from SQLite, which guarantees the pointers are valid.
+    unsafe { sqlite3_extension_init(db, pz_err_msg, p_api) }
+}
+
+/// The generic entry point (`load_extension(path, 'sqlite3_extension_init')`, and the fallback
+/// name SQLite tries).
+///
+/// # Safety
+/// Called by SQLite with a valid connection handle and API table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_extension_init(
+    db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *mut ffi::sqlite3_api_routines,
+) -> c_int {
+    // A panic must not unwind into SQLite's C frames.
+    let result = std::panic::catch_unwind(|| {
+        // SAFETY: forwarded unchanged from SQLite, which guarantees the pointers are valid.
+        unsafe { Connection::extension_init2(db, pz_err_msg, p_api, register) }
+    });
+    result.unwrap_or(ffi::SQLITE_ERROR)
+}
+
+/// Registers every function and the search module on one connection.
+fn register(db: Connection) -> rusqlite::Result<bool> {
+    functions::register(&db)?;
+    search_vtab::register(&db)?;
+    Ok(false)
+}

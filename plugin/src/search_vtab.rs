@@ -1,0 +1,230 @@
+//! `isovec_search(store, collection, query [, k [, filter]])`: an eponymous table-valued function
+//! with columns `id, score, text, metadata`, so that search results join with the host's tables.
+
+use std::ffi::c_int;
+use std::marker::PhantomData;
+use std::path::Path;
+
+use isovec::store::{Hit, SearchParams};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::vtab::{eponymous_only_module, Context, IndexConstraintOp, IndexInfo, VTab, VTabConnection, VTabCursor, Values};
+use rusqlite::{ffi, Connection};
+
+use crate::cache;
+use crate::functions::{required_text, text_arg};
+use crate::guard::{guarded, isovec_error, sql_error};
+use crate::pipeline_spec::pipeline_for_id;
+
+const NAME: &str = "isovec_search";
+/// Results when `k` is not given.
+const DEFAULT_K: i64 = 10;
+/// Largest `k` accepted (a bigger one is a mistake, and would build a huge candidate list).
+const MAX_K: i64 = 10_000;
+
+// Visible columns, then the hidden ones that take the function's arguments in order.
+const COL_ID: c_int = 0;
+const COL_SCORE: c_int = 1;
+const COL_TEXT: c_int = 2;
+const COL_METADATA: c_int = 3;
+const COL_STORE: c_int = 4;
+const COL_FILTER: c_int = 8;
+/// The arguments that must be given: store, collection, query.
+const REQUIRED: usize = 3;
+const ARG_NAMES: [&str; 5] = ["store", "collection", "query", "k", "filter"];
+
+/// Registers the module on `db` (eponymous: usable as `isovec_search(...)` without CREATE).
+pub fn register(db: &Connection) -> rusqlite::Result<()> {
+    db.create_module(NAME, eponymous_only_module::<SearchTab>(), None)
+}
+
+/// The table (one per connection; it holds no state).
+#[repr(C)]
+struct SearchTab {
+    /// SQLite's part; must come first.
+    base: ffi::sqlite3_vtab,
+}
+
+// SAFETY: `SearchTab` is `repr(C)` with `sqlite3_vtab` first, as rusqlite requires.
+unsafe impl<'vtab> VTab<'vtab> for SearchTab {
+    type Aux = ();
+    type Cursor = SearchCursor<'vtab>;
+
+    fn connect(_db: &mut VTabConnection, _aux: Option<&()>, _args: &[&[u8]]) -> rusqlite::Result<(String, Self)> {
+        // `id TEXT`: compared with an INTEGER column, SQLite converts it to a number, so the
+        // join works whether the host's ids are integers or text.
+        let schema = "CREATE TABLE x(id TEXT, score REAL, text TEXT, metadata TEXT, \
+                      store HIDDEN, collection HIDDEN, query HIDDEN, k HIDDEN, filter HIDDEN)";
+        Ok((schema.to_string(), SearchTab { base: ffi::sqlite3_vtab::default() }))
+    }
+
+    fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<()> {
+        guarded(NAME, || plan(info))
+    }
+
+    fn open(&'vtab mut self) -> rusqlite::Result<SearchCursor<'vtab>> {
+        Ok(SearchCursor {
+            base: ffi::sqlite3_vtab_cursor::default(),
+            hits: Vec::new(),
+            row: 0,
+            args: Vec::new(),
+            phantom: PhantomData,
+        })
+    }
+}
+
+/// Chooses the plan: every argument given as `hidden = value` goes to `filter` in argument order;
+/// `idx_num` has bit `i` set when argument `i` is present.
+fn plan(info: &mut IndexInfo) -> rusqlite::Result<()> {
+    let mut slot: [Option<usize>; 5] = [None; 5];
+    let mut unusable = [false; 5];
+    for (i, c) in info.constraints().enumerate() {
+        let col = c.column();
+        if !(COL_STORE..=COL_FILTER).contains(&col) || c.operator() != IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ {
+            continue;
+        }
+        let arg = (col - COL_STORE) as usize;
+        if c.is_usable() {
+            slot[arg] = Some(i);
+        } else {
+            unusable[arg] = true;
+        }
+    }
+    if let Some(missing) = (0..REQUIRED).find(|&a| slot[a].is_none() && !unusable[a]) {
+        return Err(sql_error(format!(
+            "{NAME}: the {} argument is missing; call it as {NAME}(store, collection, query [, k [, filter]])",
+            ARG_NAMES[missing]
+        )));
+    }
+    if (0..slot.len()).any(|a| slot[a].is_none() && unusable[a]) {
+        // This plan would need a value not yet known (e.g. from a table joined later): SQLite
+        // then tries another join order.
+        return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CONSTRAINT), None));
+    }
+    let mut idx_num = 0;
+    let mut argv = 0;
+    for (arg, constraint) in slot.iter().enumerate() {
+        if let Some(i) = *constraint {
+            argv += 1;
+            idx_num |= 1 << arg;
+            let mut usage = info.constraint_usage(i);
+            usage.set_argv_index(argv);
+            usage.set_omit(true);
+        }
+    }
+    // Results come best first: an ORDER BY score DESC alone needs no sort.
+    let by_score_desc = {
+        let mut order = info.order_bys();
+        match (order.next(), order.next()) {
+            (Some(o), None) => o.column() == COL_SCORE && o.is_order_by_desc(),
+            _ => false,
+        }
+    };
+    if by_score_desc {
+        info.set_order_by_consumed(true);
+    }
+    info.set_idx_num(idx_num);
+    info.set_estimated_cost(1.0);
+    info.set_estimated_rows(DEFAULT_K);
+    Ok(())
+}
+
+/// One search's results, walked row by row.
+#[repr(C)]
+struct SearchCursor<'vtab> {
+    /// SQLite's part; must come first.
+    base: ffi::sqlite3_vtab_cursor,
+    hits: Vec<Hit>,
+    row: usize,
+    /// The arguments, by position (store, collection, query, k, filter), for the hidden columns.
+    args: Vec<Value>,
+    phantom: PhantomData<&'vtab SearchTab>,
+}
+
+// SAFETY: `SearchCursor` is `repr(C)` with `sqlite3_vtab_cursor` first, as rusqlite requires.
+unsafe impl VTabCursor for SearchCursor<'_> {
+    fn filter(&mut self, idx_num: c_int, _idx_str: Option<&str>, args: &Values<'_>) -> rusqlite::Result<()> {
+        guarded(NAME, || {
+            let mut given = Vec::with_capacity(ARG_NAMES.len());
+            let mut next = 0;
+            for arg in 0..ARG_NAMES.len() {
+                if idx_num & (1 << arg) != 0 {
+                    given.push(args.get::<Value>(next)?);
+                    next += 1;
+                } else {
+                    given.push(Value::Null);
+                }
+            }
+            self.hits = search(&given)?;
+            self.args = given;
+            self.row = 0;
+            Ok(())
+        })
+    }
+
+    fn next(&mut self) -> rusqlite::Result<()> {
+        self.row += 1;
+        Ok(())
+    }
+
+    fn eof(&self) -> bool {
+        self.row >= self.hits.len()
+    }
+
+    fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
+        let Some(hit) = self.hits.get(self.row) else {
+            return ctx.set_result(&Value::Null);
+        };
+        match i {
+            COL_ID => ctx.set_result(&hit.id),
+            COL_SCORE => ctx.set_result(&(hit.score as f64)),
+            COL_TEXT => ctx.set_result(&hit.text),
+            COL_METADATA => {
+                if hit.metadata.is_null() {
+                    ctx.set_result(&Value::Null)
+                } else {
+                    ctx.set_result(&hit.metadata.to_string())
+                }
+            }
+            _ => {
+                let arg = (i - COL_STORE) as usize;
+                ctx.set_result(self.args.get(arg).unwrap_or(&Value::Null))
+            }
+        }
+    }
+
+    fn rowid(&self) -> rusqlite::Result<i64> {
+        Ok(self.row as i64 + 1)
+    }
+}
+
+fn value_ref(v: &Value) -> ValueRef<'_> {
+    ValueRef::from(v)
+}
+
+/// Runs the search the arguments ask for.
+fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
+    let store_dir = required_text(value_ref(&args[0]), NAME, "the store")?;
+    let name = required_text(value_ref(&args[1]), NAME, "the collection")?;
+    let query = required_text(value_ref(&args[2]), NAME, "the query")?;
+    let k = match &args[3] {
+        Value::Null => DEFAULT_K,
+        Value::Integer(k) => *k,
+        Value::Real(r) if r.fract() == 0.0 && r.abs() < 1e15 => *r as i64,
+        other => return Err(sql_error(format!("{NAME}: k must be an integer, got {other:?}"))),
+    };
+    if !(1..=MAX_K).contains(&k) {
+        return Err(sql_error(format!("{NAME}: k must be between 1 and {MAX_K}, got {k}")));
+    }
+    let filter = match text_arg(value_ref(&args[4]), NAME, "the filter")? {
+        None => None,
+        Some(f) if f.trim().is_empty() => None,
+        Some(f) => Some(isovec::cli::store_cmds::parse_filter(&f).map_err(|e| isovec_error(NAME, e))?),
+    };
+    let store = cache::store(Path::new(&store_dir), false).map_err(|e| isovec_error(NAME, e))?;
+    let collection = store.collection(&name).map_err(|e| isovec_error(NAME, e))?;
+    let pipeline = pipeline_for_id(&collection.config().pipeline).map_err(|e| isovec_error(NAME, e))?;
+    let params = SearchParams { k: k as usize, ef: None, filter };
+    collection
+        .search_text(pipeline.as_ref(), &query, &params)
+        .map_err(|e| isovec_error(NAME, e))
+}

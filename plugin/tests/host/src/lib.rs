@@ -1,0 +1,75 @@
+//! Helpers for the extension's host test: build and find the extension, find the default model.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root (this crate lives in `plugin/tests/host`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+/// The built extension: `$ISOVEC_SQLITE_EXT` if set, else the workspace's `isovec-sqlite` cdylib,
+/// built first (a no-op when up to date) in the profile this test is built in.
+pub fn extension() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(build_extension).clone()
+}
+
+fn build_extension() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ISOVEC_SQLITE_EXT") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = repo_root();
+    let release = !cfg!(debug_assertions);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").arg("-p").arg("isovec-sqlite").arg("--manifest-path").arg(root.join("Cargo.toml"));
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo to build the extension: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the extension failed ({status}); run `cargo build -p isovec-sqlite` to see why"));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    let file = format!("{}isovec_sqlite{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let path = target.join(if release { "release" } else { "debug" }).join(file);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("the extension was built but {} is missing; set ISOVEC_SQLITE_EXT to its path", path.display()))
+    }
+}
+
+/// The default model folder, as isovec finds it (`$ISOVEC_MODEL`, else the cache's), if installed.
+pub fn default_model() -> Option<PathBuf> {
+    let dir = match std::env::var_os("ISOVEC_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let cache = match std::env::var_os("ISOVEC_HOME") {
+                Some(h) => PathBuf::from(h),
+                None => std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?
+                    .join("isovec"),
+            };
+            cache.join("models").join("all-MiniLM-L6-v2")
+        }
+    };
+    dir.join("model.safetensors").is_file().then_some(dir)
+}
+
+/// Decodes a vector BLOB (little-endian f32) independently of the extension.
+pub fn floats(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Cosine of two vectors in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
