@@ -27,7 +27,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-cuda}"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 
 # 1. Toolkit: compiler (nvcc, cicc, ptxas), headers (crt, cccl for cub/thrust) and the
-#    shared libraries candle links: cudart, cublas/cublasLt, curand, nvrtc.
+#    shared libraries candle links: cudart, cublas/cublasLt, curand (and nvrtc, which the link
+#    asks for but the finished binary does not keep).
 #    Versions pinned to CUDA 13.0 so that compiler, headers and libraries agree.
 CUDA_HOME="$SDK/nvidia/cu13"
 if [ ! -x "$CUDA_HOME/bin/nvcc" ]; then
@@ -61,6 +62,8 @@ if [ ! -f "$STUBS/libcuda.so" ]; then
     | sed -E 's/pub unsafe fn ([A-Za-z0-9_]+)\(/int \1(void) { return 999; }/' \
     | sort -u > "$STUBS/libcuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$STUBS/libcuda.so" "$STUBS/libcuda_stub.c"
+  # Lets the binary start here too (CPU only), for checks: LD_LIBRARY_PATH=$STUBS:$LIB.
+  ln -sf libcuda.so "$STUBS/libcuda.so.1"
 fi
 
 export CUDA_HOME CUDA_ROOT="$CUDA_HOME" CUDA_PATH="$CUDA_HOME"
@@ -85,18 +88,17 @@ cp "$CARGO_TARGET_DIR/release/isovec" "$CARRY/isovec"
 strip "$CARRY/isovec"
 if [ "${CUDA_CARRY_LIBS:-0}" = 1 ]; then
   mkdir -p "$CARRY/lib"
-  for name in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 \
-              libnvrtc.so.13 libnvrtc-builtins.so.13.0; do
+  for name in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
     cp -L "$LIB/$name" "$CARRY/lib/$name"
   done
 fi
 cat > "$CARRY/env.sh" <<'EOF'
 # Source on the GPU machine: puts the CUDA 13 libraries isovec links (cudart, cublas,
-# cublasLt, curand, nvrtc) on LD_LIBRARY_PATH. Uses carried ones (lib/ beside this file)
+# cublasLt, curand) on LD_LIBRARY_PATH. Uses carried ones (lib/ beside this file)
 # if present, else looks for them where PyTorch's nvidia-* wheels or a CUDA toolkit keep them.
 CARRY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _isovec_cuda_dirs="$CARRY_DIR/lib"
-for _lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
+for _lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
   if [ ! -e "$CARRY_DIR/lib/$_lib" ]; then
     _found="$(find /opt /usr/local /usr/lib -name "$_lib" -print -quit 2>/dev/null)"
     if [ -z "$_found" ]; then

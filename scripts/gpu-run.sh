@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the folder packed by scripts/pack-gpu-run.sh (gpu-carry-b/),
-# after the first half of the weights was copied to /tmp/isovec/ by an earlier call.
+# after an earlier call copied gpu-carry-a/ (first part of the weights, data/) to /tmp/isovec/.
 # Writes every table to $OUT (or ./gpu-results) and prints them.
 #
 # Usage: bash gpu-carry-b/gpu-run.sh [check|sts|bench|all]   (default all)
@@ -17,14 +17,15 @@ if [ ! -x "$WORK/isovec" ]; then
   chmod +x "$WORK/isovec"
 fi
 if [ ! -f "$WORK/model/model.safetensors" ]; then
-  [ -f "$WORK/model.safetensors.part-00" ] || { echo "first half of the weights missing in $WORK: run the first call" >&2; exit 1; }
+  [ -f "$WORK/model.safetensors.part-00" ] || { echo "first part of the weights missing in $WORK: run the first call" >&2; exit 1; }
   cat "$WORK/model.safetensors.part-00" "$HERE"/model.safetensors.part-* > "$WORK/model/model.safetensors"
   cp "$HERE"/model/* "$WORK/model/"
   (cd "$WORK/model" && sha256sum -c "$HERE/model.sha256")
 fi
 # shellcheck source=/dev/null
 source "$HERE/env.sh"
-export ISOVEC_MODEL="$WORK/model" ISOVEC_DATA="$HERE/data"
+[ -d "$WORK/data/senteval" ] || { echo "benchmark data missing in $WORK/data: run the first call" >&2; exit 1; }
+export ISOVEC_MODEL="$WORK/model" ISOVEC_DATA="$WORK/data"
 ISOVEC="$WORK/isovec"
 
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv | tee "$RESULTS/gpu.txt"

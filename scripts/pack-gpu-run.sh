@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Packs what a GPU run needs into two folders that each fit one device-tool call (64 MiB):
-#   gpu-carry-a/  the first half of the model weights
-#   gpu-carry-b/  the second half, the model's other files, the CUDA binary (gzip),
-#                 env.sh, the benchmark data (senteval/, retrieval/) and gpu-run.sh
+#   gpu-carry-a/  the first 48 MiB of the model weights and the benchmark data
+#                 (data/senteval, data/retrieval): ~57 MiB
+#   gpu-carry-b/  the rest of the weights, the model's other files, the CUDA binary (gzip),
+#                 env.sh and gpu-run.sh: ~54 MiB
 # The f32 weights (all-MiniLM-L6-v2: 91 MB) are over the limit on their own, so the GPU
 # machine gets them in two calls and joins them (scripts/run-on-gpu.md).
 #
@@ -22,8 +23,8 @@ CARRY="${CUDA_CARRY:-$ROOT/gpu-carry}"
 [ -d "$DATA/senteval" ] || { echo "no benchmark data at $DATA (set ISOVEC_DATA)" >&2; exit 1; }
 
 rm -rf gpu-carry-a gpu-carry-b
-mkdir -p gpu-carry-a gpu-carry-b/model gpu-carry-b/data
-split -b 46m -d "$MODEL/model.safetensors" model.safetensors.part-
+mkdir -p gpu-carry-a/data gpu-carry-b/model
+split -b 48m -d "$MODEL/model.safetensors" model.safetensors.part-
 mv model.safetensors.part-00 gpu-carry-a/
 mv model.safetensors.part-* gpu-carry-b/
 (cd "$MODEL" && sha256sum model.safetensors) > gpu-carry-b/model.sha256
@@ -33,7 +34,7 @@ done
 gzip -9 -c "$CARRY/isovec" > gpu-carry-b/isovec.gz
 cp "$CARRY/env.sh" gpu-carry-b/env.sh
 [ -d "$CARRY/lib" ] && cp -r "$CARRY/lib" gpu-carry-b/lib
-cp -r "$DATA/senteval" "$DATA/retrieval" gpu-carry-b/data/
+cp -r "$DATA/senteval" "$DATA/retrieval" gpu-carry-a/data/
 cp scripts/gpu-run.sh gpu-carry-b/gpu-run.sh
 du -sh gpu-carry-a gpu-carry-b
 for d in gpu-carry-a gpu-carry-b; do
