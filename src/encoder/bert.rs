@@ -293,6 +293,11 @@ impl Bert {
         &self.config
     }
 
+    /// The precision of the model's weights (and so of its activations).
+    pub fn dtype(&self) -> DType {
+        self.embeddings.word_embeddings.embeddings().dtype()
+    }
+
     /// Whether the model has a pooler (needed by `cls` pooling).
     pub fn has_pooler(&self) -> bool {
         self.pooler.is_some()
@@ -304,7 +309,7 @@ impl Bert {
         // 0 for real tokens, a large negative number for padding, added to attention scores
         // (in the weights' precision: -1e4 is exact in f16 and close enough in bf16).
         let mask = ((input.attention_mask.reshape((b, 1, 1, s))? - 1.0)? * 1e4)?
-            .to_dtype(self.embeddings.word_embeddings.embeddings().dtype())?;
+            .to_dtype(self.dtype())?;
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
         hidden.push(self.embeddings.forward(input, mode)?);
         for layer in &self.layers {

@@ -170,7 +170,7 @@ impl Encoder {
 
     /// The precision of the model's weights and activations.
     pub fn dtype(&self) -> DType {
-        self.options.dtype
+        self.bert.dtype()
     }
 
     /// Hidden size: the dimension of every pooled vector.
