@@ -52,7 +52,7 @@ pub fn run(args: BenchEncodeArgs) -> anyhow::Result<()> {
         .map(|d| format!("{} {}", d.title, d.text).trim().to_string())
         .collect();
     let dir = args.model.model_dir();
-    let device = super::common::parse_device(&args.model.device)?;
+    let base = args.model.options()?;
     let mut rows = Vec::new();
     for (corpus, texts, max_length) in [
         ("STS-B test sentences", &sentences, args.model.max_length),
@@ -60,7 +60,10 @@ pub fn run(args: BenchEncodeArgs) -> anyhow::Result<()> {
     ] {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         for &batch in &args.batch_sizes {
-            let encoder = Encoder::load(&dir, EncoderOptions { max_length, batch_size: batch, device: device.clone() })?;
+            let encoder = Encoder::load(&dir, EncoderOptions { max_length, batch_size: batch, ..base.clone() })?;
+            // The first forward pass on a GPU compiles kernels and allocates its memory pool:
+            // keep it out of the timings.
+            encoder.encode(&refs[..refs.len().min(batch)], &[Pooling::Mean])?;
             let tokens: usize = encoder.tokenizer().tokenize(&refs)?.iter().map(|t| t.ids.len()).sum();
             reset_peak_rss();
             let mut times = Vec::new();
@@ -89,8 +92,23 @@ pub fn run(args: BenchEncodeArgs) -> anyhow::Result<()> {
             r.peak_rss_mb
         );
     }
-    println!("(median of {} runs; threads: {})", args.runs, rayon::current_num_threads());
+    println!(
+        "(median of {} runs after one warm-up batch; device {}, {:?}; threads: {})",
+        args.runs,
+        device_name(&base.device),
+        base.dtype,
+        rayon::current_num_threads()
+    );
     Ok(())
+}
+
+/// A device's name for the table footer.
+fn device_name(device: &candle_core::Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
 }
 
 /// Resets the kernel's peak-RSS counter of this process (Linux; a no-op elsewhere).

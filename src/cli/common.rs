@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,12 +27,26 @@ pub struct ModelArgs {
     /// cpu, cuda or auto (cuda needs a binary built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Precision of weights and activations: f32, f16 or bf16 (half precision is meant for
+    /// GPUs: on a CPU it runs, but slower than f32). Vectors come out as f32 either way.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 impl ModelArgs {
     /// The model folder to use.
     pub fn model_dir(&self) -> PathBuf {
         self.model.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// The encoder options these arguments ask for.
+    pub fn options(&self) -> anyhow::Result<EncoderOptions> {
+        Ok(EncoderOptions {
+            max_length: self.max_length,
+            batch_size: self.batch_size,
+            device: parse_device(&self.device)?,
+            dtype: parse_dtype(&self.dtype)?,
+        })
     }
 
     /// Loads the encoder.
@@ -44,11 +58,7 @@ impl ModelArgs {
                 dir.display()
             );
         }
-        let options = EncoderOptions {
-            max_length: self.max_length,
-            batch_size: self.batch_size,
-            device: parse_device(&self.device)?,
-        };
+        let options = self.options()?;
         let encoder = Encoder::load(&dir, options).with_context(|| format!("loading the model from {}", dir.display()))?;
         Ok(Arc::new(encoder))
     }
@@ -69,6 +79,16 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
                 format!("cannot open CUDA device {ordinal}: is this binary built with `--features cuda`, and is a GPU present?")
             })
         }
+    }
+}
+
+/// Parses `f32`, `f16` and `bf16`.
+pub fn parse_dtype(name: &str) -> anyhow::Result<DType> {
+    match name.to_ascii_lowercase().as_str() {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        _ => bail!("unknown precision {name:?}; valid: f32, f16, bf16"),
     }
 }
 

@@ -69,6 +69,16 @@ pub struct BertOutput {
     pub pooler_output: Option<Tensor>,
 }
 
+impl BertOutput {
+    /// The same outputs converted to `dtype` (a cheap copy of handles when already `dtype`).
+    pub fn to_dtype(&self, dtype: DType) -> Result<BertOutput> {
+        Ok(BertOutput {
+            hidden_states: self.hidden_states.iter().map(|h| h.to_dtype(dtype)).collect::<candle_core::Result<_>>()?,
+            pooler_output: self.pooler_output.as_ref().map(|p| p.to_dtype(dtype)).transpose()?,
+        })
+    }
+}
+
 /// Layer normalisation over the last dimension, with a backward pass.
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
@@ -283,6 +293,11 @@ impl Bert {
         &self.config
     }
 
+    /// The precision of the model's weights (and so of its activations).
+    pub fn dtype(&self) -> DType {
+        self.embeddings.word_embeddings.embeddings().dtype()
+    }
+
     /// Whether the model has a pooler (needed by `cls` pooling).
     pub fn has_pooler(&self) -> bool {
         self.pooler.is_some()
@@ -291,8 +306,10 @@ impl Bert {
     /// Runs the model on a padded batch.
     pub fn forward(&self, input: &BatchInput, mode: Mode) -> Result<BertOutput> {
         let (b, s) = input.input_ids.dims2()?;
-        // 0 for real tokens, a large negative number for padding, added to attention scores.
-        let mask = ((input.attention_mask.reshape((b, 1, 1, s))? - 1.0)? * 1e4)?;
+        // 0 for real tokens, a large negative number for padding, added to attention scores
+        // (in the weights' precision: -1e4 is exact in f16 and close enough in bf16).
+        let mask = ((input.attention_mask.reshape((b, 1, 1, s))? - 1.0)? * 1e4)?
+            .to_dtype(self.dtype())?;
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
         hidden.push(self.embeddings.forward(input, mode)?);
         for layer in &self.layers {

@@ -32,6 +32,9 @@ pub struct EncoderOptions {
     pub batch_size: usize,
     /// Where the model runs.
     pub device: Device,
+    /// Precision of the weights and activations: F32, or F16/BF16 (meant for GPUs).
+    /// Pooled vectors are always f32.
+    pub dtype: DType,
 }
 
 impl Default for EncoderOptions {
@@ -40,6 +43,7 @@ impl Default for EncoderOptions {
             max_length: None,
             batch_size: 32,
             device: Device::Cpu,
+            dtype: DType::F32,
         }
     }
 }
@@ -52,6 +56,16 @@ fn one_batch_per_core() {
             std::env::set_var("CANDLE_NUM_THREADS", "1");
         }
     });
+}
+
+/// Rejects precisions the encoder cannot run in.
+fn check_dtype(dtype: DType) -> Result<()> {
+    match dtype {
+        DType::F32 | DType::F16 | DType::BF16 => Ok(()),
+        other => Err(Error::InvalidInput(format!(
+            "the encoder runs in f32, f16 or bf16, not {other:?}"
+        ))),
+    }
 }
 
 /// Sentence vectors for one or several poolings of the same texts.
@@ -83,11 +97,13 @@ impl Encoder {
     /// Loads any Hugging Face BERT folder.
     pub fn load(path: &Path, options: EncoderOptions) -> Result<Self> {
         one_batch_per_core();
+        check_dtype(options.dtype)?;
         let dir = ModelDir::open(path)?;
         let config = dir.read_config()?;
         let weights = dir.read_weights(&options.device)?;
         let with_pooler = weights.contains_key("pooler.dense.weight");
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &options.device);
+        // The VarBuilder converts each f32 checkpoint tensor to the requested precision.
+        let vb = VarBuilder::from_tensors(weights, options.dtype, &options.device);
         let bert = Bert::load(vb, &config, with_pooler).map_err(|e| {
             Error::Model(format!("{}: {e}", dir.weights.display()))
         })?;
@@ -152,6 +168,11 @@ impl Encoder {
         &self.options.device
     }
 
+    /// The precision of the model's weights and activations.
+    pub fn dtype(&self) -> DType {
+        self.bert.dtype()
+    }
+
     /// Hidden size: the dimension of every pooled vector.
     pub fn dims(&self) -> usize {
         self.bert.config().hidden_size
@@ -201,17 +222,21 @@ impl Encoder {
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
         let dims = self.dims();
         let batches: Vec<&[usize]> = order.chunks(self.options.batch_size).collect();
-        // Batches run in parallel, one per core: on few cores this beats splitting each
-        // operation across threads (see `Encoder` docs on CANDLE_NUM_THREADS).
-        let pooled: Vec<Vec<Vec<f32>>> = batches
-            .par_iter()
-            .map(|chunk| {
-                let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
-                let rows = self.encode_ids(&ids, poolings)?;
-                progress(chunk.len());
-                Ok(rows)
-            })
-            .collect::<Result<_>>()?;
+        let encode_batch = |chunk: &&[usize]| -> Result<Vec<Vec<f32>>> {
+            let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
+            let rows = self.encode_ids(&ids, poolings)?;
+            progress(chunk.len());
+            Ok(rows)
+        };
+        // On the CPU batches run in parallel, one per core: on few cores this beats splitting
+        // each operation across threads (see `Encoder` docs on CANDLE_NUM_THREADS). A GPU
+        // already runs each batch's operations in parallel; feeding it from several threads
+        // would only interleave their kernels on the one stream.
+        let pooled: Vec<Vec<Vec<f32>>> = if self.options.device.is_cpu() {
+            batches.par_iter().map(encode_batch).collect::<Result<_>>()?
+        } else {
+            batches.iter().map(encode_batch).collect::<Result<_>>()?
+        };
         let mut vectors = vec![vec![Vec::new(); texts.len()]; poolings.len()];
         for (chunk, rows) in batches.iter().zip(pooled) {
             for (p, flat) in rows.into_iter().enumerate() {
@@ -226,7 +251,8 @@ impl Encoder {
     /// One forward pass on a batch of token ids; returns, per pooling, the flat (batch × dims) rows.
     pub fn encode_ids(&self, ids: &[&[u32]], poolings: &[Pooling]) -> Result<Vec<Vec<f32>>> {
         let input = BatchInput::from_ids(ids, self.pad_id, &self.options.device)?;
-        let out = self.bert.forward(&input, Mode::Infer)?;
+        // Pooling sums over tokens: do it in f32 whatever precision the model ran in.
+        let out = self.bert.forward(&input, Mode::Infer)?.to_dtype(DType::F32)?;
         poolings
             .iter()
             .map(|p| {

@@ -1,0 +1,99 @@
+//! The encoder in half precision (f16, bf16) against the same encoder in f32.
+//!
+//! Half precision is meant for GPUs; candle's CPU kernels run it too (slowly), which lets the
+//! numerical difference be checked here. The GPU figures come from `isovec eval sts` and
+//! `isovec bench encode` with `--device cuda --dtype f16|bf16`.
+
+use candle_core::DType;
+use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+
+const SENTENCES: [&str; 5] = [
+    "A man is playing a guitar.",
+    "The quick brown fox jumps over the lazy dog near the riverbank at dawn.",
+    "Hi",
+    "Scientists found that the vaccine reduced the risk of severe illness in older adults.",
+    "Two dogs are running through a field of tall grass while a child watches them.",
+];
+
+fn default_model() -> Option<std::path::PathBuf> {
+    let dir = default_model_dir();
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: default model not installed (run `isovec model fetch`)");
+        None
+    }
+}
+
+/// Cosine similarity computed in f64.
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn encode(path: &std::path::Path, dtype: DType) -> Vec<Vec<Vec<f32>>> {
+    let options = EncoderOptions { batch_size: 8, dtype, ..Default::default() };
+    let encoder = Encoder::load(path, options).unwrap();
+    assert_eq!(encoder.dtype(), dtype);
+    encoder.encode(&SENTENCES, &[Pooling::Mean, Pooling::ClsBeforePooler]).unwrap().vectors
+}
+
+/// Each half-precision vector points where the f32 one does, and the pairwise similarities
+/// (what STS scores and search rankings are made of) move by little.
+fn check_close_to_f32(dtype: DType, min_cosine: f64, max_similarity_shift: f64) {
+    let Some(path) = default_model() else { return };
+    let full = encode(&path, DType::F32);
+    let half = encode(&path, dtype);
+    for (p, (full_p, half_p)) in full.iter().zip(&half).enumerate() {
+        for (i, (a, b)) in full_p.iter().zip(half_p).enumerate() {
+            assert_eq!(a.len(), b.len());
+            assert!(b.iter().all(|x| x.is_finite()), "{dtype:?} pooling {p} sentence {i}: not finite");
+            let c = cosine(a, b);
+            assert!(c > min_cosine, "{dtype:?} pooling {p} sentence {i}: cosine to f32 {c}");
+        }
+        let mut worst = 0f64;
+        for i in 0..SENTENCES.len() {
+            for j in i + 1..SENTENCES.len() {
+                let shift = (cosine(&full_p[i], &full_p[j]) - cosine(&half_p[i], &half_p[j])).abs();
+                worst = worst.max(shift);
+            }
+        }
+        eprintln!("{dtype:?} pooling {p}: largest change of a pairwise cosine {worst:.2e}");
+        assert!(worst < max_similarity_shift, "{dtype:?} pooling {p}: similarity moved by {worst}");
+    }
+}
+
+#[test]
+fn f16_encodes_close_to_f32() {
+    // f16 keeps 11 significant bits: expect agreement to about 1e-3.
+    check_close_to_f32(DType::F16, 0.999, 5e-3);
+}
+
+#[test]
+fn bf16_encodes_close_to_f32() {
+    // bf16 keeps only 8 significant bits: a looser bound.
+    check_close_to_f32(DType::BF16, 0.99, 3e-2);
+}
+
+#[test]
+fn f32_option_is_the_default_path() {
+    // Asking for f32 explicitly must give exactly what the default options give.
+    let Some(path) = default_model() else { return };
+    let explicit = encode(&path, DType::F32);
+    let default = Encoder::load(&path, EncoderOptions { batch_size: 8, ..Default::default() })
+        .unwrap()
+        .encode(&SENTENCES, &[Pooling::Mean, Pooling::ClsBeforePooler])
+        .unwrap()
+        .vectors;
+    assert_eq!(explicit, default);
+}
+
+#[test]
+fn integer_precision_is_refused() {
+    let Some(path) = default_model() else { return };
+    let options = EncoderOptions { dtype: DType::U32, ..Default::default() };
+    let err = Encoder::load(&path, options).err().expect("u32 weights must be refused").to_string();
+    assert!(err.contains("f32, f16 or bf16"), "{err}");
+}
