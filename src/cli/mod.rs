@@ -5,9 +5,11 @@ pub mod bench_ann;
 pub mod bench_encode;
 pub mod common;
 pub mod embed;
+pub mod eval_retrieval;
 pub mod eval_sts;
 pub mod fit;
 pub mod model;
+pub mod report;
 pub mod store_cmds;
 pub mod store_source;
 
@@ -49,6 +51,8 @@ pub enum Command {
     Stats(store_cmds::StatsArgs),
     /// Rebuild a collection's index without deleted entries.
     Compact(store_cmds::CompactArgs),
+    /// STS and retrieval comparisons and anisotropy charts: one Markdown report with SVG charts.
+    Report(report::ReportArgs),
 }
 
 /// `isovec index`: the store options plus the pipeline that encodes the documents.
@@ -74,6 +78,8 @@ pub struct SearchCmd {
 pub enum EvalCommand {
     /// Spearman ×100 on STS12–16, STS-B and SICK-R.
     Sts(eval_sts::EvalStsArgs),
+    /// BEIR retrieval per pipeline: nDCG@10, MRR@10, recall@k through HNSW and exact search.
+    Retrieval(eval_retrieval::EvalRetrievalArgs),
 }
 
 /// `isovec bench …`
@@ -105,6 +111,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Model(cmd) => model::run(cmd),
         Command::Eval(EvalCommand::Sts(args)) => eval_sts::run(args),
+        Command::Eval(EvalCommand::Retrieval(args)) => eval_retrieval::run(args),
         Command::Bench(BenchCommand::Encode(args)) => bench_encode::run(args),
         Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
         Command::Embed(args) => embed::run(args),
@@ -115,5 +122,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Delete(args) => store_cmds::delete(&args),
         Command::Stats(args) => store_cmds::stats(&args),
         Command::Compact(args) => store_cmds::compact(&args),
+        Command::Report(args) => report::run(args),
     }
 }
