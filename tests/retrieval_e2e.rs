@@ -57,11 +57,18 @@ fn eval_retrieval_on_the_tiny_fixture() {
             // 20 documents, top 100: every relevant document is retrieved.
             assert_eq!(r[search]["recall100"].as_f64().unwrap(), 1.0, "{r}");
         }
-        // On 20 points HNSW is exact.
-        assert_eq!(r["ann_recall10"].as_f64().unwrap(), 1.0, "{r}");
-        assert_eq!(r["hnsw"], r["exact"], "{r}");
+        let ann = r["ann_recall10"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ann), "{r}");
+        assert!(r["index_bytes"].as_u64().unwrap() > 0);
         assert!(r["index_bytes"].as_u64().unwrap() > 0);
         assert!(r["hnsw_queries_per_second"].as_f64().unwrap() > 0.0);
+    }
+    // On 20 points HNSW is exact for well-spread vectors (raw, whitened). A flow fitted on 20
+    // documents collapses them onto nearly one direction (cosines tie at 1.0 in f32), so its
+    // HNSW order may differ there; only its ranges are checked above.
+    for r in &rows[..2] {
+        assert_eq!(r["ann_recall10"].as_f64().unwrap(), 1.0, "{r}");
+        assert_eq!(r["hnsw"], r["exact"], "{r}");
     }
     // The fixture's queries each paraphrase one document: raw MiniLM finds them first.
     let raw = &rows[0]["exact"];

@@ -223,11 +223,15 @@ pub fn run(args: EvalRetrievalArgs) -> anyhow::Result<()> {
     for (model, count, max) in &outcome.truncated {
         println!("\n{model}: {count} of {} documents truncated at {max} tokens.", data.corpus.len());
     }
+    for (name, reason) in &outcome.skipped {
+        println!("\n{name}: skipped, {reason}");
+    }
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "dataset": args.retrieval.dataset,
             "split": args.retrieval.split,
             "truncated": outcome.truncated,
+            "skipped": outcome.skipped,
             "rows": outcome.rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;

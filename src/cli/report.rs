@@ -140,6 +140,7 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
         "sts": sts_rows,
         "retrieval": outcome.rows,
         "truncated": outcome.truncated,
+        "skipped": outcome.skipped,
         "anisotropy": outcome.anisotropy.iter().map(|(n, a)| serde_json::json!({
             "pipeline": n, "mean_cosine": a.mean_cosine, "top1_variance_share": a.top1_variance_share,
             "top10_variance_share": a.top10_variance_share, "vectors": a.vectors,
@@ -196,6 +197,9 @@ fn render(
     md.push_str(&markdown_tables(&outcome.rows));
     for (model, count, max) in &outcome.truncated {
         let _ = writeln!(md, "\n{model}: {count} of {} documents truncated at {max} tokens.", data.corpus.len());
+    }
+    for (name, reason) in &outcome.skipped {
+        let _ = writeln!(md, "\n{name}: skipped, {reason}");
     }
     if let Some(best) = outcome.rows.iter().max_by(|a, b| a.exact.ndcg10.total_cmp(&b.exact.ndcg10)) {
         if let Some(raw) = outcome.rows.iter().find(|r| r.pipeline == "raw") {

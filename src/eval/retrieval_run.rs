@@ -82,7 +82,7 @@ pub struct RetrievalPlan {
     pub pooling: Pooling,
     /// HNSW parameters of every collection.
     pub hnsw: HnswParams,
-    /// Folder for the store (one collection per pipeline); must be empty or a store.
+    /// Folder for the stores (one sub-folder and collection per pipeline).
     pub store_dir: PathBuf,
     /// Random pairs for the anisotropy of each pipeline's document vectors (0: none).
     pub anisotropy_pairs: usize,
@@ -117,8 +117,7 @@ pub struct RetrievalRow {
     pub exact_queries_per_second: f64,
     /// Size of the HNSW index snapshot on disk.
     pub index_bytes: u64,
-    /// Size of the whole collection on disk (sled documents and vectors + index), approximate
-    /// when several collections share the store's sled files.
+    /// Size of the pipeline's store on disk (sled: texts and vectors; index snapshot).
     pub store_bytes: u64,
 }
 
@@ -131,6 +130,8 @@ pub struct RetrievalOutcome {
     pub truncated: Vec<(String, usize, usize)>,
     /// Anisotropy of each pipeline's document vectors (empty unless asked for).
     pub anisotropy: Vec<(String, Anisotropy)>,
+    /// Pipelines left out because their transform could not be fitted: (name, reason).
+    pub skipped: Vec<(String, String)>,
 }
 
 /// Told what the run is doing, for progress bars or messages.
@@ -237,12 +238,11 @@ pub fn evaluate(
     if plan.pipelines.is_empty() {
         return Err(Error::InvalidInput("no pipelines given; e.g. --pipelines raw,whiten,flow".into()));
     }
-    std::fs::create_dir_all(&plan.store_dir).map_err(|e| Error::io(&plan.store_dir, e))?;
-    let store = Store::open(&plan.store_dir)?;
     let mut outcome = RetrievalOutcome {
         rows: Vec::new(),
         truncated: Vec::new(),
         anisotropy: Vec::new(),
+        skipped: Vec::new(),
     };
     let mut main: Option<EncodedSplit> = None;
     for pipeline in &plan.pipelines {
@@ -273,38 +273,46 @@ pub fn evaluate(
             RetrievalPipeline::Transform(kind) => Some(kind),
             _ => None,
         };
-        let (row, doc_vectors) = run_pipeline(&store, &name, split, kind, data, plan, progress)?;
+        // A transform that cannot be fitted on this corpus (e.g. full whitening of vectors with
+        // fewer usable directions than dimensions) is reported and skipped; the others still run.
+        let fit_start = Instant::now();
+        let transform = match kind {
+            Some(kind) => {
+                progress.start(&format!("fitting {name} on {} documents", split.docs.len()), 0);
+                let fitted = kind.fit(&split.docs, &split.encoder.id(split.pooling));
+                progress.finish();
+                match fitted {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(e) => {
+                        progress.start(&format!("skipping {name}: {e}"), 0);
+                        outcome.skipped.push((name.clone(), e.to_string()));
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        let fit_seconds = if kind.is_some() { fit_start.elapsed().as_secs_f64() } else { 0.0 };
+        let (row, doc_vectors) = run_pipeline(&name, split, transform, fit_seconds, data, plan, progress)?;
         if plan.anisotropy_pairs > 0 {
             outcome.anisotropy.push((name.clone(), analyze(&doc_vectors, plan.anisotropy_pairs, 0)));
         }
         outcome.rows.push(row);
     }
-    store.close()?;
     Ok(outcome)
 }
 
 /// Fits (if any), indexes, searches and scores one pipeline; returns its row and document vectors.
 fn run_pipeline(
-    store: &Store,
     name: &str,
     split: &EncodedSplit,
-    kind: Option<&TransformKind>,
+    transform: Option<Arc<Transform>>,
+    fit_seconds: f64,
     data: &BeirData,
     plan: &RetrievalPlan,
     progress: &dyn Progress,
 ) -> Result<(RetrievalRow, Vec<Vec<f32>>)> {
     let encoder_id = split.encoder.id(split.pooling);
-    let fit_start = Instant::now();
-    let transform = match kind {
-        Some(kind) => {
-            progress.start(&format!("fitting {name} on {} documents", split.docs.len()), 0);
-            let t = kind.fit(&split.docs, &encoder_id)?;
-            progress.finish();
-            Some(Arc::new(t))
-        }
-        None => None,
-    };
-    let fit_seconds = if kind.is_some() { fit_start.elapsed().as_secs_f64() } else { 0.0 };
     let apply = |raw: &[Vec<f32>]| -> Result<Vec<Vec<f32>>> {
         let mut out = match &transform {
             Some(t) => t.apply(&encoder_id, raw)?,
@@ -315,11 +323,15 @@ fn run_pipeline(
     };
     let docs = apply(&split.docs)?;
     let queries = apply(&split.queries)?;
-    let pipeline = Pipeline::new(split.encoder.clone(), split.pooling, transform.clone() as Option<Arc<Transform>>)?;
+    let pipeline = Pipeline::new(split.encoder.clone(), split.pooling, transform.clone())?;
     let dims = docs.first().map_or(0, Vec::len);
 
-    // Index into a fresh collection (an old one of the same name is replaced).
+    // Index into a fresh collection in the pipeline's own store, so that its size on disk is
+    // its own (an old collection of the same name is replaced).
     let collection_name = collection_name(name);
+    let store_dir = plan.store_dir.join(&collection_name);
+    std::fs::create_dir_all(&store_dir).map_err(|e| Error::io(&store_dir, e))?;
+    let store = Store::open(&store_dir)?;
     store.drop_collection(&collection_name)?;
     let config = CollectionConfig {
         hnsw: plan.hnsw,
@@ -345,8 +357,8 @@ fn run_pipeline(
     let build_seconds = build_start.elapsed().as_secs_f64();
     progress.finish();
     collection.snapshot()?;
-    let index_bytes = dir_size(&plan.store_dir.join(crate::store::layout::INDEX_DIR).join(&collection_name));
-    let store_bytes = dir_size(&plan.store_dir);
+    let index_bytes = dir_size(&store_dir.join(crate::store::layout::INDEX_DIR).join(&collection_name));
+    let store_bytes = dir_size(&store_dir);
 
     progress.start(&format!("HNSW search {name}"), queries.len());
     let params = SearchParams::k(RANKING_DEPTH);
@@ -390,6 +402,7 @@ fn run_pipeline(
         store_bytes,
     };
     drop(collection);
+    store.close()?;
     Ok((row, docs))
 }
 
