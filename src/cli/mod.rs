@@ -5,9 +5,11 @@ pub mod bench_ann;
 pub mod bench_encode;
 pub mod common;
 pub mod embed;
+pub mod eval_retrieval;
 pub mod eval_sts;
 pub mod fit;
 pub mod model;
+pub mod report;
 pub mod store_cmds;
 pub mod store_source;
 pub mod train;
@@ -52,6 +54,8 @@ pub enum Command {
     Compact(store_cmds::CompactArgs),
     /// Fine-tune the encoder (SimCSE).
     Train(train::Args),
+    /// STS and retrieval comparisons and anisotropy charts: one Markdown report with SVG charts.
+    Report(report::ReportArgs),
 }
 
 /// `isovec index`: the store options plus the pipeline that encodes the documents.
@@ -77,6 +81,8 @@ pub struct SearchCmd {
 pub enum EvalCommand {
     /// Spearman ×100 on STS12–16, STS-B and SICK-R.
     Sts(eval_sts::EvalStsArgs),
+    /// BEIR retrieval per pipeline: nDCG@10, MRR@10, recall@k through HNSW and exact search.
+    Retrieval(eval_retrieval::EvalRetrievalArgs),
 }
 
 /// `isovec bench …`
@@ -110,6 +116,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Model(cmd) => model::run(cmd),
         Command::Eval(EvalCommand::Sts(args)) => eval_sts::run(args),
+        Command::Eval(EvalCommand::Retrieval(args)) => eval_retrieval::run(args),
         Command::Bench(BenchCommand::Encode(args)) => bench_encode::run(args),
         Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
         Command::Embed(args) => embed::run(args),
@@ -122,5 +129,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Compact(args) => store_cmds::compact(&args),
         Command::Train(args) => train::run(args),
         Command::Bench(BenchCommand::Train(args)) => train::run_bench(args),
+        Command::Report(args) => report::run(args),
     }
 }

@@ -7,6 +7,8 @@ pub mod anisotropy;
 pub mod ann;
 pub mod histogram_svg;
 pub mod retrieval;
+pub mod retrieval_charts;
+pub mod retrieval_run;
 pub mod spearman;
 pub mod sts;
 pub mod sts_table;

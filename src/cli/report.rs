@@ -1,0 +1,231 @@
+//! `isovec report`: the STS comparison, the retrieval comparison and the anisotropy charts in
+//! one Markdown report with SVG charts.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::common::{DataArgs, ModelArgs};
+use super::eval_retrieval::{run_comparison, RetrievalArgs};
+use crate::encoder::Pooling;
+use crate::eval::anisotropy::Anisotropy;
+use crate::eval::histogram_svg::write_histogram_svg;
+use crate::eval::retrieval_charts::{write_recall_curves_svg, write_scatter_svg};
+use crate::eval::retrieval_run::{markdown_tables, RetrievalRow};
+use crate::eval::sts::{Split, StsSet};
+use crate::eval::sts_table::{self, FitSource, StsPlan, StsRow, TransformKind, TransformSpec};
+use crate::transform::FlowConfig;
+
+/// Options of `isovec report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
+    /// Folder for report.md, report.json and the charts.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// SimCSE checkpoint folders to compare too (repeat for several).
+    #[arg(long)]
+    pub simcse: Vec<PathBuf>,
+    /// Tiny subsets (STS-B only, mean pooling; 20 queries and 300 documents), for tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Random document pairs for the cosine histograms.
+    #[arg(long, default_value_t = 100_000)]
+    pub pairs: usize,
+}
+
+/// Runs `isovec report`.
+pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    if args.quick {
+        args.retrieval.max_queries.get_or_insert(20);
+        args.retrieval.max_docs.get_or_insert(300);
+        args.pairs = args.pairs.min(5_000);
+    }
+    for path in &args.simcse {
+        args.retrieval.pipelines.push(format!("simcse:{}", path.display()));
+    }
+    let retrieval_pooling: Pooling = args.retrieval.pooling.parse()?;
+
+    // 1. STS: every pooling × (none, whiten, whiten-128, flow), fitted on each set's sentences.
+    let sets: Vec<StsSet> = if args.quick {
+        vec![StsSet::StsB]
+    } else {
+        vec![StsSet::Sts12, StsSet::Sts13, StsSet::Sts14, StsSet::Sts15, StsSet::Sts16, StsSet::StsB, StsSet::SickR]
+    };
+    let flow = FlowConfig {
+        epochs: args.retrieval.flow_epochs,
+        levels: args.retrieval.flow_levels,
+        steps_per_level: args.retrieval.flow_steps,
+        width: args.retrieval.flow_width,
+        seed: args.retrieval.seed,
+        ..FlowConfig::default()
+    };
+    let transforms = ["whiten", "whiten-128", "flow"]
+        .iter()
+        .map(|t| Ok(TransformSpec { kind: TransformKind::parse(t, &flow)?, fit_on: FitSource::Target }))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let plan = StsPlan {
+        sets: sets.clone(),
+        split: Split::Test,
+        poolings: if args.quick { vec![retrieval_pooling] } else { Pooling::ALL.to_vec() },
+        transforms,
+    };
+    eprintln!("[1/3] STS comparison ({} sets, {} poolings, none + 3 transforms)", sets.len(), plan.poolings.len());
+    let sts_start = Instant::now();
+    let encoder = args.model.load()?;
+    let mut sts_rows = sts_table::evaluate(&encoder, &args.data.data, &plan, &|stage| eprintln!("  {stage}"))?;
+    drop(encoder);
+    for path in &args.simcse {
+        let model = ModelArgs { model: Some(path.clone()), ..args.model.clone() };
+        let enc = model.load()?;
+        let pooling = match crate::train::checkpoint::read_training_info(path)? {
+            Some(info) => info.pooling.parse()?,
+            None => retrieval_pooling,
+        };
+        let simcse_plan = StsPlan { poolings: vec![pooling], transforms: Vec::new(), ..plan.clone() };
+        eprintln!("  STS of {}", path.display());
+        let mut rows = sts_table::evaluate(&enc, &args.data.data, &simcse_plan, &|stage| eprintln!("  {stage}"))?;
+        let name = crate::eval::retrieval_run::RetrievalPipeline::Encoder(path.clone()).name();
+        rows.iter_mut().for_each(|r| r.transform = name.clone());
+        sts_rows.extend(rows);
+    }
+    let sts_seconds = sts_start.elapsed().as_secs_f64();
+
+    // 2. Retrieval, with the document vectors' anisotropy per pipeline.
+    eprintln!("[2/3] retrieval comparison on {}", args.retrieval.dataset.display());
+    let retrieval_start = Instant::now();
+    let data = args.retrieval.load_data(&args.data.data)?;
+    let outcome = run_comparison(&args.model, &args.retrieval, &data, args.pairs)?;
+    let retrieval_seconds = retrieval_start.elapsed().as_secs_f64();
+
+    // 3. Charts and the report.
+    eprintln!("[3/3] charts and report in {}", args.out.display());
+    let curves: Vec<(String, [f64; 4])> = outcome
+        .rows
+        .iter()
+        .map(|r| (r.pipeline.clone(), [r.exact.recall1, r.exact.recall5, r.exact.recall10, r.exact.recall100]))
+        .collect();
+    write_recall_curves_svg(&args.out.join("recall-at-k.svg"), "Recall@k, exact search", &curves)?;
+    let hnsw_curves: Vec<(String, [f64; 4])> = outcome
+        .rows
+        .iter()
+        .map(|r| (r.pipeline.clone(), [r.hnsw.recall1, r.hnsw.recall5, r.hnsw.recall10, r.hnsw.recall100]))
+        .collect();
+    write_recall_curves_svg(&args.out.join("recall-at-k-hnsw.svg"), "Recall@k, HNSW search", &hnsw_curves)?;
+    let points = sts_vs_ndcg(&sts_rows, &outcome.rows, retrieval_pooling);
+    write_scatter_svg(
+        &args.out.join("sts-vs-ndcg.svg"),
+        "STS average against retrieval nDCG@10",
+        "STS Spearman ×100, average (all)",
+        "nDCG@10 (exact)",
+        &points,
+    )?;
+    let labelled: Vec<(&str, &Anisotropy)> = outcome.anisotropy.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    write_histogram_svg(&args.out.join("cosine-histogram.svg"), &labelled)?;
+
+    let report = render(&args, &sets, &sts_rows, &outcome, &points, &data, [sts_seconds, retrieval_seconds, started.elapsed().as_secs_f64()]);
+    let md = args.out.join("report.md");
+    std::fs::write(&md, report).with_context(|| format!("writing {}", md.display()))?;
+    let json = serde_json::json!({
+        "sts": sts_rows,
+        "retrieval": outcome.rows,
+        "truncated": outcome.truncated,
+        "skipped": outcome.skipped,
+        "anisotropy": outcome.anisotropy.iter().map(|(n, a)| serde_json::json!({
+            "pipeline": n, "mean_cosine": a.mean_cosine, "top1_variance_share": a.top1_variance_share,
+            "top10_variance_share": a.top10_variance_share, "vectors": a.vectors,
+        })).collect::<Vec<_>>(),
+    });
+    let json_path = args.out.join("report.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", json_path.display()))?;
+    eprintln!("report: {}", md.display());
+    Ok(())
+}
+
+/// The STS row a retrieval pipeline corresponds to: same pooling, transform `none` for `raw`.
+fn sts_vs_ndcg(sts: &[StsRow], retrieval: &[RetrievalRow], pooling: Pooling) -> Vec<(String, f64, f64)> {
+    retrieval
+        .iter()
+        .filter_map(|r| {
+            let transform = if r.pipeline == "raw" { "none" } else { r.pipeline.as_str() };
+            let simcse = r.pipeline.starts_with("simcse:");
+            sts.iter()
+                .find(|s| s.aggregation == "all" && s.transform == transform && (simcse || s.pooling == pooling.name()))
+                .and_then(|s| s.scores.get("avg"))
+                .map(|avg| (r.pipeline.clone(), *avg, r.exact.ndcg10))
+        })
+        .collect()
+}
+
+fn render(
+    args: &ReportArgs,
+    sets: &[StsSet],
+    sts_rows: &[StsRow],
+    outcome: &crate::eval::retrieval_run::RetrievalOutcome,
+    points: &[(String, f64, f64)],
+    data: &crate::eval::retrieval::BeirData,
+    [sts_s, retrieval_s, total_s]: [f64; 3],
+) -> String {
+    let mut md = String::new();
+    let model = args.model.model_dir();
+    let _ = writeln!(md, "# isovec report\n");
+    let _ = writeln!(
+        md,
+        "Model `{}`{}. STS: Spearman ×100 of cosine similarities, STS-B and SICK-R test splits; transforms fitted on each set's own sentences (no labels). Retrieval: {} ({} split, {} documents, {} judged queries), documents encoded as title + \" \" + text, transforms fitted on the corpus documents (no labels).\n",
+        model.display(),
+        if args.quick { " — **quick mode (tiny subsets; numbers are not comparable to the papers)**" } else { "" },
+        args.retrieval.dataset.display(),
+        args.retrieval.split,
+        data.corpus.len(),
+        data.queries.len(),
+    );
+    let _ = writeln!(md, "Time: STS {sts_s:.0} s, retrieval {retrieval_s:.0} s, total {total_s:.0} s.\n");
+    let _ = writeln!(md, "## STS\n");
+    md.push_str(&sts_table::markdown_table(sts_rows, sets));
+    let _ = writeln!(md, "\n## Retrieval\n");
+    let _ = writeln!(md, "Rankings of depth 100 from the store's HNSW index and from an exact cosine scan. ANN recall@10: share of the exact top 10 that HNSW returns.\n");
+    md.push_str(&markdown_tables(&outcome.rows));
+    for (model, count, max) in &outcome.truncated {
+        let _ = writeln!(md, "\n{model}: {count} of {} documents truncated at {max} tokens.", data.corpus.len());
+    }
+    for (name, reason) in &outcome.skipped {
+        let _ = writeln!(md, "\n{name}: skipped, {reason}");
+    }
+    if let Some(best) = outcome.rows.iter().max_by(|a, b| a.exact.ndcg10.total_cmp(&b.exact.ndcg10)) {
+        if let Some(raw) = outcome.rows.iter().find(|r| r.pipeline == "raw") {
+            let _ = writeln!(
+                md,
+                "\nBest exact nDCG@10: **{}** ({:.4}; raw {:.4}, difference {:+.4}).",
+                best.pipeline,
+                best.exact.ndcg10,
+                raw.exact.ndcg10,
+                best.exact.ndcg10 - raw.exact.ndcg10
+            );
+        }
+    }
+    let _ = writeln!(md, "\n![recall@k, exact](recall-at-k.svg)\n\n![recall@k, HNSW](recall-at-k-hnsw.svg)\n");
+    let _ = writeln!(md, "## STS against retrieval\n");
+    let _ = writeln!(md, "| pipeline | STS avg (all) | nDCG@10 (exact) |\n|---|---:|---:|");
+    for (name, sts, ndcg) in points {
+        let _ = writeln!(md, "| {name} | {sts:.2} | {ndcg:.4} |");
+    }
+    let _ = writeln!(md, "\n![STS against nDCG@10](sts-vs-ndcg.svg)\n");
+    let _ = writeln!(md, "## Anisotropy of the corpus vectors\n");
+    let _ = writeln!(md, "Random document pairs: {}.\n", args.pairs);
+    let _ = writeln!(md, "| pipeline | mean cosine | top-1 PC variance | top-10 PC variance |\n|---|---:|---:|---:|");
+    for (name, a) in &outcome.anisotropy {
+        let _ = writeln!(md, "| {name} | {:.3} | {:.3} | {:.3} |", a.mean_cosine, a.top1_variance_share, a.top10_variance_share);
+    }
+    let _ = writeln!(md, "\n![cosine histograms](cosine-histogram.svg)");
+    md
+}

@@ -1,0 +1,585 @@
+//! The retrieval comparison: for each pipeline, the BEIR corpus indexed in a store collection,
+//! the queries answered by the collection's HNSW search and by an exact scan, both scored with
+//! the BEIR metrics, with the index's cost (build time, queries/s, bytes).
+//!
+//! The corpus is encoded once per encoder; raw, whitened and flow pipelines reuse those vectors
+//! (their transforms are fitted on the corpus documents, without labels).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::anisotropy::{analyze, Anisotropy};
+use super::retrieval::{evaluate as score_runs, BeirData, BeirDoc, RetrievalMetrics};
+use super::sts_table::TransformKind;
+use crate::encoder::{Encoder, Pooling};
+use crate::pipeline::normalize;
+use crate::store::{CollectionConfig, Doc, HnswParams, SearchParams, Store};
+use crate::transform::{FlowConfig, Transform};
+use crate::{Error, Pipeline, Result};
+
+/// Ranking depth: recall@100 needs the top 100.
+pub const RANKING_DEPTH: usize = 100;
+/// Documents per store upsert (one sled batch each).
+const UPSERT_CHUNK: usize = 512;
+
+/// One pipeline to compare.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RetrievalPipeline {
+    /// The encoder's pooled vectors, normalised.
+    Raw,
+    /// A transform fitted on the corpus documents' raw vectors.
+    Transform(TransformKind),
+    /// Another encoder (a SimCSE checkpoint folder), its vectors used raw.
+    Encoder(PathBuf),
+}
+
+impl RetrievalPipeline {
+    /// Parses `raw` (or `none`), `whiten`, `whiten-K`, `flow` or `simcse:PATH`.
+    pub fn parse(s: &str, flow: &FlowConfig) -> Result<Self> {
+        match s {
+            "raw" | "none" => Ok(RetrievalPipeline::Raw),
+            _ => match s.strip_prefix("simcse:") {
+                Some("") => Err(Error::InvalidInput(
+                    "simcse: needs the checkpoint folder, e.g. simcse:runs/simcse/best".into(),
+                )),
+                Some(path) => Ok(RetrievalPipeline::Encoder(PathBuf::from(path))),
+                None => TransformKind::parse(s, flow)
+                    .map(RetrievalPipeline::Transform)
+                    .map_err(|_| {
+                        Error::InvalidInput(format!(
+                            "unknown pipeline {s:?}; valid: raw, whiten, whiten-K (e.g. whiten-128), flow, simcse:PATH"
+                        ))
+                    }),
+            },
+        }
+    }
+
+    /// The name rows carry: `raw`, `whiten-128`, `simcse:<folder name>` …
+    pub fn name(&self) -> String {
+        match self {
+            RetrievalPipeline::Raw => "raw".into(),
+            RetrievalPipeline::Transform(kind) => kind.name(),
+            RetrievalPipeline::Encoder(path) => format!(
+                "simcse:{}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string())
+            ),
+        }
+    }
+}
+
+/// What to compare and how.
+#[derive(Clone, Debug)]
+pub struct RetrievalPlan {
+    /// Pipelines, in table order.
+    pub pipelines: Vec<RetrievalPipeline>,
+    /// Pooling of the main encoder (a SimCSE checkpoint uses the pooling it was trained with).
+    pub pooling: Pooling,
+    /// HNSW parameters of every collection.
+    pub hnsw: HnswParams,
+    /// Folder for the stores (one sub-folder and collection per pipeline).
+    pub store_dir: PathBuf,
+    /// Random pairs for the anisotropy of each pipeline's document vectors (0: none).
+    pub anisotropy_pairs: usize,
+}
+
+/// One pipeline's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct RetrievalRow {
+    /// Pipeline name (`raw`, `whiten`, `whiten-128`, `flow`, `simcse:…`).
+    pub pipeline: String,
+    /// Model folder name.
+    pub model: String,
+    /// Pooling name.
+    pub pooling: String,
+    /// Vector dimensions in the index.
+    pub dims: usize,
+    /// Documents indexed.
+    pub documents: usize,
+    /// Metrics of the HNSW rankings.
+    pub hnsw: RetrievalMetrics,
+    /// Metrics of the exact (brute-force cosine) rankings.
+    pub exact: RetrievalMetrics,
+    /// Share of the exact top 10 that HNSW found in its top 10, averaged over queries.
+    pub ann_recall10: f64,
+    /// Seconds to fit the transform (0 for none).
+    pub fit_seconds: f64,
+    /// Seconds to insert every document into the collection (sled writes + HNSW inserts).
+    pub build_seconds: f64,
+    /// HNSW searches per second, one thread, top 100.
+    pub hnsw_queries_per_second: f64,
+    /// Exact scans per second, one thread, top 100.
+    pub exact_queries_per_second: f64,
+    /// Size of the HNSW index snapshot on disk.
+    pub index_bytes: u64,
+    /// Size of the pipeline's store on disk (sled: texts and vectors; index snapshot).
+    pub store_bytes: u64,
+}
+
+/// The rows, and what else the run learned.
+#[derive(Clone, Debug)]
+pub struct RetrievalOutcome {
+    /// One row per pipeline, in plan order.
+    pub rows: Vec<RetrievalRow>,
+    /// Documents cut at the maximum length, per encoder (model name, count, max tokens).
+    pub truncated: Vec<(String, usize, usize)>,
+    /// Anisotropy of each pipeline's document vectors (empty unless asked for).
+    pub anisotropy: Vec<(String, Anisotropy)>,
+    /// Pipelines left out because their transform could not be fitted: (name, reason).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Told what the run is doing, for progress bars or messages.
+pub trait Progress: Sync {
+    /// A stage starts; `total` items are to be done (0 when not counted).
+    fn start(&self, stage: &str, total: usize);
+    /// `n` more items of the current stage are done.
+    fn advance(&self, n: usize);
+    /// The current stage is over.
+    fn finish(&self) {}
+}
+
+/// Progress that goes nowhere.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: &str, _: usize) {}
+    fn advance(&self, _: usize) {}
+}
+
+/// The text a document is encoded from: title, a space, body (as BEIR's dense retrievers).
+pub fn document_text(doc: &BeirDoc) -> String {
+    if doc.title.trim().is_empty() {
+        doc.text.clone()
+    } else {
+        format!("{} {}", doc.title, doc.text)
+    }
+}
+
+/// A smaller BEIR split: the first `max_queries` queries, every document judged for them, then
+/// the first corpus documents up to `max_docs` in all (judged ones are never dropped).
+pub fn subset(data: &BeirData, max_queries: usize, max_docs: usize) -> BeirData {
+    let queries: Vec<_> = data.queries.iter().take(max_queries).cloned().collect();
+    let qrels: super::retrieval::Qrels = queries
+        .iter()
+        .filter_map(|q| data.qrels.get(&q.id).map(|j| (q.id.clone(), j.clone())))
+        .collect();
+    let judged: std::collections::HashSet<&str> =
+        qrels.values().flat_map(|j| j.keys()).map(String::as_str).collect();
+    let mut room = max_docs.saturating_sub(judged.len());
+    let corpus = data
+        .corpus
+        .iter()
+        .filter(|d| {
+            if judged.contains(d.id.as_str()) {
+                true
+            } else if room > 0 {
+                room -= 1;
+                true
+            } else {
+                false
+            }
+        })
+        .cloned()
+        .collect();
+    BeirData { corpus, queries, qrels }
+}
+
+/// Raw (pooled, untransformed) vectors of one encoder for a corpus and its queries.
+struct EncodedSplit {
+    encoder: Arc<Encoder>,
+    pooling: Pooling,
+    docs: Vec<Vec<f32>>,
+    queries: Vec<Vec<f32>>,
+}
+
+fn encode_split(encoder: Arc<Encoder>, pooling: Pooling, data: &BeirData, progress: &dyn Progress) -> Result<(EncodedSplit, usize)> {
+    let texts: Vec<String> = data.corpus.iter().map(document_text).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    progress.start(&format!("encoding documents ({})", encoder.name()), refs.len());
+    let docs = encoder.encode_with_progress(&refs, &[pooling], &|n| progress.advance(n))?;
+    progress.finish();
+    let queries: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+    progress.start(&format!("encoding queries ({})", encoder.name()), queries.len());
+    let encoded_queries = encoder.encode_with_progress(&queries, &[pooling], &|n| progress.advance(n))?;
+    progress.finish();
+    let first = |mut v: Vec<Vec<Vec<f32>>>| v.drain(..).next().unwrap_or_default();
+    Ok((
+        EncodedSplit {
+            encoder,
+            pooling,
+            docs: first(docs.vectors),
+            queries: first(encoded_queries.vectors),
+        },
+        docs.truncated,
+    ))
+}
+
+/// Runs the comparison on `data` with `encoder`; `load_encoder` opens a SimCSE checkpoint folder.
+pub fn evaluate(
+    encoder: Arc<Encoder>,
+    data: &BeirData,
+    plan: &RetrievalPlan,
+    load_encoder: &dyn Fn(&Path) -> Result<Arc<Encoder>>,
+    progress: &dyn Progress,
+) -> Result<RetrievalOutcome> {
+    if data.corpus.is_empty() || data.queries.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "nothing to evaluate: {} documents and {} judged queries; check the data folder and --split",
+            data.corpus.len(),
+            data.queries.len()
+        )));
+    }
+    if plan.pipelines.is_empty() {
+        return Err(Error::InvalidInput("no pipelines given; e.g. --pipelines raw,whiten,flow".into()));
+    }
+    let mut outcome = RetrievalOutcome {
+        rows: Vec::new(),
+        truncated: Vec::new(),
+        anisotropy: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut main: Option<EncodedSplit> = None;
+    for pipeline in &plan.pipelines {
+        let name = pipeline.name();
+        let other;
+        let split = match pipeline {
+            RetrievalPipeline::Encoder(path) => {
+                let enc = load_encoder(path)?;
+                let pooling = match crate::train::checkpoint::read_training_info(path)? {
+                    Some(info) => info.pooling.parse()?,
+                    None => plan.pooling,
+                };
+                let (encoded, truncated) = encode_split(enc.clone(), pooling, data, progress)?;
+                outcome.truncated.push((enc.name().to_string(), truncated, enc.tokenizer().max_length()));
+                other = encoded;
+                &other
+            }
+            _ => {
+                if main.is_none() {
+                    let (encoded, truncated) = encode_split(encoder.clone(), plan.pooling, data, progress)?;
+                    outcome.truncated.push((encoder.name().to_string(), truncated, encoder.tokenizer().max_length()));
+                    main = Some(encoded);
+                }
+                main.as_ref().ok_or_else(|| Error::InvalidInput("internal: no encoded corpus".into()))?
+            }
+        };
+        let kind = match pipeline {
+            RetrievalPipeline::Transform(kind) => Some(kind),
+            _ => None,
+        };
+        // A transform that cannot be fitted on this corpus (e.g. full whitening of vectors with
+        // fewer usable directions than dimensions) is reported and skipped; the others still run.
+        let fit_start = Instant::now();
+        let transform = match kind {
+            Some(kind) => {
+                progress.start(&format!("fitting {name} on {} documents", split.docs.len()), 0);
+                let fitted = kind.fit(&split.docs, &split.encoder.id(split.pooling));
+                progress.finish();
+                match fitted {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(e) => {
+                        progress.start(&format!("skipping {name}: {e}"), 0);
+                        outcome.skipped.push((name.clone(), e.to_string()));
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        let fit_seconds = if kind.is_some() { fit_start.elapsed().as_secs_f64() } else { 0.0 };
+        let (row, doc_vectors) = run_pipeline(&name, split, transform, fit_seconds, data, plan, progress)?;
+        if plan.anisotropy_pairs > 0 {
+            outcome.anisotropy.push((name.clone(), analyze(&doc_vectors, plan.anisotropy_pairs, 0)));
+        }
+        outcome.rows.push(row);
+    }
+    Ok(outcome)
+}
+
+/// Fits (if any), indexes, searches and scores one pipeline; returns its row and document vectors.
+fn run_pipeline(
+    name: &str,
+    split: &EncodedSplit,
+    transform: Option<Arc<Transform>>,
+    fit_seconds: f64,
+    data: &BeirData,
+    plan: &RetrievalPlan,
+    progress: &dyn Progress,
+) -> Result<(RetrievalRow, Vec<Vec<f32>>)> {
+    let encoder_id = split.encoder.id(split.pooling);
+    let apply = |raw: &[Vec<f32>]| -> Result<Vec<Vec<f32>>> {
+        let mut out = match &transform {
+            Some(t) => t.apply(&encoder_id, raw)?,
+            None => raw.to_vec(),
+        };
+        out.iter_mut().for_each(|v| normalize(v));
+        Ok(out)
+    };
+    let docs = apply(&split.docs)?;
+    let queries = apply(&split.queries)?;
+    let pipeline = Pipeline::new(split.encoder.clone(), split.pooling, transform.clone())?;
+    let dims = docs.first().map_or(0, Vec::len);
+
+    // Index into a fresh collection in the pipeline's own store, so that its size on disk is
+    // its own (an old collection of the same name is replaced).
+    let collection_name = collection_name(name);
+    let store_dir = plan.store_dir.join(&collection_name);
+    std::fs::create_dir_all(&store_dir).map_err(|e| Error::io(&store_dir, e))?;
+    let store = Store::open(&store_dir)?;
+    store.drop_collection(&collection_name)?;
+    let config = CollectionConfig {
+        hnsw: plan.hnsw,
+        ..CollectionConfig::new(dims, crate::Embedder::id(&pipeline).clone())
+    };
+    let collection = store.create_collection(&collection_name, config)?;
+    progress.start(&format!("indexing {name}"), docs.len());
+    let build_start = Instant::now();
+    for (chunk_docs, chunk_vectors) in data.corpus.chunks(UPSERT_CHUNK).zip(docs.chunks(UPSERT_CHUNK)) {
+        let batch: Vec<Doc> = chunk_docs
+            .iter()
+            .zip(chunk_vectors)
+            .map(|(d, v)| Doc {
+                id: d.id.clone(),
+                text: document_text(d),
+                metadata: serde_json::Value::Null,
+                vector: v.clone(),
+            })
+            .collect();
+        collection.upsert(&batch)?;
+        progress.advance(batch.len());
+    }
+    let build_seconds = build_start.elapsed().as_secs_f64();
+    progress.finish();
+    collection.snapshot()?;
+    let index_bytes = dir_size(&store_dir.join(crate::store::layout::INDEX_DIR).join(&collection_name));
+    let store_bytes = dir_size(&store_dir);
+
+    progress.start(&format!("HNSW search {name}"), queries.len());
+    let params = SearchParams::k(RANKING_DEPTH);
+    let hnsw_start = Instant::now();
+    let mut hnsw_runs: Vec<Vec<String>> = Vec::with_capacity(queries.len());
+    for q in &queries {
+        hnsw_runs.push(collection.search(q, &params)?.into_iter().map(|h| h.id).collect());
+        progress.advance(1);
+    }
+    let hnsw_seconds = hnsw_start.elapsed().as_secs_f64();
+    progress.finish();
+
+    progress.start(&format!("exact search {name}"), queries.len());
+    let exact_start = Instant::now();
+    let mut exact_runs: Vec<Vec<String>> = Vec::with_capacity(queries.len());
+    for q in &queries {
+        exact_runs.push(exact_ranking(q, &docs, RANKING_DEPTH).into_iter().map(|i| data.corpus[i].id.clone()).collect());
+        progress.advance(1);
+    }
+    let exact_seconds = exact_start.elapsed().as_secs_f64();
+    progress.finish();
+
+    let ann_recall10 = ann_recall(&hnsw_runs, &exact_runs, 10);
+    let as_runs = |runs: Vec<Vec<String>>| -> HashMap<String, Vec<String>> {
+        data.queries.iter().map(|q| q.id.clone()).zip(runs).collect()
+    };
+    let row = RetrievalRow {
+        pipeline: name.to_string(),
+        model: split.encoder.name().to_string(),
+        pooling: split.pooling.name().to_string(),
+        dims,
+        documents: docs.len(),
+        hnsw: score_runs(&as_runs(hnsw_runs), &data.qrels),
+        exact: score_runs(&as_runs(exact_runs), &data.qrels),
+        ann_recall10,
+        fit_seconds,
+        build_seconds,
+        hnsw_queries_per_second: per_second(queries.len(), hnsw_seconds),
+        exact_queries_per_second: per_second(queries.len(), exact_seconds),
+        index_bytes,
+        store_bytes,
+    };
+    drop(collection);
+    store.close()?;
+    Ok((row, docs))
+}
+
+/// A valid collection name for a pipeline name (`simcse:x/y` has characters names cannot).
+fn collection_name(pipeline: &str) -> String {
+    let cleaned: String = pipeline
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("retrieval_{cleaned}")
+}
+
+fn per_second(n: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Indices of the `k` documents with the largest dot product with `query` (cosine, as every
+/// vector is unit length), best first; ties go to the earlier document.
+pub fn exact_ranking(query: &[f32], docs: &[Vec<f32>], k: usize) -> Vec<usize> {
+    let mut scored: Vec<(f32, usize)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.iter().zip(query).map(|(a, b)| a * b).sum::<f32>(), i))
+        .collect();
+    let k = k.min(scored.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    scored.select_nth_unstable_by(k - 1, order);
+    scored.truncate(k);
+    scored.sort_by(order);
+    scored.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Share of each exact top-`k` found in the approximate top `k`, averaged over queries.
+pub fn ann_recall(approximate: &[Vec<String>], exact: &[Vec<String>], k: usize) -> f64 {
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for (a, e) in approximate.iter().zip(exact) {
+        let truth: Vec<&String> = e.iter().take(k).collect();
+        if truth.is_empty() {
+            continue;
+        }
+        let found = a.iter().take(k).filter(|id| truth.contains(id)).count();
+        sum += found as f64 / truth.len() as f64;
+        n += 1;
+    }
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+/// Total size of the files under `path` (0 when missing).
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map_or(0, |m| m.len());
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// Renders the rows as two Markdown tables: quality (HNSW and exact) and cost.
+pub fn markdown_tables(rows: &[RetrievalRow]) -> String {
+    let mut out = String::from(
+        "| pipeline | search | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        for (search, m) in [("exact", &r.exact), ("HNSW", &r.hnsw)] {
+            out.push_str(&format!(
+                "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+                r.pipeline, search, m.ndcg10, m.mrr10, m.recall1, m.recall5, m.recall10, m.recall100
+            ));
+        }
+    }
+    out.push_str(
+        "\n| pipeline | dims | docs | queries | ANN recall@10 | fit s | index build s | HNSW q/s | exact q/s | index bytes | store bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {:.4} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |\n",
+            r.pipeline,
+            r.dims,
+            r.documents,
+            r.exact.queries,
+            r.ann_recall10,
+            r.fit_seconds,
+            r.build_seconds,
+            r.hnsw_queries_per_second,
+            r.exact_queries_per_second,
+            r.index_bytes,
+            r.store_bytes
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::retrieval::BeirQuery;
+
+    #[test]
+    fn exact_ranking_matches_a_full_sort_in_f64() {
+        // Pseudo-random unit vectors; the ranking must equal a full f64 sort.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
+        };
+        let mut docs: Vec<Vec<f32>> = (0..200).map(|_| (0..16).map(|_| next()).collect()).collect();
+        docs.iter_mut().for_each(|v| normalize(v));
+        let mut query: Vec<f32> = (0..16).map(|_| next()).collect();
+        normalize(&mut query);
+        let got = exact_ranking(&query, &docs, 25);
+        let mut want: Vec<(f64, usize)> =
+            docs.iter().enumerate().map(|(i, d)| (crate::pipeline::cosine(&query, d), i)).collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let want: Vec<usize> = want.into_iter().take(25).map(|(_, i)| i).collect();
+        assert_eq!(got, want);
+        assert_eq!(exact_ranking(&query, &docs, 1000).len(), 200);
+        assert!(exact_ranking(&query, &[], 10).is_empty());
+    }
+
+    #[test]
+    fn ann_recall_counts_overlap_of_top_k() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let exact = vec![s(&["a", "b", "c", "d"]), s(&["x", "y"])];
+        let approx = vec![s(&["b", "a", "z", "c"]), s(&["y", "x"])];
+        // query 1: {a,b} of top-2 found → 1; query 2: both → 1
+        assert_eq!(ann_recall(&approx, &exact, 2), 1.0);
+        // top-3: query 1 finds a, b (z is wrong) → 2/3; query 2 has 2 exact, both found → 1
+        assert!((ann_recall(&approx, &exact, 3) - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pipelines_parse_and_name() {
+        let flow = FlowConfig::default();
+        assert_eq!(RetrievalPipeline::parse("raw", &flow).unwrap(), RetrievalPipeline::Raw);
+        assert_eq!(RetrievalPipeline::parse("whiten-128", &flow).unwrap().name(), "whiten-128");
+        assert_eq!(RetrievalPipeline::parse("simcse:runs/best", &flow).unwrap().name(), "simcse:best");
+        assert!(RetrievalPipeline::parse("simcse:", &flow).is_err());
+        let msg = RetrievalPipeline::parse("whitened", &flow).unwrap_err().to_string();
+        assert!(msg.contains("simcse:PATH"), "{msg}");
+        assert_eq!(collection_name("simcse:a/b"), "retrieval_simcse_a_b");
+    }
+
+    #[test]
+    fn subset_keeps_judged_documents() {
+        let doc = |id: &str| BeirDoc { id: id.into(), title: String::new(), text: id.into() };
+        let data = BeirData {
+            corpus: ["d1", "d2", "d3", "d4", "d5"].iter().map(|i| doc(i)).collect(),
+            queries: vec![
+                BeirQuery { id: "q1".into(), text: "a".into() },
+                BeirQuery { id: "q2".into(), text: "b".into() },
+            ],
+            qrels: [("q1", "d5"), ("q2", "d4")]
+                .iter()
+                .map(|(q, d)| (q.to_string(), [(d.to_string(), 1)].into_iter().collect()))
+                .collect(),
+        };
+        let small = subset(&data, 1, 2);
+        assert_eq!(small.queries.len(), 1);
+        let ids: Vec<&str> = small.corpus.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d1", "d5"]);
+        assert!(small.qrels.contains_key("q1") && !small.qrels.contains_key("q2"));
+        assert_eq!(document_text(&BeirDoc { id: "x".into(), title: "T".into(), text: "body".into() }), "T body");
+    }
+}

@@ -1,0 +1,57 @@
+//! `isovec report --quick` with the real benchmark data (skipped when the data or the default
+//! model is absent).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ISOVEC_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("retrieval/scifact").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no benchmark data at {} (set ISOVEC_DATA)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn quick_report_has_every_section_and_chart() {
+    let Some(data) = data_dir() else { return };
+    let model = isovec::encoder::default_model_dir();
+    if !model.join("model.safetensors").is_file() {
+        eprintln!("skipped: the default model is not installed at {}", model.display());
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_isovec"))
+        .args(["report", "--quick", "--data"])
+        .arg(&data)
+        .args(["--max-queries", "10", "--max-docs", "60", "--flow-epochs", "0.5", "--out"])
+        .arg(out.path())
+        .env_remove("ISOVEC_MODEL")
+        .output()
+        .expect("the isovec binary runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "failed:\n{stderr}");
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    for section in ["## STS", "## Retrieval", "## STS against retrieval", "## Anisotropy"] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+    for chart in ["recall-at-k.svg", "recall-at-k-hnsw.svg", "sts-vs-ndcg.svg", "cosine-histogram.svg"] {
+        let svg = std::fs::read_to_string(out.path().join(chart)).unwrap();
+        assert!(svg.starts_with("<svg"), "{chart}");
+        assert!(report.contains(chart), "{chart} not linked");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    // mean pooling × (none + 3 transforms) × 2 aggregations
+    assert_eq!(json["sts"].as_array().unwrap().len(), 8);
+    let retrieval = json["retrieval"].as_array().unwrap();
+    assert_eq!(retrieval.len(), 4);
+    assert!(retrieval.iter().all(|r| r["exact"]["queries"] == 10));
+    // Raw MiniLM vectors are anisotropic; whitening spreads them out.
+    let aniso = json["anisotropy"].as_array().unwrap();
+    let mean_cos = |name: &str| aniso.iter().find(|a| a["pipeline"] == name).unwrap()["mean_cosine"].as_f64().unwrap();
+    assert!(mean_cos("whiten").abs() < mean_cos("raw"), "{aniso:?}");
+}

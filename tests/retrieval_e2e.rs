@@ -1,0 +1,97 @@
+//! End to end: `isovec eval retrieval` on a tiny BEIR-layout fixture with the default model.
+
+use std::path::Path;
+use std::process::Command;
+
+fn model_installed() -> bool {
+    let dir = isovec::encoder::default_model_dir();
+    if dir.join("model.safetensors").is_file() {
+        true
+    } else {
+        eprintln!("skipped: the default model is not installed at {} (run `isovec model fetch`)", dir.display());
+        false
+    }
+}
+
+#[test]
+fn eval_retrieval_on_the_tiny_fixture() {
+    if !model_installed() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("rows.json");
+    let store = out.path().join("store");
+    let run = Command::new(env!("CARGO_BIN_EXE_isovec"))
+        .args(["eval", "retrieval", "--data"])
+        .arg(root.join("fixtures"))
+        .args(["--dataset", "beir-tiny", "--split", "test", "--pipelines", "raw,whiten-8,flow"])
+        // A small, short flow: the fixture has 20 documents.
+        .args(["--flow-levels", "1", "--flow-steps", "2", "--flow-width", "8", "--flow-epochs", "2"])
+        .arg("--store")
+        .arg(&store)
+        .arg("--json")
+        .arg(&json)
+        .env_remove("ISOVEC_MODEL")
+        .output()
+        .expect("the isovec binary runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "failed:\n{stdout}\n{stderr}");
+
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = rows["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["pipeline"].as_str().unwrap()).collect();
+    assert_eq!(names, ["raw", "whiten-8", "flow"]);
+    let dims: Vec<u64> = rows.iter().map(|r| r["dims"].as_u64().unwrap()).collect();
+    assert_eq!(dims, [384, 8, 384], "whiten-8 keeps 8 dimensions");
+    for r in rows {
+        assert_eq!(r["documents"], 20);
+        for search in ["hnsw", "exact"] {
+            // The unjudged query q9 is not scored.
+            assert_eq!(r[search]["queries"], 5, "{r}");
+            for metric in ["ndcg10", "mrr10", "recall1", "recall5", "recall10", "recall100"] {
+                let v = r[search][metric].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&v), "{search} {metric} = {v} in {r}");
+            }
+            // 20 documents, top 100: every relevant document is retrieved.
+            assert_eq!(r[search]["recall100"].as_f64().unwrap(), 1.0, "{r}");
+        }
+        let ann = r["ann_recall10"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ann), "{r}");
+        assert!(r["index_bytes"].as_u64().unwrap() > 0);
+        assert!(r["index_bytes"].as_u64().unwrap() > 0);
+        assert!(r["hnsw_queries_per_second"].as_f64().unwrap() > 0.0);
+    }
+    // On 20 points HNSW is exact for well-spread vectors (raw, whitened). A flow fitted on 20
+    // documents collapses them onto nearly one direction (cosines tie at 1.0 in f32), so its
+    // HNSW order may differ there; only its ranges are checked above.
+    for r in &rows[..2] {
+        assert_eq!(r["ann_recall10"].as_f64().unwrap(), 1.0, "{r}");
+        assert_eq!(r["hnsw"], r["exact"], "{r}");
+    }
+    // The fixture's queries each paraphrase one document: raw MiniLM finds them first.
+    let raw = &rows[0]["exact"];
+    assert!(raw["ndcg10"].as_f64().unwrap() > 0.8, "{raw}");
+    assert!(raw["recall1"].as_f64().unwrap() >= 0.8, "{raw}");
+    // The transforms were fitted: they take time and change the vectors' geometry.
+    assert!(rows[1]["fit_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[0]["fit_seconds"].as_f64().unwrap(), 0.0);
+    // The table is printed, one quality line per pipeline and search.
+    assert!(stdout.contains("| whiten-8 | HNSW |"), "{stdout}");
+    assert!(stdout.contains("0 of 20 documents truncated at 256 tokens"), "{stdout}");
+}
+
+#[test]
+fn eval_retrieval_rejects_an_unknown_pipeline_with_the_valid_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = Command::new(env!("CARGO_BIN_EXE_isovec"))
+        .args(["eval", "retrieval", "--data"])
+        .arg(root.join("fixtures"))
+        .args(["--dataset", "beir-tiny", "--split", "test", "--pipelines", "raw,whitened"])
+        .output()
+        .expect("the isovec binary runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("whiten-K") && stderr.contains("simcse:PATH"), "{stderr}");
+}
