@@ -28,7 +28,7 @@ fn quick_report_has_every_section_and_chart() {
     let run = Command::new(env!("CARGO_BIN_EXE_isovec"))
         .args(["report", "--quick", "--data"])
         .arg(&data)
-        .args(["--max-queries", "10", "--max-docs", "60", "--flow-epochs", "0.5", "--out"])
+        .args(["--max-queries", "10", "--max-docs", "150", "--flow-epochs", "0.5", "--out"])
         .arg(out.path())
         .env_remove("ISOVEC_MODEL")
         .output()
