@@ -55,11 +55,6 @@ pub fn recall_at_k(found: &[Vec<usize>], truth: &[Vec<usize>], k: usize) -> f64 
     total / truth.len() as f64
 }
 
-/// Reads a plain text file, one item a line (e.g. `queries.txt`).
-pub fn load_lines(path: &Path) -> Result<Vec<String>> {
-    read_lines(path)
-}
-
 /// Reads a gzip-compressed text file, one item a line (e.g. `sentences.txt.gz`), whatever
 /// its name.
 pub fn load_lines_gz(path: &Path) -> Result<Vec<String>> {
@@ -107,7 +102,7 @@ mod tests {
         let Some(data) = test_data_dir() else { return };
         let dir = data.join("ann");
         let sentences = load_lines_gz(&dir.join("sentences.txt.gz")).unwrap();
-        let queries = load_lines(&dir.join("queries.txt")).unwrap();
+        let queries = read_lines(&dir.join("queries.txt")).unwrap();
         let gt = load_ann_gt(&dir.join("gt_top100.tsv")).unwrap();
         assert_eq!(sentences.len(), 100_000);
         assert_eq!(queries.len(), 1_000);
