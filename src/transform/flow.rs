@@ -4,6 +4,9 @@
 //! Odd sizes are fine: a coupling over n dimensions conditions the last ⌈n/2⌉ on the first
 //! ⌊n/2⌋, and a split keeps the first ⌈n/2⌉ (so 384 → 192 → 96 and 45 → 23 → 12). A
 //! configuration that would leave fewer than 2 dimensions at some level is rejected.
+//!
+//! Directions without variance are projected away first (see [`subspace`]): the flow runs in the
+//! r ≤ d directions that vary, so a flow maps d-dimensional vectors to r-dimensional ones.
 
 mod actnorm;
 mod adam;
@@ -13,6 +16,7 @@ mod coupling;
 mod glow;
 mod init;
 mod permutation;
+mod subspace;
 mod train;
 
 use std::path::Path;
@@ -29,9 +33,14 @@ use super::check_input;
 use super::file::{StoredTensor, TransformFile};
 use crate::{EncoderId, Error, Result, TransformId};
 use glow::Glow;
+use subspace::Subspace;
 
 /// Family name of flows in transform files.
 pub(crate) const FAMILY: &str = "flow";
+
+/// Names of the subspace tensors in flow files.
+const SUBSPACE_BASIS: &str = "subspace.basis";
+const SUBSPACE_OFFSET: &str = "subspace.offset";
 
 /// Vectors per forward pass when applying a trained flow.
 const APPLY_CHUNK: usize = 4096;
@@ -41,6 +50,8 @@ const APPLY_CHUNK: usize = 4096;
 pub struct Flow {
     encoder: EncoderId,
     config: FlowConfig,
+    /// Projection onto the directions with variance; `None` when all have some.
+    subspace: Option<Subspace>,
     glow: Glow,
     /// Loss (bits/dim) of every training step; empty for a loaded flow.
     losses: Vec<f64>,
@@ -49,7 +60,11 @@ pub struct Flow {
 /// Configuration stored in the file's metadata.
 #[derive(Serialize, Deserialize)]
 struct StoredConfig {
+    /// Dimensions the glow runs in.
     dims: usize,
+    /// Dimensions of accepted vectors when a subspace projection precedes the glow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_dims: Option<usize>,
     flow: FlowConfig,
 }
 
@@ -71,9 +86,13 @@ pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig) 
             "a training vector holds NaN or infinity; check the encoder output".into(),
         ));
     }
+    let subspace = Subspace::fit(vectors, encoder)?;
     let device = Device::Cpu;
-    let glow = Glow::new(dims, config, DType::F32, &device)?;
-    let data = to_tensor(vectors, dims, &device)?;
+    let data = match &subspace {
+        Some(s) => to_tensor(&s.project(vectors), s.dims(), &device)?,
+        None => to_tensor(vectors, dims, &device)?,
+    };
+    let glow = Glow::new(data.dim(1)?, config, DType::F32, &device)?;
     let losses = train::train(&glow, &data, config)?;
     tracing::info!(
         steps = losses.len(),
@@ -83,6 +102,7 @@ pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig) 
     Ok(Flow {
         encoder: encoder.clone(),
         config: config.clone(),
+        subspace,
         glow,
         losses,
     })
@@ -112,8 +132,16 @@ impl Flow {
         &self.encoder
     }
 
-    /// Dimension of accepted and returned vectors.
-    pub fn dims(&self) -> usize {
+    /// Dimension of accepted vectors.
+    pub fn input_dims(&self) -> usize {
+        self.subspace
+            .as_ref()
+            .map_or(self.glow.dims(), Subspace::input_dims)
+    }
+
+    /// Dimension of returned vectors: the input's, less the directions without variance in the
+    /// training vectors.
+    pub fn output_dims(&self) -> usize {
         self.glow.dims()
     }
 
@@ -129,14 +157,21 @@ impl Flow {
 
     /// Maps vectors u of `encoder` to z (the isotropic representation).
     pub fn apply(&self, encoder: &EncoderId, vectors: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-        check_input(&self.encoder, self.dims(), encoder, vectors)?;
-        self.map_chunks(vectors, |u| Ok(self.glow.forward(u, false)?.0))
+        check_input(&self.encoder, self.input_dims(), encoder, vectors)?;
+        match &self.subspace {
+            Some(s) => self.map_chunks(&s.project(vectors), |u| Ok(self.glow.forward(u, false)?.0)),
+            None => self.map_chunks(vectors, |u| Ok(self.glow.forward(u, false)?.0)),
+        }
     }
 
     /// Maps z back to u (the inverse of [`Flow::apply`]).
     pub fn invert(&self, z: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-        super::check_dims(self.dims(), z)?;
-        self.map_chunks(z, |t| self.glow.inverse(t))
+        super::check_dims(self.output_dims(), z)?;
+        let u = self.map_chunks(z, |t| self.glow.inverse(t))?;
+        Ok(match &self.subspace {
+            Some(s) => s.lift(&u),
+            None => u,
+        })
     }
 
     fn map_chunks(
@@ -146,7 +181,7 @@ impl Flow {
     ) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(vectors.len());
         for chunk in vectors.chunks(APPLY_CHUNK) {
-            let t = to_tensor(chunk, self.dims(), &Device::Cpu)?;
+            let t = to_tensor(chunk, self.glow.dims(), &Device::Cpu)?;
             out.extend(f(&t)?.detach().to_dtype(DType::F32)?.to_vec2::<f32>()?);
         }
         Ok(out)
@@ -164,10 +199,17 @@ impl Flow {
 
     fn to_file(&self) -> Result<TransformFile> {
         let config = StoredConfig {
-            dims: self.dims(),
+            dims: self.glow.dims(),
+            input_dims: self.subspace.as_ref().map(Subspace::input_dims),
             flow: self.config.clone(),
         };
         let mut tensors = Vec::new();
+        if let Some(s) = &self.subspace {
+            let (basis, offset) = s.parts();
+            let (d, r) = (s.input_dims(), s.dims());
+            tensors.push(StoredTensor::from_f64(SUBSPACE_BASIS, vec![d, r], &basis));
+            tensors.push(StoredTensor::from_f64(SUBSPACE_OFFSET, vec![d], offset));
+        }
         for p in self.glow.params() {
             let t = p.var.as_tensor().detach();
             let shape = t.dims().to_vec();
@@ -206,11 +248,13 @@ impl Flow {
         let per_step = Glow::new(2, &one_step, DType::F32, &Device::Cpu)?
             .params()
             .len();
+        let subspace_tensors = if config.input_dims.is_some() { 2 } else { 0 };
         let expected = config
             .flow
             .levels
             .checked_mul(config.flow.steps_per_level)
-            .and_then(|n| n.checked_mul(per_step));
+            .and_then(|n| n.checked_mul(per_step))
+            .and_then(|n| n.checked_add(subspace_tensors));
         if expected != Some(file.tensors.len()) {
             return Err(damaged(format!(
                 "{} tensors for {} levels × {} steps",
@@ -225,6 +269,20 @@ impl Flow {
             &[config.dims / 2, config.flow.width],
             path,
         )?;
+        let subspace = match config.input_dims {
+            Some(d) if d <= config.dims => {
+                return Err(damaged(format!("subspace of {} in {d} dimensions", config.dims)))
+            }
+            Some(d) => {
+                let basis = file.tensor(SUBSPACE_BASIS, &[d, config.dims], path)?.to_f64();
+                let offset = file.tensor(SUBSPACE_OFFSET, &[d], path)?.to_f64();
+                if basis.iter().chain(&offset).any(|v| !v.is_finite()) {
+                    return Err(damaged("subspace holds NaN or infinity".into()));
+                }
+                Some(Subspace::from_parts(d, config.dims, &basis, offset))
+            }
+            None => None,
+        };
         let glow = Glow::new(config.dims, &config.flow, DType::F32, &Device::Cpu)
             .map_err(|e| damaged(e.to_string()))?;
         for p in &glow.params() {
@@ -239,6 +297,7 @@ impl Flow {
         Ok(Flow {
             encoder: file.encoder,
             config: config.flow,
+            subspace,
             glow,
             losses: Vec::new(),
         })

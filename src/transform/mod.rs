@@ -60,7 +60,7 @@ impl Transform {
     pub fn input_dims(&self) -> usize {
         match self {
             Transform::Whiten(w) => w.input_dims(),
-            Transform::Flow(f) => f.dims(),
+            Transform::Flow(f) => f.input_dims(),
         }
     }
 
@@ -68,7 +68,7 @@ impl Transform {
     pub fn output_dims(&self) -> usize {
         match self {
             Transform::Whiten(w) => w.output_dims(),
-            Transform::Flow(f) => f.dims(),
+            Transform::Flow(f) => f.output_dims(),
         }
     }
 

@@ -287,3 +287,78 @@ fn wrong_encoder_or_dimension_is_an_error() {
         Err(Error::InvalidInput(_))
     ));
 }
+
+/// Anisotropic gaussian vectors with two directions of zero variance, as after a LayerNorm:
+/// dimension 1 is constant and the other dimensions of every vector sum to 0.
+fn degenerate_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+    anisotropic_gaussian(n, dims, dims, seed)
+        .into_iter()
+        .map(|mut v| {
+            v[1] = 0.0;
+            let m = v.iter().sum::<f32>() / (dims - 1) as f32;
+            let mut v: Vec<f32> = v.iter().map(|x| x - m).collect();
+            v[1] = 0.25;
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn subspace_drops_exactly_the_directions_without_variance() {
+    let data = degenerate_vectors(500, 10, 4);
+    let s = subspace::Subspace::fit(&data, &encoder("mean")).unwrap().unwrap();
+    assert_eq!((s.input_dims(), s.dims()), (10, 8));
+    let (basis, _) = s.parts();
+    let q = DMatrix::from_row_slice(10, 8, &basis);
+    let gram = q.transpose() * &q;
+    assert!((gram - DMatrix::<f64>::identity(8, 8)).amax() < 1e-10, "basis not orthonormal");
+    // The null directions (e_1 and the all-ones vector without dimension 1) are orthogonal to
+    // the basis.
+    let mut ones = DMatrix::from_element(1, 10, 1.0);
+    ones[(0, 1)] = 0.0;
+    let along = (ones * &q).amax();
+    assert!(along < 1e-5, "{along}");
+    assert!(q.row(1).amax() < 1e-5, "dimension 1 is constant and must be dropped");
+    // The training vectors are exactly recovered from their coordinates.
+    let back = s.lift(&s.project(&data));
+    for (u, v) in data.iter().zip(&back) {
+        for (a, b) in u.iter().zip(v) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+    // Full-rank data needs no projection.
+    let full = anisotropic_gaussian(500, 10, 10, 4);
+    assert!(subspace::Subspace::fit(&full, &encoder("mean")).unwrap().is_none());
+}
+
+#[test]
+fn flow_on_vectors_with_null_directions_stays_isotropic_and_round_trips() {
+    let data = degenerate_vectors(3000, 8, 13);
+    let config = FlowConfig {
+        epochs: 10.0,
+        batch_size: 64,
+        ..FlowConfig::default()
+    };
+    let flow = fit_flow(&data, &encoder("mean"), &config).unwrap();
+    assert_eq!((flow.input_dims(), flow.output_dims()), (8, 6));
+    let z = flow.apply(&encoder("mean"), &data).unwrap();
+    let (mean, cov) = two_pass_moments(&z);
+    assert!(mean.iter().all(|m| m.abs() < 0.2), "mean {mean:?}");
+    let err = (&cov - DMatrix::<f64>::identity(6, 6)).amax();
+    assert!(err < 0.2, "max |cov − I| = {err}");
+    let cosine = crate::transform::mean_random_pair_cosine(&z, 2000, 0);
+    assert!(cosine.abs() < 0.05, "mean random-pair cosine {cosine}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.safetensors");
+    flow.save(&path).unwrap();
+    let loaded = Flow::load(&path).unwrap();
+    assert_eq!(loaded.id(), flow.id());
+    assert_eq!(loaded.apply(&encoder("mean"), &data).unwrap(), z);
+    let back = loaded.invert(&z).unwrap();
+    for (u, v) in data.iter().zip(&back) {
+        for (a, b) in u.iter().zip(v) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+    }
+}
