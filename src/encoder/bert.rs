@@ -188,11 +188,12 @@ impl SelfAttention {
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(mask)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = q.matmul(&k.t()?)?;
         let probs = if mode.fused() {
-            candle_nn::ops::softmax_last_dim(&scores)?
+            super::attention_softmax::masked_softmax(&scores, mask, scale)?
         } else {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
+            candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask)?, D::Minus1)?
         };
         let probs = dropout(probs, self.dropout, mode)?;
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?)

@@ -1,5 +1,6 @@
 //! The encoder: text → tokens → BERT → pooled sentence vectors.
 
+mod attention_softmax;
 pub mod bert;
 pub mod config;
 pub mod fetch;
