@@ -478,6 +478,15 @@ impl Collection {
         Ok(out)
     }
 
+    /// Takes the index's search copy of the graph now instead of at the next search (which does
+    /// it when the copy is missing or more than [`crate::store::index::RECENT_LIMIT`] points
+    /// behind): ~0.2 s per 100k vectors, worth calling after a bulk load.
+    pub fn prepare_search(&self) -> Result<()> {
+        self.check_alive()?;
+        self.read_state()?.index.refresh_search_copy();
+        Ok(())
+    }
+
     /// The `k` documents most similar to `query` (cosine) among those the filter allows.
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
         self.check_alive()?;

@@ -2,15 +2,26 @@
 //!
 //! Vectors enter the index L2-normalised, so the distance is `1 - dot` and the score of a hit is
 //! its cosine. The index is derived state: it can always be rebuilt from the vectors in sled.
+//!
+//! hnsw_rs builds, extends and persists the graph; searches run on a flat copy of it
+//! ([`Graph`]), 3–4× faster. Points inserted after the copy was taken are kept aside in `recent`
+//! and scanned exactly; once there are more than [`RECENT_LIMIT`], the next search takes a fresh
+//! copy (~0.2 s per 100k vectors). The copy holds a second set of the vectors in memory.
 
 use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
 
 use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
 
+use crate::store::graph::Graph;
 use crate::store::layout::HnswParams;
 use crate::{Error, Result};
+
+/// Points inserted since the last copy of the graph above which a search takes a new copy
+/// (scanning them exactly costs about as much as a graph search at this size).
+pub const RECENT_LIMIT: usize = 2048;
 
 /// Highest number of layers hnsw_rs supports.
 const MAX_LAYERS: usize = 16;
@@ -71,6 +82,16 @@ pub struct Scored {
 /// An HNSW graph over normalised vectors keyed by internal id.
 pub struct Index {
     hnsw: Hnsw<'static, f32, CosineDistance>,
+    view: RwLock<View>,
+    /// Held while a copy of the graph is taken, so only one search takes it.
+    copying: Mutex<()>,
+}
+
+/// What searches read: a copy of the graph and the points inserted since.
+#[derive(Default)]
+struct View {
+    graph: Option<Arc<Graph>>,
+    recent: Vec<(Vec<f32>, u64)>,
 }
 
 impl Index {
@@ -83,7 +104,15 @@ impl Index {
             params.ef_construction,
             CosineDistance,
         );
-        Index { hnsw }
+        Index::wrap(hnsw)
+    }
+
+    fn wrap(hnsw: Hnsw<'static, f32, CosineDistance>) -> Self {
+        Index {
+            hnsw,
+            view: RwLock::new(View::default()),
+            copying: Mutex::new(()),
+        }
     }
 
     /// Inserts normalised vectors; large batches are inserted in parallel.
@@ -97,6 +126,24 @@ impl Index {
                 self.hnsw.insert((v.as_slice(), *id as usize));
             }
         }
+        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
+        if view.graph.is_some() {
+            view.recent.extend_from_slice(items);
+        }
+    }
+
+    /// Takes a fresh copy of the graph for searches (done by searches when needed; call it to
+    /// pay the cost up front, e.g. right after a bulk load). Returns at once if another thread
+    /// is taking one.
+    pub fn refresh_search_copy(&self) {
+        let Ok(_copying) = self.copying.try_lock() else {
+            return;
+        };
+        // Inserts wait while the copy is taken, so every point is in the copy or in `recent`
+        // (or, inserted concurrently, in both: results are deduplicated).
+        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
+        view.graph = Graph::copy(&self.hnsw).map(Arc::new);
+        view.recent.clear();
     }
 
     /// Number of vectors in the graph (deleted ones included).
@@ -114,6 +161,44 @@ impl Index {
         if self.is_empty() || k == 0 {
             return Vec::new();
         }
+        let stale = {
+            let view = self.view.read().unwrap_or_else(|e| e.into_inner());
+            view.graph.is_none() || view.recent.len() > RECENT_LIMIT
+        };
+        if stale {
+            self.refresh_search_copy();
+        }
+        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
+        let Some(graph) = &view.graph else {
+            // Another thread is taking the first copy.
+            return self.search_hnsw_rs(query, k, ef, filter);
+        };
+        let allowed = filter.map(|f| move |id: u64| f.hnsw_filter(&(id as usize)));
+        let allowed_dyn = allowed.as_ref().map(|f| f as &dyn Fn(u64) -> bool);
+        let found = graph.search(query, k, ef, allowed_dyn);
+        if view.recent.is_empty() {
+            return found;
+        }
+        let recent = view
+            .recent
+            .iter()
+            .filter(|(_, id)| allowed_dyn.is_none_or(|f| f(*id)))
+            .map(|(v, id)| (*id, v.as_slice()));
+        let mut merged = exact_top_k(query, k, recent);
+        merged.extend(found);
+        merged.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
+        merged.dedup_by_key(|s| s.internal_id);
+        merged.truncate(k);
+        merged
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hnsw_for_tests(&self) -> &Hnsw<'static, f32, CosineDistance> {
+        &self.hnsw
+    }
+
+    /// hnsw_rs's own search.
+    pub(crate) fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize, filter: Option<&dyn FilterT>) -> Vec<Scored> {
         self.hnsw
             .search_filter(query, k, ef.max(k), filter)
             .into_iter()
@@ -156,7 +241,9 @@ impl Index {
             Ok(Ok(mut hnsw)) => {
                 // The loader turns on candidate extension; keep construction as configured.
                 hnsw.set_extend_candidates(false);
-                Ok(Index { hnsw })
+                let index = Index::wrap(hnsw);
+                index.refresh_search_copy();
+                Ok(index)
             }
             Ok(Err(e)) => Err(Error::Store(format!("loading the index snapshot: {e}"))),
             Err(_) => Err(Error::Store("loading the index snapshot failed".into())),

@@ -19,6 +19,7 @@
 pub mod async_api;
 pub mod collection;
 pub mod filter;
+mod graph;
 pub mod index;
 pub mod layout;
 pub mod snapshot;
