@@ -48,7 +48,7 @@ pub struct BenchAnnArgs {
     #[arg(long)]
     pub ef_construction: Option<usize>,
     /// Search widths to measure recall at.
-    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    #[arg(long, value_delimiter = ',', default_value = "16,32,48,64,96,128,256")]
     pub ef: Vec<usize>,
     /// Documents per upsert batch while building.
     #[arg(long, default_value_t = 10_000)]

@@ -687,7 +687,7 @@ impl Collection {
         let Some(vec) = tree.get(internal_key(VECTOR_TAG, s.internal_id)).map_err(db_error)? else {
             return Ok(None);
         };
-        let external_id = VectorRecord::decode(&vec)?.external_id;
+        let external_id = VectorRecord::decode_external_id(&vec)?;
         let Some(doc) = tree.get(doc_key(&external_id)).map_err(db_error)? else {
             return Ok(None);
         };

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
 
 use crate::store::graph::Graph;
+pub use crate::store::kernels::dot;
 use crate::store::layout::HnswParams;
 use crate::{Error, Result};
 
@@ -37,25 +38,6 @@ impl Distance<f32> for CosineDistance {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
         (1.0 - dot(va, vb)).max(0.0)
     }
-}
-
-/// Dot product with eight independent accumulators so the compiler vectorises it.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for i in 0..chunks {
-        let (x, y) = (&a[i * 8..i * 8 + 8], &b[i * 8..i * 8 + 8]);
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * 8..n {
-        sum += a[i] * b[i];
-    }
-    sum
 }
 
 /// The vector scaled to unit length, or an error for a zero or non-finite vector.

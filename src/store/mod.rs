@@ -21,6 +21,7 @@ pub mod collection;
 pub mod filter;
 mod graph;
 pub mod index;
+mod kernels;
 pub mod layout;
 pub mod snapshot;
 pub mod vecfile;

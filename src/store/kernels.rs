@@ -1,0 +1,152 @@
+//! Dot products for search, run with the widest SIMD the CPU has (AVX-512, AVX2 + FMA, or the
+//! baseline), chosen once at run time: the binary is built for any x86-64, and a search spends
+//! most of its time here.
+
+use std::sync::OnceLock;
+
+/// Σ a_j · b_j over two f32 slices (the shorter length).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().dot)(a, b)
+}
+
+/// Σ q_j · c_j of an f32 query and one-byte codes (the shorter length).
+pub fn dot_code(q: &[f32], c: &[i8]) -> f32 {
+    (kernels().dot_code)(q, c)
+}
+
+struct Kernels {
+    dot: fn(&[f32], &[f32]) -> f32,
+    dot_code: fn(&[f32], &[i8]) -> f32,
+}
+
+fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernels { dot: x86::dot_avx512, dot_code: x86::dot_code_avx512 };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Kernels { dot: x86::dot_avx2, dot_code: x86::dot_code_avx2 };
+            }
+        }
+        Kernels { dot: dot_lanes::<8, f32>, dot_code: dot_lanes::<8, i8> }
+    })
+}
+
+/// A value a query component multiplies: f32 itself or a one-byte code.
+trait Component: Copy {
+    fn widen(self) -> f32;
+}
+
+impl Component for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Component for i8 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from(self)
+    }
+}
+
+/// The portable loop: `L` independent accumulators so the compiler vectorises it `L` wide.
+#[inline(always)]
+fn dot_lanes<const L: usize, C: Component>(q: &[f32], c: &[C]) -> f32 {
+    let n = q.len().min(c.len());
+    let (q, c) = (&q[..n], &c[..n]);
+    let mut acc = [0f32; L];
+    let (qc, cc) = (q.chunks_exact(L), c.chunks_exact(L));
+    let (q_rest, c_rest) = (qc.remainder(), cc.remainder());
+    for (x, y) in qc.zip(cc) {
+        for j in 0..L {
+            acc[j] += x[j] * y[j].widen();
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in q_rest.iter().zip(c_rest) {
+        sum += x * y.widen();
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::dot_lanes;
+
+    pub fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // Safety: chosen only after `is_x86_feature_detected!("avx512f")`.
+        unsafe { dot_lanes_avx512(a, b) }
+    }
+
+    pub fn dot_code_avx512(q: &[f32], c: &[i8]) -> f32 {
+        // Safety: as above.
+        unsafe { dot_code_lanes_avx512(q, c) }
+    }
+
+    pub fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // Safety: chosen only after detecting avx2 and fma.
+        unsafe { dot_lanes_avx2(a, b) }
+    }
+
+    pub fn dot_code_avx2(q: &[f32], c: &[i8]) -> f32 {
+        // Safety: as above.
+        unsafe { dot_code_lanes_avx2(q, c) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn dot_lanes_avx512(a: &[f32], b: &[f32]) -> f32 {
+        dot_lanes::<16, f32>(a, b)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn dot_code_lanes_avx512(q: &[f32], c: &[i8]) -> f32 {
+        dot_lanes::<16, i8>(q, c)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_lanes_avx2(a: &[f32], b: &[f32]) -> f32 {
+        dot_lanes::<8, f32>(a, b)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_code_lanes_avx2(q: &[f32], c: &[i8]) -> f32 {
+        dot_lanes::<8, i8>(q, c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_matches_an_f64_sum() {
+        for n in [0usize, 1, 7, 16, 37, 384, 385] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let c: Vec<i8> = (0..n).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let exact_code: f64 = a.iter().zip(&c).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let tol = 1e-5 * (1.0 + n as f64);
+            let mut variants: Vec<(fn(&[f32], &[f32]) -> f32, fn(&[f32], &[i8]) -> f32)> =
+                vec![(dot, dot_code), (dot_lanes::<8, f32>, dot_lanes::<8, i8>)];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    variants.push((x86::dot_avx512, x86::dot_code_avx512));
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    variants.push((x86::dot_avx2, x86::dot_code_avx2));
+                }
+            }
+            for (f, g) in variants {
+                assert!((f64::from(f(&a, &b)) - exact).abs() < tol, "n {n}: {} vs {exact}", f(&a, &b));
+                assert!((f64::from(g(&a, &c)) - exact_code).abs() < tol * 127.0, "n {n}: {} vs {exact_code}", g(&a, &c));
+            }
+        }
+    }
+}
