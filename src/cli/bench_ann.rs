@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use crate::cli::common::PipelineArgs;
 use crate::store::index::exact_top_k;
 use crate::store::vecfile::{read_npy, Vectors};
 use crate::store::{CollectionConfig, Doc, HnswParams, SearchParams, Store};
@@ -53,6 +54,15 @@ pub struct BenchAnnArgs {
     /// Documents per upsert batch while building.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
+    /// Query texts, one a line (e.g. ann/queries.txt, whose encodings are --queries): also time
+    /// end-to-end text queries, each encoded with the pipeline below and searched on its own.
+    #[arg(long)]
+    pub query_texts: Option<PathBuf>,
+    /// Text queries to time (the first ones of --query-texts).
+    #[arg(long, default_value_t = 300)]
+    pub text_queries: usize,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 /// Runs the benchmark and prints a table.
@@ -178,6 +188,23 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
         })?;
         let secs = start.elapsed().as_secs_f64();
         println!("{:<34} {:>10.0} queries/s (ef={})", format!("search, {threads} thread(s)"), (rounds * nq) as f64 / secs, hnsw.ef_search);
+    }
+
+    if let Some(path) = &args.query_texts {
+        let texts = crate::eval::text_file::read_lines(path)?;
+        let texts: Vec<&str> = texts.iter().map(String::as_str).take(args.text_queries).collect();
+        let pipeline = args.pipeline.load()?;
+        if crate::Embedder::dims(pipeline.as_ref()) != base.dims {
+            bail!("the pipeline makes {}-dimensional vectors, the base set has {}", crate::Embedder::dims(pipeline.as_ref()), base.dims);
+        }
+        crate::Embedder::embed(pipeline.as_ref(), &texts[..1.min(texts.len())])?;
+        let start = Instant::now();
+        for text in &texts {
+            let v = crate::Embedder::embed(pipeline.as_ref(), &[text])?;
+            collection.search(&v[0], &params)?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:<34} {:>10.0} queries/s ({} texts, one at a time)", "text queries (encode + search)", texts.len() as f64 / secs, texts.len());
     }
 
     // Reopen from the snapshot, then from sled alone.
