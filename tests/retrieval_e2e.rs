@@ -44,7 +44,9 @@ fn eval_retrieval_on_the_tiny_fixture() {
     let names: Vec<&str> = rows.iter().map(|r| r["pipeline"].as_str().unwrap()).collect();
     assert_eq!(names, ["raw", "whiten-8", "flow"]);
     let dims: Vec<u64> = rows.iter().map(|r| r["dims"].as_u64().unwrap()).collect();
-    assert_eq!(dims, [384, 8, 384], "whiten-8 keeps 8 dimensions");
+    // whiten-8 keeps 8 dimensions; 20 documents span only 19 directions (around their mean), and
+    // the flow runs in the directions that have variance.
+    assert_eq!(dims, [384, 8, 19]);
     for r in rows {
         assert_eq!(r["documents"], 20);
         for search in ["hnsw", "exact"] {
