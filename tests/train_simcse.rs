@@ -211,3 +211,16 @@ fn real_training_files_parse_completely() {
     let corpus = isovec::train::data::read_corpus(&data.join("corpus/wiki1m_for_simcse.first11914.txt")).unwrap();
     assert_eq!(corpus.len(), 11_914);
     }
+
+#[test]
+fn dropout_outside_zero_to_one_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_model_dir(tmp.path(), true);
+    for p in [1.0, 1.5, -0.1] {
+        let c = SimcseConfig { dropout: Some(p), ..config(Pooling::Mean, MlpUse::TrainOnly) };
+        let err = Trainer::new(tmp.path(), &ModelInit::Pretrained, c, &Device::Cpu).err();
+        assert!(matches!(err, Some(isovec::Error::InvalidInput(_))), "dropout {p}: {err:?}");
+    }
+    let c = SimcseConfig { dropout: Some(0.3), ..config(Pooling::Mean, MlpUse::TrainOnly) };
+    assert!(Trainer::new(tmp.path(), &ModelInit::Pretrained, c, &Device::Cpu).is_ok());
+}

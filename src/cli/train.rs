@@ -109,6 +109,9 @@ pub struct SimcseArgs {
     /// Evaluate on STS-B dev (and keep the best checkpoint) every this many steps.
     #[arg(long, default_value_t = 250)]
     pub eval_every: usize,
+    /// Dropout of hidden states and attention in training (default: the model's, 0.1 for BERT).
+    #[arg(long)]
+    pub dropout: Option<f64>,
     /// Benchmark data folder holding senteval/STS/STSBenchmark/sts-dev.csv (default: env ISOVEC_DATA).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -172,6 +175,7 @@ pub fn simcse_config(args: &SimcseArgs) -> anyhow::Result<SimcseConfig> {
     c.max_grad_norm = args.max_grad_norm;
     c.seed = args.seed;
     c.eval_every = args.eval_every;
+    c.dropout = args.dropout;
     Ok(c)
 }
 

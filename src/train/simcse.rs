@@ -70,6 +70,10 @@ pub struct SimcseConfig {
     pub seed: u64,
     /// Evaluate on STS-B dev every this many steps (0: only before and after).
     pub eval_every: usize,
+    /// Dropout of hidden states and attention probabilities in training — the noise that makes
+    /// unsupervised positive pairs; `None` keeps the model's own (0.1 in BERT configs).
+    #[serde(default)]
+    pub dropout: Option<f64>,
 }
 
 impl SimcseConfig {
@@ -92,6 +96,7 @@ impl SimcseConfig {
             max_grad_norm: 1.0,
             seed: 42,
             eval_every: 250,
+            dropout: None,
         }
     }
 
@@ -281,13 +286,20 @@ impl Trainer {
         }
         let source = ModelDir::open(model_dir)?;
         let tokenizer = TextTokenizer::load(&source, config.max_length)?;
-        let bert_config = match init {
+        let mut bert_config = match init {
             ModelInit::Pretrained => source.read_config()?,
             ModelInit::Random { layers, hidden, heads } => {
                 let vocab = source.read_config().map(|c| c.vocab_size).unwrap_or(0).max(tokenizer.vocab_size());
                 BertConfig::tiny(vocab, *hidden, *layers, *heads)
             }
         };
+        if let Some(p) = config.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::InvalidInput(format!("dropout must be in [0, 1), not {p}")));
+            }
+            bert_config.hidden_dropout_prob = p;
+            bert_config.attention_probs_dropout_prob = p;
+        }
         if config.max_length > bert_config.max_position_embeddings {
             return Err(Error::InvalidInput(format!(
                 "maximum length {} exceeds the model's {} positions",
