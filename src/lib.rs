@@ -35,6 +35,7 @@ pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod pipeline;
+mod simd;
 pub mod store;
 pub mod train;
 pub mod transform;

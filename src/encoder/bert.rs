@@ -7,6 +7,8 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
+use super::dense::Dense;
+
 use super::config::BertConfig;
 use crate::{Error, Result};
 
@@ -158,9 +160,9 @@ impl Embeddings {
 }
 
 struct SelfAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
     heads: usize,
     head_dim: usize,
     dropout: f64,
@@ -170,9 +172,9 @@ impl SelfAttention {
     fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(SelfAttention {
-            query: candle_nn::linear(h, h, vb.pp("query"))?,
-            key: candle_nn::linear(h, h, vb.pp("key"))?,
-            value: candle_nn::linear(h, h, vb.pp("value"))?,
+            query: Dense::load(h, h, vb.pp("query"))?,
+            key: Dense::load(h, h, vb.pp("key"))?,
+            value: Dense::load(h, h, vb.pp("value"))?,
             heads: cfg.num_attention_heads,
             head_dim: h / cfg.num_attention_heads,
             dropout: cfg.attention_probs_dropout_prob,
@@ -185,9 +187,9 @@ impl SelfAttention {
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let q = split(self.query.forward(x, mode.fused())?)?;
+        let k = split(self.key.forward(x, mode.fused())?)?;
+        let v = split(self.value.forward(x, mode.fused())?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q.matmul(&k.t()?)?;
         let probs = if mode.fused() {
@@ -202,7 +204,7 @@ impl SelfAttention {
 
 /// A dense layer followed by dropout, residual and LayerNorm (BERT's `*.output` blocks).
 struct DenseResidualNorm {
-    dense: Linear,
+    dense: Dense,
     layer_norm: LayerNorm,
     dropout: f64,
 }
@@ -210,14 +212,14 @@ struct DenseResidualNorm {
 impl DenseResidualNorm {
     fn load(vb: VarBuilder, input: usize, cfg: &BertConfig) -> Result<Self> {
         Ok(DenseResidualNorm {
-            dense: candle_nn::linear(input, cfg.hidden_size, vb.pp("dense"))?,
+            dense: Dense::load(input, cfg.hidden_size, vb.pp("dense"))?,
             layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg.layer_norm_eps)?,
             dropout: cfg.hidden_dropout_prob,
         })
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor, mode: Mode) -> Result<Tensor> {
-        let y = dropout(self.dense.forward(x)?, self.dropout, mode)?;
+        let y = dropout(self.dense.forward(x, mode.fused())?, self.dropout, mode)?;
         self.layer_norm.forward(&(y + residual)?, mode.fused())
     }
 }
@@ -225,7 +227,7 @@ impl DenseResidualNorm {
 struct Layer {
     attention: SelfAttention,
     attention_output: DenseResidualNorm,
-    intermediate: Linear,
+    intermediate: Dense,
     output: DenseResidualNorm,
 }
 
@@ -234,7 +236,7 @@ impl Layer {
         Ok(Layer {
             attention: SelfAttention::load(vb.pp("attention").pp("self"), cfg)?,
             attention_output: DenseResidualNorm::load(vb.pp("attention").pp("output"), cfg.hidden_size, cfg)?,
-            intermediate: candle_nn::linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?,
+            intermediate: Dense::load(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?,
             output: DenseResidualNorm::load(vb.pp("output"), cfg.intermediate_size, cfg)?,
         })
     }
@@ -242,7 +244,7 @@ impl Layer {
     fn forward(&self, x: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
         let a = self.attention.forward(x, mask, mode)?;
         let a = self.attention_output.forward(&a, x, mode)?;
-        let i = self.intermediate.forward(&a)?;
+        let i = self.intermediate.forward(&a, mode.fused())?;
         let i = if mode.fused() { super::gelu::gelu_erf(&i)? } else { i.gelu_erf()? };
         self.output.forward(&i, &a, mode)
     }

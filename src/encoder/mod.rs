@@ -3,6 +3,7 @@
 mod attention_softmax;
 pub mod bert;
 pub mod config;
+mod dense;
 pub mod fetch;
 pub mod gelu;
 pub mod model_dir;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use hnsw_rs::prelude::{Distance, Hnsw, Point};
 
 use super::index::Scored;
-use super::kernels::{dot, dot_code};
+use crate::simd::{dot, dot_code};
 
 /// A distance-ordered candidate: `−cosine` and the dense node number.
 #[derive(Clone, Copy, PartialEq)]

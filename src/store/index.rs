@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
 
 use crate::store::graph::Graph;
-pub use crate::store::kernels::dot;
+pub use crate::simd::dot;
 use crate::store::layout::HnswParams;
 use crate::{Error, Result};
 

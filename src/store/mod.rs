@@ -21,7 +21,6 @@ pub mod collection;
 pub mod filter;
 mod graph;
 pub mod index;
-mod kernels;
 pub mod layout;
 pub mod snapshot;
 pub mod vecfile;
@@ -117,10 +116,7 @@ impl Store {
                 .map_err(|e| Error::io(&tmp, e))?;
             fs::rename(&tmp, &marker_path).map_err(|e| Error::io(&marker_path, e))?;
         }
-        let db = sled::Config::new()
-            .path(root.join(SLED_DIR))
-            .open()
-            .map_err(|e| Error::Store(format!("opening the database in {}: {e}", root.join(SLED_DIR).display())))?;
+        let db = open_sled(&root.join(SLED_DIR))?;
         let configs = db.open_tree(COLLECTIONS_TREE).map_err(db_error)?;
         Ok(Store {
             root: root.to_path_buf(),
@@ -277,6 +273,26 @@ impl Drop for Store {
             tracing::warn!("store {}: snapshot on close failed ({e}); the next open replays or rebuilds", self.root.display());
         }
         let _ = self.db.flush();
+    }
+}
+
+/// How long to wait for sled's own file lock once isovec's lock is held.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the sled database. isovec's advisory lock is already held, so no other handle can be
+/// open: a busy sled lock means a handle of this process was just dropped and sled's background
+/// threads still hold the file for a moment. Wait for them (up to [`SLED_LOCK_WAIT`]).
+fn open_sled(dir: &Path) -> Result<sled::Db> {
+    let start = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return Ok(db),
+            // sled reports its lock failure as an `Other` error with this text.
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && start.elapsed() < SLED_LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(Error::Store(format!("opening the database in {}: {e}", dir.display()))),
+        }
     }
 }
 
