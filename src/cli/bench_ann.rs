@@ -65,6 +65,37 @@ pub struct BenchAnnArgs {
     pub pipeline: PipelineArgs,
 }
 
+/// Queries/s of `threads` threads splitting `rounds` passes over the queries.
+fn throughput(
+    collection: &crate::store::Collection,
+    queries: &Vectors,
+    params: &SearchParams,
+    threads: usize,
+    rounds: usize,
+) -> anyhow::Result<f64> {
+    let nq = queries.rows();
+    let start = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> crate::Result<()> {
+                    for _ in 0..rounds {
+                        for q in (t..nq).step_by(threads) {
+                            collection.search(queries.row(q), params)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a search thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((rounds * nq) as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Runs the benchmark and prints a table.
 pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     let (base, queries, gt) = match args.random {
@@ -145,9 +176,9 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     collection.prepare_search()?;
     println!("{:<34} {:>10.2} s", "search copy of the graph", start.elapsed().as_secs_f64());
 
-    // Recall@10 and single-thread QPS per ef.
+    // Recall@10 and queries/s on 1 and 2 threads per ef.
     let nq = queries.rows();
-    println!("\n{:>6} {:>12} {:>14}", "ef", "recall@10", "queries/s (1t)");
+    println!("\n{:>6} {:>12} {:>14} {:>14}", "ef", "recall@10", "queries/s (1t)", "queries/s (2t)");
     for &ef in &args.ef {
         let params = SearchParams { k: 10, ef: Some(ef), filter: None };
         let start = Instant::now();
@@ -158,36 +189,16 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
             found += hits.iter().filter(|h| h.id.parse::<usize>().is_ok_and(|id| truth.contains(&id))).count();
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("{:>6} {:>12.4} {:>14.0}", ef, found as f64 / (nq * 10) as f64, nq as f64 / secs);
+        let two = throughput(&collection, &queries, &params, 2, 1)?;
+        println!("{:>6} {:>12.4} {:>14.0} {:>14.0}", ef, found as f64 / (nq * 10) as f64, nq as f64 / secs, two);
     }
 
-    // Throughput at the default ef on 1 and 2 threads.
+    // Throughput at the default ef on 1 and 2 threads, two passes over the queries.
     let params = SearchParams::k(10);
     println!();
     for threads in [1usize, 2] {
-        let rounds = 2;
-        let start = Instant::now();
-        std::thread::scope(|s| -> anyhow::Result<()> {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (collection, queries, params) = (&collection, &queries, &params);
-                    s.spawn(move || -> crate::Result<()> {
-                        for _ in 0..rounds {
-                            for q in (t..nq).step_by(threads) {
-                                collection.search(queries.row(q), params)?;
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join().map_err(|_| anyhow::anyhow!("a search thread panicked"))??;
-            }
-            Ok(())
-        })?;
-        let secs = start.elapsed().as_secs_f64();
-        println!("{:<34} {:>10.0} queries/s (ef={})", format!("search, {threads} thread(s)"), (rounds * nq) as f64 / secs, hnsw.ef_search);
+        let qps = throughput(&collection, &queries, &params, threads, 2)?;
+        println!("{:<34} {:>10.0} queries/s (ef={})", format!("search, {threads} thread(s)"), qps, hnsw.ef_search);
     }
 
     if let Some(path) = &args.query_texts {
