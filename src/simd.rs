@@ -119,66 +119,28 @@ fn dot4_lanes<const L: usize>(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
 mod x86 {
     use super::{dot4_lanes, dot_lanes};
 
-    pub fn dot4_avx512(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
-        // Safety: chosen only after `is_x86_feature_detected!("avx512f")`.
-        unsafe { dot4_lanes_avx512(rows, w) }
+    /// `pub fn $name` runs `$body` compiled with `$features`; `kernels()` installs it only after
+    /// detecting those features, which is what makes the `unsafe` call sound.
+    macro_rules! kernel {
+        ($features:literal, $name:ident, $inner:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $body:expr) => {
+            pub fn $name($($arg: $ty),*) -> $ret {
+                // Safety: only called on CPUs that have `$features` (see `kernels()`).
+                unsafe { $inner($($arg),*) }
+            }
+
+            #[target_feature(enable = $features)]
+            fn $inner($($arg: $ty),*) -> $ret {
+                $body
+            }
+        };
     }
 
-    pub fn dot4_avx2(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
-        // Safety: chosen only after detecting avx2 and fma.
-        unsafe { dot4_lanes_avx2(rows, w) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn dot4_lanes_avx512(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
-        dot4_lanes::<16>(rows, w)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn dot4_lanes_avx2(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
-        dot4_lanes::<8>(rows, w)
-    }
-
-
-    pub fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-        // Safety: chosen only after `is_x86_feature_detected!("avx512f")`.
-        unsafe { dot_lanes_avx512(a, b) }
-    }
-
-    pub fn dot_code_avx512(q: &[f32], c: &[i8]) -> f32 {
-        // Safety: as above.
-        unsafe { dot_code_lanes_avx512(q, c) }
-    }
-
-    pub fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        // Safety: chosen only after detecting avx2 and fma.
-        unsafe { dot_lanes_avx2(a, b) }
-    }
-
-    pub fn dot_code_avx2(q: &[f32], c: &[i8]) -> f32 {
-        // Safety: as above.
-        unsafe { dot_code_lanes_avx2(q, c) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn dot_lanes_avx512(a: &[f32], b: &[f32]) -> f32 {
-        dot_lanes::<16, f32>(a, b)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn dot_code_lanes_avx512(q: &[f32], c: &[i8]) -> f32 {
-        dot_lanes::<16, i8>(q, c)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_lanes_avx2(a: &[f32], b: &[f32]) -> f32 {
-        dot_lanes::<8, f32>(a, b)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_code_lanes_avx2(q: &[f32], c: &[i8]) -> f32 {
-        dot_lanes::<8, i8>(q, c)
-    }
+    kernel!("avx512f", dot_avx512, dot_avx512_inner, (a: &[f32], b: &[f32]) -> f32, dot_lanes::<16, f32>(a, b));
+    kernel!("avx512f", dot_code_avx512, dot_code_avx512_inner, (q: &[f32], c: &[i8]) -> f32, dot_lanes::<16, i8>(q, c));
+    kernel!("avx512f", dot4_avx512, dot4_avx512_inner, (rows: [&[f32]; 4], w: &[f32]) -> [f32; 4], dot4_lanes::<16>(rows, w));
+    kernel!("avx2,fma", dot_avx2, dot_avx2_inner, (a: &[f32], b: &[f32]) -> f32, dot_lanes::<8, f32>(a, b));
+    kernel!("avx2,fma", dot_code_avx2, dot_code_avx2_inner, (q: &[f32], c: &[i8]) -> f32, dot_lanes::<8, i8>(q, c));
+    kernel!("avx2,fma", dot4_avx2, dot4_avx2_inner, (rows: [&[f32]; 4], w: &[f32]) -> [f32; 4], dot4_lanes::<8>(rows, w));
 }
 
 #[cfg(test)]

@@ -273,7 +273,7 @@ fn prefetch(v: &[i8]) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // Prefetching is a hint: it never faults, whatever the address.
         for line in v.chunks(64) {
-            unsafe { _mm_prefetch(line.as_ptr() as *const i8, _MM_HINT_T0) };
+            unsafe { _mm_prefetch(line.as_ptr(), _MM_HINT_T0) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
