@@ -1,9 +1,12 @@
 //! isovec's BERT checked against independent computations.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use common::paths::default_model;
 use isovec::encoder::{
-    default_model_dir, BatchInput, Bert, BertConfig, Encoder, EncoderOptions, Mode, ModelDir, Pooling,
+    BatchInput, Bert, BertConfig, Encoder, EncoderOptions, Mode, ModelDir, Pooling,
 };
 
 const SENTENCES: [&str; 4] = [
@@ -12,16 +15,6 @@ const SENTENCES: [&str; 4] = [
     "Hi",
     "Scientists found that the vaccine reduced the risk of severe illness in older adults.",
 ];
-
-fn default_model() -> Option<std::path::PathBuf> {
-    let dir = default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: default model not installed (run `isovec model fetch`)");
-        None
-    }
-}
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()

@@ -4,8 +4,11 @@
 //! numerical difference be checked here. The GPU figures come from `isovec eval sts` and
 //! `isovec bench encode` with `--device cuda --dtype f16|bf16`.
 
+mod common;
+
 use candle_core::DType;
-use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use common::paths::default_model;
+use isovec::encoder::{Encoder, EncoderOptions, Pooling};
 
 const SENTENCES: [&str; 5] = [
     "A man is playing a guitar.",
@@ -14,16 +17,6 @@ const SENTENCES: [&str; 5] = [
     "Scientists found that the vaccine reduced the risk of severe illness in older adults.",
     "Two dogs are running through a field of tall grass while a child watches them.",
 ];
-
-fn default_model() -> Option<std::path::PathBuf> {
-    let dir = default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: default model not installed (run `isovec model fetch`)");
-        None
-    }
-}
 
 /// Cosine similarity computed in f64.
 fn cosine(a: &[f32], b: &[f32]) -> f64 {

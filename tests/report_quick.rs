@@ -1,27 +1,16 @@
 //! `isovec report --quick` with the real benchmark data (skipped when the data or the default
 //! model is absent).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ISOVEC_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join("retrieval/scifact").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no benchmark data at {} (set ISOVEC_DATA)", dir.display());
-        None
-    }
-}
+use common::paths::{data_dir, default_model};
 
 #[test]
 fn quick_report_has_every_section_and_chart() {
-    let Some(data) = data_dir() else { return };
-    let model = isovec::encoder::default_model_dir();
-    if !model.join("model.safetensors").is_file() {
-        eprintln!("skipped: the default model is not installed at {}", model.display());
+    let Some(data) = data_dir("retrieval/scifact") else { return };
+    if default_model().is_none() {
         return;
     }
     let out = tempfile::tempdir().unwrap();

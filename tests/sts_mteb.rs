@@ -3,26 +3,17 @@
 //! Needs the benchmark data (`ISOVEC_DATA`, or ../shared/data beside the checkout) and the default
 //! model (`isovec model fetch`); skipped with a message otherwise.
 
-use std::path::PathBuf;
+mod common;
 
-use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use common::paths::{data_dir, default_model};
+use isovec::encoder::{Encoder, EncoderOptions, Pooling};
 use isovec::eval::sts::{Split, StsSet};
 use isovec::eval::sts_table::{evaluate, StsPlan};
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ISOVEC_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    dir.join("senteval").is_dir().then_some(dir)
-}
-
 #[test]
 fn mean_pooling_reproduces_published_mteb_scores() {
-    let (Some(data), true) = (data_dir(), default_model_dir().join("model.safetensors").is_file()) else {
-        eprintln!("skipped: needs the benchmark data (ISOVEC_DATA) and the default model (isovec model fetch)");
-        return;
-    };
-    let encoder = Encoder::load(&default_model_dir(), EncoderOptions::default()).unwrap();
+    let (Some(data), Some(model)) = (data_dir("senteval"), default_model()) else { return };
+    let encoder = Encoder::load(&model, EncoderOptions::default()).unwrap();
     // MTEB scores SICK-R on all 9,927 pairs (train + trial + test) and STS-B on its test split.
     let published = [
         (StsSet::Sts12, Split::Test, 72.37),

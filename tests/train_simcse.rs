@@ -1,10 +1,13 @@
 //! SimCSE training on a tiny model: every parameter trains, the loss falls, checkpoints reload
 //! through the encoder with the same vectors, and a run keeps its best checkpoint.
 
+mod common;
+
 use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use common::paths::data_dir;
 use isovec::encoder::{Bert, BertConfig, Encoder, EncoderOptions, Mode, Pooling};
 use isovec::train::checkpoint::read_training_info;
 use isovec::train::data::Triplet;
@@ -187,22 +190,10 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     assert_eq!((cfg.num_hidden_layers, cfg.hidden_size), (1, 8));
 }
 
-/// The shared data folder (env ISOVEC_DATA, else ../shared/data), if present.
-fn data_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("ISOVEC_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no data folder at {} (set ISOVEC_DATA)", dir.display());
-        None
-    }
-}
 
 #[test]
 fn real_training_files_parse_completely() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data_dir("") else { return };
     let triplets = isovec::train::data::read_triplets(&data.join("nli/snli_devtest_triplets_for_simcse.csv")).unwrap();
     assert_eq!(triplets.len(), 5864);
     // The second record is quoted because it contains commas.
