@@ -480,7 +480,7 @@ impl Collection {
 
     /// Takes the index's search copy of the graph now instead of at the next search (which does
     /// it when the copy is missing or more than [`crate::store::index::RECENT_LIMIT`] points
-    /// behind): ~0.2 s per 100k vectors, worth calling after a bulk load.
+    /// behind): 0.6–0.8 s per 100k vectors, worth calling after a bulk load.
     pub fn prepare_search(&self) -> Result<()> {
         self.check_alive()?;
         self.read_state()?.index.refresh_search_copy();
