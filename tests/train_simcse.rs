@@ -204,14 +204,40 @@ fn real_training_files_parse_completely() {
     }
 
 #[test]
-fn dropout_outside_zero_to_one_is_rejected() {
+fn dropout_and_word_deletion_outside_zero_to_one_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_model_dir(tmp.path(), true);
     for p in [1.0, 1.5, -0.1] {
         let c = SimcseConfig { dropout: Some(p), ..config(Pooling::Mean, MlpUse::TrainOnly) };
         let err = Trainer::new(tmp.path(), &ModelInit::Pretrained, c, &Device::Cpu).err();
         assert!(matches!(err, Some(isovec::Error::InvalidInput(_))), "dropout {p}: {err:?}");
+        let c = SimcseConfig { word_deletion: p, ..config(Pooling::Mean, MlpUse::TrainOnly) };
+        let err = Trainer::new(tmp.path(), &ModelInit::Pretrained, c, &Device::Cpu).err();
+        assert!(matches!(err, Some(isovec::Error::InvalidInput(_))), "word deletion {p}: {err:?}");
     }
-    let c = SimcseConfig { dropout: Some(0.3), ..config(Pooling::Mean, MlpUse::TrainOnly) };
+    let c = SimcseConfig { dropout: Some(0.3), word_deletion: 0.5, ..config(Pooling::Mean, MlpUse::TrainOnly) };
     assert!(Trainer::new(tmp.path(), &ModelInit::Pretrained, c, &Device::Cpu).is_ok());
+}
+
+/// Without dropout the two views of a sentence are equal, so only word deletion can make them
+/// differ: it must raise the loss (the positive is no longer the identical vector), and the same
+/// step must delete the same words.
+#[test]
+fn word_deletion_makes_the_views_differ_reproducibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_model_dir(tmp.path(), false);
+    let sentences: Vec<String> = SENTENCES.iter().map(|s| s.to_string()).collect();
+    let batch = [0, 1, 2, 3, 4, 5, 6, 7];
+    let loss_with = |word_deletion: f64| {
+        let c = SimcseConfig { word_deletion, batch_size: 8, ..config(Pooling::Mean, MlpUse::TrainOnly) };
+        let trainer = Trainer::new(tmp.path(), &ModelInit::Pretrained, c, &Device::Cpu).unwrap();
+        let data = trainer.tokenize_sentences(&sentences).unwrap();
+        let loss = |t: &Trainer| t.batch_loss(&data, &batch, Mode::Infer).unwrap().to_scalar::<f32>().unwrap();
+        let first = loss(&trainer);
+        assert_eq!(first, loss(&trainer), "word deletion {word_deletion}: the same step, the same views");
+        first
+    };
+    let identical = loss_with(0.0);
+    let deleted = loss_with(0.5);
+    assert!(deleted > identical + 0.01, "loss without deletion {identical}, with {deleted}");
 }

@@ -112,6 +112,9 @@ pub struct SimcseArgs {
     /// Dropout of hidden states and attention in training (default: the model's, 0.1 for BERT).
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// Unsupervised: also delete each word of each view with this probability (0: dropout alone, as the paper).
+    #[arg(long, default_value_t = 0.0)]
+    pub word_deletion: f64,
     /// Benchmark data folder holding senteval/STS/STSBenchmark/sts-dev.csv (default: env ISOVEC_DATA).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -176,6 +179,7 @@ pub fn simcse_config(args: &SimcseArgs) -> anyhow::Result<SimcseConfig> {
     c.seed = args.seed;
     c.eval_every = args.eval_every;
     c.dropout = args.dropout;
+    c.word_deletion = args.word_deletion;
     Ok(c)
 }
 

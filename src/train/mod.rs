@@ -1,6 +1,7 @@
 //! Training: SimCSE contrastive fine-tuning of the encoder, and what it is built from.
 
 pub mod alignment;
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

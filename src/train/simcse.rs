@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::alignment::{alignment, uniformity};
+use super::augment::{delete_words, step_rng};
 use super::checkpoint::{read_training_info, write_checkpoint, TrainingInfo};
 use super::data::{epoch_batches, Triplet};
 use super::loss::info_nce;
@@ -74,6 +75,10 @@ pub struct SimcseConfig {
     /// unsupervised positive pairs; `None` keeps the model's own (0.1 in BERT configs).
     #[serde(default)]
     pub dropout: Option<f64>,
+    /// Unsupervised only: each view of a sentence also loses each of its words with this
+    /// probability (0: dropout alone, the paper's recipe).
+    #[serde(default)]
+    pub word_deletion: f64,
 }
 
 impl SimcseConfig {
@@ -97,6 +102,7 @@ impl SimcseConfig {
             seed: 42,
             eval_every: 250,
             dropout: None,
+            word_deletion: 0.0,
         }
     }
 
@@ -300,6 +306,12 @@ impl Trainer {
             bert_config.hidden_dropout_prob = p;
             bert_config.attention_probs_dropout_prob = p;
         }
+        if !(0.0..1.0).contains(&config.word_deletion) {
+            return Err(Error::InvalidInput(format!(
+                "word deletion must be in [0, 1), not {}",
+                config.word_deletion
+            )));
+        }
         if config.max_length > bert_config.max_position_embeddings {
             return Err(Error::InvalidInput(format!(
                 "maximum length {} exceeds the model's {} positions",
@@ -442,8 +454,15 @@ impl Trainer {
         let t = self.config.temperature;
         match data {
             TrainingData::Sentences(s) => {
-                // Each sentence twice in one pass: dropout makes the two copies differ.
-                let ids: Vec<&[u32]> = (0..2).flat_map(|_| batch.iter().map(|&i| s[i].as_slice())).collect();
+                // Each sentence twice in one pass: dropout (and word deletion) make the copies differ.
+                let views: Vec<Vec<u32>> = if self.config.word_deletion > 0.0 {
+                    let mut rng = step_rng(self.config.seed, self.step);
+                    let p = self.config.word_deletion;
+                    (0..2).flat_map(|_| batch.iter().map(|&i| s[i].as_slice())).map(|v| delete_words(v, p, &mut rng)).collect()
+                } else {
+                    (0..2).flat_map(|_| batch.iter().map(|&i| s[i].to_vec())).collect()
+                };
+                let ids: Vec<&[u32]> = views.iter().map(Vec::as_slice).collect();
                 let z = self.embed(&ids, mode, true)?;
                 info_nce(&z.narrow(0, 0, b)?, &z.narrow(0, b, b)?, None, t)
             }
