@@ -241,3 +241,22 @@ fn word_deletion_makes_the_views_differ_reproducibly() {
     let deleted = loss_with(0.5);
     assert!(deleted > identical + 0.01, "loss without deletion {identical}, with {deleted}");
 }
+
+#[test]
+fn word_deletion_with_supervised_training_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let triplets = tmp.path().join("t.csv");
+    std::fs::write(&triplets, "sent0,sent1,hard_neg\na b,a c,d e\n").unwrap();
+    let out = tmp.path().join("run");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_isovec"))
+        .args(["train", "simcse", "--mode", "sup", "--word-deletion", "0.3", "--triplets"])
+        .arg(&triplets)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("--word-deletion") && stderr.contains("unsupervised"), "{stderr}");
+    assert!(!out.exists());
+}

@@ -96,7 +96,10 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
         eprintln!("  STS of {}", path.display());
         let mut rows = sts_table::evaluate(&enc, &args.data.data, &simcse_plan, &|stage| eprintln!("  {stage}"))?;
         let name = crate::eval::retrieval_run::RetrievalPipeline::Encoder(path.clone()).name();
-        rows.iter_mut().for_each(|r| r.transform = name.clone());
+        rows.iter_mut().for_each(|r| {
+            r.model = name.trim_start_matches("simcse:").to_string();
+            r.transform = name.clone();
+        });
         sts_rows.extend(rows);
     }
     let sts_seconds = sts_start.elapsed().as_secs_f64();
@@ -178,11 +181,16 @@ fn render(
 ) -> String {
     let mut md = String::new();
     let model = args.model.model_dir();
+    let model = match &args.model.model {
+        // The default model's folder is machine-specific; its name says which it is.
+        None => format!("`{}` (the default model)", model.file_name().map_or_else(|| model.display().to_string(), |n| n.to_string_lossy().into_owned())),
+        Some(_) => format!("`{}`", model.display()),
+    };
     let _ = writeln!(md, "# isovec report\n");
     let _ = writeln!(
         md,
-        "Model `{}`{}. STS: Spearman ×100 of cosine similarities, STS-B and SICK-R test splits; transforms fitted on each set's own sentences (no labels). Retrieval: {} ({} split, {} documents, {} judged queries), documents encoded as title + \" \" + text, transforms fitted on the corpus documents (no labels).\n",
-        model.display(),
+        "Model {}{}. STS: Spearman ×100 of cosine similarities, STS-B and SICK-R test splits; transforms fitted on each set's own sentences (no labels). Retrieval: {} ({} split, {} documents, {} judged queries), documents encoded as title + \" \" + text, transforms fitted on the corpus documents (no labels).\n",
+        model,
         if args.quick { " — **quick mode (tiny subsets; numbers are not comparable to the papers)**" } else { "" },
         args.retrieval.dataset.display(),
         args.retrieval.split,

@@ -9,7 +9,7 @@ use crate::encoder::{default_model_dir, Pooling};
 use super::common::parse_device;
 use crate::train::checkpoint::read_training_info;
 use crate::train::data::{read_corpus, read_triplets};
-use crate::train::{bench_train, DevSet, MlpUse, ModelInit, SimcseConfig, Trainer};
+use crate::train::{bench_train, DevSet, MlpUse, ModelInit, Objective, SimcseConfig, Trainer};
 
 /// `isovec train`: fine-tune the encoder.
 #[derive(Debug, Parser)]
@@ -179,6 +179,9 @@ pub fn simcse_config(args: &SimcseArgs) -> anyhow::Result<SimcseConfig> {
     c.seed = args.seed;
     c.eval_every = args.eval_every;
     c.dropout = args.dropout;
+    if args.word_deletion > 0.0 && c.objective != Objective::Unsupervised {
+        bail!("--word-deletion augments the unsupervised views; --mode sup trains on given pairs");
+    }
     c.word_deletion = args.word_deletion;
     Ok(c)
 }

@@ -58,17 +58,21 @@ impl RetrievalPipeline {
         }
     }
 
-    /// The name rows carry: `raw`, `whiten-128`, `simcse:<folder name>` …
+    /// The name rows carry: `raw`, `whiten-128`, `simcse:<parent>/<folder>` … — the parent too,
+    /// because training writes every run's checkpoints as `RUN/best` and `RUN/last`.
     pub fn name(&self) -> String {
         match self {
             RetrievalPipeline::Raw => "raw".into(),
             RetrievalPipeline::Transform(kind) => kind.name(),
-            RetrievalPipeline::Encoder(path) => format!(
-                "simcse:{}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| path.display().to_string())
-            ),
+            RetrievalPipeline::Encoder(path) => {
+                let parts: Vec<String> = path
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let tail = parts[parts.len().saturating_sub(2)..].join("/");
+                format!("simcse:{}", if tail.is_empty() { path.display().to_string() } else { tail })
+            }
         }
     }
 }
@@ -256,7 +260,7 @@ pub fn evaluate(
                     None => plan.pooling,
                 };
                 let (encoded, truncated) = encode_split(enc.clone(), pooling, data, progress)?;
-                outcome.truncated.push((enc.name().to_string(), truncated, enc.tokenizer().max_length()));
+                outcome.truncated.push((name.clone(), truncated, enc.tokenizer().max_length()));
                 other = encoded;
                 &other
             }
@@ -554,7 +558,10 @@ mod tests {
         let flow = FlowConfig::default();
         assert_eq!(RetrievalPipeline::parse("raw", &flow).unwrap(), RetrievalPipeline::Raw);
         assert_eq!(RetrievalPipeline::parse("whiten-128", &flow).unwrap().name(), "whiten-128");
-        assert_eq!(RetrievalPipeline::parse("simcse:runs/best", &flow).unwrap().name(), "simcse:best");
+        assert_eq!(RetrievalPipeline::parse("simcse:runs/best", &flow).unwrap().name(), "simcse:runs/best");
+        // Two runs' best checkpoints keep apart.
+        assert_eq!(RetrievalPipeline::parse("simcse:/x/unsup/best/", &flow).unwrap().name(), "simcse:unsup/best");
+        assert_eq!(RetrievalPipeline::parse("simcse:ckpt", &flow).unwrap().name(), "simcse:ckpt");
         assert!(RetrievalPipeline::parse("simcse:", &flow).is_err());
         let msg = RetrievalPipeline::parse("whitened", &flow).unwrap_err().to_string();
         assert!(msg.contains("simcse:PATH"), "{msg}");
