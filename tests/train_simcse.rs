@@ -190,7 +190,6 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     assert_eq!((cfg.num_hidden_layers, cfg.hidden_size), (1, 8));
 }
 
-
 #[test]
 fn real_training_files_parse_completely() {
     let Some(data) = data_dir("") else { return };
@@ -201,7 +200,7 @@ fn real_training_files_parse_completely() {
     assert_eq!(triplets[1].positive, "Two kids in numbered jerseys wash their hands .");
     let corpus = isovec::train::data::read_corpus(&data.join("corpus/wiki1m_for_simcse.first11914.txt")).unwrap();
     assert_eq!(corpus.len(), 11_914);
-    }
+}
 
 #[test]
 fn dropout_and_word_deletion_outside_zero_to_one_are_rejected() {

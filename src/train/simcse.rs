@@ -455,13 +455,12 @@ impl Trainer {
         match data {
             TrainingData::Sentences(s) => {
                 // Each sentence twice in one pass: dropout (and word deletion) make the copies differ.
-                let views: Vec<Vec<u32>> = if self.config.word_deletion > 0.0 {
-                    let mut rng = step_rng(self.config.seed, self.step);
-                    let p = self.config.word_deletion;
-                    (0..2).flat_map(|_| batch.iter().map(|&i| s[i].as_slice())).map(|v| delete_words(v, p, &mut rng)).collect()
-                } else {
-                    (0..2).flat_map(|_| batch.iter().map(|&i| s[i].to_vec())).collect()
-                };
+                // (`delete_words` with probability 0 returns the sentence unchanged.)
+                let mut rng = step_rng(self.config.seed, self.step);
+                let views: Vec<Vec<u32>> = (0..2)
+                    .flat_map(|_| batch.iter().map(|&i| s[i].as_slice()))
+                    .map(|v| delete_words(v, self.config.word_deletion, &mut rng))
+                    .collect();
                 let ids: Vec<&[u32]> = views.iter().map(Vec::as_slice).collect();
                 let z = self.embed(&ids, mode, true)?;
                 info_nce(&z.narrow(0, 0, b)?, &z.narrow(0, b, b)?, None, t)
