@@ -21,7 +21,7 @@ fn reopen_gives_identical_results() {
     let emb = BagOfWords::new(DIMS);
     let docs: Vec<Doc> = (0..500).map(|i| doc(i, DIMS, 5)).collect();
     let queries: Vec<Vec<f32>> = (0..20).map(|q| random_unit(10_000 + q, DIMS)).collect();
-    let params = SearchParams { k: 10, ef: Some(64), filter: None };
+    let params = SearchParams::k(10).with_ef(64);
     let before: Vec<Vec<(String, f32)>> = {
         let store = Store::open(dir.path()).unwrap();
         let c = store.create_collection("default", emb.config()).unwrap();
@@ -142,7 +142,7 @@ fn deletes_and_upserts_never_leak_into_filtered_results() {
         let query = random_unit(q * 5 + 5, DIMS);
         for (name, f) in &filters {
             let allowed: Vec<Doc> = live.iter().filter(|d| f.matches(&d.metadata)).cloned().collect();
-            let hits = c.search(&query, &SearchParams { k: 10, ef: None, filter: Some(f.clone()) }).unwrap();
+            let hits = c.search(&query, &SearchParams::k(10).with_filter(f.clone())).unwrap();
             assert_eq!(hits.len(), 10.min(allowed.len()), "{name}");
             for h in &hits {
                 assert!(!deleted.contains(&h.id), "{name}: deleted {} returned", h.id);

@@ -32,11 +32,25 @@ fn index_search_delete_compact_the_fixture_corpus() {
         target: target(&store_dir),
         k: 3,
         ef: None,
+        mode: "dense".into(),
+        fusion: "convex".into(),
+        alpha: None,
+        depth: None,
         filter: Some("topic IN (space, ocean) AND year>=1995".into()),
         json: true,
         query: vec!["whales".into(), "sing".into()],
     };
-    store_cmds::search(&search, emb.clone()).unwrap();
+    let load = || Ok(emb.clone());
+    store_cmds::search(&search, &load).unwrap();
+    store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(0.3), ..search.clone() }, &load).unwrap();
+    // A lexical search loads no model.
+    let no_model = || -> anyhow::Result<Arc<dyn Embedder>> { anyhow::bail!("the lexical search tried to load a model") };
+    store_cmds::search(&SearchArgs { mode: "lexical".into(), ..search.clone() }, &no_model).unwrap();
+    // Options that only shape a hybrid search, or a bad weight, are refused.
+    let err = store_cmds::search(&SearchArgs { alpha: Some(0.3), ..search.clone() }, &load).unwrap_err().to_string();
+    assert!(err.contains("--mode hybrid"), "{err}");
+    let err = store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(2.0), ..search.clone() }, &load).unwrap_err().to_string();
+    assert!(err.contains("[0, 1]"), "{err}");
     store_cmds::stats(&StatsArgs { store: store_dir.clone(), collection: None, json: false }).unwrap();
     store_cmds::delete(&DeleteArgs { target: target(&store_dir), ids: vec!["ocean-02".into(), "nope".into()] }).unwrap();
     store_cmds::compact(&CompactArgs { target: target(&store_dir) }).unwrap();
@@ -51,7 +65,7 @@ fn index_search_delete_compact_the_fixture_corpus() {
     assert_eq!(hits[0].id, "music-03");
     let f = Filter::parse("topic=cooking AND year<2005").unwrap();
     let hits = c
-        .search_text(emb.as_ref(), "bread dough", &SearchParams { k: 50, ef: None, filter: Some(f.clone()) })
+        .search_text(emb.as_ref(), "bread dough", &SearchParams::k(50).with_filter(f.clone()))
         .unwrap();
     assert!(!hits.is_empty());
     assert!(hits.iter().all(|h| f.matches(&h.metadata)));
@@ -102,6 +116,17 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
     let args = IndexArgs { target: target(&store_dir), file: empty, format: None, batch: 10 };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":1:") && err.contains("empty"), "{err}");
-    let missing = SearchArgs { target: target(&dir.path().join("nothing")), k: 1, ef: None, filter: None, json: false, query: vec!["x".into()] };
-    assert!(store_cmds::search(&missing, emb).is_err());
+    let missing = SearchArgs {
+        target: target(&dir.path().join("nothing")),
+        k: 1,
+        ef: None,
+        mode: "dense".into(),
+        fusion: "convex".into(),
+        alpha: None,
+        depth: None,
+        filter: None,
+        json: false,
+        query: vec!["x".into()],
+    };
+    assert!(store_cmds::search(&missing, &|| Ok(emb.clone())).is_err());
 }

@@ -32,7 +32,7 @@ fn eight_searchers_and_one_writer() {
             while !stop.load(Ordering::Relaxed) {
                 let filter = (i % 3 == 0).then(|| Filter::parse("group=1").unwrap());
                 let hits = c
-                    .search(&random_unit(t * 1_000_000 + i, DIMS), &SearchParams { k: 10, ef: None, filter })
+                    .search(&random_unit(t * 1_000_000 + i, DIMS), &SearchParams { filter, ..SearchParams::k(10) })
                     .unwrap();
                 assert!(hits.len() == 10, "thread {t}: {} hits", hits.len());
                 let unique: HashSet<&String> = hits.iter().map(|h| &h.id).collect();

@@ -23,7 +23,11 @@ fn build(dir: &Path) -> Vec<Doc> {
 
 fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
     let root = dir.join("index").join("default");
-    let snaps: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let snaps: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snap-")))
+        .collect();
     assert_eq!(snaps.len(), 1, "one snapshot folder: {snaps:?}");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&snaps[0]).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
@@ -39,7 +43,7 @@ fn check_rebuilt_and_correct(dir: &Path, live: &[Doc]) {
     assert_eq!(stats.indexed_points, live.len(), "rebuilt from the live vectors only");
     for q in 0..10 {
         let query = random_unit(777 + q, DIMS);
-        let hits = c.search(&query, &SearchParams { k: 5, ef: Some(300), filter: None }).unwrap();
+        let hits = c.search(&query, &SearchParams::k(5).with_ef(300)).unwrap();
         let got: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
         assert_eq!(got, exact_ids(&query, live, 5));
     }

@@ -1,5 +1,6 @@
 //! Crash safety: a child process ingesting in a loop is killed with SIGKILL at random moments;
-//! after each kill every acknowledged document is present and searchable, and counts match.
+//! after each kill every acknowledged document is present and searchable (dense and lexical),
+//! and counts match.
 //!
 //! The child is this same test binary, re-run with `ISOVEC_CRASH_CHILD=<store dir>`: it then
 //! ingests forever, printing `ack <id>` after each write returns.
@@ -12,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::BagOfWords;
-use isovec::store::{Doc, SearchParams, Store};
+use isovec::store::{Doc, SearchMode, SearchParams, Store};
 use rand::Rng;
 use serde_json::json;
 
@@ -134,6 +135,15 @@ fn acknowledged_writes_survive_sigkill() {
         }
         let all = c.search(&vector_of("any"), &SearchParams::k(stored.len() + 10)).unwrap();
         assert_eq!(all.len(), stored.len(), "run {run}: every stored document is in the index");
+        // The text index, replayed on open, finds every stored document, and each acknowledged
+        // document of this run by its own words.
+        let lexical = SearchParams::k(stored.len() + 10).with_mode(SearchMode::Lexical);
+        let found: HashSet<String> = c.search_lexical("crash", &lexical).unwrap().into_iter().map(|h| h.id).collect();
+        assert_eq!(found, stored, "run {run}: lexical search finds exactly the stored documents");
+        for id in acked.iter().filter(|id| id.starts_with(&prefix)) {
+            let hits = c.search_lexical(&text_of(id), &SearchParams::k(1).with_mode(SearchMode::Lexical)).unwrap();
+            assert_eq!(hits.first().map(|h| h.id.as_str()), Some(id.as_str()), "run {run}: {id} not found by its words");
+        }
         drop(c);
         drop(store);
     }

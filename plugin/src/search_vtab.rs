@@ -223,7 +223,7 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
     let store = cache::store(Path::new(&store_dir), false).map_err(|e| isovec_error(NAME, e))?;
     let collection = store.collection(&name).map_err(|e| isovec_error(NAME, e))?;
     let pipeline = pipeline_for_id(&collection.config().pipeline).map_err(|e| isovec_error(NAME, e))?;
-    let params = SearchParams { k: k as usize, ef: None, filter };
+    let params = SearchParams { filter, ..SearchParams::k(k as usize) };
     collection
         .search_text(pipeline.as_ref(), &query, &params)
         .map_err(|e| isovec_error(NAME, e))

@@ -180,7 +180,7 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     let nq = queries.rows();
     println!("\n{:>6} {:>12} {:>14} {:>14}", "ef", "recall@10", "queries/s (1t)", "queries/s (2t)");
     for &ef in &args.ef {
-        let params = SearchParams { k: 10, ef: Some(ef), filter: None };
+        let params = SearchParams::k(10).with_ef(ef);
         let start = Instant::now();
         let mut found = 0usize;
         for q in 0..nq {

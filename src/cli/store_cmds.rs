@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::store::{CollectionConfig, Filter, Hit, SearchParams, Store, TextDoc, UpsertReport};
+use crate::store::{CollectionConfig, Filter, Fusion, Hit, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error};
 
 /// Which store and collection a command works on.
@@ -57,9 +57,21 @@ pub struct SearchArgs {
     /// Number of results.
     #[arg(short = 'k', long, default_value_t = 10)]
     pub k: usize,
-    /// Candidate list width (default: the collection's).
+    /// HNSW candidate list width (default: the collection's).
     #[arg(long)]
     pub ef: Option<usize>,
+    /// dense (vectors), lexical (BM25; loads no model) or hybrid (both rankings fused).
+    #[arg(long, default_value = "dense")]
+    pub mode: String,
+    /// Hybrid fusion: convex (weighted min–max normalised scores) or rrf (reciprocal ranks).
+    #[arg(long, default_value = "convex")]
+    pub fusion: String,
+    /// The dense side's weight in the convex fusion, in [0, 1] (default 0.5).
+    #[arg(long)]
+    pub alpha: Option<f32>,
+    /// Candidates each side of a hybrid search retrieves before fusing (default 100).
+    #[arg(long)]
+    pub depth: Option<usize>,
     /// Metadata filter, e.g. `topic=space AND year>=2020 AND lang IN (en,fr)`; or a JSON object.
     #[arg(long)]
     pub filter: Option<String>,
@@ -199,14 +211,29 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()
     Ok(())
 }
 
-/// Runs `isovec search`.
-pub fn search(args: &SearchArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()> {
+/// Runs `isovec search`; `load` gives the embedder (not called for a lexical search).
+pub fn search(args: &SearchArgs, load: &dyn Fn() -> anyhow::Result<Arc<dyn Embedder>>) -> anyhow::Result<()> {
+    let mode: SearchMode = args.mode.parse()?;
+    let fusion = Fusion::parse(&args.fusion, args.alpha)?;
+    if mode != SearchMode::Hybrid && (args.alpha.is_some() || args.depth.is_some()) {
+        anyhow::bail!("--alpha and --depth shape a hybrid search; add --mode hybrid");
+    }
     let store = Store::open_existing(&args.target.store)?;
     let collection = store.collection(&args.target.collection)?;
     let filter = args.filter.as_deref().map(parse_filter).transpose()?;
-    let params = SearchParams { k: args.k, ef: args.ef, filter };
+    let params = SearchParams {
+        ef: args.ef,
+        filter,
+        mode,
+        fusion,
+        depth: args.depth,
+        ..SearchParams::k(args.k)
+    };
     let query = args.query.join(" ");
-    let hits = collection.search_text(embedder.as_ref(), &query, &params)?;
+    let hits = match mode {
+        SearchMode::Lexical => collection.search_lexical(&query, &params)?,
+        _ => collection.search_text(load()?.as_ref(), &query, &params)?,
+    };
     if args.json {
         for h in &hits {
             println!("{}", serde_json::json!({"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}));
@@ -243,12 +270,20 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<16} {:>10} {:>10} {:>10} {:>5}  pipeline", "collection", "documents", "indexed", "deleted", "dims");
-    for s in rows {
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>5} {:>10} {:>12}  pipeline",
+        "collection", "documents", "indexed", "deleted", "dims", "text docs", "text bytes"
+    );
+    for s in &rows {
         println!(
-            "{:<16} {:>10} {:>10} {:>10} {:>5}  {}",
-            s.name, s.documents, s.indexed_points, s.tombstones, s.dims, s.pipeline
+            "{:<16} {:>10} {:>10} {:>10} {:>5} {:>10} {:>12}  {}",
+            s.name, s.documents, s.indexed_points, s.tombstones, s.dims, s.text_index.documents, s.text_index.bytes, s.pipeline
         );
+    }
+    for s in &rows {
+        if let Some(e) = &s.maintenance_error {
+            eprintln!("warning: {}: the last index update after a write failed: {e}", s.name);
+        }
     }
     Ok(())
 }

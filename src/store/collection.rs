@@ -1,5 +1,6 @@
-//! A collection: documents and vectors in sled, their HNSW index in memory, and every operation
-//! on them (upsert, delete, get, search, compact, snapshot).
+//! A collection: documents and vectors in sled, their HNSW index in memory, their full-text
+//! index in tantivy, and every operation on them (upsert, delete, get, search in three modes,
+//! compact, snapshot).
 //!
 //! Invariants, enforced here:
 //! - one writer at a time (`writer` mutex); a write is applied to sled in one atomic batch and
@@ -8,7 +9,12 @@
 //!   search sees a write entirely or not at all: new points are inserted into the graph first,
 //!   under the read lock, and stay invisible (internal id above `State::seq`) until that step;
 //! - internal ids are fresh sequence numbers, never reused: a replaced or deleted internal id
-//!   becomes a tombstone until a compaction rebuilds the index without it.
+//!   becomes a tombstone until a compaction rebuilds the index without it;
+//! - a write is acknowledged once sled has it: trouble in the derived state that follows (HNSW
+//!   snapshot, compaction, text index) is logged and kept in [`CollectionStats::maintenance_error`],
+//!   never reported as a failed write — the next open replays or rebuilds from sled;
+//! - every search result is checked against sled and the visible state, so a deleted or replaced
+//!   document never appears, whichever index proposed it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -19,7 +25,9 @@ use hnsw_rs::prelude::FilterT;
 use serde_json::Value;
 
 use crate::store::filter::Filter;
+use crate::store::fusion::{fuse, Fusion, SearchMode, DEFAULT_DEPTH};
 use crate::store::index::{exact_top_k, normalized, Index, Scored};
+use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::store::layout::{
     self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig,
     DocRecord, VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, SEQ_KEY, TOMB_TAG, VECTOR_TAG,
@@ -82,20 +90,58 @@ pub struct UpsertReport {
 pub struct SearchParams {
     /// Number of results wanted.
     pub k: usize,
-    /// Candidate list width; `None` uses the collection's default.
+    /// HNSW candidate list width; `None` uses the collection's default.
     pub ef: Option<usize>,
-    /// Only documents whose metadata match.
+    /// Only documents whose metadata match (in every mode).
     pub filter: Option<Filter>,
+    /// Dense (vectors), lexical (BM25) or hybrid (both, fused).
+    pub mode: SearchMode,
+    /// How a hybrid search fuses its two rankings.
+    pub fusion: Fusion,
+    /// Candidates each side of a hybrid search retrieves before fusing; `None`:
+    /// [`DEFAULT_DEPTH`] (at least `k`).
+    pub depth: Option<usize>,
 }
 
 impl SearchParams {
-    /// The `k` nearest, default width, no filter.
+    /// The `k` best, dense, default width, no filter.
     pub fn k(k: usize) -> Self {
         SearchParams {
             k,
             ef: None,
             filter: None,
+            mode: SearchMode::Dense,
+            fusion: Fusion::default(),
+            depth: None,
         }
+    }
+
+    /// The same, in `mode`.
+    pub fn with_mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same, with `filter`.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// The same, fusing with `fusion`.
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
+    }
+
+    /// The same, with HNSW width `ef`.
+    pub fn with_ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+
+    fn side_depth(&self) -> usize {
+        self.depth.unwrap_or(DEFAULT_DEPTH).max(self.k)
     }
 }
 
@@ -104,7 +150,7 @@ impl SearchParams {
 pub struct Hit {
     /// External id.
     pub id: String,
-    /// Cosine similarity to the query.
+    /// Dense: cosine similarity to the query; lexical: BM25; hybrid: the fused score.
     pub score: f32,
     /// The document text.
     pub text: String,
@@ -131,6 +177,11 @@ pub struct CollectionStats {
     pub seq: u64,
     /// Sequence number covered by the snapshot on disk, if any.
     pub snapshot_seq: Option<u64>,
+    /// The full-text index: documents, bytes on disk, sequence number covered.
+    pub text_index: TextIndexStats,
+    /// The last trouble keeping the derived state (snapshot, compaction, text index) up to date
+    /// after a durable write, if any since the collection was opened.
+    pub maintenance_error: Option<String>,
 }
 
 /// A handle to one collection; cheap to clone, shareable between threads.
@@ -147,6 +198,8 @@ struct Inner {
     index_dir: PathBuf,
     writer: Mutex<WriterState>,
     state: RwLock<State>,
+    text: TextIndex,
+    maintenance_error: Mutex<Option<String>>,
     dropped: AtomicBool,
     /// The store's advisory lock, held while any handle lives.
     _lock: Arc<std::fs::File>,
@@ -224,6 +277,7 @@ impl Collection {
                 (index, None)
             }
         };
+        let (text, _) = TextIndex::open(&index_dir, &tree, seq, config.lexical, name)?;
         let collection = Collection {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -239,6 +293,8 @@ impl Collection {
                     count,
                     seq,
                 }),
+                text,
+                maintenance_error: Mutex::new(None),
                 dropped: AtomicBool::new(false),
                 _lock: lock,
             }),
@@ -311,6 +367,7 @@ impl Collection {
             ..Default::default()
         };
         let mut new_points = Vec::with_capacity(last.len());
+        let mut new_texts = Vec::with_capacity(last.len());
         let mut new_meta = Vec::new();
         let mut old_ids = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
@@ -338,6 +395,7 @@ impl Collection {
                 new_meta.push((seq, doc.metadata.clone()));
             }
             new_points.push((std::mem::take(&mut normalized_vectors[i]), seq));
+            new_texts.push((seq, doc.text.as_str()));
         }
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
@@ -355,7 +413,7 @@ impl Collection {
             st.count = count;
             st.seq = seq;
         }
-        self.after_write(&mut writer)?;
+        self.after_write(&mut writer, &old_ids, &new_texts, seq);
         Ok(report)
     }
 
@@ -435,7 +493,7 @@ impl Collection {
             st.count = count;
             st.seq = seq;
         }
-        self.after_write(&mut writer)?;
+        self.after_write(&mut writer, &removed, &[], seq);
         Ok(removed.len())
     }
 
@@ -488,8 +546,64 @@ impl Collection {
     }
 
     /// The `k` documents most similar to `query` (cosine) among those the filter allows.
+    ///
+    /// Dense mode only: lexical and hybrid searches need the query's text
+    /// ([`Collection::search_text`], [`Collection::search_lexical`], [`Collection::search_hybrid`]).
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
         self.check_alive()?;
+        if params.mode != SearchMode::Dense {
+            return Err(Error::InvalidInput(format!(
+                "a {} search needs the query text; use search_text, search_lexical or search_hybrid",
+                params.mode.name()
+            )));
+        }
+        let q = self.query_vector(query)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let st = self.read_state()?;
+        // A few spare candidates cover documents deleted in sled by a writer that has not yet
+        // updated the in-memory state (they are skipped in `hits`).
+        let scored = self.dense_scored(&st, &q, params.k + 4, params)?;
+        self.hits(&st, scored, params.k)
+    }
+
+    /// The `k` best documents by BM25 for `text` among those the filter allows (only documents
+    /// that share a term with the query); needs no encoder.
+    pub fn search_lexical(&self, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        self.check_alive()?;
+        check_query_text(text)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let st = self.read_state()?;
+        let scored = self.lexical_scored(&st, text, params.k + 4, params)?;
+        self.hits(&st, scored, params.k)
+    }
+
+    /// Dense and lexical rankings of the query (its vector and its text), each
+    /// [`SearchParams::depth`] deep, fused by [`SearchParams::fusion`]; the filter applies to both.
+    pub fn search_hybrid(&self, query: &[f32], text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        self.check_alive()?;
+        check_query_text(text)?;
+        params.fusion.validate()?;
+        let q = self.query_vector(query)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let st = self.read_state()?;
+        let depth = params.side_depth();
+        let pairs = |s: Vec<Scored>| s.into_iter().map(|s| (s.internal_id, s.score)).collect::<Vec<_>>();
+        let dense = pairs(self.dense_scored(&st, &q, depth, params)?);
+        let lexical = pairs(self.lexical_scored(&st, text, depth, params)?);
+        let fused = fuse(&dense, &lexical, params.fusion)
+            .into_iter()
+            .map(|(internal_id, score)| Scored { internal_id, score })
+            .collect();
+        self.hits(&st, fused, params.k)
+    }
+
+    fn query_vector(&self, query: &[f32]) -> Result<Vec<f32>> {
         let dims = self.inner.config.dims;
         if query.len() != dims {
             return Err(Error::Dimension {
@@ -497,16 +611,24 @@ impl Collection {
                 found: query.len(),
             });
         }
-        let q = normalized(query)?;
-        if params.k == 0 {
-            return Ok(Vec::new());
-        }
-        let st = self.read_state()?;
-        let k = params.k;
-        let ef = params.ef.unwrap_or(self.inner.config.hnsw.ef_search).max(k);
-        // A few spare candidates cover documents deleted in sled by a writer that has not yet
-        // updated the in-memory state (they are skipped below).
-        let want = k + 4;
+        normalized(query)
+    }
+
+    /// BM25 candidates: visible, live, allowed by the filter.
+    fn lexical_scored(&self, st: &State, text: &str, want: usize, params: &SearchParams) -> Result<Vec<Scored>> {
+        let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
+        let allow = |iid: u64| {
+            iid <= st.seq
+                && !st.tombstones.contains(&iid)
+                && filter.is_none_or(|f| st.metadata.get(&iid).is_some_and(|m| f.matches(m)))
+        };
+        self.inner.text.search(text, want, &allow)
+    }
+
+    /// The `want` nearest by cosine (HNSW, or exact on selective filters) among allowed ones.
+    fn dense_scored(&self, st: &State, q: &[f32], want: usize, params: &SearchParams) -> Result<Vec<Scored>> {
+        let q = q.to_vec();
+        let ef = params.ef.unwrap_or(self.inner.config.hnsw.ef_search).max(want);
         let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
         let scored = match filter {
             Some(f) => {
@@ -549,29 +671,39 @@ impl Collection {
                 }
             }
         };
+        Ok(scored)
+    }
+
+    /// The first `k` candidates that are still live in sled, as hits.
+    fn hits(&self, st: &State, scored: Vec<Scored>, k: usize) -> Result<Vec<Hit>> {
         let mut hits = Vec::with_capacity(k);
         for s in scored {
             if hits.len() == k {
                 break;
             }
-            if let Some(hit) = self.hit(&st, s)? {
+            if let Some(hit) = self.hit(st, s)? {
                 hits.push(hit);
             }
         }
         Ok(hits)
     }
 
-    /// Encodes `text` with `embedder` (whose pipeline must be the collection's) and searches.
+    /// Searches for `text` in the mode of `params`: dense and hybrid encode it with `embedder`
+    /// (whose pipeline must be the collection's); lexical does not encode.
     pub fn search_text(&self, embedder: &dyn Embedder, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
-        self.check_pipeline(embedder)?;
-        if text.trim().is_empty() {
-            return Err(Error::InvalidInput("the query text is empty; give some words to search for".into()));
+        check_query_text(text)?;
+        if params.mode == SearchMode::Lexical {
+            return self.search_lexical(text, params);
         }
+        self.check_pipeline(embedder)?;
         let vector = embedder
             .embed(&[text])?
             .pop()
             .ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
-        self.search(&vector, params)
+        match params.mode {
+            SearchMode::Hybrid => self.search_hybrid(&vector, text, params),
+            _ => self.search(&vector, params),
+        }
     }
 
     /// Errors unless `embedder` produces this collection's pipeline.
@@ -593,12 +725,13 @@ impl Collection {
         self.compact_locked(&mut writer)
     }
 
-    /// Writes a snapshot of the index if writes happened since the last one.
+    /// Writes a snapshot of the index and commits the text index if writes happened since.
     pub fn snapshot(&self) -> Result<()> {
         if self.inner.dropped.load(Ordering::SeqCst) {
             return Ok(());
         }
         let mut writer = self.writer()?;
+        self.inner.text.commit()?;
         let seq = self.read_state()?.seq;
         if writer.snapshot_seq == Some(seq) {
             return Ok(());
@@ -619,6 +752,8 @@ impl Collection {
             pipeline: self.inner.config.pipeline.to_string(),
             seq: st.seq,
             snapshot_seq,
+            text_index: self.inner.text.stats()?,
+            maintenance_error: self.inner.maintenance_error.lock().ok().and_then(|e| e.clone()),
         })
     }
 
@@ -659,8 +794,24 @@ impl Collection {
         Ok(())
     }
 
+    /// Brings the derived state up after a durable write: the text index learns the write
+    /// (`removed` internal ids go, `added` come), and compaction or a snapshot runs when due.
+    /// The write is already acknowledged, so trouble is logged and kept for `stats`, not returned.
+    fn after_write(&self, writer: &mut WriterState, removed: &[u64], added: &[(u64, &str)], seq: u64) {
+        let text = self.inner.text.apply(removed, added, seq);
+        if let Err(e) = text.and_then(|_| self.maintain(writer)) {
+            tracing::warn!(
+                "collection {}: the write is durable, but updating its indexes failed ({e}); the next open replays or rebuilds them",
+                self.inner.name
+            );
+            if let Ok(mut slot) = self.inner.maintenance_error.lock() {
+                *slot = Some(e.to_string());
+            }
+        }
+    }
+
     /// Compaction and snapshots that writes trigger by themselves.
-    fn after_write(&self, writer: &mut WriterState) -> Result<()> {
+    fn maintain(&self, writer: &mut WriterState) -> Result<()> {
         let (tombstones, points, seq) = {
             let st = self.read_state()?;
             (st.tombstones.len(), st.index.len(), st.seq)
@@ -777,6 +928,13 @@ fn remove_internal(batch: &mut sled::Batch, internal_id: u64) {
     batch.remove(&internal_key(VECTOR_TAG, internal_id));
     batch.remove(&internal_key(META_TAG, internal_id));
     batch.insert(&internal_key(TOMB_TAG, internal_id), &[]);
+}
+
+fn check_query_text(text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::InvalidInput("the query text is empty; give some words to search for".into()));
+    }
+    Ok(())
 }
 
 fn has_metadata(m: &Value) -> bool {

@@ -103,6 +103,9 @@ pub struct CollectionConfig {
     pub pipeline: PipelineId,
     /// HNSW parameters.
     pub hnsw: HnswParams,
+    /// BM25 parameters of the full-text index (stores written before it existed get the defaults).
+    #[serde(default)]
+    pub lexical: crate::store::text_index::LexicalParams,
 }
 
 impl CollectionConfig {
@@ -113,6 +116,7 @@ impl CollectionConfig {
             metric: Metric::Cosine,
             pipeline,
             hnsw: HnswParams::default(),
+            lexical: Default::default(),
         }
     }
 
@@ -132,6 +136,7 @@ impl CollectionConfig {
                 "HNSW ef_construction and ef_search must be at least 1".into(),
             ));
         }
+        self.lexical.validate()?;
         Ok(())
     }
 }

@@ -19,10 +19,12 @@
 pub mod async_api;
 pub mod collection;
 pub mod filter;
+pub mod fusion;
 mod graph;
 pub mod index;
 pub mod layout;
 pub mod snapshot;
+pub mod text_index;
 pub mod vecfile;
 
 use std::collections::HashMap;
@@ -36,6 +38,8 @@ use fs2::FileExt;
 pub use async_api::AsyncStore;
 pub use collection::{Collection, CollectionStats, Doc, Hit, SearchParams, TextDoc, UpsertReport};
 pub use filter::Filter;
+pub use fusion::{Fusion, SearchMode};
+pub use text_index::{LexicalParams, TextIndexStats};
 pub use layout::{CollectionConfig, HnswParams, Metric};
 
 use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
