@@ -219,7 +219,7 @@ impl Collection {
                 (index, Some(m.seq))
             }
             None => {
-                let index = Index::new(&config.hnsw, count as usize);
+                let index = Index::new(&config.hnsw, count as usize)?;
                 insert_range(&index, tree.scan_prefix([VECTOR_TAG]), count, name)?;
                 (index, None)
             }
@@ -631,7 +631,7 @@ impl Collection {
         // Built aside from the live vectors while searches use the old graph; the writer lock
         // keeps writes out, so nothing is missed.
         let count = self.read_state()?.count;
-        let index = Index::new(&self.inner.config.hnsw, count as usize);
+        let index = Index::new(&self.inner.config.hnsw, count as usize)?;
         insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), count, &self.inner.name)?;
         self.write_state()?.index = index;
         self.persist_snapshot(writer, true)
