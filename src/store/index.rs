@@ -253,7 +253,7 @@ impl Index {
         }));
         match res {
             Ok(Ok(mut hnsw)) => {
-                // Inserts after loading use the parameters stored in the files.
+                // Inserts after loading use the parameters stored in the files (m in one byte).
                 let stored = HnswParams {
                     m: hnsw.get_max_nb_connection() as usize,
                     ef_construction: hnsw.get_ef_construction(),
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn parameters_hnsw_rs_would_exit_on_are_errors() {
-        for (m, ef) in [(0, 100), (1, 100), (257, 100), (10_000, 100), (24, 0), (24, usize::MAX)] {
+        for (m, ef) in [(0, 100), (1, 100), (256, 100), (10_000, 100), (24, 0), (24, usize::MAX)] {
             let params = HnswParams { m, ef_construction: ef, ef_search: 10 };
             assert!(Index::new(&params, 10).is_err(), "m={m} ef_construction={ef}");
         }

@@ -79,7 +79,7 @@ pub const MAX_EF: usize = 100_000;
 /// HNSW construction and search parameters of a collection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HnswParams {
-    /// Maximum number of links per node and layer (2..=256).
+    /// Maximum number of links per node and layer (2..=255).
     pub m: usize,
     /// Width of the candidate list while building (1..=[`MAX_EF`]).
     pub ef_construction: usize,
@@ -135,12 +135,13 @@ impl CollectionConfig {
 }
 
 impl HnswParams {
-    /// Checks the values hnsw_rs would reject: it exits the process on `m` > 256, and loops,
-    /// panics or runs out of memory on an `m` below 2 or a candidate list of width 0 or huge.
+    /// Checks the values hnsw_rs would reject: it exits the process on `m` > 256 (and its
+    /// snapshot stores `m` in one byte, so 256 reloads as 0), and loops, panics or runs out of
+    /// memory on an `m` below 2 or a candidate list of width 0 or huge.
     pub fn validate(&self) -> Result<()> {
-        if !(2..=256).contains(&self.m) {
+        if !(2..=255).contains(&self.m) {
             return Err(Error::InvalidInput(format!(
-                "HNSW m = {} is out of range; use a value in 2..=256 (16–48 is typical)",
+                "HNSW m = {} is out of range; use a value in 2..=255 (16–48 is typical)",
                 self.m
             )));
         }
@@ -391,7 +392,7 @@ mod tests {
         let cases = [
             ("/hnsw/m", 0),
             ("/hnsw/m", 1),
-            ("/hnsw/m", 257),
+            ("/hnsw/m", 256),
             ("/hnsw/m", 10_000),
             ("/hnsw/ef_construction", 0),
             ("/hnsw/ef_search", 0),
