@@ -1,6 +1,6 @@
-//! Stored data the store cannot trust: a damaged collection configuration is a clear error on
-//! every path (open, list, rebuild), never an exit of the process, and names that would lead
-//! outside the store are refused before anything is deleted.
+//! Stored data the store cannot trust: a damaged collection configuration or vector record is a
+//! clear error on every path (open, list, rebuild), never an exit or a panic, and names that
+//! would lead outside the store are refused before anything is deleted.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{doc, BagOfWords};
+use isovec::store::layout::VectorRecord;
 use isovec::store::{Doc, SearchParams, Store};
 
 const DIMS: usize = 8;
@@ -93,6 +94,25 @@ fn a_damaged_stored_config_is_an_error_on_every_path_and_the_process_survives() 
         notes.compact().unwrap();
         assert_eq!(store.list_collections().unwrap().len(), 2);
     }
+}
+
+#[test]
+fn a_vector_record_of_the_wrong_dimension_is_an_error_when_the_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("col/notes").unwrap();
+        let (key, value) = tree.scan_prefix(b"v").next().unwrap().unwrap();
+        let record = VectorRecord::decode(&value).unwrap();
+        tree.insert(key, VectorRecord::encode(&record.external_id, &[0.5; 3])).unwrap();
+        db.flush().unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("index").join("notes")).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let err = store.collection("notes").err().expect("a damaged vector record was indexed").to_string();
+    assert!(err.contains("3 dimensions") && err.contains("restore it from a backup or re-index"), "{err}");
+    assert_eq!(store.collection("other").unwrap().stats().unwrap().indexed_points, 20);
 }
 
 #[test]

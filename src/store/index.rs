@@ -18,7 +18,7 @@ use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
 
 use crate::store::graph::Graph;
 pub use crate::simd::dot;
-use crate::store::layout::HnswParams;
+use crate::store::layout::{damaged, HnswParams};
 use crate::{Error, Result};
 
 /// Points inserted since the last copy of the graph above which a search takes a new copy
@@ -71,6 +71,8 @@ pub struct Scored {
 /// An HNSW graph over normalised vectors keyed by internal id.
 pub struct Index {
     hnsw: Hnsw<'static, f32, CosineDistance>,
+    /// Dimensions of every vector (0: not known, for a loaded graph without points).
+    dims: usize,
     view: RwLock<View>,
     /// Held while a copy of the graph is taken, so only one search takes it.
     copying: Mutex<()>,
@@ -84,9 +86,10 @@ struct View {
 }
 
 impl Index {
-    /// An empty index sized for about `capacity` vectors; errors on parameters hnsw_rs would
-    /// exit or panic on (the last gate: callers check stored configurations first).
-    pub fn new(params: &HnswParams, capacity: usize) -> Result<Self> {
+    /// An empty index of `dims`-dimensional vectors sized for about `capacity` of them; errors
+    /// on parameters hnsw_rs would exit or panic on (the last gate: callers check stored
+    /// configurations first).
+    pub fn new(params: &HnswParams, dims: usize, capacity: usize) -> Result<Self> {
         params
             .validate()
             .map_err(|e| Error::Store(format!("cannot build an HNSW index: {e}")))?;
@@ -99,18 +102,32 @@ impl Index {
             params.ef_construction,
             CosineDistance,
         );
-        Ok(Index::wrap(hnsw))
+        Ok(Index::wrap(hnsw, dims))
     }
 
-    fn wrap(hnsw: Hnsw<'static, f32, CosineDistance>) -> Self {
+    fn wrap(hnsw: Hnsw<'static, f32, CosineDistance>, dims: usize) -> Self {
         Index {
             hnsw,
+            dims,
             view: RwLock::new(View::default()),
             copying: Mutex::new(()),
         }
     }
 
-    /// Inserts normalised vectors; large batches are inserted in parallel.
+    /// Checks that a vector read back from the database has the index's dimensions (a damaged
+    /// record would otherwise corrupt the search copy of the graph).
+    pub fn check_stored(&self, vector: &[f32]) -> Result<()> {
+        if self.dims != 0 && vector.len() != self.dims {
+            return Err(damaged(&format!(
+                "a vector record has {} dimensions, the collection {}",
+                vector.len(),
+                self.dims
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inserts normalised vectors of the index's dimensions; large batches are inserted in parallel.
     pub fn insert(&self, items: &[(Vec<f32>, u64)]) {
         if items.len() >= 256 {
             let refs: Vec<(&Vec<f32>, usize)> =
@@ -264,7 +281,8 @@ impl Index {
                     .map_err(|e| Error::Store(format!("the index snapshot is damaged: {e}")))?;
                 // The loader turns on candidate extension; keep construction as configured.
                 hnsw.set_extend_candidates(false);
-                let index = Index::wrap(hnsw);
+                let dims = hnsw.get_point_indexation().get_data_dimension();
+                let index = Index::wrap(hnsw, dims);
                 index.refresh_search_copy();
                 Ok(index)
             }
@@ -340,7 +358,7 @@ mod tests {
     fn hnsw_agrees_with_exact_search_and_survives_dump() {
         let dims = 16;
         let items: Vec<(Vec<f32>, u64)> = (0..600).map(|i| (unit(i, dims), i * 3)).collect();
-        let index = Index::new(&HnswParams::default(), items.len()).unwrap();
+        let index = Index::new(&HnswParams::default(), dims, items.len()).unwrap();
         index.insert(&items);
         let q = unit(10_000, dims);
         let exact = exact_top_k(&q, 5, items.iter().map(|(v, id)| (*id, v.as_slice())));
@@ -370,10 +388,10 @@ mod tests {
     fn parameters_hnsw_rs_would_exit_on_are_errors() {
         for (m, ef) in [(0, 100), (1, 100), (256, 100), (10_000, 100), (24, 0), (24, usize::MAX)] {
             let params = HnswParams { m, ef_construction: ef, ef_search: 10 };
-            assert!(Index::new(&params, 10).is_err(), "m={m} ef_construction={ef}");
+            assert!(Index::new(&params, 8, 10).is_err(), "m={m} ef_construction={ef}");
         }
         // A damaged document count is only a capacity hint.
-        let index = Index::new(&HnswParams::default(), usize::MAX).unwrap();
+        let index = Index::new(&HnswParams::default(), 8, usize::MAX).unwrap();
         let items: Vec<(Vec<f32>, u64)> = (0..20).map(|i| (unit(i, 8), i)).collect();
         index.insert(&items);
         // k and ef far beyond the graph return every point, best first.
@@ -385,8 +403,10 @@ mod tests {
     #[test]
     fn a_dump_into_an_unwritable_place_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::new(&HnswParams::default(), 10).unwrap();
+        let index = Index::new(&HnswParams::default(), 4, 10).unwrap();
         index.insert(&[(unit(1, 4), 1)]);
+        assert!(index.check_stored(&unit(2, 4)).is_ok());
+        assert!(index.check_stored(&unit(2, 3)).unwrap_err().to_string().contains("3 dimensions"));
         let missing = dir.path().join("no-such-folder");
         let err = index.dump(&missing, "index").unwrap_err().to_string();
         assert!(err.contains("no-such-folder") && err.contains("disk space"), "{err}");

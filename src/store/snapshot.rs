@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn damaged_files_are_refused_before_loading() {
-        let index = Index::new(&HnswParams::default(), 100).unwrap();
+        let index = Index::new(&HnswParams::default(), 3, 100).unwrap();
         let items: Vec<(Vec<f32>, u64)> = (0..100u64)
             .map(|i| (normalized(&[i as f32 + 1.0, 1.0, (i % 7) as f32]).unwrap(), i))
             .collect();
