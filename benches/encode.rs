@@ -15,6 +15,8 @@ fn corpus() -> Vec<String> {
 }
 
 fn encode(c: &mut Criterion) {
+    // Measured as the CLI runs: with its process-wide settings.
+    isovec::encoder::tune_process();
     let dir = default_model_dir();
     if !dir.join("model.safetensors").is_file() {
         eprintln!("skipped: the default model is not installed (isovec model fetch)");

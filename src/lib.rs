@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod atomic_file;
 #[doc(hidden)]
 pub mod cli;
 pub mod encoder;

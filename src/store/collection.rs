@@ -272,7 +272,7 @@ impl Collection {
                 (index, Some(m.seq))
             }
             None => {
-                let index = Index::new(&config.hnsw, count as usize);
+                let index = Index::new(&config.hnsw, config.dims, count as usize)?;
                 insert_range(&index, tree.scan_prefix([VECTOR_TAG]), count, name)?;
                 (index, None)
             }
@@ -766,7 +766,7 @@ impl Collection {
         // Built aside from the live vectors while searches use the old graph; the writer lock
         // keeps writes out, so nothing is missed.
         let count = self.read_state()?.count;
-        let index = Index::new(&self.inner.config.hnsw, count as usize);
+        let index = Index::new(&self.inner.config.hnsw, self.inner.config.dims, count as usize)?;
         insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), count, &self.inner.name)?;
         self.write_state()?.index = index;
         self.persist_snapshot(writer, true)
@@ -969,7 +969,9 @@ fn insert_range(index: &Index, iter: impl Iterator<Item = sled::Result<(sled::IV
     for kv in iter {
         let (key, value) = kv.map_err(db_error)?;
         let id = internal_id_of(&key)?;
-        chunk.push((normalized(&VectorRecord::decode(&value)?.vector)?, id));
+        let vector = VectorRecord::decode(&value)?.vector;
+        index.check_stored(&vector)?;
+        chunk.push((normalized(&vector)?, id));
         if chunk.len() == REBUILD_CHUNK {
             flush(&mut chunk);
         }

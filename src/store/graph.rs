@@ -302,7 +302,7 @@ mod tests {
     fn copy_search_matches_exact_search_and_hnsw_rs() {
         let data = vectors(3000, 24, 1);
         let items: Vec<(Vec<f32>, u64)> = data.iter().cloned().zip((0..3000u64).map(|i| i * 7 + 1)).collect();
-        let index = Index::new(&HnswParams::default(), items.len());
+        let index = Index::new(&HnswParams::default(), 24, items.len()).unwrap();
         index.insert(&items);
         let graph = Graph::copy(index.hnsw_for_tests()).unwrap();
         assert_eq!(graph.len(), 3000);
@@ -334,7 +334,7 @@ mod tests {
     fn filter_and_points_inserted_after_the_copy_are_honoured() {
         let data = vectors(1500, 16, 3);
         let items: Vec<(Vec<f32>, u64)> = data.iter().cloned().zip(0..1500u64).collect();
-        let index = Index::new(&HnswParams::default(), 4000);
+        let index = Index::new(&HnswParams::default(), 16, 4000).unwrap();
         index.insert(&items[..1000]);
         let q = &data[1200];
         // The first search takes the copy; later points go to `recent` and are still found.

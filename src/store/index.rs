@@ -18,7 +18,7 @@ use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
 
 use crate::store::graph::Graph;
 pub use crate::simd::dot;
-use crate::store::layout::HnswParams;
+use crate::store::layout::{damaged, HnswParams};
 use crate::{Error, Result};
 
 /// Points inserted since the last copy of the graph above which a search takes a new copy
@@ -27,6 +27,12 @@ pub const RECENT_LIMIT: usize = 2048;
 
 /// Highest number of layers hnsw_rs supports.
 const MAX_LAYERS: usize = 16;
+
+/// Largest capacity hint passed to hnsw_rs (it grows past it as points arrive).
+const MAX_CAPACITY_HINT: usize = 1 << 22;
+
+/// Names of the two files hnsw_rs's dump writes for a basename.
+const DUMP_SUFFIXES: [&str; 2] = [".hnsw.graph", ".hnsw.data"];
 
 /// Distance `1 - <a, b>` between normalised vectors, clamped at 0.
 ///
@@ -65,6 +71,8 @@ pub struct Scored {
 /// An HNSW graph over normalised vectors keyed by internal id.
 pub struct Index {
     hnsw: Hnsw<'static, f32, CosineDistance>,
+    /// Dimensions of every vector (0: not known, for a loaded graph without points).
+    dims: usize,
     view: RwLock<View>,
     /// Held while a copy of the graph is taken, so only one search takes it.
     copying: Mutex<()>,
@@ -78,27 +86,48 @@ struct View {
 }
 
 impl Index {
-    /// An empty index sized for about `capacity` vectors.
-    pub fn new(params: &HnswParams, capacity: usize) -> Self {
+    /// An empty index of `dims`-dimensional vectors sized for about `capacity` of them; errors
+    /// on parameters hnsw_rs would exit or panic on (the last gate: callers check stored
+    /// configurations first).
+    pub fn new(params: &HnswParams, dims: usize, capacity: usize) -> Result<Self> {
+        params
+            .validate()
+            .map_err(|e| Error::Store(format!("cannot build an HNSW index: {e}")))?;
+        // The capacity is a hint hnsw_rs reserves memory for; a damaged count must not turn
+        // into an allocation that aborts the process.
         let hnsw = Hnsw::new(
             params.m,
-            capacity.max(1024),
+            capacity.clamp(1024, MAX_CAPACITY_HINT),
             MAX_LAYERS,
             params.ef_construction,
             CosineDistance,
         );
-        Index::wrap(hnsw)
+        Ok(Index::wrap(hnsw, dims))
     }
 
-    fn wrap(hnsw: Hnsw<'static, f32, CosineDistance>) -> Self {
+    fn wrap(hnsw: Hnsw<'static, f32, CosineDistance>, dims: usize) -> Self {
         Index {
             hnsw,
+            dims,
             view: RwLock::new(View::default()),
             copying: Mutex::new(()),
         }
     }
 
-    /// Inserts normalised vectors; large batches are inserted in parallel.
+    /// Checks that a vector read back from the database has the index's dimensions (a damaged
+    /// record would otherwise corrupt the search copy of the graph).
+    pub fn check_stored(&self, vector: &[f32]) -> Result<()> {
+        if self.dims != 0 && vector.len() != self.dims {
+            return Err(damaged(&format!(
+                "a vector record has {} dimensions, the collection {}",
+                vector.len(),
+                self.dims
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inserts normalised vectors of the index's dimensions; large batches are inserted in parallel.
     pub fn insert(&self, items: &[(Vec<f32>, u64)]) {
         if items.len() >= 256 {
             let refs: Vec<(&Vec<f32>, usize)> =
@@ -144,6 +173,10 @@ impl Index {
         if self.is_empty() || k == 0 {
             return Vec::new();
         }
+        // Neither k nor a beam wider than the graph finds more; both size allocations, so a
+        // huge value must not reach them.
+        let k = k.min(self.len());
+        let ef = ef.clamp(k, self.len().max(k));
         let stale = {
             let view = self.view.read().unwrap_or_else(|e| e.into_inner());
             view.graph.is_none() || view.recent.len() > RECENT_LIMIT
@@ -194,7 +227,22 @@ impl Index {
 
     /// Writes the graph and data files into `dir` (which must exist); returns their basename.
     pub fn dump(&self, dir: &Path, basename: &str) -> Result<String> {
-        // hnsw_rs unwraps file creation errors; turn such a panic into an error.
+        // hnsw_rs's dump prints to stdout and panics when it cannot create its two files, the
+        // only prints on this path. Creating them first, exactly as it does, keeps that from
+        // happening (it then only reopens files that exist in a folder isovec just made);
+        // other panics inside the dump become errors below.
+        for suffix in DUMP_SUFFIXES {
+            let path = dir.join(format!("{basename}{suffix}"));
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::Store(format!(
+                    "writing the index snapshot {}: {e}; check free disk space and permissions",
+                    path.display()
+                )))?;
+        }
         let res = catch_unwind(AssertUnwindSafe(|| self.hnsw.file_dump(dir, basename)));
         match res {
             Ok(Ok(name)) => Ok(name),
@@ -222,9 +270,19 @@ impl Index {
         }));
         match res {
             Ok(Ok(mut hnsw)) => {
+                // Inserts after loading use the parameters stored in the files (m in one byte).
+                let stored = HnswParams {
+                    m: hnsw.get_max_nb_connection() as usize,
+                    ef_construction: hnsw.get_ef_construction(),
+                    ef_search: 1,
+                };
+                stored
+                    .validate()
+                    .map_err(|e| Error::Store(format!("the index snapshot is damaged: {e}")))?;
                 // The loader turns on candidate extension; keep construction as configured.
                 hnsw.set_extend_candidates(false);
-                let index = Index::wrap(hnsw);
+                let dims = hnsw.get_point_indexation().get_data_dimension();
+                let index = Index::wrap(hnsw, dims);
                 index.refresh_search_copy();
                 Ok(index)
             }
@@ -300,7 +358,7 @@ mod tests {
     fn hnsw_agrees_with_exact_search_and_survives_dump() {
         let dims = 16;
         let items: Vec<(Vec<f32>, u64)> = (0..600).map(|i| (unit(i, dims), i * 3)).collect();
-        let index = Index::new(&HnswParams::default(), items.len());
+        let index = Index::new(&HnswParams::default(), dims, items.len()).unwrap();
         index.insert(&items);
         let q = unit(10_000, dims);
         let exact = exact_top_k(&q, 5, items.iter().map(|(v, id)| (*id, v.as_slice())));
@@ -313,6 +371,10 @@ mod tests {
         let name = index.dump(dir.path(), "index").unwrap();
         let loaded = Index::load(dir.path(), &name).unwrap();
         assert_eq!(loaded.len(), 600);
+        // Only the two files of the basename, nothing else.
+        let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        files.sort();
+        assert_eq!(files, ["index.hnsw.data", "index.hnsw.graph"]);
         let again = loaded.search(&q, 5, 200, None);
         assert_eq!(again, approx);
         // The filter removes ids from results.
@@ -320,5 +382,33 @@ mod tests {
         let filtered = loaded.search(&q, 5, 200, Some(&odd));
         assert!(filtered.iter().all(|s| s.internal_id % 2 == 1));
         assert_eq!(filtered.len(), 5);
+    }
+
+    #[test]
+    fn parameters_hnsw_rs_would_exit_on_are_errors() {
+        for (m, ef) in [(0, 100), (1, 100), (256, 100), (10_000, 100), (24, 0), (24, usize::MAX)] {
+            let params = HnswParams { m, ef_construction: ef, ef_search: 10 };
+            assert!(Index::new(&params, 8, 10).is_err(), "m={m} ef_construction={ef}");
+        }
+        // A damaged document count is only a capacity hint.
+        let index = Index::new(&HnswParams::default(), 8, usize::MAX).unwrap();
+        let items: Vec<(Vec<f32>, u64)> = (0..20).map(|i| (unit(i, 8), i)).collect();
+        index.insert(&items);
+        // k and ef far beyond the graph return every point, best first.
+        let all = index.search(&unit(99, 8), usize::MAX, usize::MAX, None);
+        let exact = exact_top_k(&unit(99, 8), 20, items.iter().map(|(v, id)| (*id, v.as_slice())));
+        assert_eq!(all, exact);
+    }
+
+    #[test]
+    fn a_dump_into_an_unwritable_place_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::new(&HnswParams::default(), 4, 10).unwrap();
+        index.insert(&[(unit(1, 4), 1)]);
+        assert!(index.check_stored(&unit(2, 4)).is_ok());
+        assert!(index.check_stored(&unit(2, 3)).unwrap_err().to_string().contains("3 dimensions"));
+        let missing = dir.path().join("no-such-folder");
+        let err = index.dump(&missing, "index").unwrap_err().to_string();
+        assert!(err.contains("no-such-folder") && err.contains("disk space"), "{err}");
     }
 }

@@ -70,12 +70,18 @@ pub enum Metric {
     Cosine,
 }
 
+/// Largest number of dimensions a collection may have.
+pub const MAX_DIMS: usize = 65_536;
+/// Largest candidate-list width (`ef_construction`, `ef_search`) a collection may have: hnsw_rs
+/// reserves memory for that many candidates per search, and far fewer already find every point.
+pub const MAX_EF: usize = 100_000;
+
 /// HNSW construction and search parameters of a collection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HnswParams {
-    /// Maximum number of links per node and layer (2..=256).
+    /// Maximum number of links per node and layer (2..=255).
     pub m: usize,
-    /// Width of the candidate list while building.
+    /// Width of the candidate list while building (1..=[`MAX_EF`]).
     pub ef_construction: usize,
     /// Default width of the candidate list while searching (48: recall@10 0.985 on the 100k
     /// MiniLM benchmark set; raise it per query for more recall, at fewer queries/s).
@@ -122,23 +128,56 @@ impl CollectionConfig {
 
     /// Checks the values hnsw_rs would reject (it exits the process on some of them).
     pub fn validate(&self) -> Result<()> {
-        if self.dims == 0 {
-            return Err(Error::InvalidInput("collection dims must be at least 1".into()));
-        }
-        if !(2..=256).contains(&self.hnsw.m) {
+        if !(1..=MAX_DIMS).contains(&self.dims) {
             return Err(Error::InvalidInput(format!(
-                "HNSW m = {} is out of range; use a value in 2..=256 (16–48 is typical)",
-                self.hnsw.m
+                "collection dims = {} is out of range; use a value in 1..={MAX_DIMS}",
+                self.dims
             )));
         }
-        if self.hnsw.ef_construction == 0 || self.hnsw.ef_search == 0 {
-            return Err(Error::InvalidInput(
-                "HNSW ef_construction and ef_search must be at least 1".into(),
-            ));
+        self.hnsw.validate()
+    }
+}
+
+impl HnswParams {
+    /// Checks the values hnsw_rs would reject: it exits the process on `m` > 256 (and its
+    /// snapshot stores `m` in one byte, so 256 reloads as 0), and loops, panics or runs out of
+    /// memory on an `m` below 2 or a candidate list of width 0 or huge.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=255).contains(&self.m) {
+            return Err(Error::InvalidInput(format!(
+                "HNSW m = {} is out of range; use a value in 2..=255 (16–48 is typical)",
+                self.m
+            )));
+        }
+        for (what, ef) in [("ef_construction", self.ef_construction), ("ef_search", self.ef_search)] {
+            if !(1..=MAX_EF).contains(&ef) {
+                return Err(Error::InvalidInput(format!(
+                    "HNSW {what} = {ef} is out of range; use a value in 1..={MAX_EF} (32–400 is typical)"
+                )));
+            }
         }
         self.lexical.validate()?;
         Ok(())
     }
+}
+
+/// Parses and checks the configuration of collection `name` as stored in sled.
+pub fn stored_config(name: &str, bytes: &[u8]) -> Result<CollectionConfig> {
+    let config: CollectionConfig = serde_json::from_slice(bytes).map_err(|e| damaged_config(name, &e.to_string()))?;
+    check_stored(name, &config)?;
+    Ok(config)
+}
+
+/// Checks a configuration read back from the store, naming the collection if it is damaged.
+pub fn check_stored(name: &str, config: &CollectionConfig) -> Result<()> {
+    config.validate().map_err(|e| damaged_config(name, &e.to_string()))
+}
+
+fn damaged_config(name: &str, what: &str) -> Error {
+    Error::Store(format!(
+        "collection {name:?}: its stored configuration is damaged ({what}); restore the store from a \
+         backup, or drop the collection and index its documents again"
+    ))
 }
 
 /// Checks that a collection name is usable as a folder name: 1–64 of `[A-Za-z0-9_.-]`.
@@ -333,5 +372,46 @@ mod tests {
         assert!(validate_collection_name("a/b").is_err());
         assert!(validate_collection_name("..").is_err());
         assert!(validate_collection_name("").is_err());
+        for bad in ["../..", "..", ".", "a/../b", "/etc", "a\\b", "x\0y", "ok\n"] {
+            assert!(validate_collection_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stored_configs_out_of_range_are_damaged_and_named() {
+        let good = serde_json::to_value(CollectionConfig::new(
+            4,
+            PipelineId {
+                encoder: crate::EncoderId {
+                    model: "m".into(),
+                    weights_sha256: "00".into(),
+                    pooling: "mean".into(),
+                    max_length: 8,
+                },
+                transform: None,
+                normalize: true,
+            },
+        ))
+        .unwrap();
+        assert!(stored_config("c", &serde_json::to_vec(&good).unwrap()).is_ok());
+        let cases = [
+            ("/hnsw/m", 0),
+            ("/hnsw/m", 1),
+            ("/hnsw/m", 256),
+            ("/hnsw/m", 10_000),
+            ("/hnsw/ef_construction", 0),
+            ("/hnsw/ef_search", 0),
+            ("/hnsw/ef_search", MAX_EF + 1),
+            ("/dims", 0),
+            ("/dims", MAX_DIMS + 1),
+        ];
+        for (field, value) in cases {
+            let mut bad = good.clone();
+            *bad.pointer_mut(field).unwrap() = value.into();
+            let err = stored_config("notes", &serde_json::to_vec(&bad).unwrap()).unwrap_err().to_string();
+            assert!(err.contains("collection \"notes\"") && err.contains("damaged"), "{field}={value}: {err}");
+        }
+        let err = stored_config("notes", b"{not json").unwrap_err().to_string();
+        assert!(err.contains("collection \"notes\""), "{err}");
     }
 }

@@ -113,12 +113,7 @@ impl Store {
                 kind: "isovec".into(),
                 format: FORMAT_VERSION,
             };
-            let tmp = root.join(format!("{MARKER_FILE}.tmp"));
-            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(&serde_json::to_vec_pretty(&marker)?)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| Error::io(&tmp, e))?;
-            fs::rename(&tmp, &marker_path).map_err(|e| Error::io(&marker_path, e))?;
+            crate::atomic_file::write_bytes(&marker_path, &serde_json::to_vec_pretty(&marker)?)?;
         }
         let db = open_sled(&root.join(SLED_DIR))?;
         let configs = db.open_tree(COLLECTIONS_TREE).map_err(db_error)?;
@@ -138,7 +133,7 @@ impl Store {
 
     /// Creates a collection; errors if one of that name exists.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
-        layout::validate_collection_name(name)?;
+        let index_dir = self.index_dir(name)?;
         config.validate()?;
         let mut open = self.lock_open()?;
         if self.configs.get(name).map_err(db_error)?.is_some() {
@@ -148,7 +143,6 @@ impl Store {
         }
         // A tree or snapshot left by an interrupted drop must not leak into the new collection.
         self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
-        let index_dir = self.index_dir(name);
         if index_dir.exists() {
             fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
         }
@@ -191,7 +185,7 @@ impl Store {
             return Ok(c.clone());
         }
         let Some(config) = self.config_of(name)? else {
-            let names: Vec<String> = self.list_collections()?.into_iter().map(|(n, _)| n).collect();
+            let names = self.collection_names()?;
             return Err(Error::InvalidInput(format!(
                 "no collection {name:?} in {}; existing collections: [{}]",
                 self.root.display(),
@@ -203,20 +197,33 @@ impl Store {
         Ok(collection)
     }
 
-    /// Every collection and its configuration, by name.
+    /// Every collection and its configuration, by name; errors if one is damaged.
     pub fn list_collections(&self) -> Result<Vec<(String, CollectionConfig)>> {
         let mut out = Vec::new();
         for kv in self.configs.iter() {
             let (k, v) = kv.map_err(db_error)?;
             let name = String::from_utf8(k.to_vec()).map_err(|_| layout::damaged("collection name"))?;
-            let config = serde_json::from_slice(&v).map_err(|_| layout::damaged("collection config"))?;
+            let config = layout::stored_config(&name, &v)?;
             out.push((name, config));
         }
         Ok(out)
     }
 
+    /// The names of every collection (read without their configurations).
+    fn collection_names(&self) -> Result<Vec<String>> {
+        self.configs
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k.map_err(db_error)?).into_owned()))
+            .collect()
+    }
+
     /// Deletes a collection with its documents and index; returns whether it existed.
+    ///
+    /// A collection whose stored configuration is damaged can still be dropped.
     pub fn drop_collection(&self, name: &str) -> Result<bool> {
+        // Validated before anything is touched: the name becomes a folder that is removed.
+        let index_dir = self.index_dir(name)?;
         let mut open = self.lock_open()?;
         if let Some(c) = open.remove(name) {
             c.mark_dropped();
@@ -225,7 +232,6 @@ impl Store {
         self.db.flush().map_err(db_error)?;
         self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
         self.db.flush().map_err(db_error)?;
-        let index_dir = self.index_dir(name);
         if index_dir.exists() {
             fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
         }
@@ -248,20 +254,26 @@ impl Store {
         Ok(())
     }
 
+    /// The stored configuration of `name`, checked (hnsw_rs exits the process on some values).
     fn config_of(&self, name: &str) -> Result<Option<CollectionConfig>> {
         match self.configs.get(name).map_err(db_error)? {
             None => Ok(None),
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|_| layout::damaged("collection config"))?)),
+            Some(v) => Ok(Some(layout::stored_config(name, &v)?)),
         }
     }
 
     fn load(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        // Every path to an index goes through here: created, opened, or listed then opened.
+        layout::check_stored(name, &config)?;
+        let index_dir = self.index_dir(name)?;
         let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
-        Collection::open(name, config, self.db.clone(), tree, self.index_dir(name), self.lock.clone())
+        Collection::open(name, config, self.db.clone(), tree, index_dir, self.lock.clone())
     }
 
-    fn index_dir(&self, name: &str) -> PathBuf {
-        self.root.join(INDEX_DIR).join(name)
+    /// The index folder of collection `name`; refuses names that are not plain folder names.
+    fn index_dir(&self, name: &str) -> Result<PathBuf> {
+        layout::validate_collection_name(name)?;
+        Ok(self.root.join(INDEX_DIR).join(name))
     }
 
     fn lock_open(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Collection>>> {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::sync_dir;
 use crate::store::index::Index;
 use crate::{Error, Result};
 
@@ -101,10 +102,21 @@ fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manife
 
 /// Verifies the snapshot's files against the manifest, then loads the index.
 pub fn load(root: &Path, manifest: &Manifest) -> Result<Index> {
-    let dir = root.join(&manifest.folder);
     if manifest.files.is_empty() {
         return Err(Error::Store("snapshot manifest lists no files".into()));
     }
+    // The names come from the database: a damaged one must not lead outside the index folder.
+    let mut names = [manifest.folder.as_str(), manifest.basename.as_str()]
+        .into_iter()
+        .chain(manifest.files.iter().map(|f| f.name.as_str()));
+    if !manifest.folder.starts_with("snap-") || !names.all(plain_name) {
+        return Err(Error::Store(format!(
+            "snapshot manifest names a file outside {} ({:?}); it is damaged",
+            root.display(),
+            manifest.folder
+        )));
+    }
+    let dir = root.join(&manifest.folder);
     for f in &manifest.files {
         let path = dir.join(&f.name);
         let (len, crc32) = checksum(&path)?;
@@ -160,11 +172,9 @@ fn checksum(path: &Path) -> Result<(u64, u32)> {
     Ok((len, hasher.finalize()))
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    // fsync of a directory makes the names inside it (the rename) durable on Linux.
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
+/// Whether `name` is one path component that stays inside its folder.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 #[cfg(test)]
@@ -175,7 +185,7 @@ mod tests {
 
     #[test]
     fn damaged_files_are_refused_before_loading() {
-        let index = Index::new(&HnswParams::default(), 100);
+        let index = Index::new(&HnswParams::default(), 3, 100).unwrap();
         let items: Vec<(Vec<f32>, u64)> = (0..100u64)
             .map(|i| (normalized(&[i as f32 + 1.0, 1.0, (i % 7) as f32]).unwrap(), i))
             .collect();
@@ -197,6 +207,16 @@ mod tests {
             fs::write(&path, &original).unwrap();
         }
         assert!(load(root.path(), &manifest).is_ok());
+        // Names from a damaged manifest never lead outside the index folder.
+        let outside = |edit: &dyn Fn(&mut Manifest)| {
+            let mut m = manifest.clone();
+            edit(&mut m);
+            load(root.path(), &m).err().expect("a manifest naming files outside loads").to_string()
+        };
+        assert!(outside(&|m| m.folder = format!("../{}", m.folder)).contains("outside"));
+        assert!(outside(&|m| m.folder = "snap-1/../..".into()).contains("outside"));
+        assert!(outside(&|m| m.basename = "../index".into()).contains("outside"));
+        assert!(outside(&|m| m.files[0].name = "..".into()).contains("outside"));
         remove_stale(root.path(), None);
         assert!(load(root.path(), &manifest).is_err());
     }

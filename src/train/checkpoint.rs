@@ -47,8 +47,8 @@ pub fn read_training_info(dir: &Path) -> Result<Option<TrainingInfo>> {
     Ok(Some(serde_json::from_str(&text)?))
 }
 
-/// Writes a checkpoint folder, replacing `dir` only once the new folder is complete (so a crash
-/// never leaves a half-written best checkpoint).
+/// Writes a checkpoint folder, replacing `dir` only once the new folder is complete and on disk
+/// (so a crash never leaves a half-written or missing best checkpoint).
 pub fn write_checkpoint(
     dir: &Path,
     config: &BertConfig,
@@ -96,16 +96,7 @@ pub fn write_checkpoint(
     let info_path = staging.join(TRAINING_FILE);
     std::fs::write(&info_path, serde_json::to_string_pretty(info)?).map_err(|e| Error::io(&info_path, e))?;
 
-    if dir.exists() {
-        let old = parent.join(format!(".{name}.old"));
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
-        std::fs::rename(&staging, dir).map_err(|e| Error::io(dir, e))?;
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-    } else {
-        std::fs::rename(&staging, dir).map_err(|e| Error::io(dir, e))?;
-    }
+    // fsynced, then swapped in whole: a crash leaves the old checkpoint or the new one.
+    crate::atomic_file::replace_dir(&staging, dir)?;
     Ok(())
 }

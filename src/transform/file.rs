@@ -192,10 +192,9 @@ impl TransformFile {
         })
     }
 
-    /// Writes the file.
+    /// Writes the file, replacing any file at `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+        crate::atomic_file::write_bytes(path, &self.to_bytes()?)
     }
 
     /// Reads a file written by [`TransformFile::save`].

@@ -12,6 +12,11 @@ fn connect() -> Option<Connection> {
         eprintln!("skipping: the default model is not installed (run `isovec model fetch`)");
         return None;
     }
+    Some(load_extension())
+}
+
+/// A connection with the extension loaded (no model needed).
+fn load_extension() -> Connection {
     let ext = extension().unwrap_or_else(|e| panic!("{e}"));
     let db = Connection::open_in_memory().unwrap();
     // SAFETY: loading our own extension, which only registers functions and a module.
@@ -19,7 +24,7 @@ fn connect() -> Option<Connection> {
         let _guard = rusqlite::LoadExtensionGuard::new(&db).unwrap();
         db.load_extension(&ext, None::<&str>).unwrap_or_else(|e| panic!("loading {}: {e}", ext.display()));
     }
-    Some(db)
+    db
 }
 
 /// A few documents with integer ids, as a host application would have them.
@@ -213,3 +218,43 @@ fn errors_are_sql_errors() {
     assert_eq!(n, DOCS.len() as i64);
 }
 
+/// A store whose collection `docs` has a stored configuration with `field` (of `hnsw`) set to
+/// `value`, written with sled directly as damage would leave it.
+fn damaged_store(dir: &Path, field: &str, value: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("isovec-store.json"), r#"{"kind": "isovec", "format": 1}"#).unwrap();
+    let mut hnsw = serde_json::json!({"m": 24, "ef_construction": 100, "ef_search": 48});
+    hnsw[field] = value.into();
+    let config = serde_json::json!({
+        "dims": 384,
+        "metric": "cosine",
+        "pipeline": {
+            "encoder": {"model": "all-MiniLM-L6-v2", "weights_sha256": "0".repeat(64), "pooling": "mean", "max_length": 256},
+            "transform": null,
+            "normalize": true
+        },
+        "hnsw": hnsw
+    });
+    let db = sled::open(dir.join("sled")).unwrap();
+    db.open_tree("collections").unwrap().insert("docs", serde_json::to_vec(&config).unwrap()).unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_damaged_stored_config_is_an_sql_error_and_the_host_survives() {
+    let db = load_extension();
+    let dir = tempfile::tempdir().unwrap();
+    // hnsw_rs 0.3 exits the process on m > 256; the others loop, panic or exhaust memory.
+    for (i, (field, value)) in [("m", 10_000), ("m", 0), ("ef_construction", 0), ("ef_search", u64::MAX)].into_iter().enumerate() {
+        let store = dir.path().join(format!("st{i}"));
+        damaged_store(&store, field, value);
+        let st = store.to_str().unwrap().replace('\'', "''");
+        let msg = error_of(&db, &format!("SELECT isovec_delete('{st}', 'docs', 'a')"));
+        assert!(msg.contains("collection \"docs\"") && msg.contains("damaged"), "{field} = {value}: {msg}");
+        let closed: i64 = db.query_row("SELECT isovec_close(?1)", [&st], |r| r.get(0)).unwrap();
+        assert_eq!(closed, 1, "the store itself opened");
+    }
+    // Still alive and answering.
+    let one: i64 = db.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(one, 1);
+}
