@@ -134,7 +134,8 @@ impl CollectionConfig {
                 self.dims
             )));
         }
-        self.hnsw.validate()
+        self.hnsw.validate()?;
+        self.lexical.validate()
     }
 }
 
@@ -156,7 +157,6 @@ impl HnswParams {
                 )));
             }
         }
-        self.lexical.validate()?;
         Ok(())
     }
 }
