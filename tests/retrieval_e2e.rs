@@ -80,7 +80,7 @@ fn eval_retrieval_on_the_tiny_fixture() {
     assert!(rows[1]["fit_seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(rows[0]["fit_seconds"].as_f64().unwrap(), 0.0);
     // The table is printed, one quality line per pipeline and search.
-    assert!(stdout.contains("| whiten-8 | HNSW |"), "{stdout}");
+    assert!(stdout.contains("| whiten-8 | store |"), "{stdout}");
     assert!(stdout.contains("0 of 20 documents truncated at 256 tokens"), "{stdout}");
 }
 

@@ -121,6 +121,7 @@ impl RetrievalArgs {
             },
             store_dir,
             anisotropy_pairs,
+            fusion: crate::store::Fusion::default(),
         })
     }
 }

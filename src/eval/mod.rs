@@ -9,6 +9,7 @@ pub mod histogram_svg;
 pub mod retrieval;
 pub mod retrieval_charts;
 pub mod retrieval_run;
+pub mod significance;
 pub mod spearman;
 pub mod sts;
 pub mod sts_table;

@@ -3,7 +3,9 @@
 //! the BEIR metrics, with the index's cost (build time, queries/s, bytes).
 //!
 //! The corpus is encoded once per encoder; raw, whitened and flow pipelines reuse those vectors
-//! (their transforms are fitted on the corpus documents, without labels).
+//! (their transforms are fitted on the corpus documents, without labels). `bm25` ranks with the
+//! collection's full-text index, and `hybrid:<dense>` fuses a dense pipeline's ranking with it;
+//! a dense pipeline is indexed once for all the rows that use it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +15,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::anisotropy::{analyze, Anisotropy};
-use super::retrieval::{evaluate as score_runs, BeirData, BeirDoc, RetrievalMetrics};
+use super::retrieval::{evaluate as score_runs, ndcg_at_k, BeirData, BeirDoc, RetrievalMetrics};
+use super::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use super::sts_table::TransformKind;
 use crate::encoder::{Encoder, Pooling};
 use crate::pipeline::normalize;
-use crate::store::{CollectionConfig, Doc, HnswParams, SearchParams, Store};
+use crate::store::fusion::{fuse, DEFAULT_DEPTH};
+use crate::store::{Collection, CollectionConfig, Doc, Fusion, HnswParams, SearchMode, SearchParams, Store};
 use crate::transform::{FlowConfig, Transform};
 use crate::{Error, Pipeline, Result};
 
@@ -35,11 +39,37 @@ pub enum RetrievalPipeline {
     Transform(TransformKind),
     /// Another encoder (a SimCSE checkpoint folder), its vectors used raw.
     Encoder(PathBuf),
+    /// BM25 through the store's full-text index (no vectors).
+    Bm25,
+    /// A dense pipeline's ranking fused with BM25's; `fusion` `None` is the store's default.
+    Hybrid {
+        /// The dense side.
+        dense: Box<RetrievalPipeline>,
+        /// How the rankings are fused.
+        fusion: Option<Fusion>,
+    },
 }
 
 impl RetrievalPipeline {
-    /// Parses `raw` (or `none`), `whiten`, `whiten-K`, `flow` or `simcse:PATH`.
+    /// Parses `raw` (or `none`), `whiten`, `whiten-K`, `flow`, `simcse:PATH`, `bm25`, or
+    /// `hybrid:<one of the dense ones>`, optionally ending in `@rrf` or `@convex=A`.
     pub fn parse(s: &str, flow: &FlowConfig) -> Result<Self> {
+        if s == "bm25" {
+            return Ok(RetrievalPipeline::Bm25);
+        }
+        if let Some(rest) = s.strip_prefix("hybrid:") {
+            let (dense, fusion) = match rest.rsplit_once('@') {
+                Some((dense, f)) => (dense, Some(parse_fusion(f)?)),
+                None => (rest, None),
+            };
+            let dense = Self::parse(dense, flow)?;
+            if matches!(dense, RetrievalPipeline::Bm25 | RetrievalPipeline::Hybrid { .. }) {
+                return Err(Error::InvalidInput(format!(
+                    "{s:?}: hybrid: takes a dense pipeline, e.g. hybrid:raw, hybrid:whiten-256, hybrid:simcse:PATH"
+                )));
+            }
+            return Ok(RetrievalPipeline::Hybrid { dense: Box::new(dense), fusion });
+        }
         match s {
             "raw" | "none" => Ok(RetrievalPipeline::Raw),
             _ => match s.strip_prefix("simcse:") {
@@ -51,7 +81,7 @@ impl RetrievalPipeline {
                     .map(RetrievalPipeline::Transform)
                     .map_err(|_| {
                         Error::InvalidInput(format!(
-                            "unknown pipeline {s:?}; valid: raw, whiten, whiten-K (e.g. whiten-128), flow, simcse:PATH"
+                            "unknown pipeline {s:?}; valid: raw, whiten, whiten-K (e.g. whiten-128), flow, simcse:PATH, bm25, hybrid:<dense>[@rrf|@convex=A]"
                         ))
                     }),
             },
@@ -73,7 +103,36 @@ impl RetrievalPipeline {
                 let tail = parts[parts.len().saturating_sub(2)..].join("/");
                 format!("simcse:{}", if tail.is_empty() { path.display().to_string() } else { tail })
             }
+            RetrievalPipeline::Bm25 => "bm25".into(),
+            RetrievalPipeline::Hybrid { dense, fusion } => match fusion {
+                None => format!("hybrid:{}", dense.name()),
+                Some(Fusion::Rrf { .. }) => format!("hybrid:{}@rrf", dense.name()),
+                Some(Fusion::Convex { alpha }) => format!("hybrid:{}@convex={alpha}", dense.name()),
+            },
         }
+    }
+
+    /// The dense pipeline whose collection serves this row (`bm25` uses raw's).
+    fn base(&self) -> RetrievalPipeline {
+        match self {
+            RetrievalPipeline::Bm25 => RetrievalPipeline::Raw,
+            RetrievalPipeline::Hybrid { dense, .. } => (**dense).clone(),
+            other => other.clone(),
+        }
+    }
+}
+
+/// `rrf` or `convex=A`.
+fn parse_fusion(s: &str) -> Result<Fusion> {
+    match s.split_once('=') {
+        Some(("convex", a)) => {
+            let alpha = a
+                .parse::<f32>()
+                .map_err(|_| Error::InvalidInput(format!("@convex={a}: the weight must be a number in [0, 1]")))?;
+            Fusion::parse("convex", Some(alpha))
+        }
+        None => Fusion::parse(s, None),
+        _ => Err(Error::InvalidInput(format!("unknown fusion @{s}; use @rrf or @convex=A"))),
     }
 }
 
@@ -90,6 +149,8 @@ pub struct RetrievalPlan {
     pub store_dir: PathBuf,
     /// Random pairs for the anisotropy of each pipeline's document vectors (0: none).
     pub anisotropy_pairs: usize,
+    /// Fusion of `hybrid:` rows that name none.
+    pub fusion: Fusion,
 }
 
 /// One pipeline's results.
@@ -121,8 +182,24 @@ pub struct RetrievalRow {
     pub exact_queries_per_second: f64,
     /// Size of the HNSW index snapshot on disk.
     pub index_bytes: u64,
-    /// Size of the pipeline's store on disk (sled: texts and vectors; index snapshot).
+    /// Size of the pipeline's store on disk (sled: texts and vectors; index snapshot; text index).
     pub store_bytes: u64,
+    /// Paired randomisation test of this row's per-query nDCG@10 against `raw`'s, through the
+    /// store (`hnsw`) and exact (absent for `raw` itself, or without a `raw` row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_vs_raw: Option<PValues>,
+    /// Per-query nDCG@10 (judged queries in data order), HNSW then exact, for the tests above.
+    #[serde(skip)]
+    pub per_query_ndcg10: [Vec<f64>; 2],
+}
+
+/// p-values of one row against another, per search.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PValues {
+    /// Through the store's indexes.
+    pub hnsw: f64,
+    /// Exact dense search (fused with the same lexical ranking for `hybrid:` rows).
+    pub exact: f64,
 }
 
 /// The rows, and what else the run learned.
@@ -248,11 +325,19 @@ pub fn evaluate(
         anisotropy: Vec::new(),
         skipped: Vec::new(),
     };
+    // Each dense pipeline is indexed once, for every row that uses its collection.
+    let mut bases: Vec<RetrievalPipeline> = Vec::new();
+    for p in &plan.pipelines {
+        if !bases.contains(&p.base()) {
+            bases.push(p.base());
+        }
+    }
+    let mut rows: Vec<Option<RetrievalRow>> = vec![None; plan.pipelines.len()];
     let mut main: Option<EncodedSplit> = None;
-    for pipeline in &plan.pipelines {
-        let name = pipeline.name();
+    for base in &bases {
+        let name = base.name();
         let other;
-        let split = match pipeline {
+        let split = match base {
             RetrievalPipeline::Encoder(path) => {
                 let enc = load_encoder(path)?;
                 let pooling = match crate::train::checkpoint::read_training_info(path)? {
@@ -273,7 +358,7 @@ pub fn evaluate(
                 main.as_ref().ok_or_else(|| Error::InvalidInput("internal: no encoded corpus".into()))?
             }
         };
-        let kind = match pipeline {
+        let kind = match base {
             RetrievalPipeline::Transform(kind) => Some(kind),
             _ => None,
         };
@@ -289,7 +374,9 @@ pub fn evaluate(
                     Ok(t) => Some(Arc::new(t)),
                     Err(e) => {
                         progress.start(&format!("skipping {name}: {e}"), 0);
-                        outcome.skipped.push((name.clone(), e.to_string()));
+                        for p in plan.pipelines.iter().filter(|p| p.base() == *base) {
+                            outcome.skipped.push((p.name(), e.to_string()));
+                        }
                         continue;
                     }
                 }
@@ -297,25 +384,99 @@ pub fn evaluate(
             None => None,
         };
         let fit_seconds = if kind.is_some() { fit_start.elapsed().as_secs_f64() } else { 0.0 };
-        let (row, doc_vectors) = run_pipeline(&name, split, transform, fit_seconds, data, plan, progress)?;
-        if plan.anisotropy_pairs > 0 {
-            outcome.anisotropy.push((name.clone(), analyze(&doc_vectors, plan.anisotropy_pairs, 0)));
+        let indexed = index_pipeline(&name, split, transform, fit_seconds, data, plan, progress)?;
+        for (i, p) in plan.pipelines.iter().enumerate() {
+            if p.base() != *base {
+                continue;
+            }
+            let row = match p {
+                RetrievalPipeline::Bm25 => lexical_row(&indexed, data, progress)?,
+                RetrievalPipeline::Hybrid { fusion, .. } => {
+                    hybrid_row(&p.name(), &indexed, fusion.unwrap_or(plan.fusion), data, progress)?
+                }
+                _ => {
+                    if plan.anisotropy_pairs > 0 {
+                        outcome.anisotropy.push((name.clone(), analyze(&indexed.docs, plan.anisotropy_pairs, 0)));
+                    }
+                    dense_row(&indexed, data, progress)?
+                }
+            };
+            rows[i] = Some(row);
         }
-        outcome.rows.push(row);
+        indexed.close()?;
     }
+    outcome.rows = rows.into_iter().flatten().collect();
+    add_p_values(&mut outcome.rows);
     Ok(outcome)
 }
 
-/// Fits (if any), indexes, searches and scores one pipeline; returns its row and document vectors.
-fn run_pipeline(
+/// A dense pipeline's vectors in a fresh collection, with what building it cost.
+struct Indexed<'a> {
+    name: String,
+    split: &'a EncodedSplit,
+    docs: Vec<Vec<f32>>,
+    queries: Vec<Vec<f32>>,
+    store: Store,
+    collection: Collection,
+    fit_seconds: f64,
+    build_seconds: f64,
+    index_bytes: u64,
+    text_index_bytes: u64,
+    store_bytes: u64,
+}
+
+impl Indexed<'_> {
+    fn close(self) -> Result<()> {
+        drop(self.collection);
+        self.store.close()
+    }
+
+    /// A row with this collection's facts and the given rankings (judged queries in data order).
+    fn row(&self, pipeline: &str, data: &BeirData, runs: [Vec<Vec<String>>; 2], seconds: [f64; 2], index_bytes: u64) -> RetrievalRow {
+        let [hnsw_runs, exact_runs] = runs;
+        let ann_recall10 = ann_recall(&hnsw_runs, &exact_runs, 10);
+        let per_query = |runs: &[Vec<String>]| per_query_ndcg10(data, runs);
+        let per_query_ndcg10 = [per_query(&hnsw_runs), per_query(&exact_runs)];
+        let as_runs = |runs: Vec<Vec<String>>| -> HashMap<String, Vec<String>> {
+            data.queries.iter().map(|q| q.id.clone()).zip(runs).collect()
+        };
+        let lexical_only = pipeline == "bm25";
+        RetrievalRow {
+            pipeline: pipeline.to_string(),
+            model: if lexical_only { "-".into() } else { self.split.encoder.name().to_string() },
+            pooling: if lexical_only { "-".into() } else { self.split.pooling.name().to_string() },
+            dims: if lexical_only { 0 } else { self.docs.first().map_or(0, Vec::len) },
+            documents: self.docs.len(),
+            hnsw: score_runs(&as_runs(hnsw_runs), &data.qrels),
+            exact: score_runs(&as_runs(exact_runs), &data.qrels),
+            ann_recall10,
+            fit_seconds: if lexical_only { 0.0 } else { self.fit_seconds },
+            build_seconds: self.build_seconds,
+            hnsw_queries_per_second: per_second(self.queries.len(), seconds[0]),
+            exact_queries_per_second: per_second(self.queries.len(), seconds[1]),
+            index_bytes,
+            store_bytes: self.store_bytes,
+            p_vs_raw: None,
+            per_query_ndcg10,
+        }
+    }
+
+    /// Exact dense top `k` of query `i`: (document index, cosine).
+    fn exact(&self, i: usize, k: usize) -> Vec<(usize, f32)> {
+        exact_top(&self.queries[i], &self.docs, k)
+    }
+}
+
+/// Fits (if any) and indexes one dense pipeline into a fresh collection of its own store.
+fn index_pipeline<'a>(
     name: &str,
-    split: &EncodedSplit,
+    split: &'a EncodedSplit,
     transform: Option<Arc<Transform>>,
     fit_seconds: f64,
     data: &BeirData,
     plan: &RetrievalPlan,
     progress: &dyn Progress,
-) -> Result<(RetrievalRow, Vec<Vec<f32>>)> {
+) -> Result<Indexed<'a>> {
     let encoder_id = split.encoder.id(split.pooling);
     let apply = |raw: &[Vec<f32>]| -> Result<Vec<Vec<f32>>> {
         let mut out = match &transform {
@@ -358,56 +519,107 @@ fn run_pipeline(
         collection.upsert(&batch)?;
         progress.advance(batch.len());
     }
+    collection.snapshot()?;
     let build_seconds = build_start.elapsed().as_secs_f64();
     progress.finish();
-    collection.snapshot()?;
-    let index_bytes = dir_size(&store_dir.join(crate::store::layout::INDEX_DIR).join(&collection_name));
+    let index_dir = store_dir.join(crate::store::layout::INDEX_DIR).join(&collection_name);
+    let text_index_bytes = dir_size(&index_dir.join(crate::store::text_index::TEXT_DIR));
+    let index_bytes = dir_size(&index_dir) - text_index_bytes;
     let store_bytes = dir_size(&store_dir);
-
-    progress.start(&format!("HNSW search {name}"), queries.len());
-    let params = SearchParams::k(RANKING_DEPTH);
-    let hnsw_start = Instant::now();
-    let mut hnsw_runs: Vec<Vec<String>> = Vec::with_capacity(queries.len());
-    for q in &queries {
-        hnsw_runs.push(collection.search(q, &params)?.into_iter().map(|h| h.id).collect());
-        progress.advance(1);
-    }
-    let hnsw_seconds = hnsw_start.elapsed().as_secs_f64();
-    progress.finish();
-
-    progress.start(&format!("exact search {name}"), queries.len());
-    let exact_start = Instant::now();
-    let mut exact_runs: Vec<Vec<String>> = Vec::with_capacity(queries.len());
-    for q in &queries {
-        exact_runs.push(exact_ranking(q, &docs, RANKING_DEPTH).into_iter().map(|i| data.corpus[i].id.clone()).collect());
-        progress.advance(1);
-    }
-    let exact_seconds = exact_start.elapsed().as_secs_f64();
-    progress.finish();
-
-    let ann_recall10 = ann_recall(&hnsw_runs, &exact_runs, 10);
-    let as_runs = |runs: Vec<Vec<String>>| -> HashMap<String, Vec<String>> {
-        data.queries.iter().map(|q| q.id.clone()).zip(runs).collect()
-    };
-    let row = RetrievalRow {
-        pipeline: name.to_string(),
-        model: split.encoder.name().to_string(),
-        pooling: split.pooling.name().to_string(),
-        dims,
-        documents: docs.len(),
-        hnsw: score_runs(&as_runs(hnsw_runs), &data.qrels),
-        exact: score_runs(&as_runs(exact_runs), &data.qrels),
-        ann_recall10,
+    Ok(Indexed {
+        name: name.to_string(),
+        split,
+        docs,
+        queries,
+        store,
+        collection,
         fit_seconds,
         build_seconds,
-        hnsw_queries_per_second: per_second(queries.len(), hnsw_seconds),
-        exact_queries_per_second: per_second(queries.len(), exact_seconds),
         index_bytes,
+        text_index_bytes,
         store_bytes,
+    })
+}
+
+/// Runs `search` for every query (index, text), timing it, with a progress stage.
+fn rankings(
+    stage: &str,
+    data: &BeirData,
+    progress: &dyn Progress,
+    search: &dyn Fn(usize, &str) -> Result<Vec<String>>,
+) -> Result<(Vec<Vec<String>>, f64)> {
+    progress.start(stage, data.queries.len());
+    let start = Instant::now();
+    let mut runs = Vec::with_capacity(data.queries.len());
+    for (i, q) in data.queries.iter().enumerate() {
+        runs.push(search(i, &q.text)?);
+        progress.advance(1);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    progress.finish();
+    Ok((runs, seconds))
+}
+
+fn dense_row(ix: &Indexed, data: &BeirData, progress: &dyn Progress) -> Result<RetrievalRow> {
+    let params = SearchParams::k(RANKING_DEPTH);
+    let (hnsw, hnsw_s) = rankings(&format!("HNSW search {}", ix.name), data, progress, &|i, _| {
+        Ok(ix.collection.search(&ix.queries[i], &params)?.into_iter().map(|h| h.id).collect())
+    })?;
+    let (exact, exact_s) = rankings(&format!("exact search {}", ix.name), data, progress, &|i, _| {
+        Ok(ix.exact(i, RANKING_DEPTH).into_iter().map(|(d, _)| data.corpus[d].id.clone()).collect())
+    })?;
+    Ok(ix.row(&ix.name, data, [hnsw, exact], [hnsw_s, exact_s], ix.index_bytes))
+}
+
+/// `bm25`: the lexical ranking through the store, which is both its `hnsw` and `exact` metrics.
+fn lexical_row(ix: &Indexed, data: &BeirData, progress: &dyn Progress) -> Result<RetrievalRow> {
+    let params = SearchParams::k(RANKING_DEPTH).with_mode(SearchMode::Lexical);
+    let (runs, seconds) = rankings("BM25 search", data, progress, &|_, text| {
+        Ok(ix.collection.search_lexical(text, &params)?.into_iter().map(|h| h.id).collect())
+    })?;
+    Ok(ix.row("bm25", data, [runs.clone(), runs], [seconds, seconds], ix.text_index_bytes))
+}
+
+/// `hybrid:<dense>`: the store's hybrid search (`hnsw`), and the same fusion of the exact dense
+/// ranking with the store's lexical one (`exact`).
+fn hybrid_row(name: &str, ix: &Indexed, fusion: Fusion, data: &BeirData, progress: &dyn Progress) -> Result<RetrievalRow> {
+    let params = SearchParams { depth: Some(DEFAULT_DEPTH), ..SearchParams::k(RANKING_DEPTH) }
+        .with_mode(SearchMode::Hybrid)
+        .with_fusion(fusion);
+    let (hnsw, hnsw_s) = rankings(&format!("hybrid search {name}"), data, progress, &|i, text| {
+        Ok(ix.collection.search_hybrid(&ix.queries[i], text, &params)?.into_iter().map(|h| h.id).collect())
+    })?;
+    let lexical = SearchParams::k(DEFAULT_DEPTH).with_mode(SearchMode::Lexical);
+    let (exact, exact_s) = rankings(&format!("exact hybrid {name}"), data, progress, &|i, text| {
+        let dense: Vec<(String, f32)> =
+            ix.exact(i, DEFAULT_DEPTH).into_iter().map(|(d, s)| (data.corpus[d].id.clone(), s)).collect();
+        let lex: Vec<(String, f32)> =
+            ix.collection.search_lexical(text, &lexical)?.into_iter().map(|h| (h.id, h.score)).collect();
+        Ok(fuse(&dense, &lex, fusion).into_iter().take(RANKING_DEPTH).map(|(id, _)| id).collect())
+    })?;
+    Ok(ix.row(name, data, [hnsw, exact], [hnsw_s, exact_s], ix.index_bytes + ix.text_index_bytes))
+}
+
+/// nDCG@10 of each judged query, in data order (a query with no ranking scores 0).
+fn per_query_ndcg10(data: &BeirData, runs: &[Vec<String>]) -> Vec<f64> {
+    data.queries
+        .iter()
+        .zip(runs)
+        .filter_map(|(q, ranking)| data.qrels.get(&q.id).map(|judged| ndcg_at_k(ranking, judged, 10)))
+        .collect()
+}
+
+/// Fills each row's p-values against the `raw` row, if there is one.
+fn add_p_values(rows: &mut [RetrievalRow]) {
+    let Some(raw) = rows.iter().find(|r| r.pipeline == "raw").map(|r| r.per_query_ndcg10.clone()) else {
+        return;
     };
-    drop(collection);
-    store.close()?;
-    Ok((row, docs))
+    for r in rows.iter_mut().filter(|r| r.pipeline != "raw") {
+        let p = |i: usize| paired_randomization_p(&r.per_query_ndcg10[i], &raw[i], DEFAULT_ROUNDS, 0);
+        if let (Some(hnsw), Some(exact)) = (p(0), p(1)) {
+            r.p_vs_raw = Some(PValues { hnsw, exact });
+        }
+    }
 }
 
 /// A valid collection name for a pipeline name (`simcse:x/y` has characters names cannot).
@@ -430,6 +642,11 @@ fn per_second(n: usize, seconds: f64) -> f64 {
 /// Indices of the `k` documents with the largest dot product with `query` (cosine, as every
 /// vector is unit length), best first; ties go to the earlier document.
 pub fn exact_ranking(query: &[f32], docs: &[Vec<f32>], k: usize) -> Vec<usize> {
+    exact_top(query, docs, k).into_iter().map(|(i, _)| i).collect()
+}
+
+/// [`exact_ranking`] with the scores: (document index, dot product).
+pub fn exact_top(query: &[f32], docs: &[Vec<f32>], k: usize) -> Vec<(usize, f32)> {
     let mut scored: Vec<(f32, usize)> = docs
         .iter()
         .enumerate()
@@ -443,7 +660,7 @@ pub fn exact_ranking(query: &[f32], docs: &[Vec<f32>], k: usize) -> Vec<usize> {
     scored.select_nth_unstable_by(k - 1, order);
     scored.truncate(k);
     scored.sort_by(order);
-    scored.into_iter().map(|(_, i)| i).collect()
+    scored.into_iter().map(|(s, i)| (i, s)).collect()
 }
 
 /// Share of each exact top-`k` found in the approximate top `k`, averaged over queries.
@@ -480,16 +697,27 @@ pub fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// Renders the rows as two Markdown tables: quality (HNSW and exact) and cost.
+/// A p-value for a table: three decimals, or `<0.001`.
+fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// Renders the rows as two Markdown tables: quality (through the store, and exact) and cost.
 pub fn markdown_tables(rows: &[RetrievalRow]) -> String {
     let mut out = String::from(
-        "| pipeline | search | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| pipeline | search | nDCG@10 | p vs raw | MRR@10 | R@1 | R@5 | R@10 | R@100 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
-        for (search, m) in [("exact", &r.exact), ("HNSW", &r.hnsw)] {
+        let searches = [("exact", &r.exact, r.p_vs_raw.map(|p| p.exact)), ("store", &r.hnsw, r.p_vs_raw.map(|p| p.hnsw))];
+        for (search, m, p) in searches {
+            let p = p.map_or("-".to_string(), format_p);
             out.push_str(&format!(
-                "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
-                r.pipeline, search, m.ndcg10, m.mrr10, m.recall1, m.recall5, m.recall10, m.recall100
+                "| {} | {} | {:.4} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+                r.pipeline, search, m.ndcg10, p, m.mrr10, m.recall1, m.recall5, m.recall10, m.recall100
             ));
         }
     }
@@ -566,6 +794,38 @@ mod tests {
         let msg = RetrievalPipeline::parse("whitened", &flow).unwrap_err().to_string();
         assert!(msg.contains("simcse:PATH"), "{msg}");
         assert_eq!(collection_name("simcse:a/b"), "retrieval_simcse_a_b");
+    }
+
+    #[test]
+    fn lexical_and_hybrid_pipelines_parse_and_name() {
+        let flow = FlowConfig::default();
+        let parse = |s: &str| RetrievalPipeline::parse(s, &flow);
+        assert_eq!(parse("bm25").unwrap(), RetrievalPipeline::Bm25);
+        let h = parse("hybrid:whiten-256").unwrap();
+        assert_eq!(h.name(), "hybrid:whiten-256");
+        assert_eq!(h.base().name(), "whiten-256");
+        assert_eq!(parse("bm25").unwrap().base(), RetrievalPipeline::Raw);
+        assert_eq!(parse("hybrid:raw@rrf").unwrap().name(), "hybrid:raw@rrf");
+        let convex = parse("hybrid:simcse:runs/x/best@convex=0.3").unwrap();
+        assert_eq!(convex.name(), "hybrid:simcse:x/best@convex=0.3");
+        assert_eq!(
+            convex,
+            RetrievalPipeline::Hybrid {
+                dense: Box::new(RetrievalPipeline::Encoder(PathBuf::from("runs/x/best"))),
+                fusion: Some(Fusion::Convex { alpha: 0.3 })
+            }
+        );
+        for bad in ["hybrid:bm25", "hybrid:hybrid:raw", "hybrid:raw@max", "hybrid:raw@convex=2", "hybrid:"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exact_top_scores_are_the_dot_products() {
+        let docs = vec![vec![1.0, 0.0], vec![0.6, 0.8], vec![0.0, 1.0]];
+        let got = exact_top(&[0.8, 0.6], &docs, 2);
+        assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 0]);
+        assert!((got[0].1 - 0.96).abs() < 1e-6 && (got[1].1 - 0.8).abs() < 1e-6);
     }
 
     #[test]
