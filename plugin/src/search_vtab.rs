@@ -1,11 +1,13 @@
-//! `isovec_search(store, collection, query [, k [, filter]])`: an eponymous table-valued function
-//! with columns `id, score, text, metadata`, so that search results join with the host's tables.
+//! `isovec_search(store, collection, query [, k [, filter [, mode]]])`: an eponymous table-valued
+//! function with columns `id, score, text, metadata`, so that search results join with the host's
+//! tables. `mode` is `dense` (the default), `lexical` (BM25; loads no model), `hybrid` (both
+//! rankings fused, the store's default fusion), `hybrid:rrf` or `hybrid:convex=A`.
 
 use std::ffi::c_int;
 use std::marker::PhantomData;
 use std::path::Path;
 
-use isovec::store::{Hit, SearchParams};
+use isovec::store::{Fusion, Hit, SearchMode, SearchParams};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::vtab::{eponymous_only_module, Context, IndexConstraintOp, IndexInfo, VTab, VTabConnection, VTabCursor, Values};
 use rusqlite::{ffi, Connection};
@@ -27,10 +29,11 @@ const COL_SCORE: c_int = 1;
 const COL_TEXT: c_int = 2;
 const COL_METADATA: c_int = 3;
 const COL_STORE: c_int = 4;
-const COL_FILTER: c_int = 8;
+const COL_MODE: c_int = 9;
 /// The arguments that must be given: store, collection, query.
 const REQUIRED: usize = 3;
-const ARG_NAMES: [&str; 5] = ["store", "collection", "query", "k", "filter"];
+const ARG_NAMES: [&str; 6] = ["store", "collection", "query", "k", "filter", "mode"];
+const USAGE: &str = "isovec_search(store, collection, query [, k [, filter [, mode]]])";
 
 /// Registers the module on `db` (eponymous: usable as `isovec_search(...)` without CREATE).
 pub fn register(db: &Connection) -> rusqlite::Result<()> {
@@ -53,7 +56,7 @@ unsafe impl<'vtab> VTab<'vtab> for SearchTab {
         // `id TEXT`: compared with an INTEGER column, SQLite converts it to a number, so the
         // join works whether the host's ids are integers or text.
         let schema = "CREATE TABLE x(id TEXT, score REAL, text TEXT, metadata TEXT, \
-                      store HIDDEN, collection HIDDEN, query HIDDEN, k HIDDEN, filter HIDDEN)";
+                      store HIDDEN, collection HIDDEN, query HIDDEN, k HIDDEN, filter HIDDEN, mode HIDDEN)";
         Ok((schema.to_string(), SearchTab { base: ffi::sqlite3_vtab::default() }))
     }
 
@@ -75,11 +78,11 @@ unsafe impl<'vtab> VTab<'vtab> for SearchTab {
 /// Chooses the plan: every argument given as `hidden = value` goes to `filter` in argument order;
 /// `idx_num` has bit `i` set when argument `i` is present.
 fn plan(info: &mut IndexInfo) -> rusqlite::Result<()> {
-    let mut slot: [Option<usize>; 5] = [None; 5];
-    let mut unusable = [false; 5];
+    let mut slot: [Option<usize>; ARG_NAMES.len()] = [None; ARG_NAMES.len()];
+    let mut unusable = [false; ARG_NAMES.len()];
     for (i, c) in info.constraints().enumerate() {
         let col = c.column();
-        if !(COL_STORE..=COL_FILTER).contains(&col) || c.operator() != IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ {
+        if !(COL_STORE..=COL_MODE).contains(&col) || c.operator() != IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ {
             continue;
         }
         let arg = (col - COL_STORE) as usize;
@@ -91,7 +94,7 @@ fn plan(info: &mut IndexInfo) -> rusqlite::Result<()> {
     }
     if let Some(missing) = (0..REQUIRED).find(|&a| slot[a].is_none() && !unusable[a]) {
         return Err(sql_error(format!(
-            "{NAME}: the {} argument is missing; call it as {NAME}(store, collection, query [, k [, filter]])",
+            "{NAME}: the {} argument is missing; call it as {USAGE}",
             ARG_NAMES[missing]
         )));
     }
@@ -135,7 +138,7 @@ struct SearchCursor<'vtab> {
     base: ffi::sqlite3_vtab_cursor,
     hits: Vec<Hit>,
     row: usize,
-    /// The arguments, by position (store, collection, query, k, filter), for the hidden columns.
+    /// The arguments, by position (store, collection, query, k, filter, mode), for the hidden columns.
     args: Vec<Value>,
     phantom: PhantomData<&'vtab SearchTab>,
 }
@@ -220,11 +223,45 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
         Some(f) if f.trim().is_empty() => None,
         Some(f) => Some(isovec::cli::store_cmds::parse_filter(&f).map_err(|e| isovec_error(NAME, e))?),
     };
+    let (mode, fusion) = match text_arg(value_ref(&args[5]), NAME, "the mode")? {
+        None => (SearchMode::Dense, Fusion::default()),
+        Some(m) => parse_mode(&m)?,
+    };
     let store = cache::store(Path::new(&store_dir), false).map_err(|e| isovec_error(NAME, e))?;
     let collection = store.collection(&name).map_err(|e| isovec_error(NAME, e))?;
+    let params = SearchParams { filter, mode, fusion, ..SearchParams::k(k as usize) };
+    if mode == SearchMode::Lexical {
+        return collection.search_lexical(&query, &params).map_err(|e| isovec_error(NAME, e));
+    }
     let pipeline = pipeline_for_id(&collection.config().pipeline).map_err(|e| isovec_error(NAME, e))?;
-    let params = SearchParams { filter, ..SearchParams::k(k as usize) };
     collection
         .search_text(pipeline.as_ref(), &query, &params)
         .map_err(|e| isovec_error(NAME, e))
+}
+
+/// `dense`, `lexical`, `hybrid`, `hybrid:rrf` or `hybrid:convex=A`.
+fn parse_mode(text: &str) -> rusqlite::Result<(SearchMode, Fusion)> {
+    let bad = |e: isovec::Error| {
+        sql_error(format!("{NAME}: mode {text:?}: {e}; use 'dense', 'lexical', 'hybrid', 'hybrid:rrf' or 'hybrid:convex=0.5'"))
+    };
+    let (mode, fusion) = match text.trim().split_once(':') {
+        None => (text, None),
+        Some((mode, fusion)) => (mode, Some(fusion)),
+    };
+    let mode: SearchMode = mode.parse().map_err(bad)?;
+    let fusion = match fusion {
+        None => Fusion::default(),
+        Some(_) if mode != SearchMode::Hybrid => {
+            return Err(bad(isovec::Error::InvalidInput("only a hybrid search takes a fusion".into())))
+        }
+        Some(f) => match f.split_once('=') {
+            Some(("convex", a)) => {
+                let alpha = a.trim().parse::<f32>().map_err(|_| bad(isovec::Error::InvalidInput(format!("{a:?} is not a number"))))?;
+                Fusion::parse("convex", Some(alpha)).map_err(bad)?
+            }
+            Some(_) => return Err(bad(isovec::Error::InvalidInput(format!("unknown fusion {f:?}")))),
+            None => Fusion::parse(f, None).map_err(bad)?,
+        },
+    };
+    Ok((mode, fusion))
 }

@@ -2,7 +2,7 @@
 # The extension in Debian's sqlite3 shell: index the fixture corpus from a table with
 # isovec_upsert, search with isovec_search joined with that table (in the indexing session and in a
 # fresh one), and check that the ids, their order and the scores equal `isovec search --json` of
-# the CLI on the same store.
+# the CLI on the same store; the same for a hybrid search (dense + BM25, fused).
 #
 # Usage: plugin/tests/sqlite3_shell.sh [release|debug]   (default release; both binaries must be
 # built: `cargo build --release --workspace`). Skips (exit 0) without the default model.
@@ -36,6 +36,10 @@ search_sql="SELECT s.id || '|' || printf('%.4f', s.score)
   FROM isovec_search('st', 'docs', '$query', $k, '$filter') s JOIN docs d ON d.id = s.id
   ORDER BY s.score DESC;"
 
+hybrid_sql="SELECT s.id || '|' || printf('%.4f', s.score)
+  FROM isovec_search('st', 'docs', '$query', $k, '$filter', 'hybrid') s JOIN docs d ON d.id = s.id
+  ORDER BY s.score DESC;"
+
 # Session 1: load the corpus into a table (JSON lines → a JSON array), index it, search.
 sqlite3 -bail app.db >session1.txt <<SQL
 .load $ext
@@ -52,8 +56,14 @@ sqlite3 -bail app.db >session2.txt <<SQL
 .load $ext
 $search_sql
 SQL
+# Session 3: a hybrid search.
+sqlite3 -bail app.db >session3.txt <<SQL
+.load $ext
+$hybrid_sql
+SQL
 # The library, through the CLI.
 "$isovec" search --store st --collection docs -k "$k" --filter "$filter" --json "$query" >cli.jsonl
+"$isovec" search --store st --collection docs -k "$k" --filter "$filter" --mode hybrid --json "$query" >cli-hybrid.jsonl
 
 head -n 1 session1.txt
 grep -q '^indexed 250$' session1.txt || { echo "FAIL: expected 250 indexed documents" >&2; cat session1.txt >&2; exit 1; }
@@ -61,9 +71,16 @@ grep -q '^closed 1$' session1.txt || { echo "FAIL: isovec_close did not close th
 grep '|' session1.txt >sql1.txt
 grep '|' session2.txt >sql2.txt
 # serde_json writes keys in order (id, metadata, score, text); take id and score.
-sed -E 's/.*"id":"([^"]*)".*"score":([-0-9.eE]+).*/\1 \2/' cli.jsonl | awk '{printf "%s|%.4f\n", $1, $2}' >cli.txt
+for f in cli cli-hybrid; do
+  sed -E 's/.*"id":"([^"]*)".*"score":([-0-9.eE]+).*/\1 \2/' $f.jsonl | awk '{printf "%s|%.4f\n", $1, $2}' >$f.txt
+done
+grep '|' session3.txt >sql3.txt
 echo "isovec_search (session 1):"; cat sql1.txt
 if [ "$(wc -l <cli.txt)" -ne "$k" ]; then echo "FAIL: the CLI returned $(wc -l <cli.txt) hits, not $k" >&2; exit 1; fi
 diff sql1.txt cli.txt >/dev/null || { echo "FAIL: isovec_search differs from isovec search:" >&2; diff sql1.txt cli.txt >&2; exit 1; }
 diff sql2.txt cli.txt >/dev/null || { echo "FAIL: a new session's isovec_search differs from isovec search:" >&2; diff sql2.txt cli.txt >&2; exit 1; }
-echo "sqlite3_shell.sh: OK ($k ids, order and scores equal to the CLI's)"
+if [ "$(wc -l <cli-hybrid.txt)" -ne "$k" ]; then echo "FAIL: the CLI's hybrid search returned $(wc -l <cli-hybrid.txt) hits, not $k" >&2; exit 1; fi
+diff sql3.txt cli-hybrid.txt >/dev/null || { echo "FAIL: a hybrid isovec_search differs from isovec search --mode hybrid:" >&2; diff sql3.txt cli-hybrid.txt >&2; exit 1; }
+if diff -q sql3.txt sql1.txt >/dev/null; then echo "FAIL: the hybrid search returned the dense ranking and scores" >&2; exit 1; fi
+echo "isovec_search hybrid:"; cat sql3.txt
+echo "sqlite3_shell.sh: OK ($k ids, order and scores equal to the CLI's, dense and hybrid)"

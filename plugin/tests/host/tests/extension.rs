@@ -258,3 +258,47 @@ fn a_damaged_stored_config_is_an_sql_error_and_the_host_survives() {
     let one: i64 = db.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
     assert_eq!(one, 1);
 }
+
+#[test]
+fn lexical_and_hybrid_modes() {
+    let Some(db) = connect() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("st");
+    let st = store.to_str().unwrap();
+    load_docs(&db, &store);
+    let ids = |sql: &str, args: &[&str]| -> Vec<(String, f64)> {
+        db.prepare(sql)
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    // BM25: only the documents with the (stemmed) word, whichever form it takes ("Vaccines",
+    // "vaccination"); the shorter document first.
+    let lexical = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'vaccine', 10, NULL, 'lexical')", &[st]);
+    assert_eq!(lexical.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["5", "1"], "{lexical:?}");
+    let words = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'songs of whales', 10, NULL, 'lexical')", &[st]);
+    assert_eq!(words.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["3"]);
+    // Hybrid: the dense and the lexical evidence both count; a convex fusion with all weight on
+    // the dense side ranks as the dense search does.
+    let dense = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6)", &[st]);
+    let hybrid = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid')", &[st]);
+    let mut top2: Vec<&str> = hybrid.iter().take(2).map(|r| r.0.as_str()).collect();
+    top2.sort();
+    assert_eq!(top2, ["1", "5"], "the documents with the word and the meaning: {hybrid:?}");
+    let all_dense = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid:convex=1')", &[st]);
+    let order = |r: &[(String, f64)]| r.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(order(&all_dense), order(&dense));
+    let rrf = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid:rrf')", &[st]);
+    // Documents 1 and 5 are first and second in the two rankings, in opposite orders.
+    assert!((rrf[0].1 - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6 && (rrf[1].1 - rrf[0].1).abs() < 1e-9, "{rrf:?}");
+    // Filters apply in every mode.
+    let filtered = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'vaccines', 5, 'year<2015', 'hybrid')", &[st]);
+    assert_eq!(order(&filtered), ["5", "2"], "only the documents before 2015");
+    let st = st.replace('\'', "''");
+    for (mode, want) in [("semantic", "use 'dense', 'lexical', 'hybrid'"), ("lexical:rrf", "only a hybrid"), ("hybrid:convex=3", "[0, 1]")] {
+        let msg = error_of(&db, &format!("SELECT * FROM isovec_search('{st}', 'docs', 'q', 5, NULL, '{mode}')"));
+        assert!(msg.contains(want), "{mode}: {msg}");
+    }
+}
