@@ -1,5 +1,5 @@
-//! `isovec report`: the STS comparison, the retrieval comparison and the anisotropy charts in
-//! one Markdown report with SVG charts.
+//! `isovec report`: the STS comparison, the retrieval comparison (dense, BM25, and each dense
+//! pipeline fused with BM25) and the anisotropy charts in one Markdown report with SVG charts.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ use crate::eval::anisotropy::Anisotropy;
 use crate::eval::histogram_svg::write_histogram_svg;
 use crate::eval::retrieval_charts::{write_recall_curves_svg, write_scatter_svg};
 use crate::eval::retrieval_run::{markdown_tables, RetrievalRow};
+use crate::eval::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use crate::eval::sts::{Split, StsSet};
 use crate::eval::sts_table::{self, FitSource, StsPlan, StsRow, TransformKind, TransformSpec};
 use crate::transform::FlowConfig;
@@ -40,6 +41,9 @@ pub struct ReportArgs {
     /// Random document pairs for the cosine histograms.
     #[arg(long, default_value_t = 100_000)]
     pub pairs: usize,
+    /// Leave out the `bm25` row and the `hybrid:` row of each dense pipeline.
+    #[arg(long)]
+    pub no_lexical: bool,
 }
 
 /// Runs `isovec report`.
@@ -53,6 +57,9 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     }
     for path in &args.simcse {
         args.retrieval.pipelines.push(format!("simcse:{}", path.display()));
+    }
+    if !args.no_lexical {
+        add_lexical_rows(&mut args.retrieval.pipelines);
     }
     let retrieval_pooling: Pooling = args.retrieval.pooling.parse()?;
 
@@ -133,10 +140,21 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
         "nDCG@10 (exact)",
         &points,
     )?;
+    let hybrid = dense_and_hybrid(&outcome.rows);
+    if !hybrid.is_empty() {
+        let points: Vec<(String, f64, f64)> = hybrid.iter().map(|h| (h.dense.clone(), h.dense_ndcg, h.hybrid_ndcg)).collect();
+        write_scatter_svg(
+            &args.out.join("dense-vs-hybrid.svg"),
+            "nDCG@10 alone and fused with BM25",
+            "nDCG@10, dense (exact)",
+            "nDCG@10, hybrid with BM25 (exact)",
+            &points,
+        )?;
+    }
     let labelled: Vec<(&str, &Anisotropy)> = outcome.anisotropy.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_histogram_svg(&args.out.join("cosine-histogram.svg"), &labelled)?;
 
-    let report = render(&args, &sets, &sts_rows, &outcome, &points, &data, [sts_seconds, retrieval_seconds, started.elapsed().as_secs_f64()]);
+    let report = render(&args, &sets, &sts_rows, &outcome, &points, &hybrid, &data, [sts_seconds, retrieval_seconds, started.elapsed().as_secs_f64()]);
     let md = args.out.join("report.md");
     std::fs::write(&md, report).with_context(|| format!("writing {}", md.display()))?;
     let json = serde_json::json!({
@@ -153,6 +171,50 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", json_path.display()))?;
     eprintln!("report: {}", md.display());
     Ok(())
+}
+
+/// Adds `bm25` and `hybrid:<p>` for each dense pipeline `p` that lacks them.
+fn add_lexical_rows(pipelines: &mut Vec<String>) {
+    let dense: Vec<String> =
+        pipelines.iter().filter(|p| *p != "bm25" && !p.starts_with("hybrid:")).cloned().collect();
+    if !pipelines.iter().any(|p| p == "bm25") {
+        pipelines.push("bm25".into());
+    }
+    for p in dense {
+        let hybrid = format!("hybrid:{p}");
+        if !pipelines.contains(&hybrid) {
+            pipelines.push(hybrid);
+        }
+    }
+}
+
+/// A dense pipeline and its fusion with BM25, side by side.
+struct DenseAndHybrid {
+    dense: String,
+    dense_ndcg: f64,
+    hybrid_ndcg: f64,
+    /// The hybrid row's nDCG@10 minus `hybrid:raw`'s, and the p-value of that difference.
+    against_hybrid_raw: Option<(f64, f64)>,
+}
+
+/// Every dense row that has a `hybrid:` row with the default fusion (exact search).
+fn dense_and_hybrid(rows: &[RetrievalRow]) -> Vec<DenseAndHybrid> {
+    let hybrid_raw = rows.iter().find(|r| r.pipeline == "hybrid:raw");
+    rows.iter()
+        .filter_map(|dense| {
+            let hybrid = rows.iter().find(|r| r.pipeline == format!("hybrid:{}", dense.pipeline))?;
+            let against_hybrid_raw = hybrid_raw.filter(|h| h.pipeline != hybrid.pipeline).and_then(|h| {
+                let p = paired_randomization_p(&hybrid.per_query_ndcg10[1], &h.per_query_ndcg10[1], DEFAULT_ROUNDS, 0)?;
+                Some((hybrid.exact.ndcg10 - h.exact.ndcg10, p))
+            });
+            Some(DenseAndHybrid {
+                dense: dense.pipeline.clone(),
+                dense_ndcg: dense.exact.ndcg10,
+                hybrid_ndcg: hybrid.exact.ndcg10,
+                against_hybrid_raw,
+            })
+        })
+        .collect()
 }
 
 /// The STS row a retrieval pipeline corresponds to: same pooling, transform `none` for `raw`.
@@ -176,6 +238,7 @@ fn render(
     sts_rows: &[StsRow],
     outcome: &crate::eval::retrieval_run::RetrievalOutcome,
     points: &[(String, f64, f64)],
+    hybrid: &[DenseAndHybrid],
     data: &crate::eval::retrieval::BeirData,
     [sts_s, retrieval_s, total_s]: [f64; 3],
 ) -> String {
@@ -201,7 +264,7 @@ fn render(
     let _ = writeln!(md, "## STS\n");
     md.push_str(&sts_table::markdown_table(sts_rows, sets));
     let _ = writeln!(md, "\n## Retrieval\n");
-    let _ = writeln!(md, "Rankings of depth 100 from the store's HNSW index and from an exact cosine scan. ANN recall@10: share of the exact top 10 that HNSW returns.\n");
+    let _ = writeln!(md, "Rankings of depth 100 through the store (`store`: its HNSW index; for `bm25` its full-text index; for `hybrid:` both, fused) and with exact dense search (`exact`; fused with the same BM25 ranking for `hybrid:` rows). ANN recall@10: share of the exact top 10 that the store returns. p vs raw: paired randomisation test of the per-query nDCG@10 against `raw` ({DEFAULT_ROUNDS} rounds); with a few hundred queries, differences under about a point are noise.\n");
     md.push_str(&markdown_tables(&outcome.rows));
     for (model, count, max) in &outcome.truncated {
         let _ = writeln!(md, "\n{model}: {count} of {} documents truncated at {max} tokens.", data.corpus.len());
@@ -222,6 +285,19 @@ fn render(
         }
     }
     let _ = writeln!(md, "\n![recall@k, exact](recall-at-k.svg)\n\n![recall@k, HNSW](recall-at-k-hnsw.svg)\n");
+    if !hybrid.is_empty() {
+        let _ = writeln!(md, "## Beside lexical matching\n");
+        let _ = writeln!(md, "Does a transform (or SimCSE) still help once BM25 carries the exact terms? Each dense pipeline alone and fused with BM25 (default fusion, exact dense search); the last column tests each fused row against `hybrid:raw`.\n");
+        let _ = writeln!(md, "| pipeline | nDCG@10 dense | nDCG@10 hybrid | hybrid − hybrid:raw | p |\n|---|---:|---:|---:|---:|");
+        for h in hybrid {
+            let (diff, p) = match h.against_hybrid_raw {
+                Some((d, p)) => (format!("{d:+.4}"), if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }),
+                None => ("-".into(), "-".into()),
+            };
+            let _ = writeln!(md, "| {} | {:.4} | {:.4} | {diff} | {p} |", h.dense, h.dense_ndcg, h.hybrid_ndcg);
+        }
+        let _ = writeln!(md, "\n![dense against hybrid nDCG@10](dense-vs-hybrid.svg)\n");
+    }
     let _ = writeln!(md, "## STS against retrieval\n");
     let _ = writeln!(md, "| pipeline | STS avg (all) | nDCG@10 (exact) |\n|---|---:|---:|");
     for (name, sts, ndcg) in points {
