@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::BagOfWords;
-use isovec::store::{AsyncStore, SearchParams, Store, TextDoc};
+use isovec::store::{AsyncStore, SearchMode, SearchParams, Store, TextDoc};
 use isovec::{Embedder, PipelineId};
 use serde_json::json;
 
@@ -82,6 +82,17 @@ fn concurrent_text_queries_are_batched_and_answered() {
         assert_eq!(api.delete("default", vec!["d5".into()]).await.unwrap(), 1);
         let hits = api.search("default", v, SearchParams::k(1)).await.unwrap();
         assert_ne!(hits[0].id, "d5");
+        // Lexical and hybrid text queries: the lexical one encodes nothing.
+        let texts_before = emb.texts.load(Ordering::SeqCst);
+        let lexical = SearchParams::k(3).with_mode(SearchMode::Lexical);
+        let hits = api.search_text("default", "glaciers", lexical).await.unwrap();
+        assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["d4"]);
+        assert_eq!(emb.texts.load(Ordering::SeqCst), texts_before, "a lexical query is not encoded");
+        let hybrid = SearchParams::k(3).with_mode(SearchMode::Hybrid);
+        let hits = api.search_text("default", "tulips tulips", hybrid.clone()).await.unwrap();
+        assert_eq!(hits[0].id, "d6");
+        let direct = store.collection("default").unwrap().search_text(&emb.inner, "tulips tulips", &hybrid).unwrap();
+        assert_eq!(hits, direct, "the async hybrid search equals the direct one");
         assert!(api.search_text("missing", "x", SearchParams::k(1)).await.is_err());
         assert!(api.search_text("default", "   ", SearchParams::k(1)).await.is_err());
     });

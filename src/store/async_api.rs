@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Collection, Doc, Hit, SearchParams, Store, TextDoc, UpsertReport};
+use crate::store::{Collection, Doc, Hit, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error, Result};
 
 /// Longest wait for more queries to join a micro-batch.
@@ -51,6 +51,11 @@ impl AsyncStore {
     /// Searches `collection` for `text`, encoding it together with concurrent queries.
     pub async fn search_text(&self, collection: &str, text: &str, params: SearchParams) -> Result<Vec<Hit>> {
         let collection = self.collection(collection).await?;
+        if params.mode == SearchMode::Lexical {
+            // Nothing to encode: BM25 runs on the text.
+            let text = text.to_string();
+            return blocking(move || collection.search_lexical(&text, &params)).await;
+        }
         let (reply, answer) = oneshot::channel();
         let job = QueryJob {
             collection,
@@ -150,7 +155,11 @@ fn answer_batch(jobs: Vec<QueryJob>, embedder: &dyn Embedder) {
     match encoded {
         Ok(vectors) if vectors.len() == ready.len() => {
             for (job, vector) in ready.into_iter().zip(vectors) {
-                let _ = job.reply.send(job.collection.search(&vector, &job.params));
+                let found = match job.params.mode {
+                    SearchMode::Hybrid => job.collection.search_hybrid(&vector, &job.text, &job.params),
+                    _ => job.collection.search(&vector, &job.params),
+                };
+                let _ = job.reply.send(found);
             }
         }
         Ok(vectors) => {
