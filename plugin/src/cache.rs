@@ -35,10 +35,12 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 }
 
 /// The store in `dir`, opened once per process; `create` allows making a new store there.
+/// A store outside the store root ([`crate::store_root`]) is refused.
 pub fn store(dir: &Path, create: bool) -> Result<Arc<Store>> {
     if dir.as_os_str().is_empty() {
         return Err(Error::InvalidInput("the store path is empty; give the store's directory".into()));
     }
+    crate::store_root::check(dir)?;
     let mut stores = lock(&STORES);
     if let Ok(key) = std::fs::canonicalize(dir) {
         if let Some(s) = stores.get(&key) {

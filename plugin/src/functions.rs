@@ -17,11 +17,14 @@ use crate::pipeline_spec::{pipeline_for_id, PipelineSpec};
 
 /// Registers the scalar functions on `db`.
 pub fn register(db: &Connection) -> rusqlite::Result<()> {
+    // Only functions of their arguments alone are deterministic (SQLite may then reuse a result
+    // within a statement and allows them in indexes and generated columns).
     let pure = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    // Writes and store access have side effects: never deterministic.
+    // isovec_embed reads model and transform files, which can change between calls; writes and
+    // store access have side effects: never deterministic.
     let effects = FunctionFlags::SQLITE_UTF8;
     for n in [1, 2] {
-        db.create_scalar_function("isovec_embed", n, pure, |ctx| guarded("isovec_embed", || embed(ctx)))?;
+        db.create_scalar_function("isovec_embed", n, effects, |ctx| guarded("isovec_embed", || embed(ctx)))?;
     }
     db.create_scalar_function("isovec_cosine", 2, pure, |ctx| guarded("isovec_cosine", || cosine(ctx)))?;
     db.create_scalar_function("isovec_dims", 1, pure, |ctx| guarded("isovec_dims", || dims(ctx)))?;

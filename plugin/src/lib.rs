@@ -12,6 +12,9 @@
 //! - the table-valued function `isovec_search(store, collection, query [, k [, filter]])` with
 //!   columns `id, score, text, metadata`.
 //!
+//! With `ISOVEC_SQLITE_ROOT` set when the extension is loaded, stores open and are created only
+//! inside that directory ([`store_root`]).
+//!
 //! Everything is the isovec library's own code (store, encoder, transforms); opened stores and
 //! loaded models are cached per process ([`cache`]), so only the first call pays for loading.
 
@@ -21,6 +24,7 @@ mod functions;
 mod guard;
 mod pipeline_spec;
 mod search_vtab;
+mod store_root;
 
 use std::os::raw::{c_char, c_int};
 
@@ -59,8 +63,10 @@ pub unsafe extern "C" fn sqlite3_extension_init(
     result.unwrap_or(ffi::SQLITE_ERROR)
 }
 
-/// Registers every function and the search module on one connection.
+/// Reads the store root ([`store_root`]), then registers every function and the search module on
+/// one connection.
 fn register(db: Connection) -> rusqlite::Result<bool> {
+    store_root::configure_from_env().map_err(|e| guard::sql_error(format!("isovec: {e}")))?;
     functions::register(&db)?;
     search_vtab::register(&db)?;
     Ok(false)
