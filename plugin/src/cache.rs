@@ -83,7 +83,7 @@ pub fn encoder(dir: &Path, max_length: Option<usize>) -> Result<Arc<Encoder>> {
         max_length,
         ..EncoderOptions::default()
     };
-    // Loaded from the path as given: the model's name (its folder name) is part of pipeline ids.
+    // Loaded from the path as given: the model's name (its folder name) labels pipeline ids.
     let encoder = Arc::new(Encoder::load(dir, options)?);
     encoders.insert(key, encoder.clone());
     Ok(encoder)
@@ -96,12 +96,9 @@ fn missing_model(dir: &Path, e: Error) -> Error {
     ))
 }
 
-/// An already-loaded encoder that produces `id` (same weights and maximum length), if any.
+/// An already-loaded encoder that produces `id` (same model files and maximum length), if any.
 pub fn loaded_encoder(id: &EncoderId) -> Option<Arc<Encoder>> {
-    lock(&ENCODERS)
-        .values()
-        .find(|e| e.name() == id.model && e.weights_sha256() == id.weights_sha256 && e.tokenizer().max_length() == id.max_length)
-        .cloned()
+    lock(&ENCODERS).values().find(|e| e.produces(id)).cloned()
 }
 
 /// The transform file at `path`, loaded once per process (and remembered by its id).

@@ -147,8 +147,8 @@ pub fn pipeline_for_id(id: &PipelineId) -> Result<Arc<Pipeline>> {
     Ok(pipeline)
 }
 
-/// The encoder with these weights and maximum length: one loaded already, else the default model
-/// folder or `<isovec cache>/models/<name>` if its weights match.
+/// The encoder that produces `id`: one loaded already, else the default model folder or
+/// `<isovec cache>/models/<name>` if its files match.
 fn find_encoder(id: &EncoderId) -> Result<Arc<Encoder>> {
     if let Some(e) = cache::loaded_encoder(id) {
         return Ok(e);
@@ -164,7 +164,7 @@ fn find_encoder(id: &EncoderId) -> Result<Arc<Encoder>> {
         }
         // A model with fewer positions than id.max_length cannot be it; skip it.
         if let Ok(e) = cache::encoder(&dir, Some(id.max_length)) {
-            if e.name() == id.model && e.weights_sha256() == id.weights_sha256 {
+            if e.produces(id) {
                 return Ok(e);
             }
         }

@@ -136,6 +136,7 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
         encoder: EncoderId {
             model: "bench-vectors".into(),
             weights_sha256: String::new(),
+            files_sha256: None,
             pooling: "none".into(),
             max_length: 0,
         },

@@ -100,6 +100,23 @@ impl ModelDir {
         sha256_file(&self.weights)
     }
 
+    /// sha256 over the files that determine the vectors, given the weights' sha256: `config.json`,
+    /// and `tokenizer.json`, or else `vocab.txt` with the lower-casing flag the tokenizer uses.
+    ///
+    /// Each part is hashed as the tokenizer and model read it (file bytes), so any edit to those
+    /// files changes the result; the folder's name and other files do not.
+    pub fn files_sha256(&self, weights_sha256: &str) -> Result<String> {
+        let mut manifest = format!("isovec model files 1\nweights {weights_sha256}\nconfig.json {}\n", sha256_file(&self.config)?);
+        match (&self.tokenizer_json, &self.vocab_txt) {
+            (Some(json), _) => manifest += &format!("tokenizer.json {}\n", sha256_file(json)?),
+            (None, Some(vocab)) => manifest += &format!("vocab.txt {}\nlowercase {}\n", sha256_file(vocab)?, self.lowercase()),
+            (None, None) => {
+                return Err(Error::Model(format!("{}: neither tokenizer.json nor vocab.txt is there", self.path.display())))
+            }
+        }
+        Ok(hex::encode(Sha256::digest(manifest.as_bytes())))
+    }
+
     /// Reads every tensor of the weights file as f32, with any `bert.` prefix removed.
     pub fn read_weights(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
         let context = |e: candle_core::Error| {

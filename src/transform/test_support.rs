@@ -9,6 +9,7 @@ pub(crate) fn encoder(pooling: &str) -> EncoderId {
     EncoderId {
         model: "all-MiniLM-L6-v2".into(),
         weights_sha256: "ab".repeat(32),
+        files_sha256: Some("cd".repeat(32)),
         pooling: pooling.into(),
         max_length: 128,
     }

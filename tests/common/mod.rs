@@ -24,6 +24,7 @@ impl BagOfWords {
                 encoder: EncoderId {
                     model: model.into(),
                     weights_sha256: "0".repeat(64),
+                    files_sha256: None,
                     pooling: "sum".into(),
                     max_length: 128,
                 },

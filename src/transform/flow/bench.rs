@@ -28,6 +28,7 @@ pub fn measure_flow_fit(vectors: usize, dims: usize, config: &FlowConfig) -> Res
     let encoder = EncoderId {
         model: "synthetic".into(),
         weights_sha256: String::new(),
+        files_sha256: None,
         pooling: "none".into(),
         max_length: 0,
     };
