@@ -23,7 +23,8 @@ impl BagOfWords {
             id: PipelineId {
                 encoder: EncoderId {
                     model: model.into(),
-                    weights_sha256: "0".repeat(64),
+                    // Ids are by content, not name: each name stands for other weights.
+                    weights_sha256: format!("{:016x}", fnv(model)).repeat(4),
                     files_sha256: None,
                     pooling: "sum".into(),
                     max_length: 128,
