@@ -385,6 +385,7 @@ mod tests {
                 encoder: crate::EncoderId {
                     model: "m".into(),
                     weights_sha256: "00".into(),
+                    files_sha256: None,
                     pooling: "mean".into(),
                     max_length: 8,
                 },
