@@ -15,6 +15,9 @@ use isovec::store::{Collection, CollectionConfig, SearchParams, Store, TextDoc};
 use isovec::transform::{fit_whitening, Transform};
 use isovec::{Embedder, EncoderId, Pipeline, PipelineId};
 
+mod common;
+use common::copy_dir;
+
 /// The vocabulary of the tiny model: BERT's special tokens, then lower-case words.
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "sat", "ran", "on", "mat", "in", "park", "bread",
@@ -205,19 +208,6 @@ fn a_legacy_id_matches_the_same_weights_pooling_and_length_only() {
     // Two current ids with different files differ even with the same weights.
     let other_files = EncoderId { files_sha256: Some("0".repeat(64)), ..current.clone() };
     assert_ne!(other_files, current);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{doc, exact_ids, random_unit, BagOfWords};
+use common::{copy_dir, doc, exact_ids, random_unit, BagOfWords};
 use isovec::store::{Doc, Filter, SearchParams, Store, TextDoc};
 use isovec::Error;
 use serde_json::json;
@@ -90,19 +90,6 @@ fn writes_after_the_snapshot_are_replayed() {
     let hits = c.search(&random_unit(5, DIMS), &SearchParams::k(149)).unwrap();
     assert_eq!(hits.len(), 149);
     assert!(!ids(&hits).contains(&"doc-5".to_string()));
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
