@@ -238,7 +238,7 @@ fn assert_same_vectors_and_search(collection: &Collection, pipeline: &Pipeline) 
 
 /// fixtures/store-d029160 was written by isovec at commit d029160 (before ids covered the model
 /// files) with the tiny model in a folder named `tiny-bert`, by the `make_fixture` program in
-/// this file's history (commit 7014ff8): collections `raw` (mean pooling) and `whitened` (plus
+/// this file's history (the commit that added the fixture): collections `raw` (mean pooling) and `whitened` (plus
 /// the whitening in `whiten.safetensors`, fitted on the documents).
 #[test]
 fn a_store_written_before_content_ids_opens_and_searches() {
