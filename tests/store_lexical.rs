@@ -366,3 +366,21 @@ fn a_durable_write_is_not_reported_as_failed_when_maintenance_fails() {
     assert_eq!(c.get("u69").unwrap().unwrap().text, "again69 shared");
     assert_eq!(c.stats().unwrap().text_index.documents, 100);
 }
+
+#[test]
+fn dropping_a_collection_with_a_live_handle_stops_its_text_index_first() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let emb = BagOfWords::new(DIMS);
+        let (store, c) = open(dir.path());
+        // Many small commits: segments that tantivy merges in the background.
+        for i in 0..12 {
+            c.add_texts(&emb, &unique_docs(i * 10..i * 10 + 10)).unwrap();
+            c.search_lexical("shared", &lexical(1)).unwrap();
+        }
+        assert!(store.drop_collection("c").unwrap(), "round {round}");
+        assert!(!dir.path().join("index").join("c").exists(), "round {round}: the index folder is gone");
+        let err = c.search_lexical("shared", &lexical(1)).unwrap_err().to_string();
+        assert!(err.contains("dropped"), "{err}");
+    }
+}

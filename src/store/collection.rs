@@ -760,6 +760,8 @@ impl Collection {
     /// Marks the handle unusable (the collection was dropped).
     pub(crate) fn mark_dropped(&self) {
         self.inner.dropped.store(true, Ordering::SeqCst);
+        // Nothing may write into the index folder while the store removes it.
+        self.inner.text.shut_down();
     }
 
     fn compact_locked(&self, writer: &mut WriterState) -> Result<()> {

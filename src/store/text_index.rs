@@ -131,7 +131,8 @@ struct Fields {
 }
 
 struct WriterState {
-    writer: IndexWriter,
+    /// `None` once the index is shut down (its collection was dropped).
+    writer: Option<IndexWriter>,
     /// Sequence number of the last write handed to the writer.
     applied_seq: u64,
     /// Sequence number the last commit recorded.
@@ -229,7 +230,7 @@ impl TextIndex {
             fields,
             params,
             writer: Mutex::new(WriterState {
-                writer,
+                writer: Some(writer),
                 applied_seq: covered,
                 committed_seq: covered,
             }),
@@ -285,7 +286,7 @@ impl TextIndex {
         let indexed = self.live_iids()?;
         let mut st = self.writer()?;
         for iid in indexed.iter().filter(|iid| !live.contains(iid)) {
-            st.writer.delete_term(Term::from_field_u64(self.fields.iid, *iid));
+            live_writer(&st)?.delete_term(Term::from_field_u64(self.fields.iid, *iid));
         }
         for kv in tree.scan_prefix([DOC_TAG]) {
             let (_, v) = kv.map_err(db_error)?;
@@ -319,7 +320,7 @@ impl TextIndex {
     pub fn apply(&self, removed: &[u64], added: &[(u64, &str)], seq: u64) -> Result<()> {
         let mut st = self.writer()?;
         for iid in removed {
-            st.writer.delete_term(Term::from_field_u64(self.fields.iid, *iid));
+            live_writer(&st)?.delete_term(Term::from_field_u64(self.fields.iid, *iid));
         }
         for (iid, text) in added {
             self.add_locked(&st, *iid, text)?;
@@ -332,7 +333,7 @@ impl TextIndex {
         let mut doc = TantivyDocument::default();
         doc.add_u64(self.fields.iid, iid);
         doc.add_text(self.fields.body, text);
-        st.writer.add_document(doc).map_err(|e| text_error("adding a document", e))?;
+        live_writer(st)?.add_document(doc).map_err(|e| text_error("adding a document", e))?;
         Ok(())
     }
 
@@ -348,13 +349,25 @@ impl TextIndex {
     fn commit_now(&self) -> Result<()> {
         let mut st = self.writer()?;
         let seq = st.applied_seq;
-        let mut prepared = st.writer.prepare_commit().map_err(|e| text_error("commit", e))?;
+        let writer = st.writer.as_mut().ok_or_else(shut_down)?;
+        let mut prepared = writer.prepare_commit().map_err(|e| text_error("commit", e))?;
         prepared.set_payload(&seq.to_string());
         prepared.commit().map_err(|e| text_error("commit", e))?;
         st.committed_seq = seq;
         drop(st);
         self.reader.reload().map_err(|e| text_error("reloading after commit", e))?;
         Ok(())
+    }
+
+    /// Stops the writer and waits for its background merges, so that nothing writes into the
+    /// index folder any more (before the folder is removed); later writes are errors.
+    pub fn shut_down(&self) {
+        let writer = self.writer.lock().ok().and_then(|mut st| st.writer.take());
+        if let Some(writer) = writer {
+            if let Err(e) = writer.wait_merging_threads() {
+                tracing::warn!("text index {}: stopping its merges: {e}", self.dir.display());
+            }
+        }
     }
 
     /// Whether writes were handed over since the last commit.
@@ -459,6 +472,21 @@ impl TextIndex {
             .lock()
             .map_err(|_| Error::Store("a thread panicked while writing the text index; reopen the store".into()))
     }
+}
+
+impl Drop for TextIndex {
+    /// Merges finish before the index goes, so the store can be reopened at once.
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+fn live_writer(st: &WriterState) -> Result<&IndexWriter> {
+    st.writer.as_ref().ok_or_else(shut_down)
+}
+
+fn shut_down() -> Error {
+    Error::Store("the text index was shut down (its collection was dropped); open the collection again".into())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
