@@ -311,7 +311,7 @@ fn random_set(n: usize, nq: usize, dims: usize) -> (Vectors, Vectors, Vec<Vec<us
 }
 
 /// Removes a temporary folder when the benchmark ends, however it ends.
-struct RemoveOnDrop(PathBuf);
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -319,7 +319,8 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn dir_size(path: &Path) -> u64 {
+/// Bytes of the files under `path`, 0 where it cannot be read.
+pub(crate) fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else { return 0 };
     entries
         .flatten()

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod bench_ann;
 pub mod bench_encode;
+pub mod bench_hybrid;
 pub mod common;
 pub mod embed;
 pub mod eval_retrieval;
@@ -92,6 +93,9 @@ pub enum BenchCommand {
     Encode(bench_encode::BenchEncodeArgs),
     /// The HNSW index on a fixed vector set: build, recall@10 by ef, queries/s, reopen time.
     Ann(bench_ann::BenchAnnArgs),
+    /// Full-text index beside HNSW on a fixed text set: text-index build time, disk per document,
+    /// text query latency (p50/p90/p99) in dense, lexical and hybrid mode.
+    Hybrid(bench_hybrid::BenchHybridArgs),
     /// SimCSE training steps/s and tokens/s.
     Train(train::BenchTrainArgs),
 }
@@ -119,6 +123,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Retrieval(args)) => eval_retrieval::run(args),
         Command::Bench(BenchCommand::Encode(args)) => bench_encode::run(args),
         Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
+        Command::Bench(BenchCommand::Hybrid(args)) => bench_hybrid::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),
