@@ -116,15 +116,7 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     if gt.len() < queries.rows() {
         bail!("the ground truth has {} lines for {} queries", gt.len(), queries.rows());
     }
-    let _cleanup;
-    let dir: PathBuf = match &args.store {
-        Some(d) => d.clone(),
-        None => {
-            let d = std::env::temp_dir().join(format!("isovec-bench-ann-{}", std::process::id()));
-            _cleanup = RemoveOnDrop(d.clone());
-            d
-        }
-    };
+    let (dir, _cleanup) = bench_dir(args.store.as_ref(), "ann");
     let mut hnsw = HnswParams::default();
     if let Some(m) = args.m {
         hnsw.m = m;
@@ -310,8 +302,20 @@ fn random_set(n: usize, nq: usize, dims: usize) -> (Vectors, Vectors, Vec<Vec<us
     (base, queries, gt)
 }
 
+/// The store folder of a benchmark: `given`, or a temporary one removed when the returned guard
+/// drops.
+pub(crate) fn bench_dir(given: Option<&PathBuf>, bench: &str) -> (PathBuf, Option<RemoveOnDrop>) {
+    match given {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!("isovec-bench-{bench}-{}", std::process::id()));
+            (d.clone(), Some(RemoveOnDrop(d)))
+        }
+    }
+}
+
 /// Removes a temporary folder when the benchmark ends, however it ends.
-pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
+pub(crate) struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

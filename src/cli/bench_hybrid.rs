@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::cli::bench_ann::{dir_size, RemoveOnDrop};
+use crate::cli::bench_ann::{bench_dir, dir_size};
 use crate::cli::common::PipelineArgs;
 use crate::store::text_index::TEXT_DIR;
 use crate::store::vecfile::read_npy;
@@ -110,15 +110,7 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
     let pipeline = args.pipeline.load()?;
     check_base(pipeline.as_ref(), &texts, &base)?;
 
-    let _cleanup;
-    let dir: PathBuf = match &args.store {
-        Some(d) => d.clone(),
-        None => {
-            let d = std::env::temp_dir().join(format!("isovec-bench-hybrid-{}", std::process::id()));
-            _cleanup = RemoveOnDrop(d.clone());
-            d
-        }
-    };
+    let (dir, _cleanup) = bench_dir(args.store.as_ref(), "hybrid");
     let n = texts.len();
     eprintln!("building a store of {n} documents in {}", dir.display());
     let store = Store::open(&dir)?;
