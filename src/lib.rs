@@ -42,4 +42,4 @@ pub mod train;
 pub mod transform;
 
 pub use error::{Error, Result};
-pub use pipeline::{Embedder, EncoderId, Pipeline, PipelineId, TransformId};
+pub use pipeline::{Embedder, EncoderId, Pipeline, PipelineId, TokenSpans, TransformId};

@@ -104,6 +104,21 @@ pub trait Embedder: Send + Sync {
     fn dims(&self) -> usize;
     /// One vector per text, in input order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// The tokens of `text` as the encoder sees them before its length limit; `None` for an
+    /// embedder that does not say (its long texts are neither counted as cut nor split).
+    fn token_spans(&self, text: &str) -> Result<Option<TokenSpans>> {
+        let _ = text;
+        Ok(None)
+    }
+}
+
+/// A text's tokens as byte ranges in it, and how many fit in one encoder input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSpans {
+    /// Byte range of each token in the text, in order; special tokens left out, none cut.
+    pub spans: Vec<std::ops::Range<usize>>,
+    /// Tokens one input holds besides the special tokens: the rest of a longer text is cut.
+    pub capacity: usize,
 }
 
 /// A complete pipeline: an encoder, a pooling, an optional fitted transform, L2 normalisation.
@@ -189,6 +204,9 @@ impl Embedder for Pipeline {
     }
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         Ok(self.embed_with_progress(texts, &|_| {})?.vectors)
+    }
+    fn token_spans(&self, text: &str) -> Result<Option<TokenSpans>> {
+        Ok(Some(self.encoder.tokenizer().token_spans(text)?))
     }
 }
 

@@ -24,7 +24,7 @@ fn index_search_delete_compact_the_fixture_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let emb: Arc<dyn Embedder> = Arc::new(BagOfWords::new(256));
-    let index = IndexArgs { target: target(&store_dir), file: corpus(), format: None, batch: 64 };
+    let index = IndexArgs { target: target(&store_dir), file: corpus(), format: None, batch: 64, passages: false, passage_tokens: None, passage_stride: None };
     store_cmds::index(&index, emb.clone()).unwrap();
     // Indexing twice is idempotent.
     store_cmds::index(&index, emb.clone()).unwrap();
@@ -94,7 +94,7 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
     writeln!(f, "{{this is not json").unwrap();
     drop(f);
     let store_dir = dir.path().join("s");
-    let args = IndexArgs { target: target(&store_dir), file: file.clone(), format: None, batch: 4 };
+    let args = IndexArgs { target: target(&store_dir), file: file.clone(), format: None, batch: 4, passages: false, passage_tokens: None, passage_stride: None };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":7:") && err.contains("JSON"), "{err}");
     {
@@ -107,13 +107,13 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
     // Invalid UTF-8 in a plain text file.
     let text = dir.path().join("docs.txt");
     std::fs::write(&text, b"first line\nsecond \xff\xfe line\n").unwrap();
-    let args = IndexArgs { target: StoreArgs { store: store_dir.clone(), collection: "plain".into() }, file: text, format: None, batch: 10 };
+    let args = IndexArgs { target: StoreArgs { store: store_dir.clone(), collection: "plain".into() }, file: text, format: None, batch: 10, passages: false, passage_tokens: None, passage_stride: None };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":2:") && err.contains("UTF-8"), "{err}");
     // An empty text and a store that does not exist.
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "{\"id\": \"e\", \"text\": \"  \"}\n").unwrap();
-    let args = IndexArgs { target: target(&store_dir), file: empty, format: None, batch: 10 };
+    let args = IndexArgs { target: target(&store_dir), file: empty, format: None, batch: 10, passages: false, passage_tokens: None, passage_stride: None };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":1:") && err.contains("empty"), "{err}");
     let missing = SearchArgs {

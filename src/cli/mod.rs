@@ -127,7 +127,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),
-        Command::Index(cmd) => store_cmds::index(&cmd.index, cmd.pipeline.load()?),
+        Command::Index(cmd) => store_cmds::index(&cmd.index, cmd.pipeline.load()?).map(drop),
         Command::Search(cmd) => store_cmds::search(&cmd.search, &|| Ok(cmd.pipeline.load()? as std::sync::Arc<dyn crate::Embedder>)),
         Command::Delete(args) => store_cmds::delete(&args),
         Command::Stats(args) => store_cmds::stats(&args),

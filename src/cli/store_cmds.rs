@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::store::{CollectionConfig, Filter, Fusion, Hit, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
+use crate::store::{CollectionConfig, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error};
 
 /// Which store and collection a command works on.
@@ -47,6 +47,16 @@ pub struct IndexArgs {
     /// Documents per durable batch.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Split texts longer than the encoder's limit into overlapping passages, one vector each
+    /// (a document scores as its best passage), instead of cutting their tail.
+    #[arg(long)]
+    pub passages: bool,
+    /// Tokens per passage (default: the encoder's limit, 254 for the default model).
+    #[arg(long, requires = "passages")]
+    pub passage_tokens: Option<usize>,
+    /// Tokens from one passage's start to the next's (default: 3/4 of the passage, a quarter of overlap).
+    #[arg(long, requires = "passages")]
+    pub passage_stride: Option<usize>,
 }
 
 /// `isovec search`: the documents nearest to a query text.
@@ -114,8 +124,8 @@ pub struct CompactArgs {
     pub target: StoreArgs,
 }
 
-/// Runs `isovec index`.
-pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()> {
+/// Runs `isovec index`; returns what it wrote (cut texts and passages included).
+pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<UpsertReport> {
     let store = Store::open(&args.target.store)?;
     let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
     let collection = store.get_or_create_collection(&args.target.collection, config)?;
@@ -179,7 +189,16 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()
             break;
         }
         let docs: Vec<TextDoc> = batch.iter().map(|(_, d)| d.clone()).collect();
-        let report = collection.add_texts(embedder.as_ref(), &docs).map_err(|e| {
+        let written = if args.passages {
+            let passages = Passages {
+                length: args.passage_tokens,
+                stride: args.passage_stride,
+            };
+            collection.add_texts_in_passages(embedder.as_ref(), &docs, passages)
+        } else {
+            collection.add_texts(embedder.as_ref(), &docs)
+        };
+        let report = written.map_err(|e| {
             let first = batch.first().map(|b| b.0).unwrap_or(0);
             anyhow::anyhow!("{e}\n(batch of lines {first}–{line_no} not written; earlier batches were)")
         })?;
@@ -190,6 +209,8 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()
         totals.inserted += report.inserted;
         totals.replaced += report.replaced;
         totals.duplicate_ids.extend(report.duplicate_ids);
+        totals.passages += report.passages;
+        totals.truncated += report.truncated;
         let docs_done = totals.inserted + totals.replaced;
         bar.set_position(bytes_read);
         bar.set_message(format!("{docs_done} docs, {:.0} docs/s", docs_done as f64 / start.elapsed().as_secs_f64().max(1e-9)));
@@ -208,7 +229,19 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<()
         totals.duplicate_ids.len(),
         docs as f64 / secs.max(1e-9)
     );
-    Ok(())
+    if args.passages {
+        eprintln!("{} passages (vectors) for {docs} documents; no text was cut", totals.passages);
+    } else if totals.truncated > 0 {
+        eprintln!(
+            "{} of {docs} texts were longer than the encoder's limit ({} tokens) and lost their tail in the dense index \
+             (the full-text index has them whole); --passages indexes long texts whole, as overlapping passages",
+            totals.truncated,
+            embedder.id().encoder.max_length
+        );
+    } else {
+        eprintln!("no text was longer than the encoder's limit ({} tokens)", embedder.id().encoder.max_length);
+    }
+    Ok(totals)
 }
 
 /// Runs `isovec search`; `load` gives the embedder (not called for a lexical search).

@@ -22,6 +22,8 @@ pub struct Tokens {
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without the length limit, to see a whole text's tokens.
+    whole: Tokenizer,
     max_length: usize,
     /// Number of tokens an empty text produces (the special tokens).
     special_count: usize,
@@ -64,9 +66,14 @@ impl TextTokenizer {
         let empty = inner
             .encode("", true)
             .map_err(|e| Error::Model(format!("tokenizer cannot encode: {e}")))?;
+        let mut whole = inner.clone();
+        whole
+            .with_truncation(None)
+            .map_err(|e| Error::Model(format!("tokenizer without a length limit: {e}")))?;
         Ok(TextTokenizer {
             special_count: empty.get_ids().len(),
             inner,
+            whole,
             max_length,
         })
     }
@@ -74,6 +81,19 @@ impl TextTokenizer {
     /// The maximum number of tokens, special tokens included.
     pub fn max_length(&self) -> usize {
         self.max_length
+    }
+
+    /// Every token of `text` (special tokens left out, none cut) as its byte range in `text`,
+    /// and how many of them one input holds.
+    pub fn token_spans(&self, text: &str) -> Result<crate::pipeline::TokenSpans> {
+        let enc = self
+            .whole
+            .encode(text, false)
+            .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
+        Ok(crate::pipeline::TokenSpans {
+            spans: enc.get_offsets().iter().map(|&(a, b)| a..b).collect(),
+            capacity: self.max_length.saturating_sub(self.special_count),
+        })
     }
 
     /// The id of a token in the vocabulary.
@@ -179,6 +199,30 @@ mod tests {
         assert_eq!(out[1].ids.len(), 8);
         assert!(out[1].truncated);
         assert_eq!(out[1].ids[7], tok.token_id("[SEP]").unwrap());
+    }
+
+    #[test]
+    fn token_spans_cover_the_whole_text_and_agree_with_truncation() {
+        let Some(dir) = default_dir() else {
+            eprintln!("skipped: default model not installed (isovec model fetch)");
+            return;
+        };
+        let tok = TextTokenizer::load(&dir, 8).unwrap();
+        let text = "Café owners tokenize unbelievably long sentences, word after word.";
+        let spans = tok.token_spans(text).unwrap();
+        assert_eq!(spans.capacity, 6, "8 minus [CLS] and [SEP]");
+        let cut = tok.tokenize(&[text]).unwrap().remove(0);
+        assert!(cut.truncated && spans.spans.len() > spans.capacity);
+        // The pieces, lower-cased and accent-free, are the tokens the vocabulary holds.
+        let whole = TextTokenizer::load(&dir, 512).unwrap().tokenize(&[text]).unwrap().remove(0);
+        assert_eq!(whole.ids.len(), spans.spans.len() + 2);
+        assert_eq!(&text[spans.spans[0].clone()], "Café");
+        assert_eq!(&text[spans.spans.last().unwrap().clone()], ".");
+        for w in spans.spans.windows(2) {
+            assert!(w[0].end <= w[1].start, "spans in order, not overlapping: {w:?}");
+        }
+        let short = tok.token_spans("hello").unwrap();
+        assert_eq!(short.spans, vec![0..5]);
     }
 
     #[test]

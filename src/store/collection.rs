@@ -10,6 +10,9 @@
 //!   under the read lock, and stay invisible (internal id above `State::seq`) until that step;
 //! - internal ids are fresh sequence numbers, never reused: a replaced or deleted internal id
 //!   becomes a tombstone until a compaction rebuilds the index without it;
+//! - a document indexed as passages owns one internal id per passage, consecutive, and every
+//!   write, delete and tombstone covers all of them; a dense search ranks a document by its best
+//!   passage and reports it once, under its first internal id (the one the text index knows);
 //! - a write is acknowledged once sled has it: trouble in the derived state that follows (HNSW
 //!   snapshot, compaction, text index) is logged and kept in [`CollectionStats::maintenance_error`],
 //!   never reported as a failed write — the next open replays or rebuilds from sled;
@@ -30,8 +33,10 @@ use crate::store::index::{exact_top_k, normalized, Index, Scored};
 use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::store::layout::{
     self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig,
-    DocRecord, VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, SEQ_KEY, TOMB_TAG, VECTOR_TAG,
+    DocRecord, VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, PASSAGE_TAG, POINTS_KEY, SEQ_KEY,
+    TOMB_TAG, VECTOR_TAG,
 };
+use crate::store::passages::{self, Passages};
 use crate::store::snapshot::{self, Manifest};
 use crate::{Embedder, Error, Result};
 
@@ -74,6 +79,19 @@ pub struct TextDoc {
     pub metadata: Value,
 }
 
+/// A document with one vector per passage, as given to [`Collection::upsert_passages`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassagesDoc {
+    /// External id, unique within the collection.
+    pub id: String,
+    /// The whole text (the full-text index holds it whole).
+    pub text: String,
+    /// Metadata: a JSON object, or null.
+    pub metadata: Value,
+    /// One vector per passage (at least one); the document's dense score is its best one's.
+    pub vectors: Vec<Vec<f32>>,
+}
+
 /// What an upsert did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpsertReport {
@@ -83,6 +101,11 @@ pub struct UpsertReport {
     pub replaced: usize,
     /// Ids given more than once in the batch (the last occurrence was kept).
     pub duplicate_ids: Vec<String>,
+    /// Vectors written: one per document, more for documents indexed as passages.
+    pub passages: usize,
+    /// Texts longer than the encoder's limit whose tail was not encoded (always 0 when they
+    /// are split into passages; unknown, so 0, for an embedder that does not show its tokens).
+    pub truncated: usize,
 }
 
 /// How to search.
@@ -165,6 +188,8 @@ pub struct CollectionStats {
     pub name: String,
     /// Live documents.
     pub documents: u64,
+    /// Live vectors: one per document, more for documents indexed as passages.
+    pub points: u64,
     /// Points in the HNSW graph, deleted ones included.
     pub indexed_points: usize,
     /// Deleted or replaced points still in the graph.
@@ -216,8 +241,20 @@ struct State {
     index: Index,
     tombstones: HashSet<u64>,
     metadata: HashMap<u64, Value>,
+    /// Internal id of a passage after the first → its document's first internal id.
+    owner: HashMap<u64, u64>,
     count: u64,
+    /// Live vectors (at least `count`).
+    points: u64,
     seq: u64,
+}
+
+/// One document of a write: borrowed parts, one vector or several (passages).
+struct Entry<'a> {
+    id: &'a str,
+    text: &'a str,
+    metadata: &'a Value,
+    vectors: Vec<&'a [f32]>,
 }
 
 impl Collection {
@@ -232,6 +269,16 @@ impl Collection {
     ) -> Result<Collection> {
         let seq = decode_u64(tree.get(SEQ_KEY).map_err(db_error)?.as_deref())?;
         let count = decode_u64(tree.get(COUNT_KEY).map_err(db_error)?.as_deref())?;
+        // Stores written before passages existed have one vector per document and no counter.
+        let points = match tree.get(POINTS_KEY).map_err(db_error)? {
+            Some(bytes) => decode_u64(Some(&bytes))?,
+            None => count,
+        };
+        let mut owner = HashMap::new();
+        for kv in tree.scan_prefix([PASSAGE_TAG]) {
+            let (k, v) = kv.map_err(db_error)?;
+            owner.insert(internal_id_of(&k)?, decode_u64(Some(&v))?);
+        }
         let mut tombstones = HashSet::new();
         for kv in tree.scan_prefix([TOMB_TAG]) {
             let (k, _) = kv.map_err(db_error)?;
@@ -272,8 +319,8 @@ impl Collection {
                 (index, Some(m.seq))
             }
             None => {
-                let index = Index::new(&config.hnsw, config.dims, count as usize)?;
-                insert_range(&index, tree.scan_prefix([VECTOR_TAG]), count, name)?;
+                let index = Index::new(&config.hnsw, config.dims, points as usize)?;
+                insert_range(&index, tree.scan_prefix([VECTOR_TAG]), points, name)?;
                 (index, None)
             }
         };
@@ -290,7 +337,9 @@ impl Collection {
                     index,
                     tombstones,
                     metadata,
+                    owner,
                     count,
+                    points,
                     seq,
                 }),
                 text,
@@ -321,6 +370,28 @@ impl Collection {
 
     /// Adds or replaces documents by id in one durable batch; the last of repeated ids wins.
     pub fn upsert(&self, docs: &[Doc]) -> Result<UpsertReport> {
+        let entries: Vec<Entry<'_>> = docs
+            .iter()
+            .map(|d| Entry { id: &d.id, text: &d.text, metadata: &d.metadata, vectors: vec![d.vector.as_slice()] })
+            .collect();
+        self.upsert_entries(&entries)
+    }
+
+    /// Like [`Collection::upsert`], for documents with one vector per passage.
+    pub fn upsert_passages(&self, docs: &[PassagesDoc]) -> Result<UpsertReport> {
+        let entries: Vec<Entry<'_>> = docs
+            .iter()
+            .map(|d| Entry {
+                id: &d.id,
+                text: &d.text,
+                metadata: &d.metadata,
+                vectors: d.vectors.iter().map(Vec::as_slice).collect(),
+            })
+            .collect();
+        self.upsert_entries(&entries)
+    }
+
+    fn upsert_entries(&self, docs: &[Entry<'_>]) -> Result<UpsertReport> {
         self.check_alive()?;
         let dims = self.inner.config.dims;
         let mut normalized_vectors = Vec::with_capacity(docs.len());
@@ -328,11 +399,12 @@ impl Collection {
             if doc.id.is_empty() {
                 return Err(Error::InvalidInput("a document has an empty id; give every document an id".into()));
             }
-            if doc.vector.len() != dims {
-                return Err(Error::Dimension {
-                    expected: dims,
-                    found: doc.vector.len(),
-                });
+            if doc.vectors.is_empty() || u32::try_from(doc.vectors.len()).is_err() {
+                return Err(Error::InvalidInput(format!(
+                    "document {:?} has {} vectors; give it one per passage, at least one",
+                    doc.id,
+                    doc.vectors.len()
+                )));
             }
             if !(doc.metadata.is_object() || doc.metadata.is_null()) {
                 return Err(Error::InvalidInput(format!(
@@ -340,16 +412,24 @@ impl Collection {
                     doc.id, doc.metadata
                 )));
             }
-            let v = normalized(&doc.vector)
-                .map_err(|e| Error::InvalidInput(format!("document {:?}: {e}", doc.id)))?;
-            normalized_vectors.push(v);
+            let mut vectors = Vec::with_capacity(doc.vectors.len());
+            for vector in &doc.vectors {
+                if vector.len() != dims {
+                    return Err(Error::Dimension {
+                        expected: dims,
+                        found: vector.len(),
+                    });
+                }
+                vectors.push(normalized(vector).map_err(|e| Error::InvalidInput(format!("document {:?}: {e}", doc.id)))?);
+            }
+            normalized_vectors.push(vectors);
         }
         // Last occurrence of each id wins; earlier ones are reported.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(docs.len());
         let mut duplicate_ids = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
-            if last.insert(doc.id.as_str(), i).is_some() {
-                duplicate_ids.push(doc.id.clone());
+            if last.insert(doc.id, i).is_some() {
+                duplicate_ids.push(doc.id.to_string());
             }
         }
         duplicate_ids.sort();
@@ -357,9 +437,9 @@ impl Collection {
 
         let mut writer = self.writer()?;
         let tree = &self.inner.tree;
-        let (mut seq, mut count) = {
+        let (mut seq, mut count, mut points) = {
             let st = self.read_state()?;
-            (st.seq, st.count)
+            (st.seq, st.count, st.points)
         };
         let mut batch = sled::Batch::default();
         let mut report = UpsertReport {
@@ -369,18 +449,27 @@ impl Collection {
         let mut new_points = Vec::with_capacity(last.len());
         let mut new_texts = Vec::with_capacity(last.len());
         let mut new_meta = Vec::new();
+        let mut new_owner = Vec::new();
+        // Every retired internal id (tombstones), and the first of each retired document (text index).
         let mut old_ids = Vec::new();
+        let mut old_docs = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
-            if last.get(doc.id.as_str()) != Some(&i) {
+            if last.get(doc.id) != Some(&i) {
                 continue;
             }
-            seq += 1;
-            let key = doc_key(&doc.id);
+            let first = seq + 1;
+            let n = doc.vectors.len() as u64;
+            seq += n;
+            let key = doc_key(doc.id);
             match tree.get(&key).map_err(db_error)? {
                 Some(old) => {
-                    let old = DocRecord::decode(&old)?.internal_id;
-                    remove_internal(&mut batch, old);
-                    old_ids.push(old);
+                    let old = DocRecord::decode(&old)?;
+                    for iid in old.internal_ids() {
+                        remove_internal(&mut batch, iid);
+                        old_ids.push(iid);
+                    }
+                    old_docs.push(old.internal_id);
+                    points = points.saturating_sub(u64::from(old.passages));
                     report.replaced += 1;
                 }
                 None => {
@@ -388,37 +477,61 @@ impl Collection {
                     report.inserted += 1;
                 }
             }
-            batch.insert(key, DocRecord { internal_id: seq, text: doc.text.clone() }.encode());
-            batch.insert(&internal_key(VECTOR_TAG, seq), VectorRecord::encode(&doc.id, &doc.vector));
-            if has_metadata(&doc.metadata) {
-                batch.insert(&internal_key(META_TAG, seq), serde_json::to_vec(&doc.metadata)?);
-                new_meta.push((seq, doc.metadata.clone()));
+            let record = DocRecord { internal_id: first, passages: n as u32, text: doc.text.to_string() };
+            batch.insert(key, record.encode());
+            let with_meta = has_metadata(doc.metadata);
+            let meta_bytes = if with_meta { Some(serde_json::to_vec(doc.metadata)?) } else { None };
+            for (j, vector) in std::mem::take(&mut normalized_vectors[i]).into_iter().enumerate() {
+                let iid = first + j as u64;
+                batch.insert(&internal_key(VECTOR_TAG, iid), VectorRecord::encode(doc.id, doc.vectors[j]));
+                if let Some(bytes) = &meta_bytes {
+                    batch.insert(&internal_key(META_TAG, iid), bytes.as_slice());
+                    new_meta.push((iid, doc.metadata.clone()));
+                }
+                if j > 0 {
+                    batch.insert(&internal_key(PASSAGE_TAG, iid), &encode_u64(first));
+                    new_owner.push((iid, first));
+                }
+                new_points.push((vector, iid));
             }
-            new_points.push((std::mem::take(&mut normalized_vectors[i]), seq));
-            new_texts.push((seq, doc.text.as_str()));
+            points += n;
+            report.passages += n as usize;
+            new_texts.push((first, doc.text));
         }
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
+        batch.insert(POINTS_KEY, &encode_u64(points));
         self.commit(batch)?;
         // New points enter the graph while searches go on (hnsw_rs locks internally); searches
         // ignore internal ids above the visible sequence number until the switch below.
         self.read_state()?.index.insert(&new_points);
         {
             let mut st = self.write_state()?;
-            for old in &old_ids {
-                st.tombstones.insert(*old);
-                st.metadata.remove(old);
-            }
+            st.retire(&old_ids);
             st.metadata.extend(new_meta);
+            st.owner.extend(new_owner);
             st.count = count;
+            st.points = points;
             st.seq = seq;
         }
-        self.after_write(&mut writer, &old_ids, &new_texts, seq);
+        self.after_write(&mut writer, &old_docs, &new_texts, seq);
         Ok(report)
     }
 
-    /// Encodes texts with `embedder` and upserts them (one durable batch).
+    /// Encodes texts with `embedder` and upserts them (one durable batch); a text longer than
+    /// the encoder's limit loses its tail, counted in [`UpsertReport::truncated`].
     pub fn add_texts(&self, embedder: &dyn Embedder, docs: &[TextDoc]) -> Result<UpsertReport> {
+        self.add_texts_split(embedder, docs, None)
+    }
+
+    /// Like [`Collection::add_texts`], but a text longer than a passage is split into
+    /// overlapping passages, each encoded whole: nothing is cut, and the document's dense score
+    /// is its best passage's. The embedder must show its tokens ([`Embedder::token_spans`]).
+    pub fn add_texts_in_passages(&self, embedder: &dyn Embedder, docs: &[TextDoc], passages: Passages) -> Result<UpsertReport> {
+        self.add_texts_split(embedder, docs, Some(passages))
+    }
+
+    fn add_texts_split(&self, embedder: &dyn Embedder, docs: &[TextDoc], split: Option<Passages>) -> Result<UpsertReport> {
         self.check_pipeline(embedder)?;
         for doc in docs {
             if doc.text.trim().is_empty() {
@@ -428,27 +541,57 @@ impl Collection {
                 )));
             }
         }
-        let mut full = Vec::with_capacity(docs.len());
-        for chunk in docs.chunks(EMBED_CHUNK) {
-            let texts: Vec<&str> = chunk.iter().map(|d| d.text.as_str()).collect();
-            let vectors = embedder.embed(&texts)?;
-            if vectors.len() != chunk.len() {
+        // Each document's pieces: the whole text, or its passages.
+        let mut truncated = 0;
+        let mut pieces: Vec<Vec<&str>> = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let tokens = embedder.token_spans(&doc.text)?;
+            let cut = tokens.as_ref().is_some_and(|t| t.spans.len() > t.capacity);
+            match (split, tokens) {
+                (Some(p), Some(tokens)) => {
+                    let (length, stride) = p.resolve(tokens.capacity)?;
+                    let ranges = passages::split(&doc.text, &tokens, length, stride);
+                    pieces.push(ranges.into_iter().map(|r| &doc.text[r]).collect());
+                }
+                (Some(_), None) => {
+                    return Err(Error::InvalidInput(format!(
+                        "the embedder of {} does not show its tokens, so texts cannot be split into passages; index them whole",
+                        embedder.id()
+                    )))
+                }
+                (None, _) => {
+                    truncated += usize::from(cut);
+                    pieces.push(vec![doc.text.as_str()]);
+                }
+            }
+        }
+        let flat: Vec<&str> = pieces.iter().flatten().copied().collect();
+        let mut vectors = Vec::with_capacity(flat.len());
+        for chunk in flat.chunks(EMBED_CHUNK) {
+            let got = embedder.embed(chunk)?;
+            if got.len() != chunk.len() {
                 return Err(Error::Model(format!(
                     "the embedder returned {} vectors for {} texts",
-                    vectors.len(),
+                    got.len(),
                     chunk.len()
                 )));
             }
-            for (doc, vector) in chunk.iter().zip(vectors) {
-                full.push(Doc {
-                    id: doc.id.clone(),
-                    text: doc.text.clone(),
-                    metadata: doc.metadata.clone(),
-                    vector,
-                });
-            }
+            vectors.extend(got);
         }
-        self.upsert(&full)
+        let mut vectors = vectors.into_iter();
+        let full: Vec<PassagesDoc> = docs
+            .iter()
+            .zip(&pieces)
+            .map(|(doc, p)| PassagesDoc {
+                id: doc.id.clone(),
+                text: doc.text.clone(),
+                metadata: doc.metadata.clone(),
+                vectors: vectors.by_ref().take(p.len()).collect(),
+            })
+            .collect();
+        let mut report = self.upsert_passages(&full)?;
+        report.truncated = truncated;
+        Ok(report)
     }
 
     /// Deletes documents by id in one durable batch; returns how many existed.
@@ -456,12 +599,13 @@ impl Collection {
         self.check_alive()?;
         let mut writer = self.writer()?;
         let tree = &self.inner.tree;
-        let (mut seq, mut count) = {
+        let (mut seq, mut count, mut points) = {
             let st = self.read_state()?;
-            (st.seq, st.count)
+            (st.seq, st.count, st.points)
         };
         let mut batch = sled::Batch::default();
         let mut removed = Vec::new();
+        let mut removed_docs = Vec::new();
         let mut seen = HashSet::new();
         for id in ids {
             let id = id.as_ref();
@@ -470,34 +614,38 @@ impl Collection {
             }
             let key = doc_key(id);
             if let Some(old) = tree.get(&key).map_err(db_error)? {
-                let old = DocRecord::decode(&old)?.internal_id;
+                let old = DocRecord::decode(&old)?;
                 seq += 1;
                 count = count.saturating_sub(1);
+                points = points.saturating_sub(u64::from(old.passages));
                 batch.remove(key);
-                remove_internal(&mut batch, old);
-                removed.push(old);
+                for iid in old.internal_ids() {
+                    remove_internal(&mut batch, iid);
+                    removed.push(iid);
+                }
+                removed_docs.push(old.internal_id);
             }
         }
-        if removed.is_empty() {
+        if removed_docs.is_empty() {
             return Ok(0);
         }
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
+        batch.insert(POINTS_KEY, &encode_u64(points));
         self.commit(batch)?;
         {
             let mut st = self.write_state()?;
-            for old in &removed {
-                st.tombstones.insert(*old);
-                st.metadata.remove(old);
-            }
+            st.retire(&removed);
             st.count = count;
+            st.points = points;
             st.seq = seq;
         }
-        self.after_write(&mut writer, &removed, &[], seq);
-        Ok(removed.len())
+        self.after_write(&mut writer, &removed_docs, &[], seq);
+        Ok(removed_docs.len())
     }
 
-    /// The document stored under `id`, if any.
+    /// The document stored under `id`, if any; a document indexed as passages comes with its
+    /// first passage's vector.
     pub fn get(&self, id: &str) -> Result<Option<Doc>> {
         self.check_alive()?;
         let tree = &self.inner.tree;
@@ -625,8 +773,36 @@ impl Collection {
         self.inner.text.search(text, want, &allow)
     }
 
-    /// The `want` nearest by cosine (HNSW, or exact on selective filters) among allowed ones.
+    /// The `want` nearest documents by cosine among allowed ones, each scored by its best
+    /// passage and named by its first internal id: passages are searched more widely until
+    /// `want` distinct documents are found, or every point was looked at.
     fn dense_scored(&self, st: &State, q: &[f32], want: usize, params: &SearchParams) -> Result<Vec<Scored>> {
+        let mut points = want;
+        loop {
+            let found = self.dense_points(st, q, points, params)?;
+            if st.owner.is_empty() {
+                return Ok(found);
+            }
+            let exhausted = found.len() < points || points as u64 >= st.points;
+            let mut seen = HashSet::with_capacity(found.len());
+            let mut docs: Vec<Scored> = found
+                .into_iter()
+                .filter_map(|s| {
+                    let first = st.owner.get(&s.internal_id).copied().unwrap_or(s.internal_id);
+                    seen.insert(first).then_some(Scored { internal_id: first, score: s.score })
+                })
+                .collect();
+            if docs.len() >= want || exhausted {
+                docs.truncate(want);
+                return Ok(docs);
+            }
+            points = points.saturating_mul(4);
+        }
+    }
+
+    /// The `want` nearest points (passages) by cosine (HNSW, or exact on selective filters)
+    /// among allowed ones.
+    fn dense_points(&self, st: &State, q: &[f32], want: usize, params: &SearchParams) -> Result<Vec<Scored>> {
         let q = q.to_vec();
         let ef = params.ef.unwrap_or(self.inner.config.hnsw.ef_search).max(want);
         let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
@@ -639,7 +815,7 @@ impl Collection {
                     .map(|(id, _)| *id)
                     .collect();
                 allowed.sort_unstable();
-                let share = allowed.len() as f64 / st.count.max(1) as f64;
+                let share = allowed.len() as f64 / st.points.max(1) as f64;
                 if share <= EXACT_SCAN_SHARE || allowed.len() <= ef {
                     self.exact(&q, want, allowed.iter().copied())?
                 } else {
@@ -661,8 +837,8 @@ impl Collection {
                 };
                 // Without tombstones or points being inserted, the unfiltered search is exact.
                 let filter: Option<&dyn FilterT> =
-                    if tomb.is_empty() && st.index.len() as u64 == st.count { None } else { Some(&pass) };
-                let available = st.count as usize;
+                    if tomb.is_empty() && st.index.len() as u64 == st.points { None } else { Some(&pass) };
+                let available = st.points as usize;
                 let found = search_until_k(&st.index, &q, want, ef, available, filter);
                 if found.len() < want.min(available) {
                     self.exact_all(&q, want, st.seq)?
@@ -746,6 +922,7 @@ impl Collection {
         Ok(CollectionStats {
             name: self.inner.name.clone(),
             documents: st.count,
+            points: st.points,
             indexed_points: st.index.len(),
             tombstones: st.tombstones.len(),
             dims: self.inner.config.dims,
@@ -767,9 +944,9 @@ impl Collection {
     fn compact_locked(&self, writer: &mut WriterState) -> Result<()> {
         // Built aside from the live vectors while searches use the old graph; the writer lock
         // keeps writes out, so nothing is missed.
-        let count = self.read_state()?.count;
-        let index = Index::new(&self.inner.config.hnsw, self.inner.config.dims, count as usize)?;
-        insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), count, &self.inner.name)?;
+        let points = self.read_state()?.points;
+        let index = Index::new(&self.inner.config.hnsw, self.inner.config.dims, points as usize)?;
+        insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), points, &self.inner.name)?;
         self.write_state()?.index = index;
         self.persist_snapshot(writer, true)
     }
@@ -925,10 +1102,23 @@ fn search_until_k(
     }
 }
 
-/// Batch operations that retire an internal id: its vector and metadata go, a tombstone stays.
+impl State {
+    /// Retired internal ids become tombstones and lose their metadata and owner.
+    fn retire(&mut self, ids: &[u64]) {
+        for id in ids {
+            self.tombstones.insert(*id);
+            self.metadata.remove(id);
+            self.owner.remove(id);
+        }
+    }
+}
+
+/// Batch operations that retire an internal id: its vector, metadata and passage record go, a
+/// tombstone stays.
 fn remove_internal(batch: &mut sled::Batch, internal_id: u64) {
     batch.remove(&internal_key(VECTOR_TAG, internal_id));
     batch.remove(&internal_key(META_TAG, internal_id));
+    batch.remove(&internal_key(PASSAGE_TAG, internal_id));
     batch.insert(&internal_key(TOMB_TAG, internal_id), &[]);
 }
 

@@ -8,16 +8,21 @@
 //!
 //! sled holds one tree `collections` (name → [`CollectionConfig`] as JSON) and one tree per
 //! collection, `col/<name>`, whose keys start with a one-byte tag:
-//! - `d` + external id → [`DocRecord`] (internal id, text);
+//! - `d` + external id → [`DocRecord`] (internal id, number of passages, text);
 //! - `v` + internal id (u64 big-endian) → [`VectorRecord`] (external id, vector), live documents only;
-//! - `m` + internal id → metadata as JSON, live documents with non-empty metadata only;
+//!   a document indexed as `n` passages has `n` of them, internal ids `internal_id..internal_id + n`;
+//! - `m` + internal id → metadata as JSON, live documents with non-empty metadata only (each
+//!   passage's internal id holds a copy, so filters need no passage → document lookup);
+//! - `p` + internal id → the document's first internal id (u64 LE), for each passage after the
+//!   first: searches report a document once, under its first internal id;
 //! - `t` + internal id → empty: a tombstone, an internal id that may still be in the HNSW
 //!   snapshot but is deleted or replaced;
-//! - `#seq`, `#count`, `#manifest`: the last sequence number, the number of live documents, and the
-//!   snapshot manifest.
+//! - `#seq`, `#count`, `#points`, `#manifest`: the last sequence number, the number of live
+//!   documents, the number of live vectors (absent in stores written before passages existed,
+//!   where it equals `#count`), and the snapshot manifest.
 //!
 //! Invariant (enforced in `collection.rs`, one `apply_batch` per write): internal ids are sequence
-//! numbers, allocated in increasing order, so "writes newer than the snapshot" are exactly the
+//! numbers (one per vector: a document of `n` passages takes `n`), allocated in increasing order, so "writes newer than the snapshot" are exactly the
 //! vectors whose internal id is greater than the manifest's sequence number.
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +46,8 @@ pub const COLLECTIONS_TREE: &[u8] = b"collections";
 pub const SEQ_KEY: &[u8] = b"#seq";
 /// Key of the number of live documents in a collection tree.
 pub const COUNT_KEY: &[u8] = b"#count";
+/// Key of the number of live vectors (passages) in a collection tree; absent means `#count`.
+pub const POINTS_KEY: &[u8] = b"#points";
 /// Key of the snapshot manifest in a collection tree.
 pub const MANIFEST_KEY: &[u8] = b"#manifest";
 
@@ -52,6 +59,8 @@ pub const VECTOR_TAG: u8 = b'v';
 pub const META_TAG: u8 = b'm';
 /// Tag of tombstones (internal id → nothing).
 pub const TOMB_TAG: u8 = b't';
+/// Tag of passage records (internal id of a passage after the first → the document's first).
+pub const PASSAGE_TAG: u8 = b'p';
 
 /// Content of the marker file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -245,34 +254,67 @@ pub fn decode_u64(bytes: Option<&[u8]>) -> Result<u64> {
     }
 }
 
-/// A document record: which internal id holds the document now, and its text.
+/// A document record: which internal ids hold the document now, and its text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DocRecord {
-    /// Internal id (the sequence number of the write that stored this version).
+    /// Internal id of the first (or only) vector: the sequence number of the write that stored
+    /// this version.
     pub internal_id: u64,
+    /// Number of vectors (passages), at internal ids `internal_id..internal_id + passages`; 1
+    /// unless the text was indexed as passages.
+    pub passages: u32,
     /// The document text.
     pub text: String,
 }
 
+/// Set in the stored internal id of a record with several passages. Internal ids are sequence
+/// numbers, far below 2^63, so a record written before passages existed never has it.
+const PASSAGES_FLAG: u64 = 1 << 63;
+
 impl DocRecord {
-    /// Bytes: internal id (u64 LE) then UTF-8 text.
+    /// Bytes: internal id (u64 LE) then UTF-8 text, as before passages existed; a record of
+    /// several passages sets [`PASSAGES_FLAG`] in the id and puts their number (u32 LE) before
+    /// the text.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.text.len());
-        out.extend_from_slice(&self.internal_id.to_le_bytes());
+        let mut out = Vec::with_capacity(12 + self.text.len());
+        if self.passages > 1 {
+            out.extend_from_slice(&(self.internal_id | PASSAGES_FLAG).to_le_bytes());
+            out.extend_from_slice(&self.passages.to_le_bytes());
+        } else {
+            out.extend_from_slice(&self.internal_id.to_le_bytes());
+        }
         out.extend_from_slice(self.text.as_bytes());
         out
     }
 
-    /// Parses [`DocRecord::encode`]'s bytes.
+    /// Parses [`DocRecord::encode`]'s bytes (and those of stores written before passages).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.len() < 8 {
             return Err(damaged("document record shorter than 8 bytes"));
         }
-        let (id, text) = bytes.split_at(8);
-        let internal_id = u64::from_le_bytes(id.try_into().map_err(|_| damaged("document id"))?);
+        let (id, mut text) = bytes.split_at(8);
+        let mut internal_id = u64::from_le_bytes(id.try_into().map_err(|_| damaged("document id"))?);
+        let mut passages = 1;
+        if internal_id & PASSAGES_FLAG != 0 {
+            internal_id &= !PASSAGES_FLAG;
+            let count: [u8; 4] = text
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| damaged("document record of passages without their number"))?;
+            passages = u32::from_le_bytes(count);
+            if passages < 2 {
+                return Err(damaged("document record of passages says it has fewer than 2"));
+            }
+            text = &text[4..];
+        }
         let text = String::from_utf8(text.to_vec())
             .map_err(|_| damaged("document text is not UTF-8"))?;
-        Ok(DocRecord { internal_id, text })
+        Ok(DocRecord { internal_id, passages, text })
+    }
+
+    /// The internal ids of the document's vectors.
+    pub fn internal_ids(&self) -> std::ops::Range<u64> {
+        self.internal_id..self.internal_id + u64::from(self.passages)
     }
 }
 
@@ -347,15 +389,31 @@ mod tests {
     fn records_round_trip() {
         let d = DocRecord {
             internal_id: 42,
+            passages: 1,
             text: "héllo".into(),
         };
         assert_eq!(DocRecord::decode(&d.encode()).unwrap(), d);
+        let p = DocRecord { passages: 3, ..d.clone() };
+        assert_eq!(DocRecord::decode(&p.encode()).unwrap(), p);
+        assert_eq!(p.internal_ids(), 42..45);
+        assert!(DocRecord::decode(&p.encode()[..10]).is_err(), "passage count cut");
         let bytes = VectorRecord::encode("doc-1", &[1.5, -2.0, 0.25]);
         let v = VectorRecord::decode(&bytes).unwrap();
         assert_eq!(v.external_id, "doc-1");
         assert_eq!(v.vector, vec![1.5, -2.0, 0.25]);
         assert!(VectorRecord::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(DocRecord::decode(&[1, 2]).is_err());
+    }
+
+    #[test]
+    fn records_written_before_passages_read_as_one_passage() {
+        // The layout of stores written before passages existed: internal id (u64 LE), text.
+        let mut old = 7u64.to_le_bytes().to_vec();
+        old.extend_from_slice("an old text".as_bytes());
+        let rec = DocRecord::decode(&old).unwrap();
+        assert_eq!((rec.internal_id, rec.passages, rec.text.as_str()), (7, 1, "an old text"));
+        // One passage is still written that way, byte for byte.
+        assert_eq!(rec.encode(), old);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod fusion;
 mod graph;
 pub mod index;
 pub mod layout;
+pub mod passages;
 pub mod snapshot;
 pub mod text_index;
 pub mod vecfile;
@@ -36,11 +37,12 @@ use std::sync::{Arc, Mutex};
 use fs2::FileExt;
 
 pub use async_api::AsyncStore;
-pub use collection::{Collection, CollectionStats, Doc, Hit, SearchParams, TextDoc, UpsertReport};
+pub use collection::{Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport};
 pub use filter::Filter;
 pub use fusion::{Fusion, SearchMode};
 pub use text_index::{LexicalParams, TextIndexStats};
 pub use layout::{CollectionConfig, HnswParams, Metric};
+pub use passages::Passages;
 
 use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
 
