@@ -82,6 +82,10 @@ pub struct RetrievalArgs {
     /// Use at most N documents (judged documents of the kept queries first).
     #[arg(long)]
     pub max_docs: Option<usize>,
+    /// Index long documents as overlapping passages of LEN tokens, STRIDE apart (default 3/4 of
+    /// LEN); `max` is the encoder's limit. Rows are named `<pipeline>+passages`.
+    #[arg(long, value_name = "LEN[:STRIDE]")]
+    pub passages: Option<String>,
 }
 
 impl RetrievalArgs {
@@ -122,6 +126,7 @@ impl RetrievalArgs {
             store_dir,
             anisotropy_pairs,
             fusion: crate::store::Fusion::default(),
+            passages: self.passages.as_deref().map(parse_passages).transpose()?,
         })
     }
 }
@@ -239,4 +244,15 @@ pub fn run(args: EvalRetrievalArgs) -> anyhow::Result<()> {
         eprintln!("rows written to {}", path.display());
     }
     Ok(())
+}
+
+/// `LEN`, `LEN:STRIDE`, `max` or `max:STRIDE` as passages.
+fn parse_passages(s: &str) -> anyhow::Result<crate::store::Passages> {
+    let number = |t: &str| t.parse::<usize>().map_err(|_| anyhow::anyhow!("--passages {s}: {t:?} is not a number of tokens; e.g. --passages 128:96"));
+    let (len, stride) = match s.split_once(':') {
+        Some((l, st)) => (l, Some(number(st)?)),
+        None => (s, None),
+    };
+    let length = if len == "max" { None } else { Some(number(len)?) };
+    Ok(crate::store::Passages { length, stride })
 }

@@ -21,7 +21,7 @@ use super::sts_table::TransformKind;
 use crate::encoder::{Encoder, Pooling};
 use crate::pipeline::normalize;
 use crate::store::fusion::{fuse, DEFAULT_DEPTH};
-use crate::store::{Collection, CollectionConfig, Doc, Fusion, HnswParams, SearchMode, SearchParams, Store};
+use crate::store::{Collection, CollectionConfig, Fusion, HnswParams, Passages, PassagesDoc, SearchMode, SearchParams, Store};
 use crate::transform::{FlowConfig, Transform};
 use crate::{Error, Pipeline, Result};
 
@@ -151,6 +151,9 @@ pub struct RetrievalPlan {
     pub anisotropy_pairs: usize,
     /// Fusion of `hybrid:` rows that name none.
     pub fusion: Fusion,
+    /// Index long documents as overlapping passages (see [`crate::store::Passages`]), each
+    /// document scored by its best passage; rows are then named `<pipeline>+passages`.
+    pub passages: Option<Passages>,
 }
 
 /// One pipeline's results.
@@ -275,14 +278,41 @@ pub fn subset(data: &BeirData, max_queries: usize, max_docs: usize) -> BeirData 
 struct EncodedSplit {
     encoder: Arc<Encoder>,
     pooling: Pooling,
+    /// One vector per document, or per passage when documents are split.
     docs: Vec<Vec<f32>>,
+    /// The document (index in the corpus) of each vector of `docs`.
+    owners: Vec<usize>,
     queries: Vec<Vec<f32>>,
 }
 
-fn encode_split(encoder: Arc<Encoder>, pooling: Pooling, data: &BeirData, progress: &dyn Progress) -> Result<(EncodedSplit, usize)> {
+fn encode_split(
+    encoder: Arc<Encoder>,
+    pooling: Pooling,
+    data: &BeirData,
+    passages: Option<Passages>,
+    progress: &dyn Progress,
+) -> Result<(EncodedSplit, usize)> {
     let texts: Vec<String> = data.corpus.iter().map(document_text).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    progress.start(&format!("encoding documents ({})", encoder.name()), refs.len());
+    let mut refs: Vec<&str> = Vec::with_capacity(texts.len());
+    let mut owners = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        match passages {
+            Some(p) => {
+                let tokens = encoder.tokenizer().token_spans(text)?;
+                let (length, stride) = p.resolve(tokens.capacity)?;
+                for range in crate::store::passages::split(text, &tokens, length, stride) {
+                    refs.push(&text[range]);
+                    owners.push(i);
+                }
+            }
+            None => {
+                refs.push(text);
+                owners.push(i);
+            }
+        }
+    }
+    let what = if passages.is_some() { "passages" } else { "documents" };
+    progress.start(&format!("encoding {} {what} ({})", refs.len(), encoder.name()), refs.len());
     let docs = encoder.encode_with_progress(&refs, &[pooling], &|n| progress.advance(n))?;
     progress.finish();
     let queries: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
@@ -295,6 +325,7 @@ fn encode_split(encoder: Arc<Encoder>, pooling: Pooling, data: &BeirData, progre
             encoder,
             pooling,
             docs: first(docs.vectors),
+            owners,
             queries: first(encoded_queries.vectors),
         },
         docs.truncated,
@@ -344,14 +375,14 @@ pub fn evaluate(
                     Some(info) => info.pooling.parse()?,
                     None => plan.pooling,
                 };
-                let (encoded, truncated) = encode_split(enc.clone(), pooling, data, progress)?;
+                let (encoded, truncated) = encode_split(enc.clone(), pooling, data, plan.passages, progress)?;
                 outcome.truncated.push((name.clone(), truncated, enc.tokenizer().max_length()));
                 other = encoded;
                 &other
             }
             _ => {
                 if main.is_none() {
-                    let (encoded, truncated) = encode_split(encoder.clone(), plan.pooling, data, progress)?;
+                    let (encoded, truncated) = encode_split(encoder.clone(), plan.pooling, data, plan.passages, progress)?;
                     outcome.truncated.push((encoder.name().to_string(), truncated, encoder.tokenizer().max_length()));
                     main = Some(encoded);
                 }
@@ -406,6 +437,13 @@ pub fn evaluate(
         indexed.close()?;
     }
     outcome.rows = rows.into_iter().flatten().collect();
+    if plan.passages.is_some() {
+        for row in &mut outcome.rows {
+            if row.pipeline != "bm25" {
+                row.pipeline.push_str("+passages");
+            }
+        }
+    }
     add_p_values(&mut outcome.rows);
     Ok(outcome)
 }
@@ -446,7 +484,7 @@ impl Indexed<'_> {
             model: if lexical_only { "-".into() } else { self.split.encoder.name().to_string() },
             pooling: if lexical_only { "-".into() } else { self.split.pooling.name().to_string() },
             dims: if lexical_only { 0 } else { self.docs.first().map_or(0, Vec::len) },
-            documents: self.docs.len(),
+            documents: data_len(&self.split.owners),
             hnsw: score_runs(&as_runs(hnsw_runs), &data.qrels),
             exact: score_runs(&as_runs(exact_runs), &data.qrels),
             ann_recall10,
@@ -461,10 +499,27 @@ impl Indexed<'_> {
         }
     }
 
-    /// Exact dense top `k` of query `i`: (document index, cosine).
+    /// Exact dense top `k` of query `i`: (document index, cosine of its best passage).
     fn exact(&self, i: usize, k: usize) -> Vec<(usize, f32)> {
-        exact_top(&self.queries[i], &self.docs, k)
+        let owners = &self.split.owners;
+        if owners.len() == data_len(owners) {
+            return exact_top(&self.queries[i], &self.docs, k);
+        }
+        // Every passage scored; a document keeps its best, first seen in rank order.
+        let ranked = exact_top(&self.queries[i], &self.docs, self.docs.len());
+        let mut seen = std::collections::HashSet::new();
+        ranked
+            .into_iter()
+            .filter(|(p, _)| seen.insert(owners[*p]))
+            .map(|(p, s)| (owners[p], s))
+            .take(k)
+            .collect()
     }
+}
+
+/// Number of documents of `owners` (vectors per document in corpus order): one more than the last.
+fn data_len(owners: &[usize]) -> usize {
+    owners.last().map_or(0, |last| last + 1)
 }
 
 /// Fits (if any) and indexes one dense pipeline into a fresh collection of its own store.
@@ -503,20 +558,25 @@ fn index_pipeline<'a>(
         ..CollectionConfig::new(dims, crate::Embedder::id(&pipeline).clone())
     };
     let collection = store.create_collection(&collection_name, config)?;
-    progress.start(&format!("indexing {name}"), docs.len());
+    progress.start(&format!("indexing {name}"), data.corpus.len());
     let build_start = Instant::now();
-    for (chunk_docs, chunk_vectors) in data.corpus.chunks(UPSERT_CHUNK).zip(docs.chunks(UPSERT_CHUNK)) {
-        let batch: Vec<Doc> = chunk_docs
+    // Each document's vectors (one, or one per passage), in corpus order.
+    let mut per_doc: Vec<Vec<Vec<f32>>> = vec![Vec::new(); data.corpus.len()];
+    for (v, &owner) in docs.iter().zip(&split.owners) {
+        per_doc[owner].push(v.clone());
+    }
+    for (chunk_docs, chunk_vectors) in data.corpus.chunks(UPSERT_CHUNK).zip(per_doc.chunks(UPSERT_CHUNK)) {
+        let batch: Vec<PassagesDoc> = chunk_docs
             .iter()
             .zip(chunk_vectors)
-            .map(|(d, v)| Doc {
+            .map(|(d, v)| PassagesDoc {
                 id: d.id.clone(),
                 text: document_text(d),
                 metadata: serde_json::Value::Null,
-                vector: v.clone(),
+                vectors: v.clone(),
             })
             .collect();
-        collection.upsert(&batch)?;
+        collection.upsert_passages(&batch)?;
         progress.advance(batch.len());
     }
     collection.snapshot()?;
