@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use common::BagOfWords;
+use common::{open_sled, BagOfWords};
 use isovec::store::layout::{doc_key, DocRecord, POINTS_KEY};
 use isovec::store::{Filter, Passages, SearchMode, SearchParams, Store, TextDoc};
 use isovec::{Embedder, PipelineId, TokenSpans};
@@ -240,18 +237,6 @@ fn upserts_and_deletes_remove_every_passage_and_reopen_keeps_results() {
     }
 }
 
-/// Opens the store's sled database directly (waiting for the closed store's threads to let go).
-fn open_sled(dir: &Path) -> sled::Db {
-    let start = Instant::now();
-    loop {
-        match sled::open(dir.join("sled")) {
-            Ok(db) => return db,
-            Err(_) if start.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("opening sled: {e}"),
-        }
-    }
-}
-
 #[test]
 fn a_store_written_before_passages_opens_and_behaves_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -307,4 +292,35 @@ fn passage_counts_per_document_follow_the_stride() {
     let cuts = isovec::store::passages::split(&text, &tokens, 6, 4);
     let counts: Vec<usize> = cuts.iter().map(|r| text[r.clone()].split(' ').count()).collect();
     assert_eq!(counts, vec![6, 6, 6, 6, 4]);
+}
+
+#[test]
+fn isovec_index_reports_cut_texts_and_indexes_passages() {
+    use isovec::cli::store_cmds::{self, IndexArgs, StoreArgs};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("docs.jsonl");
+    let docs = [long_doc(0, 5), long_doc(1, 20), long_doc(2, 9)];
+    let lines: Vec<String> = docs.iter().map(|d| json!({"id": d.id, "text": d.text}).to_string()).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let emb: std::sync::Arc<dyn Embedder> = std::sync::Arc::new(Words::new());
+    let mut args = IndexArgs {
+        target: StoreArgs { store: dir.path().join("store"), collection: "default".into() },
+        file,
+        format: None,
+        batch: 2,
+        passages: false,
+        passage_tokens: None,
+        passage_stride: None,
+    };
+    let report = store_cmds::index(&args, emb.clone()).unwrap();
+    assert_eq!((report.inserted, report.truncated, report.passages), (3, 2, 3));
+    args.passages = true;
+    args.passage_tokens = Some(6);
+    args.passage_stride = Some(4);
+    let report = store_cmds::index(&args, emb.clone()).unwrap();
+    // 5 words: 1 passage; 20: 5; 9: 2.
+    assert_eq!((report.replaced, report.truncated, report.passages), (3, 0, 8));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let stats = store.collection("default").unwrap().stats().unwrap();
+    assert_eq!((stats.documents, stats.points), (3, 8));
 }

@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{doc, BagOfWords};
+use common::{doc, open_sled, BagOfWords};
 use isovec::store::layout::VectorRecord;
 use isovec::store::{Doc, SearchParams, Store};
 
@@ -22,20 +21,6 @@ fn build(dir: &Path) {
         store.create_collection(name, emb.config()).unwrap().upsert(&docs).unwrap();
     }
     store.close().unwrap();
-}
-
-/// Opens the store's sled database directly (waiting for the closed store's threads to let go).
-fn open_sled(dir: &Path) -> sled::Db {
-    let start = Instant::now();
-    loop {
-        match sled::open(dir.join("sled")) {
-            Ok(db) => return db,
-            Err(_) if start.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("opening sled: {e}"),
-        }
-    }
 }
 
 /// Rewrites the stored configuration of `notes` with `field` (a JSON pointer) set to `value`.
