@@ -27,6 +27,7 @@ trap 'rm -rf "$scratch"' EXIT
 export TMPDIR="$scratch"
 cargo +nightly fuzz build
 summary=()
+details=()
 found=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
@@ -43,7 +44,16 @@ for t in "${targets[@]}"; do
   new="$(comm -13 <(echo "$before") <(ls "artifacts/$t" | sort) | grep -v '^$' || true)"
   if [ -n "$new" ]; then
     found=1
-    what="$(echo "$new" | wc -l) new in artifacts/$t: $(echo "$new" | tr '\n' ' ')"
+    # Counts by kind (crash-, oom-, timeout-), and where the first of each kind stops: replayed
+    # once, since fork mode does not keep the inner processes' reports.
+    what="$(echo "$new" | sed -E 's/-.*//' | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}') in artifacts/$t/"
+    for kind in $(echo "$new" | sed -E 's/-.*//' | sort -u); do
+      first="artifacts/$t/$(echo "$new" | grep "^$kind-" | head -n 1)"
+      where="$("target/x86_64-unknown-linux-gnu/release/$t" -rss_limit_mb=2048 -timeout=10 "$first" 2>&1 \
+        | grep -E 'panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|^\s+#[0-9]+ 0x[0-9a-f]+ in isovec::' \
+        | head -n 3 | sed -E 's/^ +//' | tr '\n' ' ' || true)"
+      details+=("$t $kind ($first): $where")
+    done
   else
     what="nothing"
   fi
@@ -54,10 +64,7 @@ echo "target           time        executions  findings"
 printf '%s\n' "${summary[@]}"
 if [ "$found" = 1 ]; then
   echo
-  echo "what the findings are (from artifacts/TARGET.log):"
-  for t in "${targets[@]}"; do
-    grep -hE "panicked at|ERROR: libFuzzer: (out-of-memory|timeout|deadly signal)|ERROR: AddressSanitizer" -A1 "artifacts/$t.log" \
-      | grep -vE '^--$' | sort | uniq -c | sort -rn | head -n 10 | sed "s/^/  $t: /"
-  done
+  echo "where the first finding of each kind stops:"
+  printf '  %s\n' "${details[@]}"
   exit 1
 fi
