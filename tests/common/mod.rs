@@ -1,6 +1,8 @@
 //! Test helpers: a small deterministic embedder and document generators.
 #![allow(dead_code)]
 
+pub mod paths;
+
 use isovec::store::{CollectionConfig, Doc};
 use isovec::{Embedder, EncoderId, PipelineId};
 use serde_json::json;
