@@ -6,7 +6,7 @@ mod require;
 
 use std::path::{Path, PathBuf};
 
-pub use require::{data_required, missing, REQUIRE_DATA_ENV};
+pub use require::{data_required, installed_model, missing, REQUIRE_DATA_ENV};
 
 /// The benchmark data folder (`ISOVEC_DATA`, else `../shared/data` beside the checkout) if it
 /// holds `needs` (a subfolder or file, `""` for the folder itself); else [`missing`]'s outcome.
@@ -29,12 +29,5 @@ pub fn data_dir(needs: &str) -> Option<PathBuf> {
 /// else [`missing`]'s outcome.
 pub fn default_model() -> Option<PathBuf> {
     let dir = crate::encoder::default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        missing(
-            &format!("the default model is not installed at {}", dir.display()),
-            "run `isovec model fetch`, or set ISOVEC_MODEL to a model folder",
-        )
-    }
+    installed_model(dir)
 }

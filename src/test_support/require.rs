@@ -32,3 +32,16 @@ pub fn missing<T>(what: &str, how: &str) -> Option<T> {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     None
 }
+
+/// `dir` if it holds a model's weights (`model.safetensors`); else [`missing`]'s outcome, saying
+/// how to install the default model.
+pub fn installed_model(dir: std::path::PathBuf) -> Option<std::path::PathBuf> {
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        missing(
+            &format!("the default model is not installed at {}", dir.display()),
+            "run `isovec model fetch`, or set ISOVEC_MODEL to a model folder",
+        )
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 // same file: this crate cannot depend on isovec (see Cargo.toml), and the rule must be one.
 #[path = "../../../../src/test_support/require.rs"]
 mod require;
-pub use require::missing;
+pub use require::{installed_model, missing};
 
 /// The repository root (this crate lives in `plugin/tests/host`).
 pub fn repo_root() -> PathBuf {
@@ -67,14 +67,7 @@ pub fn default_model() -> Option<PathBuf> {
             cache.join("models").join("all-MiniLM-L6-v2")
         }
     };
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        missing(
-            &format!("the default model is not installed at {}", dir.display()),
-            "run `isovec model fetch`, or set ISOVEC_MODEL to a model folder",
-        )
-    }
+    installed_model(dir)
 }
 
 /// Decodes a vector BLOB (little-endian f32) independently of the extension.
