@@ -4,7 +4,8 @@
 //! abstracts, peak memory) is `isovec bench encode --data DIR`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use isovec::encoder::{Encoder, EncoderOptions, Pooling};
+use isovec::test_support::default_model;
 
 fn corpus() -> Vec<String> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus.jsonl")).expect("fixtures/corpus.jsonl");
@@ -17,11 +18,7 @@ fn corpus() -> Vec<String> {
 fn encode(c: &mut Criterion) {
     // Measured as the CLI runs: with its process-wide settings.
     isovec::encoder::tune_process();
-    let dir = default_model_dir();
-    if !dir.join("model.safetensors").is_file() {
-        eprintln!("skipped: the default model is not installed (isovec model fetch)");
-        return;
-    }
+    let Some(dir) = default_model() else { return };
     let texts = corpus();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut group = c.benchmark_group("encode_fixture_corpus");

@@ -38,6 +38,8 @@ pub mod eval;
 pub mod pipeline;
 mod simd;
 pub mod store;
+#[doc(hidden)]
+pub mod test_support;
 pub mod train;
 pub mod transform;
 

@@ -1,13 +1,11 @@
 //! isovec's BERT checked against independent computations.
 
-mod common;
-
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use common::paths::default_model;
 use isovec::encoder::{
     BatchInput, Bert, BertConfig, Encoder, EncoderOptions, Mode, ModelDir, Pooling,
 };
+use isovec::test_support::default_model;
 
 const SENTENCES: [&str; 4] = [
     "A man is playing a guitar.",

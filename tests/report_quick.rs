@@ -1,18 +1,13 @@
 //! `isovec report --quick` with the real benchmark data (skipped when the data or the default
-//! model is absent).
-
-mod common;
+//! model is absent; a failure then under `ISOVEC_REQUIRE_DATA=1`).
 
 use std::process::Command;
 
-use common::paths::{data_dir, default_model};
+use isovec::test_support::{data_dir, default_model};
 
 #[test]
 fn quick_report_has_every_section_and_chart() {
-    let Some(data) = data_dir("retrieval/scifact") else { return };
-    if default_model().is_none() {
-        return;
-    }
+    let (Some(data), Some(_)) = (data_dir("retrieval/scifact"), default_model()) else { return };
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_isovec"))
         .args(["report", "--quick", "--data"])

@@ -3,19 +3,11 @@
 use std::path::Path;
 use std::process::Command;
 
-fn model_installed() -> bool {
-    let dir = isovec::encoder::default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        true
-    } else {
-        eprintln!("skipped: the default model is not installed at {} (run `isovec model fetch`)", dir.display());
-        false
-    }
-}
+use isovec::test_support::default_model;
 
 #[test]
 fn eval_retrieval_on_the_tiny_fixture() {
-    if !model_installed() {
+    if default_model().is_none() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -61,8 +53,10 @@ fn eval_retrieval_on_the_tiny_fixture() {
         }
         let ann = r["ann_recall10"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&ann), "{r}");
-        assert!(r["index_bytes"].as_u64().unwrap() > 0);
-        assert!(r["index_bytes"].as_u64().unwrap() > 0);
+        // The snapshot holds at least every vector in f32, and the store holds sled besides it.
+        let (index_bytes, store_bytes) = (r["index_bytes"].as_u64().unwrap(), r["store_bytes"].as_u64().unwrap());
+        assert!(index_bytes >= 20 * 4 * r["dims"].as_u64().unwrap(), "{r}");
+        assert!(store_bytes > index_bytes, "{r}");
         assert!(r["hnsw_queries_per_second"].as_f64().unwrap() > 0.0);
     }
     // On 20 points HNSW is exact for well-spread vectors (raw, whitened). A flow fitted on 20

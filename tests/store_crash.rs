@@ -20,6 +20,8 @@ use serde_json::json;
 const DIMS: usize = 128;
 const CHILD_ENV: &str = "ISOVEC_CRASH_CHILD";
 const RUN_ENV: &str = "ISOVEC_CRASH_RUN";
+/// How many times to kill the child (default 22); `scripts/soak.sh` raises it.
+const KILLS_ENV: &str = "ISOVEC_CRASH_KILLS";
 
 fn text_of(id: &str) -> String {
     format!("crash test document {id}")
@@ -75,7 +77,10 @@ fn acknowledged_writes_survive_sigkill() {
     let mut acked: HashSet<String> = HashSet::new();
     let mut rng = rand::rng();
     let started = Instant::now();
-    let runs = 22;
+    let runs: usize = match std::env::var(KILLS_ENV) {
+        Ok(n) => n.parse().unwrap_or_else(|_| panic!("{KILLS_ENV}={n:?} is not a number of kills")),
+        Err(_) => 22,
+    };
     for run in 0..runs {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
@@ -148,5 +153,6 @@ fn acknowledged_writes_survive_sigkill() {
         drop(store);
     }
     assert!(acked.len() > 100, "the children acknowledged only {} documents", acked.len());
-    eprintln!("{runs} kills, {} acknowledged documents, {:?}", acked.len(), started.elapsed());
+    // Every run checked that no acknowledged document was lost, so the count of losses is 0.
+    eprintln!("{runs} kills, {} acknowledged documents, 0 lost, {:?}", acked.len(), started.elapsed());
 }

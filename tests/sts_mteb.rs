@@ -1,14 +1,13 @@
 //! The encoder and the STS evaluator together reproduce all-MiniLM-L6-v2's published MTEB scores.
 //!
 //! Needs the benchmark data (`ISOVEC_DATA`, or ../shared/data beside the checkout) and the default
-//! model (`isovec model fetch`); skipped with a message otherwise.
+//! model (`isovec model fetch`); skipped with a message otherwise, a failure under
+//! `ISOVEC_REQUIRE_DATA=1`.
 
-mod common;
-
-use common::paths::{data_dir, default_model};
 use isovec::encoder::{Encoder, EncoderOptions, Pooling};
 use isovec::eval::sts::{Split, StsSet};
 use isovec::eval::sts_table::{evaluate, StsPlan};
+use isovec::test_support::{data_dir, default_model};
 
 #[test]
 fn mean_pooling_reproduces_published_mteb_scores() {

@@ -1,19 +1,17 @@
 //! SimCSE training on a tiny model: every parameter trains, the loss falls, checkpoints reload
 //! through the encoder with the same vectors, and a run keeps its best checkpoint.
 
-mod common;
-
 use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use common::paths::data_dir;
 use isovec::encoder::{Bert, BertConfig, Encoder, EncoderOptions, Mode, Pooling};
 use isovec::train::checkpoint::read_training_info;
 use isovec::train::data::Triplet;
 use isovec::train::optimizer::LinearSchedule;
 use isovec::eval::sts::StsPair;
 use isovec::train::{DevSet, MlpUse, ModelInit, SimcseConfig, Trainer};
+use isovec::test_support::data_dir;
 
 const WORDS: &str = "a the man woman dog cat is are plays playing guitar piano runs sleeps on in park house \
                      red blue big small child children eats food rides horse bike street water swims";
@@ -192,7 +190,7 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
 
 #[test]
 fn real_training_files_parse_completely() {
-    let Some(data) = data_dir("") else { return };
+    let Some(data) = data_dir("nli") else { return };
     let triplets = isovec::train::data::read_triplets(&data.join("nli/snli_devtest_triplets_for_simcse.csv")).unwrap();
     assert_eq!(triplets.len(), 5864);
     // The second record is quoted because it contains commas.

@@ -5,7 +5,8 @@
 # the CLI on the same store; the same for a hybrid search (dense + BM25, fused).
 #
 # Usage: plugin/tests/sqlite3_shell.sh [release|debug]   (default release; both binaries must be
-# built: `cargo build --release --workspace`). Skips (exit 0) without the default model.
+# built: `cargo build --release --workspace`). Skips (exit 0) without the default model, or fails
+# (exit 1) then under ISOVEC_REQUIRE_DATA=1.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 profile="${1:-release}"
@@ -19,7 +20,12 @@ for f in "$ext" "$isovec"; do
   [ -f "$f" ] || { echo "sqlite3_shell.sh: FAIL: $f is missing; build with cargo build --$profile --workspace" >&2; exit 1; }
 done
 if [ ! -f "$model/model.safetensors" ]; then
-  echo "sqlite3_shell.sh: skipped: the default model is not installed at $model (isovec model fetch)"
+  # The same rule as the Rust tests (src/test_support/require.rs): a failure under ISOVEC_REQUIRE_DATA=1.
+  if [ "${ISOVEC_REQUIRE_DATA:-}" = 1 ]; then
+    echo "sqlite3_shell.sh: FAIL: the default model is not installed at $model (run isovec model fetch, or set ISOVEC_MODEL); ISOVEC_REQUIRE_DATA=1 makes this a failure instead of a skip" >&2
+    exit 1
+  fi
+  echo "sqlite3_shell.sh: skipped: the default model is not installed at $model (run isovec model fetch; ISOVEC_REQUIRE_DATA=1 makes this a failure)" >&2
   exit 0
 fi
 

@@ -378,8 +378,9 @@ fn clip(s: &str, width: usize) -> String {
     }
 }
 
-/// One JSON line as a document; the error message says what is wrong.
-fn parse_json_line(line: &str) -> Result<TextDoc, String> {
+/// One JSON line as a document; the error message says what is wrong. Public for the fuzz
+/// target `json_lines`.
+pub fn parse_json_line(line: &str) -> Result<TextDoc, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON ({e})"))?;
     let Value::Object(mut obj) = v else {
         return Err("expected an object like {\"id\": \"a\", \"text\": \"...\", \"metadata\": {...}}".into());

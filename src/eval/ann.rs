@@ -65,7 +65,7 @@ pub fn load_lines_gz(path: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::text_file::test_data_dir;
+    use crate::test_support::data_dir;
 
     #[test]
     fn recall_hand_computed() {
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn loads_the_ann_set() {
-        let Some(data) = test_data_dir() else { return };
+        let Some(data) = data_dir("ann") else { return };
         let dir = data.join("ann");
         let sentences = load_lines_gz(&dir.join("sentences.txt.gz")).unwrap();
         let queries = read_lines(&dir.join("queries.txt")).unwrap();

@@ -282,7 +282,7 @@ pub fn evaluate(runs: &HashMap<String, Vec<String>>, qrels: &Qrels) -> Retrieval
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::text_file::test_data_dir;
+    use crate::test_support::data_dir;
 
     fn judged(pairs: &[(&str, i32)]) -> HashMap<String, i32> {
         pairs.iter().map(|(d, r)| (d.to_string(), *r)).collect()
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn loads_scifact() {
-        let Some(data) = test_data_dir() else { return };
+        let Some(data) = data_dir("retrieval/scifact") else { return };
         let sci = load_beir(&data.join("retrieval/scifact"), "train").unwrap();
         assert_eq!(sci.corpus.len(), 5183);
         assert_eq!(sci.queries.len(), 809);

@@ -483,7 +483,7 @@ pub fn target_sentences(data_dir: &Path, sets: &[StsSet]) -> Result<Vec<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::text_file::test_data_dir;
+    use crate::test_support::data_dir;
 
     fn pair(a: &str, b: &str, score: f64) -> StsPair {
         StsPair {
@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn pair_counts_match_the_data_readme() {
-        let Some(data) = test_data_dir() else { return };
+        let Some(data) = data_dir("senteval") else { return };
         let expect = [
             (StsSet::Sts12, Split::Test, 3108, 5),
             (StsSet::Sts13, Split::Test, 1500, 3),
@@ -667,7 +667,7 @@ mod tests {
 
     #[test]
     fn target_sentences_cover_every_split() {
-        let Some(data) = test_data_dir() else { return };
+        let Some(data) = data_dir("senteval") else { return };
         let sick = target_sentences(&data, &[StsSet::SickR]).unwrap();
         let test_only = load(&data, StsSet::SickR, Split::Test).unwrap();
         assert!(sick.len() > test_only.sentences().len());

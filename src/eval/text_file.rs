@@ -77,24 +77,6 @@ fn missing_or_io(path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-/// The data folder for tests: `ISOVEC_DATA`, else `../shared/data` next to the crate; `None`
-/// (after printing why) when it is absent so that data tests can skip.
-#[cfg(test)]
-pub(crate) fn test_data_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("ISOVEC_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: benchmark data not found at {} (set ISOVEC_DATA)",
-            dir.display()
-        );
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -344,14 +344,39 @@ mod tests {
         normalized(&v).unwrap()
     }
 
+    /// Cosine distance `1 - cos(a, b)` computed in f64 from the raw coordinates, norms included.
+    fn cosine_distance_f64(a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        1.0 - dot / (norm(a) * norm(b))
+    }
+
     #[test]
     fn dot_matches_f64() {
         let a = unit(1, 37);
         let b = unit(2, 37);
         let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
         assert!((dot(&a, &b) as f64 - exact).abs() < 1e-6);
-        assert_eq!(CosineDistance.eval(&a, &a), 0.0f32.max(1.0 - dot(&a, &a)));
-        assert!(CosineDistance.eval(&a, &a) >= 0.0);
+    }
+
+    #[test]
+    fn cosine_distance_matches_f64() {
+        for seed in 0..20 {
+            let (a, b) = (unit(seed, 37), unit(seed + 100, 37));
+            let d = CosineDistance.eval(&a, &b) as f64;
+            assert!((d - cosine_distance_f64(&a, &b)).abs() < 1e-6, "seed {seed}: {d}");
+        }
+        let a = unit(7, 37);
+        let opposite: Vec<f32> = a.iter().map(|x| -x).collect();
+        assert!((CosineDistance.eval(&a, &opposite) - 2.0).abs() < 1e-6);
+        // A vector's distance to itself is 0 up to rounding, and rounding never makes it negative.
+        for seed in 0..50 {
+            let v = unit(seed, 384);
+            let d = CosineDistance.eval(&v, &v);
+            assert!((0.0..1e-6).contains(&d), "seed {seed}: {d}");
+        }
+        let (x, y) = ([1.0f32, 0.0, 0.0], [0.0f32, 1.0, 0.0]);
+        assert_eq!(CosineDistance.eval(&x, &y), 1.0);
     }
 
     #[test]

@@ -1,30 +1,5 @@
-//! Where the data-backed tests find the benchmark data and the default model; `None` (after
-//! saying why) when absent, so that those tests skip.
+//! Where the data-backed tests find the benchmark data and the default model: isovec's test
+//! support (`isovec::test_support`), which fails the test under `ISOVEC_REQUIRE_DATA=1` and
+//! otherwise skips it with one stderr line saying why. Re-exported for the tests that use `common`.
 
-use std::path::{Path, PathBuf};
-
-use isovec::encoder::default_model_dir;
-
-/// `ISOVEC_DATA`, else `../shared/data` beside the checkout, if it holds `needs` (a subfolder).
-pub fn data_dir(needs: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("ISOVEC_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join(needs).is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no {needs} in the benchmark data at {} (set ISOVEC_DATA)", dir.display());
-        None
-    }
-}
-
-/// The installed default model's folder.
-pub fn default_model() -> Option<PathBuf> {
-    let dir = default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: default model not installed (run `isovec model fetch`)");
-        None
-    }
-}
+pub use isovec::test_support::{data_dir, default_model};

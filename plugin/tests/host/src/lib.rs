@@ -4,6 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+// isovec's rule for missing data (fail under ISOVEC_REQUIRE_DATA=1, else skip with a line), the
+// same file: this crate cannot depend on isovec (see Cargo.toml), and the rule must be one.
+#[path = "../../../../src/test_support/require.rs"]
+mod require;
+pub use require::{installed_model, missing};
+
 /// The repository root (this crate lives in `plugin/tests/host`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
@@ -43,22 +49,25 @@ fn build_extension() -> Result<PathBuf, String> {
     }
 }
 
-/// The default model folder, as isovec finds it (`$ISOVEC_MODEL`, else the cache's), if installed.
+/// The default model folder, as isovec finds it (`$ISOVEC_MODEL`, else the cache's), if installed;
+/// else [`missing`]'s outcome (a failure under `ISOVEC_REQUIRE_DATA=1`).
 pub fn default_model() -> Option<PathBuf> {
     let dir = match std::env::var_os("ISOVEC_MODEL") {
         Some(p) => PathBuf::from(p),
         None => {
-            let cache = match std::env::var_os("ISOVEC_HOME") {
-                Some(h) => PathBuf::from(h),
-                None => std::env::var_os("XDG_CACHE_HOME")
+            let cache = std::env::var_os("ISOVEC_HOME").map(PathBuf::from).or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME")
                     .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?
-                    .join("isovec"),
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .map(|c| c.join("isovec"))
+            });
+            let Some(cache) = cache else {
+                return missing("no ISOVEC_HOME, XDG_CACHE_HOME or HOME to find the default model in", "set ISOVEC_MODEL to a model folder");
             };
             cache.join("models").join("all-MiniLM-L6-v2")
         }
     };
-    dir.join("model.safetensors").is_file().then_some(dir)
+    installed_model(dir)
 }
 
 /// Decodes a vector BLOB (little-endian f32) independently of the extension.
