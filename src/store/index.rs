@@ -294,36 +294,55 @@ impl Index {
 
 /// Exact top-`k` by cosine over `(internal id, normalised vector)` pairs, best first.
 pub fn exact_top_k<'a>(query: &[f32], k: usize, items: impl Iterator<Item = (u64, &'a [f32])>) -> Vec<Scored> {
-    // A min-heap on score keeps the k best seen so far.
-    #[derive(PartialEq)]
-    struct Entry(f32, u64);
-    impl Eq for Entry {}
-    impl PartialOrd for Entry {
-        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-    impl Ord for Entry {
-        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-            other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
-        }
-    }
-    if k == 0 {
-        return Vec::new();
-    }
-    let mut heap = BinaryHeap::with_capacity(k + 1);
+    let mut best = TopK::new(k);
     for (id, v) in items {
-        heap.push(Entry(dot(query, v), id));
-        if heap.len() > k {
-            heap.pop();
+        best.push(dot(query, v), id);
+    }
+    best.into_sorted()
+}
+
+/// The `k` highest scores seen, ties to the smaller internal id.
+pub(crate) struct TopK {
+    k: usize,
+    heap: BinaryHeap<MinEntry>,
+}
+
+#[derive(PartialEq)]
+struct MinEntry(f32, u64);
+impl Eq for MinEntry {}
+impl PartialOrd for MinEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for MinEntry {
+    // Reversed: the heap's top is the worst entry kept.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+
+    pub(crate) fn would_take(&self, score: f32) -> bool {
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score >= w.0)
+    }
+
+    pub(crate) fn push(&mut self, score: f32, iid: u64) {
+        self.heap.push(MinEntry(score, iid));
+        if self.heap.len() > self.k {
+            self.heap.pop();
         }
     }
-    let mut out: Vec<Scored> = heap
-        .into_iter()
-        .map(|Entry(score, internal_id)| Scored { internal_id, score })
-        .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
-    out
+
+    pub(crate) fn into_sorted(self) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self.heap.into_iter().map(|MinEntry(score, internal_id)| Scored { internal_id, score }).collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
+        out
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! in one byte (exact up to 40 tokens, then within a few per cent), and N, n(t) and avgdl count
 //! deleted documents until tantivy merges their segment away.
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,7 +36,7 @@ use tantivy::tokenizer::{
 use tantivy::postings::Postings;
 use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, TERMINATED};
 
-use crate::store::index::Scored;
+use crate::store::index::{Scored, TopK};
 use crate::store::layout::{db_error, internal_id_of, DocRecord, DOC_TAG, VECTOR_TAG};
 use crate::{Error, Result};
 
@@ -495,46 +495,3 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The `k` highest scores seen, ties to the smaller internal id.
-struct TopK {
-    k: usize,
-    heap: BinaryHeap<MinEntry>,
-}
-
-#[derive(PartialEq)]
-struct MinEntry(f32, u64);
-impl Eq for MinEntry {}
-impl PartialOrd for MinEntry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for MinEntry {
-    // Reversed: the heap's top is the worst entry kept.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
-    }
-}
-
-impl TopK {
-    fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
-    }
-
-    fn would_take(&self, score: f32) -> bool {
-        self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score >= w.0)
-    }
-
-    fn push(&mut self, score: f32, iid: u64) {
-        self.heap.push(MinEntry(score, iid));
-        if self.heap.len() > self.k {
-            self.heap.pop();
-        }
-    }
-
-    fn into_sorted(self) -> Vec<Scored> {
-        let mut out: Vec<Scored> = self.heap.into_iter().map(|MinEntry(score, internal_id)| Scored { internal_id, score }).collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
-        out
-    }
-}
