@@ -28,14 +28,24 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! The core needs none of them; `default-features = false` leaves them out.
+//! - `cli`: the `isovec` command line (clap, indicatif progress bars, log output); turns on `report`.
+//! - `report`: SVG charts of the evaluation report ([`eval::histogram_svg`], [`eval::retrieval_charts`]).
+//! - `async`: [`store::AsyncStore`], the store for tokio services.
+//! - `cuda`: the encoder on NVIDIA GPUs.
 
 pub mod atomic_file;
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
 pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod pipeline;
+pub mod progress;
 mod simd;
 pub mod store;
 #[doc(hidden)]

@@ -294,6 +294,7 @@ fn passage_counts_per_document_follow_the_stride() {
     assert_eq!(counts, vec![6, 6, 6, 6, 4]);
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn isovec_index_reports_cut_texts_and_indexes_passages() {
     use isovec::cli::store_cmds::{self, IndexArgs, StoreArgs};

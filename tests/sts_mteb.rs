@@ -26,7 +26,7 @@ fn mean_pooling_reproduces_published_mteb_scores() {
     for split in [Split::Test, Split::All] {
         let sets: Vec<StsSet> = published.iter().filter(|p| p.1 == split).map(|p| p.0).collect();
         let plan = StsPlan { sets, split, poolings: vec![Pooling::Mean], transforms: vec![] };
-        let rows = evaluate(&encoder, &data, &plan, &|_| {}).unwrap();
+        let rows = evaluate(&encoder, &data, &plan, &isovec::progress::Silent).unwrap();
         let all = rows.iter().find(|r| r.aggregation == "all" && r.transform == "none").unwrap();
         for (set, _, expected) in published.iter().filter(|p| p.1 == split) {
             let got = all.scores[set.name()];

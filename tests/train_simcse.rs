@@ -170,7 +170,7 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
             .collect(),
     );
     let out = tmp.path().join("run");
-    let report = trainer.fit(&data, Some(&dev), &out, serde_json::json!({}), false).unwrap();
+    let report = trainer.fit(&data, Some(&dev), &out, serde_json::json!({}), &isovec::progress::Silent).unwrap();
     assert_eq!(report.steps, 4);
     let (best_step, best) = report.best.unwrap();
     let info = read_training_info(&out.join("best")).unwrap().unwrap();

@@ -221,7 +221,7 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
     let filter = match text_arg(value_ref(&args[4]), NAME, "the filter")? {
         None => None,
         Some(f) if f.trim().is_empty() => None,
-        Some(f) => Some(isovec::cli::store_cmds::parse_filter(&f).map_err(|e| isovec_error(NAME, e))?),
+        Some(f) => Some(f.parse::<isovec::store::Filter>().map_err(|e| isovec_error(NAME, e))?),
     };
     let (mode, fusion) = match text_arg(value_ref(&args[5]), NAME, "the mode")? {
         None => (SearchMode::Dense, Fusion::default()),

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{parse_poolings, progress_bar, ModelArgs, SourceArgs};
+use super::common::{parse_poolings, progress_bar, BarProgress, ModelArgs, SourceArgs};
 use crate::eval::anisotropy::{analyze, Anisotropy};
 use crate::eval::histogram_svg::write_histogram_svg;
 use crate::eval::token_frequency::frequency_table;
-use crate::eval::sts_table::TransformKind;
+use crate::transform::TransformKind;
 use crate::pipeline::normalize;
 use crate::transform::FlowConfig;
 
@@ -66,7 +66,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         let raw = &encoded.vectors[p];
         let mut series: Vec<(String, Anisotropy)> = vec![("none".into(), analyze(raw, args.pairs, args.seed))];
         for kind in &kinds {
-            let transform = kind.fit(raw, &encoder.id(pooling))?;
+            let transform = kind.fit(raw, &encoder.id(pooling), &BarProgress::default())?;
             let mut out = transform.apply(&encoder.id(pooling), raw)?;
             out.iter_mut().for_each(|v| normalize(v));
             series.push((kind.name(), analyze(&out, args.pairs, args.seed)));

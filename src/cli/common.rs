@@ -1,7 +1,7 @@
 //! Options and helpers shared by the subcommands.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
@@ -9,6 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use crate::progress::Progress;
 use crate::transform::Transform;
 use crate::Pipeline;
 
@@ -130,12 +131,58 @@ pub struct DataArgs {
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta}) {prefix}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
+}
+
+/// Progress bars on stderr, one per stage: a stage's name is printed when it starts, and a
+/// counted stage gets a bar (hidden when stderr is not a terminal).
+#[derive(Default)]
+pub struct BarProgress {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for BarProgress {
+    fn start(&self, stage: &str, total: usize) {
+        eprintln!("{stage}");
+        if let Ok(mut bar) = self.bar.lock() {
+            if let Some(old) = bar.take() {
+                old.finish_and_clear();
+            }
+            if total > 0 {
+                *bar = Some(progress_bar(total as u64, stage.split(' ').next().unwrap_or(stage)));
+            }
+        }
+    }
+
+    fn advance(&self, n: usize) {
+        if let Ok(bar) = self.bar.lock() {
+            if let Some(bar) = bar.as_ref() {
+                bar.inc(n as u64);
+            }
+        }
+    }
+
+    fn message(&self, message: &str) {
+        if let Ok(bar) = self.bar.lock() {
+            match bar.as_ref() {
+                Some(bar) => bar.set_prefix(message.to_string()),
+                None => eprintln!("{message}"),
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut bar) = self.bar.lock() {
+            if let Some(old) = bar.take() {
+                old.finish_and_clear();
+            }
+        }
+    }
 }
 
 /// Parses a comma-separated list of poolings.

@@ -2,16 +2,15 @@
 //! store's HNSW index and through exact search, with the index's cost.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::ProgressBar;
 
-use super::common::{progress_bar, DataArgs, ModelArgs};
+use super::common::{BarProgress, DataArgs, ModelArgs};
 use crate::encoder::{Encoder, Pooling};
 use crate::eval::retrieval::{load_beir, BeirData};
-use crate::eval::retrieval_run::{self, Progress, RetrievalOutcome, RetrievalPipeline, RetrievalPlan};
+use crate::eval::retrieval_run::{self, RetrievalOutcome, RetrievalPipeline, RetrievalPlan};
 use crate::store::HnswParams;
 use crate::transform::FlowConfig;
 
@@ -128,40 +127,6 @@ impl RetrievalArgs {
             fusion: crate::store::Fusion::default(),
             passages: self.passages.as_deref().map(parse_passages).transpose()?,
         })
-    }
-}
-
-/// Progress bars on stderr, one per stage.
-#[derive(Default)]
-pub struct BarProgress {
-    bar: Mutex<Option<ProgressBar>>,
-}
-
-impl Progress for BarProgress {
-    fn start(&self, stage: &str, total: usize) {
-        eprintln!("{stage}");
-        if let Ok(mut bar) = self.bar.lock() {
-            if let Some(old) = bar.take() {
-                old.finish_and_clear();
-            }
-            if total > 0 {
-                *bar = Some(progress_bar(total as u64, stage.split(' ').next().unwrap_or(stage)));
-            }
-        }
-    }
-    fn advance(&self, n: usize) {
-        if let Ok(bar) = self.bar.lock() {
-            if let Some(bar) = bar.as_ref() {
-                bar.inc(n as u64);
-            }
-        }
-    }
-    fn finish(&self) {
-        if let Ok(mut bar) = self.bar.lock() {
-            if let Some(old) = bar.take() {
-                old.finish_and_clear();
-            }
-        }
     }
 }
 

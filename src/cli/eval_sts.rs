@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{parse_poolings, DataArgs, ModelArgs};
+use super::common::{parse_poolings, BarProgress, DataArgs, ModelArgs};
 use crate::eval::sts::{Split, StsSet};
-use crate::eval::sts_table::{self, FitSource, StsPlan, TransformKind, TransformSpec};
-use crate::transform::FlowConfig;
+use crate::eval::sts_table::{self, FitSource, StsPlan, TransformSpec};
+use crate::transform::{FlowConfig, TransformKind};
 
 /// Options of `isovec eval sts`.
 #[derive(Args, Debug)]
@@ -87,7 +87,7 @@ impl EvalStsArgs {
 pub fn run(args: EvalStsArgs) -> anyhow::Result<()> {
     let plan = args.plan()?;
     let encoder = args.model.load()?;
-    let rows = sts_table::evaluate(&encoder, &args.data.data, &plan, &|stage| eprintln!("{stage}"))?;
+    let rows = sts_table::evaluate(&encoder, &args.data.data, &plan, &BarProgress::default())?;
     println!("Spearman ×100 (cosine); STS-B and SICK-R split: {}", args.split);
     print!("{}", sts_table::markdown_table(&rows, &plan.sets));
     if let Some(path) = &args.json {

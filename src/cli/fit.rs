@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::common::{progress_bar, ModelArgs, SourceArgs};
+use super::common::{progress_bar, BarProgress, ModelArgs, SourceArgs};
 use crate::encoder::Pooling;
-use crate::eval::sts_table::TransformKind;
+use crate::transform::TransformKind;
 use crate::transform::{CouplingKind, FlowConfig, PermutationKind};
 
 /// Which transform.
@@ -97,7 +97,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         FitKind::Flow => TransformKind::Flow(args.flow_config()),
     };
     let start = std::time::Instant::now();
-    let transform = kind.fit(&encoded.vectors[0], &encoder.id(pooling))?;
+    let transform = kind.fit(&encoded.vectors[0], &encoder.id(pooling), &BarProgress::default())?;
     transform.save(&args.out)?;
     println!(
         "{} fitted on {} sentences ({} → {} dims) in {:.1}s, written to {}",

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{DataArgs, ModelArgs};
+use super::common::{BarProgress, DataArgs, ModelArgs};
 use super::eval_retrieval::{run_comparison, RetrievalArgs};
 use crate::encoder::Pooling;
 use crate::eval::anisotropy::Anisotropy;
@@ -17,8 +17,8 @@ use crate::eval::retrieval_charts::{write_recall_curves_svg, write_scatter_svg};
 use crate::eval::retrieval_run::{markdown_tables, RetrievalRow};
 use crate::eval::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use crate::eval::sts::{Split, StsSet};
-use crate::eval::sts_table::{self, FitSource, StsPlan, StsRow, TransformKind, TransformSpec};
-use crate::transform::FlowConfig;
+use crate::eval::sts_table::{self, FitSource, StsPlan, StsRow, TransformSpec};
+use crate::transform::{FlowConfig, TransformKind};
 
 /// Options of `isovec report`.
 #[derive(Args, Debug)]
@@ -90,7 +90,7 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     eprintln!("[1/3] STS comparison ({} sets, {} poolings, none + 3 transforms)", sets.len(), plan.poolings.len());
     let sts_start = Instant::now();
     let encoder = args.model.load()?;
-    let mut sts_rows = sts_table::evaluate(&encoder, &args.data.data, &plan, &|stage| eprintln!("  {stage}"))?;
+    let mut sts_rows = sts_table::evaluate(&encoder, &args.data.data, &plan, &BarProgress::default())?;
     drop(encoder);
     for path in &args.simcse {
         let model = ModelArgs { model: Some(path.clone()), ..args.model.clone() };
@@ -101,7 +101,7 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
         };
         let simcse_plan = StsPlan { poolings: vec![pooling], transforms: Vec::new(), ..plan.clone() };
         eprintln!("  STS of {}", path.display());
-        let mut rows = sts_table::evaluate(&enc, &args.data.data, &simcse_plan, &|stage| eprintln!("  {stage}"))?;
+        let mut rows = sts_table::evaluate(&enc, &args.data.data, &simcse_plan, &BarProgress::default())?;
         let name = crate::eval::retrieval_run::RetrievalPipeline::Encoder(path.clone()).name();
         rows.iter_mut().for_each(|r| {
             r.model = name.trim_start_matches("simcse:").to_string();

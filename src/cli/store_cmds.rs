@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::Value;
 
+use super::common::BarProgress;
 use crate::store::{CollectionConfig, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error};
 
@@ -126,7 +127,7 @@ pub struct CompactArgs {
 
 /// Runs `isovec index`; returns what it wrote (cut texts and passages included).
 pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<UpsertReport> {
-    let store = Store::open(&args.target.store)?;
+    let store = open_store(&args.target.store, true)?;
     let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
     let collection = store.get_or_create_collection(&args.target.collection, config)?;
     let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
@@ -251,9 +252,9 @@ pub fn search(args: &SearchArgs, load: &dyn Fn() -> anyhow::Result<Arc<dyn Embed
     if mode != SearchMode::Hybrid && (args.alpha.is_some() || args.depth.is_some()) {
         anyhow::bail!("--alpha and --depth shape a hybrid search; add --mode hybrid");
     }
-    let store = Store::open_existing(&args.target.store)?;
+    let store = open_store(&args.target.store, false)?;
     let collection = store.collection(&args.target.collection)?;
-    let filter = args.filter.as_deref().map(parse_filter).transpose()?;
+    let filter = args.filter.as_deref().map(str::parse::<Filter>).transpose()?;
     let params = SearchParams {
         ef: args.ef,
         filter,
@@ -279,7 +280,7 @@ pub fn search(args: &SearchArgs, load: &dyn Fn() -> anyhow::Result<Arc<dyn Embed
 
 /// Runs `isovec delete`.
 pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
-    let store = Store::open_existing(&args.target.store)?;
+    let store = open_store(&args.target.store, false)?;
     let collection = store.collection(&args.target.collection)?;
     let n = collection.delete(&args.ids)?;
     drop(collection);
@@ -290,7 +291,7 @@ pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
 
 /// Runs `isovec stats`.
 pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
-    let store = Store::open_existing(&args.store)?;
+    let store = open_store(&args.store, false)?;
     let names: Vec<String> = match &args.collection {
         Some(n) => vec![n.clone()],
         None => store.list_collections()?.into_iter().map(|(n, _)| n).collect(),
@@ -323,7 +324,7 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
 
 /// Runs `isovec compact`.
 pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
-    let store = Store::open_existing(&args.target.store)?;
+    let store = open_store(&args.target.store, false)?;
     let collection = store.collection(&args.target.collection)?;
     let before = collection.stats()?;
     let start = Instant::now();
@@ -339,15 +340,10 @@ pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses a filter given as an expression, or as JSON when it starts with `{`.
-pub fn parse_filter(text: &str) -> crate::Result<Filter> {
-    if text.trim_start().starts_with('{') {
-        let json: Value = serde_json::from_str(text)
-            .map_err(|e| Error::InvalidInput(format!("filter is not valid JSON: {e}")))?;
-        Filter::from_json(&json)
-    } else {
-        Filter::parse(text)
-    }
+/// The store at `path` (created if `create` and missing), with its index rebuilds drawn as bars.
+fn open_store(path: &Path, create: bool) -> crate::Result<Store> {
+    let store = if create { Store::open(path)? } else { Store::open_existing(path)? };
+    Ok(store.with_progress(Arc::new(BarProgress::default())))
 }
 
 /// Search hits as an aligned text table.
@@ -440,12 +436,5 @@ mod tests {
         assert!(parse_json_line(r#"{"text": "t"}"#).unwrap_err().contains("id"));
         assert!(parse_json_line(r#"{"id": "x", "text": "t", "metadata": 3}"#).is_err());
         assert!(parse_json_line("{not json").unwrap_err().contains("JSON"));
-    }
-
-    #[test]
-    fn filters_parse_in_both_forms() {
-        let a = parse_filter(r#"{"year": {"gte": 2000}}"#).unwrap();
-        let b = parse_filter("year>=2000").unwrap();
-        assert_eq!(a, b);
     }
 }

@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::encoder::{default_model_dir, Pooling};
-use super::common::parse_device;
+use super::common::{parse_device, BarProgress};
+use crate::progress::{Progress, Silent};
 use crate::train::checkpoint::read_training_info;
 use crate::train::data::{read_corpus, read_triplets};
 use crate::train::{bench_train, DevSet, MlpUse, ModelInit, Objective, SimcseConfig, Trainer};
@@ -240,7 +241,9 @@ pub fn run_simcse(args: &SimcseArgs) -> anyhow::Result<()> {
         map.insert("resolved".into(), serde_json::to_value(&config)?);
         map.insert("model_dir".into(), serde_json::to_value(&model_dir)?);
     }
-    let report = trainer.fit(&data, dev.as_ref(), &args.output, recorded, !args.quiet)?;
+    let bar = BarProgress::default();
+    let progress: &dyn Progress = if args.quiet { &Silent } else { &bar };
+    let report = trainer.fit(&data, dev.as_ref(), &args.output, recorded, progress)?;
     println!("{}", summary(&report, &config, &args.output));
     Ok(())
 }

@@ -8,6 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+#[cfg(feature = "report")]
 pub use super::histogram_svg::write_histogram_svg;
 pub use super::token_frequency::{frequency_table, FreqBucketRow};
 

@@ -5,8 +5,10 @@
 
 pub mod anisotropy;
 pub mod ann;
+#[cfg(feature = "report")]
 pub mod histogram_svg;
 pub mod retrieval;
+#[cfg(feature = "report")]
 pub mod retrieval_charts;
 pub mod retrieval_run;
 pub mod significance;

@@ -17,12 +17,12 @@ use serde::Serialize;
 use super::anisotropy::{analyze, Anisotropy};
 use super::retrieval::{evaluate as score_runs, ndcg_at_k, BeirData, BeirDoc, RetrievalMetrics};
 use super::significance::{paired_randomization_p, DEFAULT_ROUNDS};
-use super::sts_table::TransformKind;
 use crate::encoder::{Encoder, Pooling};
 use crate::pipeline::normalize;
 use crate::store::fusion::{fuse, DEFAULT_DEPTH};
 use crate::store::{Collection, CollectionConfig, Fusion, HnswParams, Passages, PassagesDoc, SearchMode, SearchParams, Store};
-use crate::transform::{FlowConfig, Transform};
+use crate::progress::Progress;
+use crate::transform::{FlowConfig, Transform, TransformKind};
 use crate::{Error, Pipeline, Result};
 
 /// Ranking depth: recall@100 needs the top 100.
@@ -218,24 +218,6 @@ pub struct RetrievalOutcome {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Told what the run is doing, for progress bars or messages.
-pub trait Progress: Sync {
-    /// A stage starts; `total` items are to be done (0 when not counted).
-    fn start(&self, stage: &str, total: usize);
-    /// `n` more items of the current stage are done.
-    fn advance(&self, n: usize);
-    /// The current stage is over.
-    fn finish(&self) {}
-}
-
-/// Progress that goes nowhere.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _: &str, _: usize) {}
-    fn advance(&self, _: usize) {}
-}
-
 /// The text a document is encoded from: title, a space, body (as BEIR's dense retrievers).
 pub fn document_text(doc: &BeirDoc) -> String {
     if doc.title.trim().is_empty() {
@@ -399,7 +381,7 @@ pub fn evaluate(
         let transform = match kind {
             Some(kind) => {
                 progress.start(&format!("fitting {name} on {} documents", split.docs.len()), 0);
-                let fitted = kind.fit(&split.docs, &split.encoder.id(split.pooling));
+                let fitted = kind.fit(&split.docs, &split.encoder.id(split.pooling), progress);
                 progress.finish();
                 match fitted {
                     Ok(t) => Some(Arc::new(t)),

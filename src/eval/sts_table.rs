@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::sts::{self, StsDataset, StsSet, Split};
 use crate::encoder::{Encoder, Pooling};
+use crate::progress::Progress;
 use crate::pipeline::{cosine, normalize};
-use crate::transform::{fit_flow, fit_whitening, FlowConfig, Transform};
+use crate::transform::{Transform, TransformKind};
 use crate::{Error, Result};
 
 /// Where a transform is fitted (never on labels).
@@ -41,48 +42,6 @@ impl FitSource {
                 .map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join("+"),
-        }
-    }
-}
-
-/// Which transform to fit.
-#[derive(Clone, Debug, PartialEq)]
-pub enum TransformKind {
-    /// Whitening, reduced to `dims` if given.
-    Whiten { dims: Option<usize> },
-    /// BERT-flow.
-    Flow(FlowConfig),
-}
-
-impl TransformKind {
-    /// Parses `whiten`, `whiten-K` or `flow` (flow options from `flow`).
-    pub fn parse(s: &str, flow: &FlowConfig) -> Result<Self> {
-        match s {
-            "whiten" => Ok(TransformKind::Whiten { dims: None }),
-            "flow" => Ok(TransformKind::Flow(flow.clone())),
-            _ => match s.strip_prefix("whiten-").map(str::parse::<usize>) {
-                Some(Ok(k)) if k > 0 => Ok(TransformKind::Whiten { dims: Some(k) }),
-                _ => Err(Error::InvalidInput(format!(
-                    "unknown transform {s:?}; valid: none, whiten, whiten-K (K dimensions, e.g. whiten-128), flow"
-                ))),
-            },
-        }
-    }
-
-    /// The name rows carry in `transform`.
-    pub fn name(&self) -> String {
-        match self {
-            TransformKind::Whiten { dims: None } => "whiten".into(),
-            TransformKind::Whiten { dims: Some(k) } => format!("whiten-{k}"),
-            TransformKind::Flow(_) => "flow".into(),
-        }
-    }
-
-    /// Fits this transform on vectors from `encoder`.
-    pub fn fit(&self, vectors: &[Vec<f32>], encoder: &crate::EncoderId) -> Result<Transform> {
-        match self {
-            TransformKind::Whiten { dims } => Ok(Transform::Whiten(fit_whitening(vectors, encoder, *dims)?)),
-            TransformKind::Flow(cfg) => Ok(Transform::Flow(fit_flow(vectors, encoder, cfg)?)),
         }
     }
 }
@@ -137,8 +96,8 @@ pub fn read_fit_sentences(path: &Path) -> Result<Vec<String>> {
     }
 }
 
-/// Runs the comparison; `progress(stage)` is told what is being done.
-pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &dyn Fn(&str)) -> Result<Vec<StsRow>> {
+/// Runs the comparison; `progress` is told what is being done.
+pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &dyn Progress) -> Result<Vec<StsRow>> {
     // Every sentence needed: evaluation pairs, target corpora, fitting files.
     let mut eval_sets: Vec<StsDataset> = Vec::new();
     let mut target: HashMap<StsSet, Vec<String>> = HashMap::new();
@@ -173,10 +132,10 @@ pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &d
             unique.len() - 1
         });
     }
-    progress(&format!("encoding {} sentences with {} poolings", unique.len(), plan.poolings.len()));
+    progress.start(&format!("encoding {} sentences with {} poolings", unique.len(), plan.poolings.len()), 0);
     let encoded = encoder.encode(&unique, &plan.poolings)?;
     if encoded.truncated > 0 {
-        progress(&format!("{} sentences were truncated at {} tokens", encoded.truncated, encoder.tokenizer().max_length()));
+        progress.message(&format!("{} sentences were truncated at {} tokens", encoded.truncated, encoder.tokenizer().max_length()));
     }
 
     let mut rows = Vec::new();
@@ -188,15 +147,15 @@ pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &d
         let mut configs: Vec<(String, Option<String>, Vec<Option<Arc<Transform>>>)> =
             vec![("none".into(), None, eval_sets.iter().map(|_| None).collect())];
         for spec in &plan.transforms {
-            progress(&format!("fitting {} on {} for {}", spec.kind.name(), spec.fit_on.name(), pooling));
+            progress.start(&format!("fitting {} on {} for {}", spec.kind.name(), spec.fit_on.name(), pooling), 0);
             let fitted = match &spec.fit_on {
                 FitSource::Target => eval_sets
                     .iter()
-                    .map(|d| Ok(Some(Arc::new(spec.kind.fit(&lookup(&target[&d.set]), &encoder_id)?))))
+                    .map(|d| Ok(Some(Arc::new(spec.kind.fit(&lookup(&target[&d.set]), &encoder_id, progress)?))))
                     .collect::<Result<Vec<_>>>()?,
                 FitSource::Files(_) => {
                     // One fit serves every set.
-                    let t = Arc::new(spec.kind.fit(&lookup(&files[&spec.fit_on.name()]), &encoder_id)?);
+                    let t = Arc::new(spec.kind.fit(&lookup(&files[&spec.fit_on.name()]), &encoder_id, progress)?);
                     eval_sets.iter().map(|_| Some(t.clone())).collect()
                 }
             };

@@ -38,6 +38,7 @@ use crate::store::layout::{
 };
 use crate::store::passages::{self, Passages};
 use crate::store::snapshot::{self, Manifest};
+use crate::progress::Progress;
 use crate::{Embedder, Error, Result};
 
 /// A filter allowing at most this share of the collection is answered by an exact scan.
@@ -48,7 +49,7 @@ const COMPACT_SHARE: f64 = 0.2;
 const COMPACT_MIN_TOMBSTONES: usize = 64;
 /// A snapshot is written by itself when this many writes are not covered by the last one...
 const AUTO_SNAPSHOT_MIN: u64 = 10_000;
-/// Rebuilds of at least this many vectors show a progress bar.
+/// Rebuilds of at least this many vectors are told to the progress.
 const PROGRESS_MIN: u64 = 10_000;
 /// Vectors read from sled and inserted per step during a rebuild.
 const REBUILD_CHUNK: usize = 8_192;
@@ -228,6 +229,8 @@ struct Inner {
     dropped: AtomicBool,
     /// The store's advisory lock, held while any handle lives.
     _lock: Arc<std::fs::File>,
+    /// Told about index rebuilds.
+    progress: Arc<dyn Progress>,
 }
 
 /// Owned by the single writer.
@@ -266,6 +269,7 @@ impl Collection {
         tree: sled::Tree,
         index_dir: PathBuf,
         lock: Arc<std::fs::File>,
+        progress: Arc<dyn Progress>,
     ) -> Result<Collection> {
         let seq = decode_u64(tree.get(SEQ_KEY).map_err(db_error)?.as_deref())?;
         let count = decode_u64(tree.get(COUNT_KEY).map_err(db_error)?.as_deref())?;
@@ -314,17 +318,17 @@ impl Collection {
                 // Writes newer than the snapshot: live vectors with a larger internal id.
                 let start = internal_key(VECTOR_TAG, m.seq.saturating_add(1));
                 let end = internal_key(VECTOR_TAG, u64::MAX);
-                insert_range(&index, tree.range(start..=end), 0, name)?;
+                insert_range(&index, tree.range(start..=end), 0, name, progress.as_ref())?;
                 snapshot::remove_stale(&index_dir, Some(&m.folder));
                 (index, Some(m.seq))
             }
             None => {
                 let index = Index::new(&config.hnsw, config.dims, points as usize)?;
-                insert_range(&index, tree.scan_prefix([VECTOR_TAG]), points, name)?;
+                insert_range(&index, tree.scan_prefix([VECTOR_TAG]), points, name, progress.as_ref())?;
                 (index, None)
             }
         };
-        let (text, _) = TextIndex::open(&index_dir, &tree, seq, config.lexical, name)?;
+        let (text, _) = TextIndex::open(&index_dir, &tree, seq, config.lexical, name, progress.as_ref())?;
         let collection = Collection {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -346,6 +350,7 @@ impl Collection {
                 maintenance_error: Mutex::new(None),
                 dropped: AtomicBool::new(false),
                 _lock: lock,
+                progress,
             }),
         };
         if rebuilt && count > 0 {
@@ -946,7 +951,7 @@ impl Collection {
         // keeps writes out, so nothing is missed.
         let points = self.read_state()?.points;
         let index = Index::new(&self.inner.config.hnsw, self.inner.config.dims, points as usize)?;
-        insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), points, &self.inner.name)?;
+        insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), points, &self.inner.name, self.inner.progress.as_ref())?;
         self.write_state()?.index = index;
         self.persist_snapshot(writer, true)
     }
@@ -1137,24 +1142,23 @@ fn has_metadata(m: &Value) -> bool {
     }
 }
 
-/// Inserts the vector records of `iter` into `index` in chunks, with a progress bar if large.
-fn insert_range(index: &Index, iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>, expected: u64, name: &str) -> Result<()> {
-    let bar = if expected >= PROGRESS_MIN {
-        let bar = indicatif::ProgressBar::new(expected);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("rebuilding index {msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(name.to_string());
-        Some(bar)
-    } else {
-        None
-    };
+/// Inserts the vector records of `iter` into `index` in chunks, told to `progress` if large.
+fn insert_range(
+    index: &Index,
+    iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    expected: u64,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let shown = expected >= PROGRESS_MIN;
+    if shown {
+        progress.start(&format!("rebuilding index {name}"), expected as usize);
+    }
     let mut chunk = Vec::with_capacity(REBUILD_CHUNK);
     let flush = |chunk: &mut Vec<(Vec<f32>, u64)>| {
         index.insert(chunk);
-        if let Some(bar) = &bar {
-            bar.inc(chunk.len() as u64);
+        if shown {
+            progress.advance(chunk.len());
         }
         chunk.clear();
     };
@@ -1169,8 +1173,8 @@ fn insert_range(index: &Index, iter: impl Iterator<Item = sled::Result<(sled::IV
         }
     }
     flush(&mut chunk);
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if shown {
+        progress.finish();
     }
     Ok(())
 }

@@ -26,6 +26,30 @@ use winnow::token::{any, none_of, take_while};
 
 use crate::{Error, Result};
 
+/// Either written form: JSON when the text starts with `{`, the expression form otherwise.
+///
+/// ```
+/// use isovec::store::Filter;
+/// let a: Filter = r#"{"year": {"gte": 2020}}"#.parse()?;
+/// let b: Filter = "year>=2020".parse()?;
+/// assert_eq!(a, b);
+/// assert!(a.matches(&serde_json::json!({"year": 2021})));
+/// # Ok::<(), isovec::Error>(())
+/// ```
+impl std::str::FromStr for Filter {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Filter> {
+        if text.trim_start().starts_with('{') {
+            let json: Value = serde_json::from_str(text)
+                .map_err(|e| Error::InvalidInput(format!("filter is not valid JSON: {e}")))?;
+            Filter::from_json(&json)
+        } else {
+            Filter::parse(text)
+        }
+    }
+}
+
 /// One end of a numeric range.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bound {
@@ -423,6 +447,16 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use serde_json::json;
+
+    #[test]
+    fn from_str_reads_both_forms() {
+        let a: Filter = r#"{"year": {"gte": 2000}}"#.parse().unwrap();
+        let b: Filter = "year>=2000".parse().unwrap();
+        assert_eq!(a, b);
+        assert!(a.matches(&json!({"year": 2000})) && !a.matches(&json!({"year": 1999})));
+        let err = "{not json".parse::<Filter>().unwrap_err().to_string();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
 
     fn hits(f: &Filter, docs: &[Value]) -> Vec<usize> {
         (0..docs.len()).filter(|&i| f.matches(&docs[i])).collect()

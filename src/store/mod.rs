@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "async")]
 pub mod async_api;
 pub mod collection;
 pub mod filter;
@@ -36,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use fs2::FileExt;
 
+#[cfg(feature = "async")]
 pub use async_api::AsyncStore;
 pub use collection::{Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport};
 pub use filter::Filter;
@@ -46,6 +48,7 @@ pub use passages::Passages;
 
 use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
 
+use crate::progress::{Progress, Silent};
 use crate::{Error, Result};
 
 /// An open store directory; close it with [`Store::close`] (or drop it) to snapshot the indexes.
@@ -60,6 +63,8 @@ pub struct Store {
     /// The advisory lock that keeps other processes out; collection handles share it, so the
     /// store stays locked until the last handle is dropped (sled's own lock lasts as long).
     lock: Arc<File>,
+    /// Told about index rebuilds of the collections opened.
+    progress: Arc<dyn Progress>,
 }
 
 impl Store {
@@ -125,7 +130,15 @@ impl Store {
             configs,
             open: Mutex::new(HashMap::new()),
             lock: Arc::new(lock),
+            progress: Arc::new(Silent),
         })
+    }
+
+    /// Tells `progress` about the index rebuilds (of at least 10,000 entries) of the collections
+    /// opened from now on; by default nobody is told.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Store {
+        self.progress = progress;
+        self
     }
 
     /// The store directory.
@@ -269,7 +282,7 @@ impl Store {
         layout::check_stored(name, &config)?;
         let index_dir = self.index_dir(name)?;
         let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
-        Collection::open(name, config, self.db.clone(), tree, index_dir, self.lock.clone())
+        Collection::open(name, config, self.db.clone(), tree, index_dir, self.lock.clone(), self.progress.clone())
     }
 
     /// The index folder of collection `name`; refuses names that are not plain folder names.

@@ -38,6 +38,7 @@ use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocu
 
 use crate::store::index::{Scored, TopK};
 use crate::store::layout::{db_error, internal_id_of, DocRecord, DOC_TAG, VECTOR_TAG};
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// Folder of the text index inside the collection's index folder.
@@ -48,7 +49,7 @@ const ANALYZER: &str = "isovec_en";
 const WRITER_MEMORY: usize = 32 << 20;
 /// Tokens longer than this are dropped (URLs, base64, chemical names glued together).
 const MAX_TOKEN_BYTES: usize = 40;
-/// Rebuilds of at least this many documents show a progress bar.
+/// Rebuilds of at least this many documents are told to the progress.
 const PROGRESS_MIN: u64 = 10_000;
 
 /// BM25 parameters of a collection's full-text index.
@@ -155,8 +156,16 @@ fn text_error(what: &str, e: impl std::fmt::Display) -> Error {
 
 impl TextIndex {
     /// Opens the text index in `index_dir`, rebuilding or replaying it from `tree` so that it
-    /// reflects every write up to `seq`. Returns the index and whether it was rebuilt.
-    pub fn open(index_dir: &Path, tree: &sled::Tree, seq: u64, params: LexicalParams, name: &str) -> Result<(TextIndex, bool)> {
+    /// reflects every write up to `seq`; a large rebuild is told to `progress`. Returns the index
+    /// and whether it was rebuilt.
+    pub fn open(
+        index_dir: &Path,
+        tree: &sled::Tree,
+        seq: u64,
+        params: LexicalParams,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<(TextIndex, bool)> {
         params.validate()?;
         let dir = index_dir.join(TEXT_DIR);
         match Self::open_existing(&dir, params) {
@@ -175,7 +184,7 @@ impl TextIndex {
             Ok(None) => {}
             Err(e) => tracing::warn!("collection {name}: {e}; rebuilding the text index from the database"),
         }
-        let text = Self::rebuild(&dir, tree, seq, params, name)?;
+        let text = Self::rebuild(&dir, tree, seq, params, name, progress)?;
         Ok((text, true))
     }
 
@@ -238,7 +247,7 @@ impl TextIndex {
     }
 
     /// A new index in `dir` (replacing whatever is there) holding every live document of `tree`.
-    fn rebuild(dir: &Path, tree: &sled::Tree, seq: u64, params: LexicalParams, name: &str) -> Result<TextIndex> {
+    fn rebuild(dir: &Path, tree: &sled::Tree, seq: u64, params: LexicalParams, name: &str, progress: &dyn Progress) -> Result<TextIndex> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -248,28 +257,23 @@ impl TextIndex {
         let index = Index::create(directory, schema, Default::default()).map_err(|e| text_error("cannot create", e))?;
         let text = Self::wrap(dir, index, fields, params, 0)?;
         let total = tree.scan_prefix([DOC_TAG]).count() as u64;
-        let bar = (total >= PROGRESS_MIN).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("rebuilding text index {msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message(name.to_string());
-            bar
-        });
+        let shown = total >= PROGRESS_MIN;
+        if shown {
+            progress.start(&format!("rebuilding text index {name}"), total as usize);
+        }
         {
             let st = text.writer()?;
             for kv in tree.scan_prefix([DOC_TAG]) {
                 let (_, v) = kv.map_err(db_error)?;
                 let rec = DocRecord::decode(&v)?;
                 text.add_locked(&st, rec.internal_id, &rec.text)?;
-                if let Some(bar) = &bar {
-                    bar.inc(1);
+                if shown {
+                    progress.advance(1);
                 }
             }
         }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
+        if shown {
+            progress.finish();
         }
         text.writer()?.applied_seq = seq;
         text.commit_now()?;

@@ -20,6 +20,7 @@ use super::optimizer::{clip_grad_norm, AdamW, AdamWConfig, LinearSchedule};
 use crate::eval::spearman::spearman;
 use crate::eval::sts::{self, Split, StsPair, StsSet};
 use crate::encoder::{BatchInput, Bert, BertConfig, Mode, ModelDir, Pooling, TextTokenizer};
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// Which SimCSE objective to train.
@@ -561,14 +562,15 @@ impl Trainer {
     }
 
     /// Trains to the configured number of steps, evaluating on `dev` every `eval_every` steps and
-    /// keeping the best checkpoint in `out_dir/best` (and the final one in `out_dir/last`).
+    /// keeping the best checkpoint in `out_dir/best` (and the final one in `out_dir/last`); each
+    /// step is told to `progress`, with the loss, the speed and the last dev score as the message.
     pub fn fit(
         &mut self,
         data: &TrainingData,
         dev: Option<&DevSet>,
         out_dir: &Path,
         args: serde_json::Value,
-        show_progress: bool,
+        progress: &dyn Progress,
     ) -> Result<FitReport> {
         if data.len() < 2 {
             return Err(Error::InvalidInput("training needs at least two examples".into()));
@@ -591,17 +593,10 @@ impl Trainer {
             writeln!(log, "{value}").map_err(|e| Error::io(&log_path, e))
         };
 
-        let bar = if show_progress {
-            indicatif::ProgressBar::new(total as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-                .map_err(|e| Error::InvalidInput(e.to_string()))?
-                .progress_chars("=> "),
-        );
-        bar.set_position(self.step.min(total) as u64);
+        progress.start("training", total);
+        // Steps told to `progress` so far (a resumed run starts past 0).
+        let mut shown = self.step.min(total);
+        progress.advance(shown);
 
         let mut report = FitReport {
             before: None,
@@ -624,7 +619,7 @@ impl Trainer {
             }
             Ok(Some(s))
         };
-        bar.set_message("evaluating on STS-B dev…");
+        progress.message("evaluating on STS-B dev…");
         report.before = evaluate(self, &mut report, &mut write_log)?;
         let mut last_dev = report.before.map(|s| s.spearman);
 
@@ -650,8 +645,9 @@ impl Trainer {
             write_log(serde_json::json!({"step": self.step, "loss": stats.loss, "grad_norm": stats.grad_norm, "lr": stats.lr}))?;
             let rate = report.steps as f64 / (started.elapsed().as_secs_f64() - eval_seconds).max(1e-9);
             let dev_text = last_dev.map_or("-".to_string(), |d| format!("{d:.2}"));
-            bar.set_message(format!("loss {:.4} | {rate:.2} steps/s | STS-B dev {dev_text}", loss_avg.unwrap_or(stats.loss)));
-            bar.set_position(self.step as u64);
+            progress.message(&format!("loss {:.4} | {rate:.2} steps/s | STS-B dev {dev_text}", loss_avg.unwrap_or(stats.loss)));
+            progress.advance(self.step.saturating_sub(shown));
+            shown = shown.max(self.step);
             if self.config.eval_every > 0 && self.step % self.config.eval_every == 0 && self.step < total {
                 let t = Instant::now();
                 if let Some(s) = evaluate(self, &mut report, &mut write_log)? {
@@ -662,11 +658,12 @@ impl Trainer {
         }
         report.train_seconds = started.elapsed().as_secs_f64() - eval_seconds;
         report.after = evaluate(self, &mut report, &mut write_log)?;
-        bar.finish_with_message(format!(
+        progress.message(&format!(
             "done: {} steps | STS-B dev {}",
             report.steps,
             report.after.map_or("-".to_string(), |s| format!("{:.2}", s.spearman))
         ));
+        progress.finish();
         let last_dir = out_dir.join("last");
         self.save(&last_dir, report.after, args)?;
         report.last_checkpoint = Some(last_dir);

@@ -31,6 +31,7 @@ pub use permutation::PermutationKind;
 
 use super::check_input;
 use super::file::{StoredTensor, TransformFile};
+use crate::progress::Progress;
 use crate::{EncoderId, Error, Result, TransformId};
 use glow::Glow;
 use subspace::Subspace;
@@ -68,8 +69,9 @@ struct StoredConfig {
     flow: FlowConfig,
 }
 
-/// Trains a flow on `vectors` of `encoder` (f32 on the CPU), seeded by `config.seed`.
-pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig) -> Result<Flow> {
+/// Trains a flow on `vectors` of `encoder` (f32 on the CPU), seeded by `config.seed`; each step
+/// is told to `progress`, with the smoothed loss as the message.
+pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig, progress: &dyn Progress) -> Result<Flow> {
     config.validate()?;
     let first = vectors.first().ok_or_else(|| {
         Error::InvalidInput("the flow needs vectors to train on; got none".to_string())
@@ -93,7 +95,7 @@ pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig) 
         None => to_tensor(vectors, dims, &device)?,
     };
     let glow = Glow::new(data.dim(1)?, config, DType::F32, &device)?;
-    let losses = train::train(&glow, &data, config)?;
+    let losses = train::train(&glow, &data, config, progress)?;
     tracing::info!(
         steps = losses.len(),
         final_loss = losses.last().copied().unwrap_or(f64::NAN),

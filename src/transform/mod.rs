@@ -9,6 +9,7 @@
 mod file;
 pub mod flow;
 mod isotropy;
+mod kind;
 pub mod synthetic;
 pub mod whiten;
 
@@ -20,6 +21,7 @@ pub use flow::{
     fit_flow, measure_flow_fit, CouplingKind, Flow, FlowConfig, FlowFitTiming, PermutationKind,
 };
 pub use isotropy::mean_random_pair_cosine;
+pub use kind::TransformKind;
 pub use whiten::{fit_whitening, Whitening, WhiteningAccumulator};
 
 /// A fitted post-transform of one encoder's sentence vectors.

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::synthetic::anisotropic_gaussian;
+use crate::progress::Silent;
 use super::test_support::encoder;
 use super::*;
 
@@ -22,7 +23,7 @@ fn load_detects_the_kind_and_keeps_id_and_outputs() {
         fit_whitening(&data, &encoder("mean"), Some(4))
             .unwrap()
             .into(),
-        fit_flow(&data, &encoder("mean"), &small_flow_config())
+        fit_flow(&data, &encoder("mean"), &small_flow_config(), &Silent)
             .unwrap()
             .into(),
     ];
@@ -62,7 +63,7 @@ fn damaged_or_foreign_files_are_clear_errors() {
     let data = anisotropic_gaussian(200, 8, 8, 2);
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
-    Transform::from(fit_flow(&data, &encoder("mean"), &small_flow_config()).unwrap())
+    Transform::from(fit_flow(&data, &encoder("mean"), &small_flow_config(), &Silent).unwrap())
         .save(&good)
         .unwrap();
     let bytes = std::fs::read(&good).unwrap();
@@ -140,7 +141,7 @@ fn whitening_and_flow_bring_random_pair_cosine_near_zero() {
         epochs: 3.0,
         ..FlowConfig::default()
     };
-    let z = fit_flow(&data, &encoder("mean"), &config)
+    let z = fit_flow(&data, &encoder("mean"), &config, &Silent)
         .unwrap()
         .apply(&encoder("mean"), &data)
         .unwrap();

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{fit_flow, FlowConfig};
+use crate::progress::Silent;
 use crate::transform::synthetic::anisotropic_gaussian;
 use crate::{EncoderId, Result};
 
@@ -33,7 +34,7 @@ pub fn measure_flow_fit(vectors: usize, dims: usize, config: &FlowConfig) -> Res
         max_length: 0,
     };
     let start = Instant::now();
-    let flow = fit_flow(&data, &encoder, config)?;
+    let flow = fit_flow(&data, &encoder, config, &Silent)?;
     let seconds = start.elapsed().as_secs_f64();
     let losses = flow.training_losses();
     let tail = &losses[losses.len() - (losses.len() / 10).max(1)..];

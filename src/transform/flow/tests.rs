@@ -4,6 +4,7 @@ use nalgebra::DMatrix;
 use super::glow::Glow;
 use super::init::Init;
 use super::*;
+use crate::progress::Silent;
 use crate::transform::synthetic::anisotropic_gaussian;
 use crate::transform::test_support::{encoder, two_pass_moments};
 
@@ -148,7 +149,7 @@ fn odd_sizes_work_and_too_many_levels_are_rejected() {
         ..small_config(CouplingKind::Additive, PermutationKind::Reverse)
     };
     // 7 → 4 → 2.
-    let flow = fit_flow(&data, &encoder("mean"), &config).unwrap();
+    let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     let z = flow.apply(&encoder("mean"), &data).unwrap();
     assert_eq!(z[0].len(), 7);
     // 5 → 3 → 2 → 1: the fourth level would have a single dimension.
@@ -159,7 +160,7 @@ fn odd_sizes_work_and_too_many_levels_are_rejected() {
         &FlowConfig {
             levels: 4,
             ..config
-        },
+        }, &Silent,
     )
     .unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
@@ -185,7 +186,7 @@ fn trained_flow_makes_training_data_near_standard_normal() {
         batch_size: 64,
         ..FlowConfig::default()
     };
-    let flow = fit_flow(&data, &encoder("mean"), &config).unwrap();
+    let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     let losses = flow.training_losses();
     let head: f64 = losses[..20].iter().sum::<f64>() / 20.0;
     let tail: f64 = losses[losses.len() - 20..].iter().sum::<f64>() / 20.0;
@@ -223,9 +224,9 @@ fn trained_flow_makes_training_data_near_standard_normal() {
 fn training_is_deterministic_given_the_seed() {
     let data = anisotropic_gaussian(300, 8, 8, 2);
     let config = small_config(CouplingKind::Affine, PermutationKind::Lu);
-    let a = fit_flow(&data, &encoder("mean"), &config).unwrap();
-    let b = fit_flow(&data, &encoder("mean"), &config).unwrap();
-    let c = fit_flow(&data, &encoder("mean"), &FlowConfig { seed: 1, ..config }).unwrap();
+    let a = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
+    let b = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
+    let c = fit_flow(&data, &encoder("mean"), &FlowConfig { seed: 1, ..config }, &Silent).unwrap();
     assert_eq!(a.training_losses(), b.training_losses());
     assert_eq!(a.id(), b.id());
     assert_eq!(
@@ -243,7 +244,7 @@ fn save_load_round_trip_gives_identical_outputs_and_inverse_recovers_input() {
             epochs: 2.0,
             ..small_config(coupling, permutation)
         };
-        let flow = fit_flow(&data, &encoder("mean"), &config).unwrap();
+        let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flow.safetensors");
         flow.save(&path).unwrap();
@@ -265,7 +266,7 @@ fn save_load_round_trip_gives_identical_outputs_and_inverse_recovers_input() {
 fn wrong_encoder_or_dimension_is_an_error() {
     let data = anisotropic_gaussian(100, 8, 8, 3);
     let config = small_config(CouplingKind::Additive, PermutationKind::Reverse);
-    let flow = fit_flow(&data, &encoder("mean"), &config).unwrap();
+    let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     assert!(matches!(
         flow.apply(&encoder("cls"), &data),
         Err(Error::PipelineMismatch { .. })
@@ -277,13 +278,13 @@ fn wrong_encoder_or_dimension_is_an_error() {
             found: 9
         })
     ));
-    assert!(fit_flow(&[], &encoder("mean"), &config).is_err());
+    assert!(fit_flow(&[], &encoder("mean"), &config, &Silent).is_err());
     let bad = FlowConfig {
         batch_size: 0,
         ..config
     };
     assert!(matches!(
-        fit_flow(&data, &encoder("mean"), &bad),
+        fit_flow(&data, &encoder("mean"), &bad, &Silent),
         Err(Error::InvalidInput(_))
     ));
 }
@@ -339,7 +340,7 @@ fn flow_on_vectors_with_null_directions_stays_isotropic_and_round_trips() {
         batch_size: 64,
         ..FlowConfig::default()
     };
-    let flow = fit_flow(&data, &encoder("mean"), &config).unwrap();
+    let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     assert_eq!((flow.input_dims(), flow.output_dims()), (8, 6));
     let z = flow.apply(&encoder("mean"), &data).unwrap();
     let (mean, cov) = two_pass_moments(&z);

@@ -1,7 +1,6 @@
 //! Maximum-likelihood training of the flow on cached (frozen) sentence vectors with Adam.
 
 use candle_core::{DType, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -9,9 +8,10 @@ use rand::SeedableRng;
 use super::adam::Adam;
 use super::config::FlowConfig;
 use super::glow::Glow;
+use crate::progress::Progress;
 use crate::{Error, Result};
 
-/// Weight of the newest loss in the smoothed loss shown on the progress bar.
+/// Weight of the newest loss in the smoothed loss told to the progress.
 const SMOOTHING: f64 = 0.05;
 
 /// Number of Adam steps `config` takes over `n` vectors.
@@ -22,7 +22,7 @@ pub(crate) fn step_count(n: usize, config: &FlowConfig) -> usize {
 }
 
 /// Trains `glow` on `data` (n × d, f32); returns the loss (bits/dim) of every step.
-pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig) -> Result<Vec<f64>> {
+pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig, progress: &dyn Progress) -> Result<Vec<f64>> {
     let n = data.dim(0)?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -41,11 +41,7 @@ pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig) -> Result<V
     let mut adam = Adam::new(trainable, config.learning_rate);
 
     let steps = step_count(n, config);
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("flow {bar:30} {pos}/{len} steps, {msg} [{elapsed}<{eta}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    progress.start("flow", steps);
     let mut losses = Vec::with_capacity(steps);
     let mut smoothed = None;
     let mut cursor = 0;
@@ -60,7 +56,7 @@ pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig) -> Result<V
         let loss = glow.nll_bits_per_dim(&batch, false)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
-            bar.abandon();
+            progress.finish();
             return Err(Error::Transform(format!(
                 "flow training diverged at step {step} (loss {value}); \
                  lower the learning rate or check the vectors for NaN"
@@ -70,10 +66,10 @@ pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig) -> Result<V
         losses.push(value);
         let s = smoothed.map_or(value, |s: f64| (1.0 - SMOOTHING) * s + SMOOTHING * value);
         smoothed = Some(s);
-        bar.set_message(format!("loss {s:.3} bits/dim"));
-        bar.inc(1);
+        progress.message(&format!("loss {s:.3} bits/dim"));
+        progress.advance(1);
     }
-    bar.finish();
+    progress.finish();
     Ok(losses)
 }
 
