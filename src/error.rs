@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in isovec; each message says what to do next.
+///
+/// New variants may be added, so a `match` needs a catch-all arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
@@ -33,9 +36,73 @@ pub enum Error {
     /// A transform file (whitening, flow) is damaged or does not fit.
     #[error("transform: {0}")]
     Transform(String),
-    /// The store or its index is damaged, locked or misused.
+    /// Another process (or another handle in this one) has the store open.
+    #[error(
+        "store: store {} is already open{}; close the other process (or handle) first, or use another directory",
+        path.display(),
+        holder.as_ref().map_or(String::new(), |h| format!(" by process {h}"))
+    )]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+        /// The process id recorded in the lock file, when one is.
+        holder: Option<String>,
+    },
+    /// A directory that is neither empty nor an isovec store.
+    #[error(
+        "store: {} is not an isovec store (it has no {} and is not empty); give a new or empty directory",
+        path.display(),
+        crate::store::layout::MARKER_FILE
+    )]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// An existing store was asked for where there is none.
+    #[error("store: no store in {}; create one first (e.g. with `isovec index --store {}`)", path.display(), path.display())]
+    NoStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A store written in a format (or by a program) this isovec does not read.
+    #[error("store: {} has format {found} of kind {kind:?}; this isovec reads format {supported}", path.display())]
+    VersionMismatch {
+        /// The store directory.
+        path: PathBuf,
+        /// The format the store's marker names.
+        found: u32,
+        /// The kind the store's marker names (`isovec` for an isovec store).
+        kind: String,
+        /// The format this isovec reads.
+        supported: u32,
+    },
+    /// Stored data is damaged: a database record, a collection's configuration, the store's
+    /// marker, an index snapshot or the text index.
+    #[error("store: {what}")]
+    Damaged {
+        /// What is damaged, and what to do about it.
+        what: String,
+        /// The damaged file or folder, when it is one.
+        path: Option<PathBuf>,
+    },
+    /// The collection was dropped while this handle was held.
+    #[error("store: collection {collection} was dropped; create it again or open another one")]
+    Dropped {
+        /// The collection's name.
+        collection: String,
+    },
+    /// The database (sled) failed to read or write.
     #[error("store: {0}")]
-    Store(String),
+    Database(String),
+    /// An index (HNSW or full-text) could not be built, written or read.
+    #[error("store: {0}")]
+    Index(String),
+    /// A thread panicked while it held a lock; the handle cannot be trusted any more.
+    #[error("store: a thread panicked while {0}; reopen the store")]
+    Poisoned(&'static str),
+    /// A background task of the store stopped or failed.
+    #[error("store: {0}")]
+    Background(String),
     /// A tensor operation failed.
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),

@@ -103,11 +103,11 @@ impl AsyncStore {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Store(format!("a background task failed: {e}")))?
+        .map_err(|e| Error::Background(format!("a background task failed: {e}")))?
 }
 
 fn stopped() -> Error {
-    Error::Store("the query batching task stopped; recreate the AsyncStore inside a running tokio runtime".into())
+    Error::Background("the query batching task stopped; recreate the AsyncStore inside a running tokio runtime".into())
 }
 
 /// Collects queries arriving within a short window and encodes them in one call.

@@ -1066,10 +1066,7 @@ impl Collection {
 
     fn check_alive(&self) -> Result<()> {
         if self.inner.dropped.load(Ordering::SeqCst) {
-            return Err(Error::Store(format!(
-                "collection {} was dropped; create it again or open another one",
-                self.inner.name
-            )));
+            return Err(Error::Dropped { collection: self.inner.name.clone() });
         }
         Ok(())
     }
@@ -1180,5 +1177,5 @@ fn insert_range(
 }
 
 fn poisoned() -> Error {
-    Error::Store("a thread panicked while holding the collection's lock; reopen the store".into())
+    Error::Poisoned("holding the collection's lock")
 }

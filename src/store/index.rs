@@ -92,7 +92,7 @@ impl Index {
     pub fn new(params: &HnswParams, dims: usize, capacity: usize) -> Result<Self> {
         params
             .validate()
-            .map_err(|e| Error::Store(format!("cannot build an HNSW index: {e}")))?;
+            .map_err(|e| Error::Index(format!("cannot build an HNSW index: {e}")))?;
         // The capacity is a hint hnsw_rs reserves memory for; a damaged count must not turn
         // into an allocation that aborts the process.
         let hnsw = Hnsw::new(
@@ -238,7 +238,7 @@ impl Index {
                 .truncate(true)
                 .write(true)
                 .open(&path)
-                .map_err(|e| Error::Store(format!(
+                .map_err(|e| Error::Index(format!(
                     "writing the index snapshot {}: {e}; check free disk space and permissions",
                     path.display()
                 )))?;
@@ -246,11 +246,11 @@ impl Index {
         let res = catch_unwind(AssertUnwindSafe(|| self.hnsw.file_dump(dir, basename)));
         match res {
             Ok(Ok(name)) => Ok(name),
-            Ok(Err(e)) => Err(Error::Store(format!(
+            Ok(Err(e)) => Err(Error::Index(format!(
                 "writing the index snapshot in {}: {e}; check free disk space and permissions",
                 dir.display()
             ))),
-            Err(_) => Err(Error::Store(format!(
+            Err(_) => Err(Error::Index(format!(
                 "writing the index snapshot in {} failed; check free disk space and permissions",
                 dir.display()
             ))),
@@ -278,7 +278,7 @@ impl Index {
                 };
                 stored
                     .validate()
-                    .map_err(|e| Error::Store(format!("the index snapshot is damaged: {e}")))?;
+                    .map_err(|e| Error::Damaged { what: format!("the index snapshot is damaged: {e}"), path: Some(dir.to_path_buf()) })?;
                 // The loader turns on candidate extension; keep construction as configured.
                 hnsw.set_extend_candidates(false);
                 let dims = hnsw.get_point_indexation().get_data_dimension();
@@ -286,8 +286,8 @@ impl Index {
                 index.refresh_search_copy();
                 Ok(index)
             }
-            Ok(Err(e)) => Err(Error::Store(format!("loading the index snapshot: {e}"))),
-            Err(_) => Err(Error::Store("loading the index snapshot failed".into())),
+            Ok(Err(e)) => Err(Error::Damaged { what: format!("loading the index snapshot: {e}"), path: Some(dir.to_path_buf()) }),
+            Err(_) => Err(Error::Damaged { what: "loading the index snapshot failed".into(), path: Some(dir.to_path_buf()) }),
         }
     }
 }

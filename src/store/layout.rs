@@ -183,10 +183,13 @@ pub fn check_stored(name: &str, config: &CollectionConfig) -> Result<()> {
 }
 
 fn damaged_config(name: &str, what: &str) -> Error {
-    Error::Store(format!(
-        "collection {name:?}: its stored configuration is damaged ({what}); restore the store from a \
-         backup, or drop the collection and index its documents again"
-    ))
+    Error::Damaged {
+        what: format!(
+            "collection {name:?}: its stored configuration is damaged ({what}); restore the store from a \
+             backup, or drop the collection and index its documents again"
+        ),
+        path: None,
+    }
 }
 
 /// Checks that a collection name is usable as a folder name: 1–64 of `[A-Za-z0-9_.-]`.
@@ -371,14 +374,15 @@ impl VectorRecord {
 
 /// The error for a record that cannot be parsed.
 pub fn damaged(what: &str) -> Error {
-    Error::Store(format!(
-        "damaged record: {what}; the store's database is corrupt — restore it from a backup or re-index"
-    ))
+    Error::Damaged {
+        what: format!("damaged record: {what}; the store's database is corrupt — restore it from a backup or re-index"),
+        path: None,
+    }
 }
 
 /// Converts a sled error into isovec's error.
 pub fn db_error(e: sled::Error) -> Error {
-    Error::Store(format!("database error: {e}"))
+    Error::Database(format!("database error: {e}"))
 }
 
 #[cfg(test)]

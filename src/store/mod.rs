@@ -83,15 +83,18 @@ impl Store {
         if marker_path.exists() {
             let bytes = fs::read(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
             let marker: Marker = serde_json::from_slice(&bytes).map_err(|_| {
-                Error::Store(format!("{} is damaged; this is not a readable isovec store", marker_path.display()))
+                Error::Damaged {
+                    what: format!("{} is damaged; this is not a readable isovec store", marker_path.display()),
+                    path: Some(marker_path.clone()),
+                }
             })?;
             if marker.kind != "isovec" || marker.format != FORMAT_VERSION {
-                return Err(Error::Store(format!(
-                    "{} has format {} of kind {:?}; this isovec reads format {FORMAT_VERSION}",
-                    root.display(),
-                    marker.format,
-                    marker.kind
-                )));
+                return Err(Error::VersionMismatch {
+                    path: root.to_path_buf(),
+                    found: marker.format,
+                    kind: marker.kind,
+                    supported: FORMAT_VERSION,
+                });
             }
         } else {
             let empty = match fs::read_dir(root) {
@@ -100,17 +103,10 @@ impl Store {
                 Err(e) => return Err(Error::io(root, e)),
             };
             if !empty {
-                return Err(Error::Store(format!(
-                    "{} is not an isovec store (it has no {MARKER_FILE} and is not empty); give a new or empty directory",
-                    root.display()
-                )));
+                return Err(Error::NotAStore { path: root.to_path_buf() });
             }
             if !create {
-                return Err(Error::Store(format!(
-                    "no store in {}; create one first (e.g. with `isovec index --store {}`)",
-                    root.display(),
-                    root.display()
-                )));
+                return Err(Error::NoStore { path: root.to_path_buf() });
             }
             fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         }
@@ -294,7 +290,7 @@ impl Store {
     fn lock_open(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Collection>>> {
         self.open
             .lock()
-            .map_err(|_| Error::Store("a thread panicked while opening a collection; reopen the store".into()))
+            .map_err(|_| Error::Poisoned("opening a collection"))
     }
 }
 
@@ -322,7 +318,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db> {
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && start.elapsed() < SLED_LOCK_WAIT => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(e) => return Err(Error::Store(format!("opening the database in {}: {e}", dir.display()))),
+            Err(e) => return Err(Error::Database(format!("opening the database in {}: {e}", dir.display()))),
         }
     }
 }
@@ -340,11 +336,10 @@ fn lock_store(root: &Path) -> Result<File> {
     if file.try_lock_exclusive().is_err() {
         let holder = fs::read_to_string(&path).unwrap_or_default();
         let holder = holder.trim();
-        return Err(Error::Store(format!(
-            "store {} is already open{}; close the other process (or handle) first, or use another directory",
-            root.display(),
-            if holder.is_empty() { String::new() } else { format!(" by process {holder}") }
-        )));
+        return Err(Error::Locked {
+            path: root.to_path_buf(),
+            holder: (!holder.is_empty()).then(|| holder.to_string()),
+        });
     }
     // Record who holds the lock so the error above can name it.
     let _ = file.set_len(0);

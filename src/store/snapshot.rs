@@ -76,7 +76,7 @@ fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manife
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Store(format!("unexpected file name in {}", tmp.display())))?
+            .ok_or_else(|| Error::Index(format!("unexpected file name in {}", tmp.display())))?
             .to_string();
         files.push(FileSum { name, len, crc32 });
     }
@@ -87,7 +87,7 @@ fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manife
         .file_name()
         .and_then(|n| n.to_str())
         .map(|n| n.replacen("tmp-", "snap-", 1))
-        .ok_or_else(|| Error::Store(format!("unexpected folder name {}", tmp.display())))?;
+        .ok_or_else(|| Error::Index(format!("unexpected folder name {}", tmp.display())))?;
     let dest = root.join(&folder);
     fs::rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
     sync_dir(root)?;
@@ -103,40 +103,40 @@ fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manife
 /// Verifies the snapshot's files against the manifest, then loads the index.
 pub fn load(root: &Path, manifest: &Manifest) -> Result<Index> {
     if manifest.files.is_empty() {
-        return Err(Error::Store("snapshot manifest lists no files".into()));
+        return Err(damaged("snapshot manifest lists no files".into(), root));
     }
     // The names come from the database: a damaged one must not lead outside the index folder.
     let mut names = [manifest.folder.as_str(), manifest.basename.as_str()]
         .into_iter()
         .chain(manifest.files.iter().map(|f| f.name.as_str()));
     if !manifest.folder.starts_with("snap-") || !names.all(plain_name) {
-        return Err(Error::Store(format!(
-            "snapshot manifest names a file outside {} ({:?}); it is damaged",
-            root.display(),
-            manifest.folder
-        )));
+        return Err(damaged(
+            format!("snapshot manifest names a file outside {} ({:?}); it is damaged", root.display(), manifest.folder),
+            root,
+        ));
     }
     let dir = root.join(&manifest.folder);
     for f in &manifest.files {
         let path = dir.join(&f.name);
         let (len, crc32) = checksum(&path)?;
         if len != f.len || crc32 != f.crc32 {
-            return Err(Error::Store(format!(
-                "snapshot file {} is damaged (length {len}, expected {}; crc {crc32:08x}, expected {:08x})",
-                path.display(),
-                f.len,
-                f.crc32
-            )));
+            return Err(damaged(
+                format!(
+                    "snapshot file {} is damaged (length {len}, expected {}; crc {crc32:08x}, expected {:08x})",
+                    path.display(),
+                    f.len,
+                    f.crc32
+                ),
+                &path,
+            ));
         }
     }
     let index = Index::load(&dir, &manifest.basename)?;
     if index.len() as u64 != manifest.points {
-        return Err(Error::Store(format!(
-            "snapshot in {} holds {} points, manifest says {}",
-            dir.display(),
-            index.len(),
-            manifest.points
-        )));
+        return Err(damaged(
+            format!("snapshot in {} holds {} points, manifest says {}", dir.display(), index.len(), manifest.points),
+            &dir,
+        ));
     }
     Ok(index)
 }
@@ -154,6 +154,11 @@ pub fn remove_stale(root: &Path, keep: Option<&str>) {
             }
         }
     }
+}
+
+/// The error for a damaged snapshot at `path`.
+fn damaged(what: String, path: &Path) -> Error {
+    Error::Damaged { what, path: Some(path.to_path_buf()) }
 }
 
 fn checksum(path: &Path) -> Result<(u64, u32)> {

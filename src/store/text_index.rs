@@ -151,7 +151,7 @@ fn schema() -> (Schema, Fields) {
 }
 
 fn text_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Store(format!("text index: {what}: {e}"))
+    Error::Index(format!("text index: {what}: {e}"))
 }
 
 impl TextIndex {
@@ -474,7 +474,7 @@ impl TextIndex {
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, WriterState>> {
         self.writer
             .lock()
-            .map_err(|_| Error::Store("a thread panicked while writing the text index; reopen the store".into()))
+            .map_err(|_| Error::Poisoned("writing the text index"))
     }
 }
 
@@ -490,7 +490,7 @@ fn live_writer(st: &WriterState) -> Result<&IndexWriter> {
 }
 
 fn shut_down() -> Error {
-    Error::Store("the text index was shut down (its collection was dropped); open the collection again".into())
+    Error::Index("the text index was shut down (its collection was dropped); open the collection again".into())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
