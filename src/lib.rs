@@ -52,6 +52,7 @@ pub mod store;
 pub mod test_support;
 pub mod train;
 pub mod transform;
+pub mod vector;
 
 pub use error::{Error, Result};
 pub use pipeline::{Embedder, EncoderId, Pipeline, PipelineId, TokenSpans, TransformId};

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::vector::normalize;
 use crate::Result;
 
 /// Identifies the encoder half of a pipeline: which model files and which pooling.
@@ -174,12 +175,21 @@ impl Pipeline {
         let encoded = self.encoder.encode_with_progress(texts, &[self.pooling], progress)?;
         let truncated = encoded.truncated;
         let raw = encoded.vectors.into_iter().next().unwrap_or_default();
+        Ok(Embedded { vectors: self.apply(raw)?, truncated })
+    }
+
+    /// The pipeline's vectors from the encoder's raw pooled ones (this pipeline's encoder and
+    /// pooling): the transform, if any, then unit length (a zero vector stays zero, see
+    /// [`crate::vector`]). Evaluation, training and the store all get their vectors through here.
+    pub fn apply(&self, raw: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
         let mut vectors = match &self.transform {
             Some(t) => t.apply(&self.id.encoder, &raw)?,
             None => raw,
         };
-        vectors.iter_mut().for_each(|v| normalize(v));
-        Ok(Embedded { vectors, truncated })
+        for v in &mut vectors {
+            normalize(v);
+        }
+        Ok(vectors)
     }
 }
 
@@ -207,30 +217,6 @@ impl Embedder for Pipeline {
     }
     fn token_spans(&self, text: &str) -> Result<Option<TokenSpans>> {
         Ok(Some(self.encoder.tokenizer().token_spans(text)?))
-    }
-}
-
-/// Scales a vector to unit length (a zero vector stays zero).
-pub fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
-    }
-}
-
-/// Cosine similarity of two vectors, in f64.
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (*x as f64, *y as f64);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa.sqrt() * bb.sqrt())
     }
 }
 

@@ -12,7 +12,7 @@ use isovec::test_support::{data_dir, default_model};
 #[test]
 fn mean_pooling_reproduces_published_mteb_scores() {
     let (Some(data), Some(model)) = (data_dir("senteval"), default_model()) else { return };
-    let encoder = Encoder::load(&model, EncoderOptions::default()).unwrap();
+    let encoder = std::sync::Arc::new(Encoder::load(&model, EncoderOptions::default()).unwrap());
     // MTEB scores SICK-R on all 9,927 pairs (train + trial + test) and STS-B on its test split.
     let published = [
         (StsSet::Sts12, Split::Test, 72.37),

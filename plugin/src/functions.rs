@@ -100,7 +100,7 @@ fn cosine(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     if a.is_empty() {
         return Err(sql_error(format!("{F}: the vectors are empty")));
     }
-    Ok(Value::Real(isovec::pipeline::cosine(&a, &b)))
+    Ok(Value::Real(isovec::vector::cosine(&a, &b)))
 }
 
 fn dims(ctx: &Context<'_>) -> rusqlite::Result<Value> {

@@ -2,6 +2,7 @@
 //! transform (fitted on that corpus), and the BERT-flow paper's token-frequency table.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -11,8 +12,8 @@ use crate::eval::anisotropy::{analyze, Anisotropy};
 use crate::eval::histogram_svg::write_histogram_svg;
 use crate::eval::token_frequency::frequency_table;
 use crate::transform::TransformKind;
-use crate::pipeline::normalize;
 use crate::transform::FlowConfig;
+use crate::Pipeline;
 
 /// Options of `isovec analyze`.
 #[derive(Args, Debug)]
@@ -66,9 +67,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         let raw = &encoded.vectors[p];
         let mut series: Vec<(String, Anisotropy)> = vec![("none".into(), analyze(raw, args.pairs, args.seed))];
         for kind in &kinds {
-            let transform = kind.fit(raw, &encoder.id(pooling), &BarProgress::default())?;
-            let mut out = transform.apply(&encoder.id(pooling), raw)?;
-            out.iter_mut().for_each(|v| normalize(v));
+            let transform = Arc::new(kind.fit(raw, &encoder.id(pooling), &BarProgress::default())?);
+            let out = Pipeline::new(encoder.clone(), pooling, Some(transform))?.apply(raw.clone())?;
             series.push((kind.name(), analyze(&out, args.pairs, args.seed)));
         }
         for (name, a) in &series {

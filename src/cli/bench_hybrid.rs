@@ -230,7 +230,7 @@ fn check_base(pipeline: &dyn Embedder, texts: &[String], base: &crate::store::ve
     let rows = CHECKED_ROWS.min(texts.len());
     let sample: Vec<&str> = texts[..rows].iter().map(String::as_str).collect();
     for (i, v) in pipeline.embed(&sample)?.iter().enumerate() {
-        let cos = crate::pipeline::cosine(v, base.row(i));
+        let cos = crate::vector::cosine(v, base.row(i));
         if cos < SAME_PIPELINE_COSINE {
             bail!(
                 "row {i} of the base vectors is not this pipeline's vector of line {} (cosine {cos:.3}): \

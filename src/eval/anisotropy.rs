@@ -8,6 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use crate::vector::cosine;
+
 #[cfg(feature = "report")]
 pub use super::histogram_svg::write_histogram_svg;
 pub use super::token_frequency::{frequency_table, FreqBucketRow};
@@ -62,22 +64,6 @@ pub fn analyze(vectors: &[Vec<f32>], pairs: usize, seed: u64) -> Anisotropy {
         top1_variance_share: top1,
         top10_variance_share: top10,
         cosine_histogram: histogram(&finite),
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64, y as f64);
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    let denom = (na * nb).sqrt();
-    if denom == 0.0 {
-        0.0
-    } else {
-        dot / denom
     }
 }
 

@@ -18,11 +18,11 @@ use super::anisotropy::{analyze, Anisotropy};
 use super::retrieval::{evaluate as score_runs, ndcg_at_k, BeirData, BeirDoc, RetrievalMetrics};
 use super::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use crate::encoder::{Encoder, Pooling};
-use crate::pipeline::normalize;
 use crate::store::fusion::{fuse, DEFAULT_DEPTH};
 use crate::store::{Collection, CollectionConfig, Fusion, HnswParams, Passages, PassagesDoc, SearchMode, SearchParams, Store};
 use crate::progress::Progress;
 use crate::transform::{FlowConfig, Transform, TransformKind};
+use crate::vector::exact_top_k;
 use crate::{Error, Pipeline, Result};
 
 /// Ranking depth: recall@100 needs the top 100.
@@ -514,18 +514,9 @@ fn index_pipeline<'a>(
     plan: &RetrievalPlan,
     progress: &dyn Progress,
 ) -> Result<Indexed<'a>> {
-    let encoder_id = split.encoder.id(split.pooling);
-    let apply = |raw: &[Vec<f32>]| -> Result<Vec<Vec<f32>>> {
-        let mut out = match &transform {
-            Some(t) => t.apply(&encoder_id, raw)?,
-            None => raw.to_vec(),
-        };
-        out.iter_mut().for_each(|v| normalize(v));
-        Ok(out)
-    };
-    let docs = apply(&split.docs)?;
-    let queries = apply(&split.queries)?;
     let pipeline = Pipeline::new(split.encoder.clone(), split.pooling, transform.clone())?;
+    let docs = pipeline.apply(split.docs.clone())?;
+    let queries = pipeline.apply(split.queries.clone())?;
     let dims = docs.first().map_or(0, Vec::len);
 
     // Index into a fresh collection in the pipeline's own store, so that its size on disk is
@@ -689,20 +680,10 @@ pub fn exact_ranking(query: &[f32], docs: &[Vec<f32>], k: usize) -> Vec<usize> {
 
 /// [`exact_ranking`] with the scores: (document index, dot product).
 pub fn exact_top(query: &[f32], docs: &[Vec<f32>], k: usize) -> Vec<(usize, f32)> {
-    let mut scored: Vec<(f32, usize)> = docs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.iter().zip(query).map(|(a, b)| a * b).sum::<f32>(), i))
-        .collect();
-    let k = k.min(scored.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    scored.select_nth_unstable_by(k - 1, order);
-    scored.truncate(k);
-    scored.sort_by(order);
-    scored.into_iter().map(|(s, i)| (i, s)).collect()
+    exact_top_k(query, k, docs.iter().enumerate().map(|(i, d)| (i as u64, d.as_slice())))
+        .into_iter()
+        .map(|s| (s.internal_id as usize, s.score))
+        .collect()
 }
 
 /// Share of each exact top-`k` found in the approximate top `k`, averaged over queries.
@@ -799,12 +780,14 @@ mod tests {
             ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
         };
         let mut docs: Vec<Vec<f32>> = (0..200).map(|_| (0..16).map(|_| next()).collect()).collect();
-        docs.iter_mut().for_each(|v| normalize(v));
+        for v in &mut docs {
+            crate::vector::normalize(v);
+        }
         let mut query: Vec<f32> = (0..16).map(|_| next()).collect();
-        normalize(&mut query);
+        crate::vector::normalize(&mut query);
         let got = exact_ranking(&query, &docs, 25);
         let mut want: Vec<(f64, usize)> =
-            docs.iter().enumerate().map(|(i, d)| (crate::pipeline::cosine(&query, d), i)).collect();
+            docs.iter().enumerate().map(|(i, d)| (crate::vector::cosine(&query, d), i)).collect();
         want.sort_by(|a, b| b.0.total_cmp(&a.0));
         let want: Vec<usize> = want.into_iter().take(25).map(|(_, i)| i).collect();
         assert_eq!(got, want);

@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::sts::{self, StsDataset, StsSet, Split};
 use crate::encoder::{Encoder, Pooling};
 use crate::progress::Progress;
-use crate::pipeline::{cosine, normalize};
+use crate::vector::cosine;
 use crate::transform::{Transform, TransformKind};
-use crate::{Error, Result};
+use crate::{Error, Pipeline, Result};
 
 /// Where a transform is fitted (never on labels).
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +97,7 @@ pub fn read_fit_sentences(path: &Path) -> Result<Vec<String>> {
 }
 
 /// Runs the comparison; `progress` is told what is being done.
-pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &dyn Progress) -> Result<Vec<StsRow>> {
+pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progress: &dyn Progress) -> Result<Vec<StsRow>> {
     // Every sentence needed: evaluation pairs, target corpora, fitting files.
     let mut eval_sets: Vec<StsDataset> = Vec::new();
     let mut target: HashMap<StsSet, Vec<String>> = HashMap::new();
@@ -166,11 +166,8 @@ pub fn evaluate(encoder: &Encoder, data_dir: &Path, plan: &StsPlan, progress: &d
             let mut wmean = BTreeMap::new();
             for (ds, transform) in eval_sets.iter().zip(&transforms) {
                 let sentences: Vec<&str> = ds.sentences();
-                let mut vs: Vec<Vec<f32>> = sentences.iter().map(|s| vectors[index[s]].clone()).collect();
-                if let Some(t) = transform {
-                    vs = t.apply(&encoder_id, &vs)?;
-                }
-                vs.iter_mut().for_each(|v| normalize(v));
+                let raw: Vec<Vec<f32>> = sentences.iter().map(|s| vectors[index[s]].clone()).collect();
+                let vs = Pipeline::new(encoder.clone(), pooling, transform.clone())?.apply(raw)?;
                 let pos: HashMap<&str, usize> = sentences.iter().enumerate().map(|(i, s)| (*s, i)).collect();
                 let sims: Vec<f64> = ds.pairs().map(|pair| cosine(&vs[pos[pair.a.as_str()]], &vs[pos[pair.b.as_str()]])).collect();
                 let score = sts::try_score(ds, &sims)?;

@@ -9,7 +9,6 @@
 //! copy (0.6–0.8 s per 100k vectors of 384 dimensions). Besides the links, the copy holds one byte
 //! per dimension of each vector.
 
-use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
@@ -18,6 +17,8 @@ use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
 
 use crate::store::graph::Graph;
 pub use crate::simd::dot;
+pub(crate) use crate::vector::TopK;
+pub use crate::vector::{exact_top_k, normalized, Scored};
 use crate::store::layout::{damaged, HnswParams};
 use crate::{Error, Result};
 
@@ -47,26 +48,7 @@ impl Distance<f32> for CosineDistance {
     }
 }
 
-/// The vector scaled to unit length, or an error for a zero or non-finite vector.
-pub fn normalized(v: &[f32]) -> Result<Vec<f32>> {
-    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
-    if !norm.is_finite() || norm == 0.0 {
-        return Err(Error::InvalidInput(
-            "vector is zero or contains NaN/infinity; cosine similarity needs a non-zero finite vector"
-                .into(),
-        ));
-    }
-    Ok(v.iter().map(|x| (*x as f64 / norm) as f32).collect())
-}
 
-/// A scored neighbour: internal id and cosine similarity.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Scored {
-    /// Internal id.
-    pub internal_id: u64,
-    /// Cosine similarity to the query.
-    pub score: f32,
-}
 
 /// An HNSW graph over normalised vectors keyed by internal id.
 pub struct Index {
@@ -289,59 +271,6 @@ impl Index {
             Ok(Err(e)) => Err(Error::Damaged { what: format!("loading the index snapshot: {e}"), path: Some(dir.to_path_buf()) }),
             Err(_) => Err(Error::Damaged { what: "loading the index snapshot failed".into(), path: Some(dir.to_path_buf()) }),
         }
-    }
-}
-
-/// Exact top-`k` by cosine over `(internal id, normalised vector)` pairs, best first.
-pub fn exact_top_k<'a>(query: &[f32], k: usize, items: impl Iterator<Item = (u64, &'a [f32])>) -> Vec<Scored> {
-    let mut best = TopK::new(k);
-    for (id, v) in items {
-        best.push(dot(query, v), id);
-    }
-    best.into_sorted()
-}
-
-/// The `k` highest scores seen, ties to the smaller internal id.
-pub(crate) struct TopK {
-    k: usize,
-    heap: BinaryHeap<MinEntry>,
-}
-
-#[derive(PartialEq)]
-struct MinEntry(f32, u64);
-impl Eq for MinEntry {}
-impl PartialOrd for MinEntry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for MinEntry {
-    // Reversed: the heap's top is the worst entry kept.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
-    }
-}
-
-impl TopK {
-    pub(crate) fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
-    }
-
-    pub(crate) fn would_take(&self, score: f32) -> bool {
-        self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score >= w.0)
-    }
-
-    pub(crate) fn push(&mut self, score: f32, iid: u64) {
-        self.heap.push(MinEntry(score, iid));
-        if self.heap.len() > self.k {
-            self.heap.pop();
-        }
-    }
-
-    pub(crate) fn into_sorted(self) -> Vec<Scored> {
-        let mut out: Vec<Scored> = self.heap.into_iter().map(|MinEntry(score, internal_id)| Scored { internal_id, score }).collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
-        out
     }
 }
 

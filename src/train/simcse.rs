@@ -21,6 +21,7 @@ use crate::eval::spearman::spearman;
 use crate::eval::sts::{self, Split, StsPair, StsSet};
 use crate::encoder::{BatchInput, Bert, BertConfig, Mode, ModelDir, Pooling, TextTokenizer};
 use crate::progress::Progress;
+use crate::vector::cosine;
 use crate::{Error, Result};
 
 /// Which SimCSE objective to train.
@@ -514,14 +515,8 @@ impl Trainer {
     pub fn evaluate(&self, dev: &DevSet) -> Result<DevScores> {
         let refs: Vec<&str> = dev.sentences.iter().map(String::as_str).collect();
         let vectors = self.encode(&refs, 128)?;
-        let cos = |a: &[f32], b: &[f32]| {
-            let dot: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
-            let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            dot / (na * nb).max(1e-12)
-        };
         let v = |s: &str| &vectors[dev.index[s]];
-        let sims: Vec<f64> = dev.pairs.iter().map(|p| cos(v(&p.a), v(&p.b))).collect();
+        let sims: Vec<f64> = dev.pairs.iter().map(|p| cosine(v(&p.a), v(&p.b))).collect();
         let gold: Vec<f64> = dev.pairs.iter().map(|p| p.score).collect();
         let positives: Vec<&StsPair> = dev.pairs.iter().filter(|p| p.score >= 4.0).collect();
         let left: Vec<Vec<f32>> = positives.iter().map(|p| v(&p.a).clone()).collect();

@@ -3,6 +3,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::vector::cosine;
+
 /// Mean cosine similarity of `pairs` random pairs of distinct vectors (seeded; f64).
 ///
 /// Raw BERT sentence vectors give a value far above 0 (they sit in a narrow cone); an isotropic
@@ -25,22 +27,6 @@ pub fn mean_random_pair_cosine(vectors: &[Vec<f32>], pairs: usize, seed: u64) ->
         total += cosine(&vectors[i], &vectors[j]);
     }
     total / pairs as f64
-}
-
-/// Cosine of two vectors in f64; 0 if either is zero.
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
 }
 
 #[cfg(test)]
