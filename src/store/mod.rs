@@ -35,8 +35,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use fs2::FileExt;
-
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
 pub use collection::{Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport};
@@ -333,13 +331,17 @@ fn lock_store(root: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    if file.try_lock_exclusive().is_err() {
-        let holder = fs::read_to_string(&path).unwrap_or_default();
-        let holder = holder.trim();
-        return Err(Error::Locked {
-            path: root.to_path_buf(),
-            holder: (!holder.is_empty()).then(|| holder.to_string()),
-        });
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(Error::Locked {
+                path: root.to_path_buf(),
+                holder: (!holder.is_empty()).then(|| holder.to_string()),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
     }
     // Record who holds the lock so the error above can name it.
     let _ = file.set_len(0);
