@@ -4,28 +4,64 @@
 //! BERT-flow) or encoded by a contrastively fine-tuned encoder (SimCSE), and kept in an HNSW
 //! index persisted in sled.
 //!
-//! ```no_run
+//! Open a store, add texts, search them, filter by metadata, and fit a transform (a tiny model
+//! stands in for the default one, which `isovec model fetch` installs):
+//!
+//! ```
 //! use std::sync::Arc;
-//! use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
-//! use isovec::store::{CollectionConfig, SearchParams, Store, TextDoc};
+//! use isovec::encoder::{Encoder, EncoderOptions, Pooling};
+//! use isovec::progress::Silent;
+//! use isovec::store::{CollectionConfig, Filter, SearchParams, Store, TextDoc};
+//! use isovec::transform::TransformKind;
 //! use isovec::{Embedder, Pipeline};
 //!
 //! # fn main() -> isovec::Result<()> {
-//! // The default model (installed by `isovec model fetch`), mean pooling, no transform.
-//! let encoder = Arc::new(Encoder::load(&default_model_dir(), EncoderOptions::default())?);
-//! let pipeline = Pipeline::new(encoder, Pooling::Mean, None)?;
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let model_dir = dir.path().join("model");
+//! # isovec::test_support::tiny_model::write_tiny_model(&model_dir);
+//! // An encoder (here a tiny BERT folder; in an application `encoder::default_model_dir()`),
+//! // mean pooling, no transform.
+//! let encoder = Arc::new(Encoder::load(&model_dir, EncoderOptions::default())?);
+//! let pipeline = Pipeline::new(encoder.clone(), Pooling::Mean, None)?;
 //!
-//! let store = Store::open("my-store")?;
+//! // A store is a directory; a collection holds one pipeline's vectors.
+//! let store = Store::open(dir.path().join("store"))?;
 //! let config = CollectionConfig::new(pipeline.dims(), pipeline.id().clone());
 //! let docs = store.get_or_create_collection("docs", config)?;
-//! docs.add_texts(&pipeline, &[TextDoc {
-//!     id: "v1".into(),
-//!     text: "Vaccines train the immune system to fight infection.".into(),
-//!     metadata: serde_json::json!({ "topic": "health", "year": 2013 }),
-//! }])?;
-//! for hit in docs.search_text(&pipeline, "how do vaccines work", &SearchParams::k(5))? {
-//!     println!("{:.3} {} {}", hit.score, hit.id, hit.text);
-//! }
+//! let texts = [
+//!     ("d1", "the cat sat on the mat", 2013),
+//!     ("d2", "a dog ran in the park", 2021),
+//!     ("d3", "the bread rises in the hot oven", 2022),
+//!     ("d4", "a ship sails on the cold sea", 2019),
+//!     ("d5", "the rain falls on the city at night", 2024),
+//!     ("d6", "loud music plays in the city", 2020),
+//! ];
+//! let batch: Vec<TextDoc> = texts
+//!     .iter()
+//!     .map(|(id, text, year)| TextDoc { id: id.to_string(), text: text.to_string(), metadata: serde_json::json!({ "year": year }) })
+//!     .collect();
+//! docs.add_texts(&pipeline, &batch)?;
+//!
+//! // Search by text: a document's own text finds it first.
+//! let hits = docs.search_text(&pipeline, "the cat sat on the mat", &SearchParams::k(3))?;
+//! assert_eq!(hits[0].id, "d1");
+//! assert!((hits[0].score - 1.0).abs() < 1e-4);
+//!
+//! // Filter by metadata (the expression form; JSON works too).
+//! let recent: Filter = "year >= 2020".parse()?;
+//! let hits = docs.search_text(&pipeline, "the city at night", &SearchParams::k(10).with_filter(recent))?;
+//! let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+//! ids.sort();
+//! assert_eq!(ids, ["d2", "d3", "d5", "d6"]);
+//!
+//! // Fit a transform on the raw vectors (whitening to 4 dimensions) and build its pipeline.
+//! let raw = Pipeline::new(encoder.clone(), Pooling::Mean, None)?;
+//! let vectors = raw.embed(&texts.map(|t| t.1))?;
+//! let whiten = TransformKind::Whiten { dims: Some(4) }.fit(&vectors, &raw.id().encoder, &Silent)?;
+//! let whitened = Pipeline::new(encoder, Pooling::Mean, Some(Arc::new(whiten)))?;
+//! let v = whitened.embed(&["a cat on a mat"])?;
+//! assert_eq!(v[0].len(), 4);
+//! assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
 //! # Ok(()) }
 //! ```
 //!

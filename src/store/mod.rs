@@ -22,11 +22,13 @@ pub mod collection;
 pub mod filter;
 pub mod fusion;
 mod graph;
-pub mod index;
+pub(crate) mod index;
+#[doc(hidden)]
 pub mod layout;
 pub mod passages;
-pub mod snapshot;
+pub(crate) mod snapshot;
 pub mod text_index;
+#[doc(hidden)]
 pub mod vecfile;
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! Not part of the API; public only because integration tests are separate crates.
 
 mod require;
+pub mod tiny_model;
 
 use std::path::{Path, PathBuf};
 
