@@ -4,6 +4,7 @@
 //! Vector files are `.npy` (`<f4`, shape `(rows, dims)`, see `store::vecfile`); the ground truth
 //! is a TSV whose line i holds the 0-based base rows nearest to query i, best first. With
 //! `--random N` the set is generated instead (Gaussian vectors, exact neighbours by brute force).
+//! `--json PATH` also writes every figure to a JSON file, for scripts that compare runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,6 +62,9 @@ pub struct BenchAnnArgs {
     /// Text queries to time (the first ones of --query-texts).
     #[arg(long, default_value_t = 300)]
     pub text_queries: usize,
+    /// Also write the figures as one JSON object to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -165,13 +169,16 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     let build = start.elapsed().as_secs_f64();
     println!("{:<34} {:>10.1} s", "build (upsert, all vectors)", build);
     println!("{:<34} {:>10.0} vectors/s", "insert rate", n as f64 / build);
-    let start = Instant::now();
-    collection.prepare_search()?;
-    println!("{:<34} {:>10.2} s", "search copy of the graph", start.elapsed().as_secs_f64());
+    let mut report = serde_json::json!({
+        "base": n, "dims": base.dims, "queries": queries.rows(),
+        "m": hnsw.m, "ef_construction": hnsw.ef_construction, "ef_search": hnsw.ef_search,
+        "threads": rayon::current_num_threads(), "build_s": build, "vectors_per_s": n as f64 / build,
+    });
 
     // Recall@10 and queries/s on 1 and 2 threads per ef.
     let nq = queries.rows();
     println!("\n{:>6} {:>12} {:>14} {:>14}", "ef", "recall@10", "queries/s (1t)", "queries/s (2t)");
+    let mut rows = Vec::new();
     for &ef in &args.ef {
         let params = SearchParams::k(10).with_ef(ef);
         let start = Instant::now();
@@ -183,8 +190,11 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
         }
         let secs = start.elapsed().as_secs_f64();
         let two = throughput(&collection, &queries, &params, 2, 1)?;
-        println!("{:>6} {:>12.4} {:>14.0} {:>14.0}", ef, found as f64 / (nq * 10) as f64, nq as f64 / secs, two);
+        let recall = found as f64 / (nq * 10) as f64;
+        println!("{:>6} {:>12.4} {:>14.0} {:>14.0}", ef, recall, nq as f64 / secs, two);
+        rows.push(serde_json::json!({"ef": ef, "recall_at_10": recall, "qps_1t": nq as f64 / secs, "qps_2t": two}));
     }
+    report["by_ef"] = rows.into();
 
     // Throughput at the default ef on 1 and 2 threads, two passes over the queries.
     let params = SearchParams::k(10);
@@ -192,6 +202,7 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     for threads in [1usize, 2] {
         let qps = throughput(&collection, &queries, &params, threads, 2)?;
         println!("{:<34} {:>10.0} queries/s (ef={})", format!("search, {threads} thread(s)"), qps, hnsw.ef_search);
+        report[format!("default_ef_qps_{threads}t")] = qps.into();
     }
 
     if let Some(path) = &args.query_texts {
@@ -209,13 +220,15 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
         }
         let secs = start.elapsed().as_secs_f64();
         println!("{:<34} {:>10.0} queries/s ({} texts, one at a time)", "text queries (encode + search)", texts.len() as f64 / secs, texts.len());
+        report["text_queries_per_s"] = (texts.len() as f64 / secs).into();
     }
 
     // Reopen from the snapshot, then from sled alone.
     drop(collection);
     let start = Instant::now();
     store.close()?;
-    println!("\n{:<34} {:>10.2} s", "close (snapshot write)", start.elapsed().as_secs_f64());
+    let close = start.elapsed().as_secs_f64();
+    println!("\n{:<34} {:>10.2} s", "close (snapshot write)", close);
     let start = Instant::now();
     let store = Store::open(&dir)?;
     let collection = store.collection("bench")?;
@@ -234,6 +247,12 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     let again = collection.search(queries.row(0), &params)?;
     let overlap = again.iter().filter(|h| check.iter().any(|c| c.id == h.id)).count();
     println!("{:<34} {:>10}/10", "rebuilt index agrees on query 0", overlap);
+    for (key, value) in [("close_s", close), ("open_snapshot_s", from_snapshot), ("open_rebuild_s", rebuilt)] {
+        report[key] = value.into();
+    }
+    report["rebuild_agrees_query0"] = overlap.into();
+    report["disk_bytes_per_vector"] = ((sled_bytes + index_bytes) as f64 / n as f64).into();
+    report["snapshot_bytes_per_vector"] = (index_bytes as f64 / n as f64).into();
     println!(
         "{:<34} {:>10.0} B (sled {:.0} + snapshot {:.0})",
         "disk per vector",
@@ -244,6 +263,9 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     println!("{:<34} {:>10.0} B", "raw f32 vector", (4 * base.dims) as f64);
     drop(collection);
     drop(store);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 

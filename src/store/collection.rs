@@ -4,10 +4,12 @@
 //!
 //! Invariants, enforced here:
 //! - one writer at a time (`writer` mutex); a write is applied to sled in one atomic batch and
-//!   flushed before the in-memory index changes and before the call returns;
+//!   flushed before it becomes visible in memory and before the call returns;
 //! - the in-memory state (`state`) changes under its write lock in one step per write, so a
 //!   search sees a write entirely or not at all: new points are inserted into the graph first,
-//!   under the read lock, and stay invisible (internal id above `State::seq`) until that step;
+//!   under the read lock and while sled writes the batch, and stay invisible (internal id above
+//!   `State::seq`) until that step; if sled refuses the batch they stay in the graph as
+//!   tombstones, which the next batch makes durable, so their internal ids are never reused;
 //! - internal ids are fresh sequence numbers, never reused: a replaced or deleted internal id
 //!   becomes a tombstone until a compaction rebuilds the index without it;
 //! - a document indexed as passages owns one internal id per passage, consecutive, and every
@@ -24,7 +26,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hnsw_rs::prelude::FilterT;
 use serde_json::Value;
 
 use crate::store::filter::Filter;
@@ -237,6 +238,25 @@ struct Inner {
 struct WriterState {
     /// Sequence number covered by the snapshot recorded in sled.
     snapshot_seq: Option<u64>,
+    /// Internal ids of points that entered the graph for a write the database then refused:
+    /// tombstones in memory until the next batch makes them durable ([`WriterState::batch`]).
+    lost: Vec<u64>,
+}
+
+impl WriterState {
+    /// A new database batch; it also records the tombstones of lost points, if any, and a
+    /// sequence number past them (a write's own, larger one replaces it), so their internal
+    /// ids are never used again, not even after a reopen from a snapshot that holds them.
+    fn batch(&self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        if let Some(&last) = self.lost.iter().max() {
+            for &iid in &self.lost {
+                batch.insert(&internal_key(TOMB_TAG, iid), &[]);
+            }
+            batch.insert(SEQ_KEY, &encode_u64(last));
+        }
+        batch
+    }
 }
 
 /// In-memory derived state, read by searches.
@@ -336,7 +356,7 @@ impl Collection {
                 db,
                 tree,
                 index_dir,
-                writer: Mutex::new(WriterState { snapshot_seq }),
+                writer: Mutex::new(WriterState { snapshot_seq, lost: Vec::new() }),
                 state: RwLock::new(State {
                     index,
                     tombstones,
@@ -446,7 +466,7 @@ impl Collection {
             let st = self.read_state()?;
             (st.seq, st.count, st.points)
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = writer.batch();
         let mut report = UpsertReport {
             duplicate_ids,
             ..Default::default()
@@ -506,10 +526,33 @@ impl Collection {
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
         batch.insert(POINTS_KEY, &encode_u64(points));
-        self.commit(batch)?;
-        // New points enter the graph while searches go on (hnsw_rs locks internally); searches
-        // ignore internal ids above the visible sequence number until the switch below.
-        self.read_state()?.index.insert(&new_points);
+        // The batch goes to the database on another thread while its points enter the graph
+        // (searches go on; they ignore internal ids above the visible sequence number until the
+        // switch below, which waits for the database).
+        let (committed, inserted) = {
+            let st = self.read_state()?;
+            let writer = &mut *writer;
+            std::thread::scope(|s| {
+                let commit = s.spawn(move || self.commit(writer, batch));
+                let inserted = st.index.insert(&new_points);
+                let committed = commit.join().unwrap_or_else(|_| Err(Error::Background("the database write panicked".into())));
+                (committed, inserted)
+            })
+        };
+        if let Err(e) = committed {
+            // The graph holds points the database refused: hide them for good.
+            let lost: Vec<u64> = new_points.iter().map(|(_, iid)| *iid).collect();
+            let mut st = self.write_state()?;
+            st.tombstones.extend(lost.iter().copied());
+            st.seq = seq;
+            writer.lost.extend(lost);
+            return Err(e);
+        }
+        // The vectors were checked above, so the insert fails only past the graph's capacity;
+        // the write is durable, so that is maintenance trouble (a reopen fails the same way).
+        if let Err(e) = inserted {
+            self.maintenance_failed(&e);
+        }
         {
             let mut st = self.write_state()?;
             st.retire(&old_ids);
@@ -608,7 +651,7 @@ impl Collection {
             let st = self.read_state()?;
             (st.seq, st.count, st.points)
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = writer.batch();
         let mut removed = Vec::new();
         let mut removed_docs = Vec::new();
         let mut seen = HashSet::new();
@@ -637,7 +680,7 @@ impl Collection {
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
         batch.insert(POINTS_KEY, &encode_u64(points));
-        self.commit(batch)?;
+        self.commit(&mut writer, batch)?;
         {
             let mut st = self.write_state()?;
             st.retire(&removed);
@@ -689,13 +732,10 @@ impl Collection {
         Ok(out)
     }
 
-    /// Takes the index's search copy of the graph now instead of at the next search (which does
-    /// it when the copy is missing or more than [`crate::store::index::RECENT_LIMIT`] points
-    /// behind): 0.6–0.8 s per 100k vectors, worth calling after a bulk load.
+    /// Readies the collection for searches; nothing is left to do since the graph is searched
+    /// as it is built (earlier versions took a copy of it here). Kept for callers of those.
     pub fn prepare_search(&self) -> Result<()> {
-        self.check_alive()?;
-        self.read_state()?.index.refresh_search_copy();
-        Ok(())
+        self.check_alive()
     }
 
     /// The `k` documents most similar to `query` (cosine) among those the filter allows.
@@ -825,7 +865,7 @@ impl Collection {
                     self.exact(&q, want, allowed.iter().copied())?
                 } else {
                     // `allowed` holds only visible live ids: no tombstone or pending point passes.
-                    let pass = |id: &usize| allowed.binary_search(&(*id as u64)).is_ok();
+                    let pass = |id: u64| allowed.binary_search(&id).is_ok();
                     let found = search_until_k(&st.index, &q, want, ef, allowed.len(), Some(&pass));
                     if found.len() < want.min(allowed.len()) {
                         self.exact(&q, want, allowed.iter().copied())?
@@ -836,12 +876,9 @@ impl Collection {
             }
             None => {
                 let (tomb, visible) = (&st.tombstones, st.seq);
-                let pass = |id: &usize| {
-                    let id = *id as u64;
-                    id <= visible && !tomb.contains(&id)
-                };
+                let pass = |id: u64| id <= visible && !tomb.contains(&id);
                 // Without tombstones or points being inserted, the unfiltered search is exact.
-                let filter: Option<&dyn FilterT> =
+                let filter: Option<&dyn Fn(u64) -> bool> =
                     if tomb.is_empty() && st.index.len() as u64 == st.points { None } else { Some(&pass) };
                 let available = st.points as usize;
                 let found = search_until_k(&st.index, &q, want, ef, available, filter);
@@ -962,14 +999,14 @@ impl Collection {
             let st = self.read_state()?;
             (snapshot::write(&st.index, &self.inner.index_dir, st.seq)?, st.seq)
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = writer.batch();
         batch.insert(MANIFEST_KEY, serde_json::to_vec(&manifest)?);
         if clear_tombstones {
             for kv in self.inner.tree.scan_prefix([TOMB_TAG]) {
                 batch.remove(kv.map_err(db_error)?.0);
             }
         }
-        self.commit(batch)?;
+        self.commit(writer, batch)?;
         if clear_tombstones {
             self.write_state()?.tombstones.clear();
         }
@@ -984,13 +1021,18 @@ impl Collection {
     fn after_write(&self, writer: &mut WriterState, removed: &[u64], added: &[(u64, &str)], seq: u64) {
         let text = self.inner.text.apply(removed, added, seq);
         if let Err(e) = text.and_then(|_| self.maintain(writer)) {
-            tracing::warn!(
-                "collection {}: the write is durable, but updating its indexes failed ({e}); the next open replays or rebuilds them",
-                self.inner.name
-            );
-            if let Ok(mut slot) = self.inner.maintenance_error.lock() {
-                *slot = Some(e.to_string());
-            }
+            self.maintenance_failed(&e);
+        }
+    }
+
+    /// Logs trouble keeping the derived state up to date after a durable write and keeps it for `stats`.
+    fn maintenance_failed(&self, e: &Error) {
+        tracing::warn!(
+            "collection {}: the write is durable, but updating its indexes failed ({e}); the next open replays or rebuilds them",
+            self.inner.name
+        );
+        if let Ok(mut slot) = self.inner.maintenance_error.lock() {
+            *slot = Some(e.to_string());
         }
     }
 
@@ -1010,10 +1052,12 @@ impl Collection {
         Ok(())
     }
 
-    fn commit(&self, batch: sled::Batch) -> Result<()> {
+    /// Applies `batch` (made by [`WriterState::batch`]) and flushes it.
+    fn commit(&self, writer: &mut WriterState, batch: sled::Batch) -> Result<()> {
         self.inner.tree.apply_batch(batch).map_err(db_error)?;
         // sled flushes every 500 ms by itself; a write is acknowledged only once durable.
         self.inner.db.flush().map_err(db_error)?;
+        writer.lost.clear();
         Ok(())
     }
 
@@ -1091,7 +1135,7 @@ fn search_until_k(
     k: usize,
     ef: usize,
     available: usize,
-    filter: Option<&dyn FilterT>,
+    filter: Option<&dyn Fn(u64) -> bool>,
 ) -> Vec<Scored> {
     let target = k.min(available);
     let mut ef = ef.max(k);
@@ -1152,12 +1196,13 @@ fn insert_range(
         progress.start(&format!("rebuilding index {name}"), expected as usize);
     }
     let mut chunk = Vec::with_capacity(REBUILD_CHUNK);
-    let flush = |chunk: &mut Vec<(Vec<f32>, u64)>| {
-        index.insert(chunk);
+    let flush = |chunk: &mut Vec<(Vec<f32>, u64)>| -> Result<()> {
+        index.insert(chunk)?;
         if shown {
             progress.advance(chunk.len());
         }
         chunk.clear();
+        Ok(())
     };
     for kv in iter {
         let (key, value) = kv.map_err(db_error)?;
@@ -1166,10 +1211,10 @@ fn insert_range(
         index.check_stored(&vector)?;
         chunk.push((normalized(&vector)?, id));
         if chunk.len() == REBUILD_CHUNK {
-            flush(&mut chunk);
+            flush(&mut chunk)?;
         }
     }
-    flush(&mut chunk);
+    flush(&mut chunk)?;
     if shown {
         progress.finish();
     }

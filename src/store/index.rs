@@ -1,105 +1,70 @@
-//! The HNSW index of one collection: a wrapper over hnsw_rs that never exits or panics on isovec.
+//! The HNSW index of one collection: isovec's own graph ([`Graph`]), built in parallel and
+//! searched while it grows.
 //!
-//! Vectors enter the index L2-normalised, so the distance is `1 - dot` and the score of a hit is
-//! its cosine. The index is derived state: it can always be rebuilt from the vectors in sled.
+//! Vectors enter the index L2-normalised, so the score of a hit is its cosine. The index is
+//! derived state: it can always be rebuilt from the vectors in sled.
 //!
-//! hnsw_rs builds, extends and persists the graph; searches run on a flat copy of it
-//! ([`Graph`]), 3–4× faster. Points inserted after the copy was taken are kept aside in `recent`
-//! and scanned exactly; once there are more than [`RECENT_LIMIT`], the next search takes a fresh
-//! copy (0.6–0.8 s per 100k vectors of 384 dimensions). Besides the links, the copy holds one byte
-//! per dimension of each vector.
+//! A batch of points is first appended to the graph under its write lock (a copy of the
+//! vectors: searches wait milliseconds), then linked under the read lock on every core while
+//! searches go on; a search may meet points of the batch before they are linked, which only
+//! makes them harder to find until then (the collection hides them until the write is visible).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
-use hnsw_rs::prelude::{AnnT, Distance, FilterT, Hnsw, HnswIo};
+use rayon::prelude::*;
 
 use crate::store::graph::Graph;
+use crate::store::graph_file::{self, Sum};
 pub use crate::simd::dot;
 pub(crate) use crate::vector::TopK;
 pub use crate::vector::{exact_top_k, normalized, Scored};
 use crate::store::layout::{damaged, HnswParams};
 use crate::{Error, Result};
 
-/// Points inserted since the last copy of the graph above which a search takes a new copy
-/// (scanning them exactly costs about as much as a graph search at this size).
-pub const RECENT_LIMIT: usize = 2048;
+/// Batches at least this large are linked on every core.
+const PARALLEL_MIN: usize = 64;
 
-/// Highest number of layers hnsw_rs supports.
-const MAX_LAYERS: usize = 16;
-
-/// Largest capacity hint passed to hnsw_rs (it grows past it as points arrive).
-const MAX_CAPACITY_HINT: usize = 1 << 22;
-
-/// Names of the two files hnsw_rs's dump writes for a basename.
-const DUMP_SUFFIXES: [&str; 2] = [".hnsw.graph", ".hnsw.data"];
-
-/// Distance `1 - <a, b>` between normalised vectors, clamped at 0.
-///
-/// isovec's own distance rather than hnsw_rs's `DistDot`: the latter asserts `dot <= 1`, which
-/// rounding breaks for a query equal to a stored vector, and hnsw_rs asserts distances are >= 0.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CosineDistance;
-
-impl Distance<f32> for CosineDistance {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        (1.0 - dot(va, vb)).max(0.0)
-    }
-}
-
-
+/// Largest capacity reserved up front (the graph grows past it as points arrive).
+const MAX_CAPACITY_HINT: usize = 1 << 20;
 
 /// An HNSW graph over normalised vectors keyed by internal id.
 pub struct Index {
-    hnsw: Hnsw<'static, f32, CosineDistance>,
-    /// Dimensions of every vector (0: not known, for a loaded graph without points).
+    graph: RwLock<Graph>,
+    /// Dimensions of every vector.
     dims: usize,
-    view: RwLock<View>,
-    /// Held while a copy of the graph is taken, so only one search takes it.
-    copying: Mutex<()>,
-}
-
-/// What searches read: a copy of the graph and the points inserted since.
-#[derive(Default)]
-struct View {
-    graph: Option<Graph>,
-    recent: Vec<(Vec<f32>, u64)>,
+    /// Held by an insertion from its append to its last link, so batches link one at a time.
+    inserting: Mutex<()>,
 }
 
 impl Index {
     /// An empty index of `dims`-dimensional vectors sized for about `capacity` of them; errors
-    /// on parameters hnsw_rs would exit or panic on (the last gate: callers check stored
-    /// configurations first).
+    /// on parameters out of range (callers check stored configurations first).
     pub fn new(params: &HnswParams, dims: usize, capacity: usize) -> Result<Self> {
         params
             .validate()
             .map_err(|e| Error::Index(format!("cannot build an HNSW index: {e}")))?;
-        // The capacity is a hint hnsw_rs reserves memory for; a damaged count must not turn
-        // into an allocation that aborts the process.
-        let hnsw = Hnsw::new(
-            params.m,
-            capacity.clamp(1024, MAX_CAPACITY_HINT),
-            MAX_LAYERS,
-            params.ef_construction,
-            CosineDistance,
-        );
-        Ok(Index::wrap(hnsw, dims))
+        if dims == 0 {
+            return Err(Error::Index("cannot build an HNSW index of 0-dimensional vectors".into()));
+        }
+        // The capacity is only a hint: a damaged count must not turn into an allocation that
+        // aborts the process.
+        let graph = Graph::new(dims, params.m, params.ef_construction, capacity.min(MAX_CAPACITY_HINT));
+        Ok(Index::wrap(graph))
     }
 
-    fn wrap(hnsw: Hnsw<'static, f32, CosineDistance>, dims: usize) -> Self {
-        Index {
-            hnsw,
-            dims,
-            view: RwLock::new(View::default()),
-            copying: Mutex::new(()),
-        }
+    fn wrap(graph: Graph) -> Self {
+        Index { dims: graph.dims, graph: RwLock::new(graph), inserting: Mutex::new(()) }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Graph> {
+        self.graph.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Checks that a vector read back from the database has the index's dimensions (a damaged
-    /// record would otherwise corrupt the search copy of the graph).
+    /// record would otherwise corrupt the graph).
     pub fn check_stored(&self, vector: &[f32]) -> Result<()> {
-        if self.dims != 0 && vector.len() != self.dims {
+        if vector.len() != self.dims {
             return Err(damaged(&format!(
                 "a vector record has {} dimensions, the collection {}",
                 vector.len(),
@@ -109,40 +74,34 @@ impl Index {
         Ok(())
     }
 
-    /// Inserts normalised vectors of the index's dimensions; large batches are inserted in parallel.
-    pub fn insert(&self, items: &[(Vec<f32>, u64)]) {
-        if items.len() >= 256 {
-            let refs: Vec<(&Vec<f32>, usize)> =
-                items.iter().map(|(v, id)| (v, *id as usize)).collect();
-            self.hnsw.parallel_insert(&refs);
-        } else {
-            for (v, id) in items {
-                self.hnsw.insert((v.as_slice(), *id as usize));
+    /// Inserts normalised vectors of the index's dimensions; large batches are linked in parallel.
+    pub fn insert(&self, items: &[(Vec<f32>, u64)]) -> Result<()> {
+        if let Some((v, _)) = items.iter().find(|(v, _)| v.len() != self.dims) {
+            return Err(Error::Dimension { expected: self.dims, found: v.len() });
+        }
+        let _inserting = self.inserting.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = {
+            let mut graph = self.graph.write().unwrap_or_else(|e| e.into_inner());
+            if graph.len() + items.len() >= u32::MAX as usize {
+                return Err(Error::Index(format!(
+                    "an HNSW index holds at most {} points; split the collection",
+                    u32::MAX - 1
+                )));
             }
-        }
-        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
-        if view.graph.is_some() {
-            view.recent.extend_from_slice(items);
-        }
-    }
-
-    /// Takes a fresh copy of the graph for searches (done by searches when needed; call it to
-    /// pay the cost up front, e.g. right after a bulk load). Returns at once if another thread
-    /// is taking one.
-    pub fn refresh_search_copy(&self) {
-        let Ok(_copying) = self.copying.try_lock() else {
-            return;
+            graph.append(items)
         };
-        // Inserts wait while the copy is taken, so every point is in the copy or in `recent`
-        // (or, inserted concurrently, in both: results are deduplicated).
-        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
-        view.graph = Graph::copy(&self.hnsw);
-        view.recent.clear();
+        let graph = self.read();
+        if items.len() >= PARALLEL_MIN {
+            nodes.into_par_iter().for_each(|i| graph.link(i));
+        } else {
+            nodes.for_each(|i| graph.link(i));
+        }
+        Ok(())
     }
 
     /// Number of vectors in the graph (deleted ones included).
     pub fn len(&self) -> usize {
-        self.hnsw.get_nb_point()
+        self.read().len()
     }
 
     /// Whether the graph is empty.
@@ -150,127 +109,29 @@ impl Index {
         self.len() == 0
     }
 
-    /// The `k` nearest neighbours of a normalised query among ids the filter allows.
-    pub fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&dyn FilterT>) -> Vec<Scored> {
-        if self.is_empty() || k == 0 {
+    /// The `k` nearest neighbours of a normalised query among internal ids `allowed` accepts.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize, allowed: Option<&dyn Fn(u64) -> bool>) -> Vec<Scored> {
+        let graph = self.read();
+        if graph.is_empty() || k == 0 {
             return Vec::new();
         }
         // Neither k nor a beam wider than the graph finds more; both size allocations, so a
         // huge value must not reach them.
-        let k = k.min(self.len());
-        let ef = ef.clamp(k, self.len().max(k));
-        let stale = {
-            let view = self.view.read().unwrap_or_else(|e| e.into_inner());
-            view.graph.is_none() || view.recent.len() > RECENT_LIMIT
-        };
-        if stale {
-            self.refresh_search_copy();
-        }
-        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
-        let Some(graph) = &view.graph else {
-            // No copy: the graph had no points when it was taken.
-            return self.search_hnsw_rs(query, k, ef, filter);
-        };
-        let allowed = filter.map(|f| move |id: u64| f.hnsw_filter(&(id as usize)));
-        let allowed_dyn = allowed.as_ref().map(|f| f as &dyn Fn(u64) -> bool);
-        let found = graph.search(query, k, ef, allowed_dyn);
-        if view.recent.is_empty() {
-            return found;
-        }
-        let recent = view
-            .recent
-            .iter()
-            .filter(|(_, id)| allowed_dyn.is_none_or(|f| f(*id)))
-            .map(|(v, id)| (*id, v.as_slice()));
-        let mut merged = exact_top_k(query, k, recent);
-        merged.extend(found);
-        merged.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
-        merged.dedup_by_key(|s| s.internal_id);
-        merged.truncate(k);
-        merged
+        let k = k.min(graph.len());
+        let ef = ef.clamp(k, graph.len().max(k));
+        graph.search(query, k, ef, allowed)
     }
 
-    #[cfg(test)]
-    pub(crate) fn hnsw_for_tests(&self) -> &Hnsw<'static, f32, CosineDistance> {
-        &self.hnsw
+    /// Writes the graph to a new file at `path` (see [`graph_file`]); returns its length and CRC32.
+    pub fn write(&self, path: &Path) -> Result<Sum> {
+        graph_file::write(&self.read(), path)
     }
 
-    /// hnsw_rs's own search.
-    pub(crate) fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize, filter: Option<&dyn FilterT>) -> Vec<Scored> {
-        self.hnsw
-            .search_filter(query, k, ef.max(k), filter)
-            .into_iter()
-            .map(|n| Scored {
-                internal_id: n.d_id as u64,
-                score: 1.0 - n.distance,
-            })
-            .collect()
-    }
-
-    /// Writes the graph and data files into `dir` (which must exist); returns their basename.
-    pub fn dump(&self, dir: &Path, basename: &str) -> Result<String> {
-        // hnsw_rs's dump prints to stdout and panics when it cannot create its two files, the
-        // only prints on this path. Creating them first, exactly as it does, keeps that from
-        // happening (it then only reopens files that exist in a folder isovec just made);
-        // other panics inside the dump become errors below.
-        for suffix in DUMP_SUFFIXES {
-            let path = dir.join(format!("{basename}{suffix}"));
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::Index(format!(
-                    "writing the index snapshot {}: {e}; check free disk space and permissions",
-                    path.display()
-                )))?;
-        }
-        let res = catch_unwind(AssertUnwindSafe(|| self.hnsw.file_dump(dir, basename)));
-        match res {
-            Ok(Ok(name)) => Ok(name),
-            Ok(Err(e)) => Err(Error::Index(format!(
-                "writing the index snapshot in {}: {e}; check free disk space and permissions",
-                dir.display()
-            ))),
-            Err(_) => Err(Error::Index(format!(
-                "writing the index snapshot in {} failed; check free disk space and permissions",
-                dir.display()
-            ))),
-        }
-    }
-
-    /// Loads a graph written by [`Index::dump`]. The caller must have verified the files'
-    /// checksums: hnsw_rs's loader exits the process on some damaged files.
-    pub fn load(dir: &Path, basename: &str) -> Result<Self> {
-        // The reloaded graph borrows its loader for the lifetime of the data (used only for
-        // mmap, which isovec leaves off). Leaking the loader, a few hundred bytes per load,
-        // gives the graph a 'static lifetime so it can live in the collection.
-        let io = Box::new(HnswIo::new(dir, basename));
-        let res = catch_unwind(AssertUnwindSafe(move || {
-            let io: &'static mut HnswIo = Box::leak(io);
-            io.load_hnsw::<f32, CosineDistance>()
-        }));
-        match res {
-            Ok(Ok(mut hnsw)) => {
-                // Inserts after loading use the parameters stored in the files (m in one byte).
-                let stored = HnswParams {
-                    m: hnsw.get_max_nb_connection() as usize,
-                    ef_construction: hnsw.get_ef_construction(),
-                    ef_search: 1,
-                };
-                stored
-                    .validate()
-                    .map_err(|e| Error::Damaged { what: format!("the index snapshot is damaged: {e}"), path: Some(dir.to_path_buf()) })?;
-                // The loader turns on candidate extension; keep construction as configured.
-                hnsw.set_extend_candidates(false);
-                let dims = hnsw.get_point_indexation().get_data_dimension();
-                let index = Index::wrap(hnsw, dims);
-                index.refresh_search_copy();
-                Ok(index)
-            }
-            Ok(Err(e)) => Err(Error::Damaged { what: format!("loading the index snapshot: {e}"), path: Some(dir.to_path_buf()) }),
-            Err(_) => Err(Error::Damaged { what: "loading the index snapshot failed".into(), path: Some(dir.to_path_buf()) }),
-        }
+    /// Reads a graph written by [`Index::write`], with the file's length and CRC32 (for the caller
+    /// to compare with what it recorded).
+    pub fn read_file(path: &Path) -> Result<(Self, Sum)> {
+        let (graph, sum) = graph_file::read(path)?;
+        Ok((Index::wrap(graph), sum))
     }
 }
 
@@ -292,13 +153,6 @@ mod tests {
         normalized(&v).unwrap()
     }
 
-    /// Cosine distance `1 - cos(a, b)` computed in f64 from the raw coordinates, norms included.
-    fn cosine_distance_f64(a: &[f32], b: &[f32]) -> f64 {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        1.0 - dot / (norm(a) * norm(b))
-    }
-
     #[test]
     fn dot_matches_f64() {
         let a = unit(1, 37);
@@ -308,31 +162,11 @@ mod tests {
     }
 
     #[test]
-    fn cosine_distance_matches_f64() {
-        for seed in 0..20 {
-            let (a, b) = (unit(seed, 37), unit(seed + 100, 37));
-            let d = CosineDistance.eval(&a, &b) as f64;
-            assert!((d - cosine_distance_f64(&a, &b)).abs() < 1e-6, "seed {seed}: {d}");
-        }
-        let a = unit(7, 37);
-        let opposite: Vec<f32> = a.iter().map(|x| -x).collect();
-        assert!((CosineDistance.eval(&a, &opposite) - 2.0).abs() < 1e-6);
-        // A vector's distance to itself is 0 up to rounding, and rounding never makes it negative.
-        for seed in 0..50 {
-            let v = unit(seed, 384);
-            let d = CosineDistance.eval(&v, &v);
-            assert!((0.0..1e-6).contains(&d), "seed {seed}: {d}");
-        }
-        let (x, y) = ([1.0f32, 0.0, 0.0], [0.0f32, 1.0, 0.0]);
-        assert_eq!(CosineDistance.eval(&x, &y), 1.0);
-    }
-
-    #[test]
-    fn hnsw_agrees_with_exact_search_and_survives_dump() {
+    fn the_index_agrees_with_exact_search_and_survives_a_snapshot() {
         let dims = 16;
         let items: Vec<(Vec<f32>, u64)> = (0..600).map(|i| (unit(i, dims), i * 3)).collect();
         let index = Index::new(&HnswParams::default(), dims, items.len()).unwrap();
-        index.insert(&items);
+        index.insert(&items).unwrap();
         let q = unit(10_000, dims);
         let exact = exact_top_k(&q, 5, items.iter().map(|(v, id)| (*id, v.as_slice())));
         let approx = index.search(&q, 5, 200, None);
@@ -341,24 +175,26 @@ mod tests {
             exact.iter().map(|s| s.internal_id).collect::<Vec<_>>()
         );
         let dir = tempfile::tempdir().unwrap();
-        let name = index.dump(dir.path(), "index").unwrap();
-        let loaded = Index::load(dir.path(), &name).unwrap();
+        let path = dir.path().join("graph");
+        let written = index.write(&path).unwrap();
+        let (loaded, read) = Index::read_file(&path).unwrap();
+        assert_eq!(written, read);
+        assert_eq!(written.len, std::fs::metadata(&path).unwrap().len());
         assert_eq!(loaded.len(), 600);
-        // Only the two files of the basename, nothing else.
-        let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        files.sort();
-        assert_eq!(files, ["index.hnsw.data", "index.hnsw.graph"]);
         let again = loaded.search(&q, 5, 200, None);
         assert_eq!(again, approx);
         // The filter removes ids from results.
-        let odd = |id: &usize| id % 2 == 1;
+        let odd = |id: u64| id % 2 == 1;
         let filtered = loaded.search(&q, 5, 200, Some(&odd));
         assert!(filtered.iter().all(|s| s.internal_id % 2 == 1));
         assert_eq!(filtered.len(), 5);
+        // The loaded index takes more points, and finds them.
+        loaded.insert(&[(unit(77_777, dims), 5_000)]).unwrap();
+        assert_eq!(loaded.search(&unit(77_777, dims), 1, 50, None)[0].internal_id, 5_000);
     }
 
     #[test]
-    fn parameters_hnsw_rs_would_exit_on_are_errors() {
+    fn parameters_out_of_range_are_errors() {
         for (m, ef) in [(0, 100), (1, 100), (256, 100), (10_000, 100), (24, 0), (24, usize::MAX)] {
             let params = HnswParams { m, ef_construction: ef, ef_search: 10 };
             assert!(Index::new(&params, 8, 10).is_err(), "m={m} ef_construction={ef}");
@@ -366,22 +202,25 @@ mod tests {
         // A damaged document count is only a capacity hint.
         let index = Index::new(&HnswParams::default(), 8, usize::MAX).unwrap();
         let items: Vec<(Vec<f32>, u64)> = (0..20).map(|i| (unit(i, 8), i)).collect();
-        index.insert(&items);
+        index.insert(&items).unwrap();
         // k and ef far beyond the graph return every point, best first.
         let all = index.search(&unit(99, 8), usize::MAX, usize::MAX, None);
         let exact = exact_top_k(&unit(99, 8), 20, items.iter().map(|(v, id)| (*id, v.as_slice())));
         assert_eq!(all, exact);
+        // A vector of other dimensions is refused, and nothing of its batch goes in.
+        assert!(index.insert(&[(unit(1, 8), 100), (unit(2, 7), 101)]).is_err());
+        assert_eq!(index.len(), 20);
     }
 
     #[test]
-    fn a_dump_into_an_unwritable_place_is_an_error() {
+    fn a_snapshot_into_an_unwritable_place_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::new(&HnswParams::default(), 4, 10).unwrap();
-        index.insert(&[(unit(1, 4), 1)]);
+        index.insert(&[(unit(1, 4), 1)]).unwrap();
         assert!(index.check_stored(&unit(2, 4)).is_ok());
         assert!(index.check_stored(&unit(2, 3)).unwrap_err().to_string().contains("3 dimensions"));
-        let missing = dir.path().join("no-such-folder");
-        let err = index.dump(&missing, "index").unwrap_err().to_string();
-        assert!(err.contains("no-such-folder") && err.contains("disk space"), "{err}");
+        let missing = dir.path().join("no-such-folder").join("graph");
+        let err = index.write(&missing).unwrap_err().to_string();
+        assert!(err.contains("no-such-folder"), "{err}");
     }
 }

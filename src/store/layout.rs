@@ -81,8 +81,8 @@ pub enum Metric {
 
 /// Largest number of dimensions a collection may have.
 pub const MAX_DIMS: usize = 65_536;
-/// Largest candidate-list width (`ef_construction`, `ef_search`) a collection may have: hnsw_rs
-/// reserves memory for that many candidates per search, and far fewer already find every point.
+/// Largest candidate-list width (`ef_construction`, `ef_search`) a collection may have: a search
+/// reserves memory for that many candidates, and far fewer already find every point.
 pub const MAX_EF: usize = 100_000;
 
 /// HNSW construction and search parameters of a collection.
@@ -135,7 +135,7 @@ impl CollectionConfig {
         }
     }
 
-    /// Checks the values hnsw_rs would reject (it exits the process on some of them).
+    /// Checks the values the index cannot work with.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_DIMS).contains(&self.dims) {
             return Err(Error::InvalidInput(format!(
@@ -149,9 +149,9 @@ impl CollectionConfig {
 }
 
 impl HnswParams {
-    /// Checks the values hnsw_rs would reject: it exits the process on `m` > 256 (and its
-    /// snapshot stores `m` in one byte, so 256 reloads as 0), and loops, panics or runs out of
-    /// memory on an `m` below 2 or a candidate list of width 0 or huge.
+    /// Checks the values the graph cannot be built with: an `m` below 2 links nothing useful,
+    /// above 255 only costs memory (and stores written with hnsw_rs held it in one byte), and a
+    /// candidate list of width 0 or huge finds nothing or exhausts memory.
     pub fn validate(&self) -> Result<()> {
         if !(2..=255).contains(&self.m) {
             return Err(Error::InvalidInput(format!(

@@ -22,6 +22,7 @@ pub mod collection;
 pub mod filter;
 pub mod fusion;
 mod graph;
+mod graph_file;
 pub(crate) mod index;
 #[doc(hidden)]
 pub mod layout;
@@ -265,7 +266,7 @@ impl Store {
         Ok(())
     }
 
-    /// The stored configuration of `name`, checked (hnsw_rs exits the process on some values).
+    /// The stored configuration of `name`, checked (a damaged one must not reach the index).
     fn config_of(&self, name: &str) -> Result<Option<CollectionConfig>> {
         match self.configs.get(name).map_err(db_error)? {
             None => Ok(None),

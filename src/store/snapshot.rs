@@ -1,23 +1,27 @@
-//! Snapshots of a collection's HNSW index: written atomically, verified before loading.
+//! Snapshots of a collection's HNSW index: written atomically, verified before use.
 //!
-//! A snapshot is written by hnsw_rs's dump into a temporary folder, each file is fsynced and
-//! checksummed, the folder is renamed to `snap-<seq>` and the parent folder fsynced; only then is
-//! the [`Manifest`] (sequence number covered, file lengths and CRC32s) stored in sled. Loading
-//! re-checks every length and checksum first, because hnsw_rs's loader exits the process on some
-//! damaged files; a mismatch is reported as an error the caller answers with a rebuild.
+//! A snapshot is one graph file ([`crate::store::graph_file`]) written into a temporary folder
+//! and fsynced; the folder is renamed to `snap-<seq>-<time>` and the parent folder fsynced; only
+//! then is the [`Manifest`] (sequence number covered, file length and CRC32) stored in sled.
+//! Loading reads the file once, checksumming it as it goes, and uses it only if length and
+//! checksum match; any mismatch is an error the caller answers with a rebuild from sled.
+//!
+//! Stores written before isovec built its own graph hold an hnsw_rs dump (manifest without a
+//! `format`): loading one is an error too, so the collection rebuilds its graph from the vectors
+//! in sled and writes a snapshot in today's format.
 
-use std::fs::{self, File};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::sync_dir;
+use crate::store::graph_file::FORMAT;
 use crate::store::index::Index;
 use crate::{Error, Result};
 
-/// Basename hnsw_rs gives the dumped files (`index.hnsw.graph`, `index.hnsw.data`).
-const BASENAME: &str = "index";
+/// Name of the graph file inside a snapshot folder.
+const GRAPH_FILE: &str = "graph.isovec";
 
 /// One file of a snapshot with its expected length and CRC32.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +41,9 @@ pub struct Manifest {
     pub seq: u64,
     /// Folder name inside the collection's index folder.
     pub folder: String,
-    /// hnsw_rs basename of the files.
-    pub basename: String,
+    /// Format of the graph file; 0 (absent): an hnsw_rs dump of an older isovec, not read any more.
+    #[serde(default)]
+    pub format: u32,
     /// The files and their checksums.
     pub files: Vec<FileSum>,
     /// Number of points in the graph.
@@ -62,24 +67,7 @@ pub fn write(index: &Index, root: &Path, seq: u64) -> Result<Manifest> {
 }
 
 fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manifest> {
-    let basename = index.dump(tmp, BASENAME)?;
-    let mut files = Vec::new();
-    let mut entries: Vec<PathBuf> = fs::read_dir(tmp)
-        .map_err(|e| Error::io(tmp, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for path in entries {
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        let (len, crc32) = checksum(&path)?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Index(format!("unexpected file name in {}", tmp.display())))?
-            .to_string();
-        files.push(FileSum { name, len, crc32 });
-    }
+    let sum = index.write(&tmp.join(GRAPH_FILE))?;
     sync_dir(tmp)?;
     // The folder name is unique (sequence number and time), so a compaction at an unchanged
     // sequence number never overwrites the snapshot the stored manifest points to.
@@ -94,49 +82,56 @@ fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manife
     Ok(Manifest {
         seq,
         folder,
-        basename,
-        files,
+        format: FORMAT,
+        files: vec![FileSum { name: GRAPH_FILE.into(), len: sum.len, crc32: sum.crc32 }],
         points: index.len() as u64,
     })
 }
 
-/// Verifies the snapshot's files against the manifest, then loads the index.
+/// Reads the snapshot's graph file and returns the index if the file matches the manifest.
 pub fn load(root: &Path, manifest: &Manifest) -> Result<Index> {
-    if manifest.files.is_empty() {
-        return Err(damaged("snapshot manifest lists no files".into(), root));
+    if manifest.format != FORMAT {
+        return Err(damaged(format!(
+            "the index snapshot in {} is in format {} (format 0: written by an isovec that used hnsw_rs); \
+             this isovec reads format {FORMAT}",
+            root.join(&manifest.folder).display(),
+            manifest.format
+        ), &root.join(&manifest.folder)));
     }
+    let [file] = manifest.files.as_slice() else {
+        return Err(damaged(format!(
+            "the snapshot manifest lists {} files, expected one; it is damaged",
+            manifest.files.len()
+        ), &root.join(&manifest.folder)));
+    };
     // The names come from the database: a damaged one must not lead outside the index folder.
-    let mut names = [manifest.folder.as_str(), manifest.basename.as_str()]
-        .into_iter()
-        .chain(manifest.files.iter().map(|f| f.name.as_str()));
-    if !manifest.folder.starts_with("snap-") || !names.all(plain_name) {
-        return Err(damaged(
-            format!("snapshot manifest names a file outside {} ({:?}); it is damaged", root.display(), manifest.folder),
-            root,
-        ));
+    if !manifest.folder.starts_with("snap-") || !plain_name(&manifest.folder) || file.name != GRAPH_FILE {
+        return Err(damaged(format!(
+            "snapshot manifest names a file outside {} ({:?}/{:?}); it is damaged",
+            root.display(),
+            manifest.folder,
+            file.name
+        ), &root.join(&manifest.folder)));
     }
-    let dir = root.join(&manifest.folder);
-    for f in &manifest.files {
-        let path = dir.join(&f.name);
-        let (len, crc32) = checksum(&path)?;
-        if len != f.len || crc32 != f.crc32 {
-            return Err(damaged(
-                format!(
-                    "snapshot file {} is damaged (length {len}, expected {}; crc {crc32:08x}, expected {:08x})",
-                    path.display(),
-                    f.len,
-                    f.crc32
-                ),
-                &path,
-            ));
-        }
+    let path = root.join(&manifest.folder).join(&file.name);
+    let (index, sum) = Index::read_file(&path)?;
+    if sum.len != file.len || sum.crc32 != file.crc32 {
+        return Err(damaged(format!(
+            "snapshot file {} is damaged (length {}, expected {}; crc {:08x}, expected {:08x})",
+            path.display(),
+            sum.len,
+            file.len,
+            sum.crc32,
+            file.crc32
+        ), &root.join(&manifest.folder)));
     }
-    let index = Index::load(&dir, &manifest.basename)?;
     if index.len() as u64 != manifest.points {
-        return Err(damaged(
-            format!("snapshot in {} holds {} points, manifest says {}", dir.display(), index.len(), manifest.points),
-            &dir,
-        ));
+        return Err(damaged(format!(
+            "snapshot {} holds {} points, manifest says {}",
+            path.display(),
+            index.len(),
+            manifest.points
+        ), &root.join(&manifest.folder)));
     }
     Ok(index)
 }
@@ -156,27 +151,6 @@ pub fn remove_stale(root: &Path, keep: Option<&str>) {
     }
 }
 
-/// The error for a damaged snapshot at `path`.
-fn damaged(what: String, path: &Path) -> Error {
-    Error::Damaged { what, path: Some(path.to_path_buf()) }
-}
-
-fn checksum(path: &Path) -> Result<(u64, u32)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((len, hasher.finalize()))
-}
-
 /// Whether `name` is one path component that stays inside its folder.
 fn plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
@@ -194,7 +168,7 @@ mod tests {
         let items: Vec<(Vec<f32>, u64)> = (0..100u64)
             .map(|i| (normalized(&[i as f32 + 1.0, 1.0, (i % 7) as f32]).unwrap(), i))
             .collect();
-        index.insert(&items);
+        index.insert(&items).unwrap();
         let root = tempfile::tempdir().unwrap();
         let manifest = write(&index, root.path(), 100).unwrap();
         assert_eq!(load(root.path(), &manifest).unwrap().len(), 100);
@@ -220,9 +194,52 @@ mod tests {
         };
         assert!(outside(&|m| m.folder = format!("../{}", m.folder)).contains("outside"));
         assert!(outside(&|m| m.folder = "snap-1/../..".into()).contains("outside"));
-        assert!(outside(&|m| m.basename = "../index".into()).contains("outside"));
+        assert!(outside(&|m| m.files[0].name = "../graph.isovec".into()).contains("outside"));
         assert!(outside(&|m| m.files[0].name = "..".into()).contains("outside"));
+        // A manifest of an older isovec (an hnsw_rs dump, no format) is refused, not misread.
+        let mut legacy = manifest.clone();
+        legacy.format = 0;
+        assert!(load(root.path(), &legacy).err().expect("a legacy manifest loads").to_string().contains("hnsw_rs"));
         remove_stale(root.path(), None);
         assert!(load(root.path(), &manifest).is_err());
     }
+
+    /// A damaged file whose checksum was recorded after the damage (what the checksum cannot
+    /// catch) is refused by the structure checks, or loads into a graph that searches in bounds.
+    #[test]
+    fn damage_behind_a_matching_checksum_never_leads_out_of_bounds() {
+        let items: Vec<(Vec<f32>, u64)> = (0..300u64)
+            .map(|i| (normalized(&[(i % 13) as f32 - 6.0, 1.0, (i % 7) as f32, (i % 5) as f32 - 2.0]).unwrap(), i))
+            .collect();
+        let index = Index::new(&HnswParams { m: 4, ef_construction: 20, ef_search: 10 }, 4, 300).unwrap();
+        index.insert(&items).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let manifest = write(&index, root.path(), 300).unwrap();
+        let path = root.path().join(&manifest.folder).join(GRAPH_FILE);
+        let original = fs::read(&path).unwrap();
+        let (mut refused, mut loaded) = (0, 0);
+        for pos in (0..original.len()).step_by(7) {
+            for value in [0xFFu8, 0x7F] {
+                let mut bytes = original.clone();
+                bytes[pos] = value;
+                fs::write(&path, &bytes).unwrap();
+                let mut m = manifest.clone();
+                m.files[0].crc32 = crc32fast::hash(&bytes);
+                match load(root.path(), &m) {
+                    Err(_) => refused += 1,
+                    Ok(damaged) => {
+                        loaded += 1;
+                        damaged.search(&items[5].0, 3, 10, None);
+                        damaged.insert(&items[..2]).unwrap();
+                    }
+                }
+            }
+        }
+        assert!(refused > 0 && loaded > 0, "refused {refused}, loaded {loaded}");
+    }
+}
+
+/// The error for a damaged snapshot at `path`.
+fn damaged(what: String, path: &Path) -> Error {
+    Error::Damaged { what, path: Some(path.to_path_buf()) }
 }
