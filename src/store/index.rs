@@ -25,8 +25,9 @@ use crate::{Error, Result};
 /// Batches at least this large are linked on every core.
 const PARALLEL_MIN: usize = 64;
 
-/// Largest capacity reserved up front (the graph grows past it as points arrive).
-const MAX_CAPACITY_HINT: usize = 1 << 20;
+/// Most vector components reserved up front (256 MiB of f32; the graph grows past it as points
+/// arrive).
+const MAX_RESERVED_COMPONENTS: usize = 1 << 26;
 
 /// An HNSW graph over normalised vectors keyed by internal id.
 pub struct Index {
@@ -49,7 +50,7 @@ impl Index {
         }
         // The capacity is only a hint: a damaged count must not turn into an allocation that
         // aborts the process.
-        let graph = Graph::new(dims, params.m, params.ef_construction, capacity.min(MAX_CAPACITY_HINT));
+        let graph = Graph::new(dims, params.m, params.ef_construction, capacity.min(MAX_RESERVED_COMPONENTS / dims));
         Ok(Index::wrap(graph))
     }
 
