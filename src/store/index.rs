@@ -16,7 +16,6 @@ use rayon::prelude::*;
 
 use crate::store::graph::Graph;
 use crate::store::graph_file::{self, Sum};
-pub use crate::simd::dot;
 pub(crate) use crate::vector::TopK;
 pub use crate::vector::{exact_top_k, normalized, Scored};
 use crate::store::layout::{damaged, HnswParams};
@@ -105,11 +104,6 @@ impl Index {
         self.read().len()
     }
 
-    /// Whether the graph is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The `k` nearest neighbours of a normalised query among internal ids `allowed` accepts.
     pub fn search(&self, query: &[f32], k: usize, ef: usize, allowed: Option<&dyn Fn(u64) -> bool>) -> Vec<Scored> {
         let graph = self.read();
@@ -159,7 +153,7 @@ mod tests {
         let a = unit(1, 37);
         let b = unit(2, 37);
         let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-        assert!((dot(&a, &b) as f64 - exact).abs() < 1e-6);
+        assert!((crate::simd::dot(&a, &b) as f64 - exact).abs() < 1e-6);
     }
 
     #[test]
