@@ -58,16 +58,6 @@ impl PackedB {
         }
     }
 
-    /// Rows of B (the inner dimension).
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Columns of B (the output dimension).
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
     fn resize(&mut self, k: usize, n: usize) {
         let len = n.div_ceil(NR) * k * NR;
         self.data.clear();
@@ -77,9 +67,9 @@ impl PackedB {
     }
 }
 
-/// C = A·B for A with `m` rows of `b.k()` (row stride `lda`) into C (row stride `ldc`), calling
+/// C = A·B for A with `m` rows of B's K (row stride `lda`) into C (row stride `ldc`), calling
 /// `finish(first_row, rows)` on finished blocks of C rows (`rows` starts at row `first_row`,
-/// `ldc` apart, `b.n()` valid columns each), while they are still in cache: bias, activation,
+/// `ldc` apart, B's N valid columns each), while they are still in cache: bias, activation,
 /// residual, normalisation.
 ///
 /// `parallel` splits the product in two on rayon's pool: by rows when there are many (each half
@@ -258,27 +248,24 @@ mod avx512 {
     /// Rows of a full tile: 12 × 2 accumulators + 2 B registers of the 32.
     pub const MR: usize = 12;
 
+    /// `match rows { r => rows_n::<r>(args) }` for each listed `r`.
+    macro_rules! dispatch_rows {
+        ($rows:expr, $args:tt; $($r:literal)*) => {
+            match $rows {
+                $($r => rows_n::<$r> $args,)*
+                _ => {}
+            }
+        };
+    }
+
     /// See [`super::TileFn`]; installed only after detecting AVX-512F.
     pub fn tile(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
         assert!(a.len() >= rows * kc && b.len() >= kc * NR && cols <= NR && rows <= MR);
         assert!(rows == 0 || c.len() >= (rows - 1) * ldc + cols);
         // SAFETY: the CPU has AVX-512F (see `kernels()`); the slices are long enough (asserted).
         unsafe {
-            match rows {
-                1 => rows_n::<1>(kc, a, b, c, ldc, cols, accumulate),
-                2 => rows_n::<2>(kc, a, b, c, ldc, cols, accumulate),
-                3 => rows_n::<3>(kc, a, b, c, ldc, cols, accumulate),
-                4 => rows_n::<4>(kc, a, b, c, ldc, cols, accumulate),
-                5 => rows_n::<5>(kc, a, b, c, ldc, cols, accumulate),
-                6 => rows_n::<6>(kc, a, b, c, ldc, cols, accumulate),
-                7 => rows_n::<7>(kc, a, b, c, ldc, cols, accumulate),
-                8 => rows_n::<8>(kc, a, b, c, ldc, cols, accumulate),
-                9 => rows_n::<9>(kc, a, b, c, ldc, cols, accumulate),
-                10 => rows_n::<10>(kc, a, b, c, ldc, cols, accumulate),
-                11 => rows_n::<11>(kc, a, b, c, ldc, cols, accumulate),
-                12 => rows_n::<12>(kc, a, b, c, ldc, cols, accumulate),
-                _ => {}
-            }
+            // One instance per tile height, so each keeps its accumulators in registers.
+            dispatch_rows!(rows, (kc, a, b, c, ldc, cols, accumulate); 1 2 3 4 5 6 7 8 9 10 11 12);
         }
     }
 
