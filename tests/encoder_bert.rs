@@ -49,6 +49,31 @@ fn last_hidden_state_matches_candle_transformers() {
     assert!(diff < 1e-4, "differentiable vs fused: {diff}");
 }
 
+/// The encoder's CPU inference path against candle's differentiable graph of the same weights,
+/// on short sentences and on a 256-token text, every pooling the model has.
+#[test]
+fn cpu_inference_path_equals_the_differentiable_graph() {
+    let Some(path) = default_model() else { return };
+    let enc = Encoder::load(&path, EncoderOptions { max_length: Some(256), ..Default::default() }).unwrap();
+    let long = "Scientists measured how the vaccine changed the risk of severe illness. ".repeat(30);
+    let mut texts: Vec<&str> = SENTENCES.to_vec();
+    texts.push(&long);
+    let poolings: Vec<Pooling> = Pooling::ALL.into_iter().filter(|&p| enc.check_pooling(p).is_ok()).collect();
+    let fast = enc.encode(&texts, &poolings).unwrap();
+    let tokens = enc.tokenizer().tokenize(&texts).unwrap();
+    assert_eq!(tokens[4].ids.len(), 256, "the long text fills the 256 positions");
+    let ids: Vec<&[u32]> = tokens.iter().map(|t| t.ids.as_slice()).collect();
+    let input = BatchInput::from_ids(&ids, 0, &Device::Cpu).unwrap();
+    let out = enc.bert().forward(&input, Mode::Differentiable).unwrap();
+    for (p, pooling) in poolings.iter().enumerate() {
+        let want = pooling.pool(&out, &input.attention_mask).unwrap().to_vec2::<f32>().unwrap();
+        for (i, row) in want.iter().enumerate() {
+            let d = row.iter().zip(&fast.vectors[p][i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(d < 1e-5, "{pooling}, text {i}: max |cpu − candle| = {d}");
+        }
+    }
+}
+
 #[test]
 fn pooled_alone_equals_pooled_in_padded_batch() {
     let Some(path) = default_model() else { return };

@@ -57,6 +57,21 @@ fn softmax_row(x: &[f32], mask: &[f32], scale: f32, out: &mut [f32]) {
     for ((o, &v), &m) in out.iter_mut().zip(x).zip(mask) {
         *o = v * scale + m;
     }
+    softmax_in_place(out);
+}
+
+/// softmax(row · scale) in place: the attention probabilities of a text without padding.
+#[inline(always)]
+pub(super) fn scaled_softmax_in_place(row: &mut [f32], scale: f32) {
+    for o in row.iter_mut() {
+        *o *= scale;
+    }
+    softmax_in_place(row);
+}
+
+/// softmax over `out`, in place.
+#[inline(always)]
+fn softmax_in_place(out: &mut [f32]) {
     let max = reduce(out, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
     for o in out.iter_mut() {
         *o = exp_nonpositive(*o - max);

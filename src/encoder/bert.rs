@@ -84,9 +84,9 @@ impl BertOutput {
 /// Layer normalisation over the last dimension, with a backward pass.
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
+    pub(super) weight: Tensor,
+    pub(super) bias: Tensor,
+    pub(super) eps: f64,
 }
 
 impl LayerNorm {
@@ -120,11 +120,11 @@ fn dropout(x: Tensor, p: f64, mode: Mode) -> Result<Tensor> {
     }
 }
 
-struct Embeddings {
-    word_embeddings: Embedding,
-    position_embeddings: Embedding,
-    token_type_embeddings: Embedding,
-    layer_norm: LayerNorm,
+pub(super) struct Embeddings {
+    pub(super) word_embeddings: Embedding,
+    pub(super) position_embeddings: Embedding,
+    pub(super) token_type_embeddings: Embedding,
+    pub(super) layer_norm: LayerNorm,
     dropout: f64,
 }
 
@@ -159,12 +159,12 @@ impl Embeddings {
     }
 }
 
-struct SelfAttention {
-    query: Dense,
-    key: Dense,
-    value: Dense,
-    heads: usize,
-    head_dim: usize,
+pub(super) struct SelfAttention {
+    pub(super) query: Dense,
+    pub(super) key: Dense,
+    pub(super) value: Dense,
+    pub(super) heads: usize,
+    pub(super) head_dim: usize,
     dropout: f64,
 }
 
@@ -203,9 +203,9 @@ impl SelfAttention {
 }
 
 /// A dense layer followed by dropout, residual and LayerNorm (BERT's `*.output` blocks).
-struct DenseResidualNorm {
-    dense: Dense,
-    layer_norm: LayerNorm,
+pub(super) struct DenseResidualNorm {
+    pub(super) dense: Dense,
+    pub(super) layer_norm: LayerNorm,
     dropout: f64,
 }
 
@@ -224,11 +224,11 @@ impl DenseResidualNorm {
     }
 }
 
-struct Layer {
-    attention: SelfAttention,
-    attention_output: DenseResidualNorm,
-    intermediate: Dense,
-    output: DenseResidualNorm,
+pub(super) struct Layer {
+    pub(super) attention: SelfAttention,
+    pub(super) attention_output: DenseResidualNorm,
+    pub(super) intermediate: Dense,
+    pub(super) output: DenseResidualNorm,
 }
 
 impl Layer {
@@ -252,9 +252,9 @@ impl Layer {
 
 /// A BERT encoder with an optional pooler.
 pub struct Bert {
-    embeddings: Embeddings,
-    layers: Vec<Layer>,
-    pooler: Option<Linear>,
+    pub(super) embeddings: Embeddings,
+    pub(super) layers: Vec<Layer>,
+    pub(super) pooler: Option<Linear>,
     config: BertConfig,
 }
 

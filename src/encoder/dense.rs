@@ -25,6 +25,11 @@ impl Dense {
         })
     }
 
+    /// The parameters: `weight` (out × in) and `bias` (out).
+    pub fn linear(&self) -> &Linear {
+        &self.linear
+    }
+
     /// x Wᵀ + b over the last dimension of `x`; `fused` (inference) allows the few-rows path.
     pub fn forward(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);

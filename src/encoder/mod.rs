@@ -3,9 +3,11 @@
 mod attention_softmax;
 pub mod bert;
 pub mod config;
+mod cpu_bert;
 mod dense;
 pub mod fetch;
 pub mod gelu;
+mod matmul;
 pub mod model_dir;
 pub mod pooling;
 pub mod tokenizer;
@@ -82,6 +84,8 @@ pub struct Encoded {
 /// owns its process calls [`tune_process`] first (the isovec CLI does).
 pub struct Encoder {
     bert: Bert,
+    /// The f32 CPU inference copy of `bert` that encoding runs on, when it runs in f32 on the CPU.
+    cpu: Option<cpu_bert::CpuBert>,
     tokenizer: TextTokenizer,
     name: String,
     path: PathBuf,
@@ -129,7 +133,9 @@ impl Encoder {
         let pad_id = tokenizer
             .token_id("[PAD]")
             .unwrap_or(bert.config().pad_token_id as u32);
+        let cpu = cpu_bert::CpuBert::new(&bert)?;
         Ok(Encoder {
+            cpu,
             bert,
             tokenizer,
             name: dir.name(),
@@ -237,9 +243,11 @@ impl Encoder {
         let dims = self.dims();
         let lengths: Vec<usize> = order.iter().map(|&i| tokens[i].ids.len()).collect();
         let batches: Vec<&[usize]> = self.batches(&lengths).into_iter().map(|r| &order[r]).collect();
+        // A batch that runs alone (a query) splits its matrix products over the cores instead.
+        let alone = batches.len() == 1;
         let encode_batch = |chunk: &&[usize]| -> Result<Vec<Vec<f32>>> {
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
-            let rows = self.encode_ids(&ids, poolings)?;
+            let rows = self.forward_batch(&ids, poolings, alone)?;
             progress(chunk.len());
             Ok(rows)
         };
@@ -263,17 +271,18 @@ impl Encoder {
         Ok(Encoded { vectors, truncated })
     }
 
-    /// Splits texts sorted by decreasing length into batches of at most `batch_size`, and smaller
-    /// for long texts so that a batch's attention scores (batch × heads × len² f32) stay under
-    /// [`MMAP_THRESHOLD`].
+    /// Splits texts sorted by decreasing length into batches of at most `batch_size`, and, on
+    /// candle's path, smaller for long texts so that a batch's attention scores
+    /// (batch × heads × len² f32) stay under [`MMAP_THRESHOLD`] (the CPU path holds one text's
+    /// scores of one head at a time).
     fn batches(&self, sorted_lengths: &[usize]) -> Vec<std::ops::Range<usize>> {
-        let heads = self.bert.config().num_attention_heads.max(1);
+        let heads = if self.cpu.is_some() { 0 } else { self.bert.config().num_attention_heads };
         let mut out = Vec::new();
         let mut start = 0;
         while start < sorted_lengths.len() {
             let longest = sorted_lengths[start].max(1);
             let per_text = heads * longest * longest * 4;
-            let size = (MMAP_THRESHOLD / per_text).clamp(1, self.options.batch_size);
+            let size = MMAP_THRESHOLD.checked_div(per_text).unwrap_or(usize::MAX).clamp(1, self.options.batch_size);
             let end = (start + size).min(sorted_lengths.len());
             out.push(start..end);
             start = end;
@@ -283,6 +292,14 @@ impl Encoder {
 
     /// One forward pass on a batch of token ids; returns, per pooling, the flat (batch × dims) rows.
     pub fn encode_ids(&self, ids: &[&[u32]], poolings: &[Pooling]) -> Result<Vec<Vec<f32>>> {
+        self.forward_batch(ids, poolings, false)
+    }
+
+    /// [`Encoder::encode_ids`]; `parallel` lets the CPU path split each operation over the cores.
+    fn forward_batch(&self, ids: &[&[u32]], poolings: &[Pooling], parallel: bool) -> Result<Vec<Vec<f32>>> {
+        if let Some(cpu) = &self.cpu {
+            return cpu.encode(ids, poolings, parallel);
+        }
         let input = BatchInput::from_ids(ids, self.pad_id, &self.options.device)?;
         // Pooling sums over tokens: do it in f32 whatever precision the model ran in.
         let out = self.bert.forward(&input, Mode::Infer)?.to_dtype(DType::F32)?;

@@ -50,27 +50,49 @@ impl Pooling {
         }
     }
 
+    /// What this pooling reads from a model with hidden states `0..=last` (0: embeddings).
+    pub fn source(self, last: usize) -> Source {
+        match self {
+            Pooling::Cls => Source::Pooler,
+            Pooling::ClsBeforePooler => Source::Cls(last),
+            Pooling::Mean => Source::Mean(last, last),
+            Pooling::FirstLastAvg => Source::Mean(1.min(last), last),
+            Pooling::EmbLastAvg => Source::Mean(0, last),
+            Pooling::Last2Avg => Source::Mean(last.saturating_sub(1), last),
+            Pooling::Static => Source::Mean(0, 0),
+        }
+    }
+
     /// Pools a batch: (batch, hidden). `mask` is (batch, seq) f32, 1 for real tokens.
     pub fn pool(self, out: &BertOutput, mask: &Tensor) -> Result<Tensor> {
         let h = &out.hidden_states;
-        let last = h.len() - 1;
-        let avg = |a: usize, b: usize| -> Result<Tensor> { Ok(((&h[a] + &h[b])? * 0.5)?) };
-        match self {
-            Pooling::Cls => out.pooler_output.clone().ok_or_else(|| {
-                Error::InvalidInput(
-                    "`cls` pooling needs BERT's pooler, and this model has none (pooler.dense.*): \
-                     use `cls_before_pooler` or `mean`"
-                        .into(),
-                )
-            }),
-            Pooling::ClsBeforePooler => Ok(h[last].narrow(1, 0, 1)?.squeeze(1)?),
-            Pooling::Mean => masked_mean(&h[last], mask),
-            Pooling::FirstLastAvg => masked_mean(&avg(1.min(last), last)?, mask),
-            Pooling::EmbLastAvg => masked_mean(&avg(0, last)?, mask),
-            Pooling::Last2Avg => masked_mean(&avg(last.saturating_sub(1), last)?, mask),
-            Pooling::Static => masked_mean(&h[0], mask),
+        match self.source(h.len() - 1) {
+            Source::Pooler => out.pooler_output.clone().ok_or_else(no_pooler),
+            Source::Cls(layer) => Ok(h[layer].narrow(1, 0, 1)?.squeeze(1)?),
+            Source::Mean(a, b) if a == b => masked_mean(&h[a], mask),
+            Source::Mean(a, b) => masked_mean(&((&h[a] + &h[b])? * 0.5)?, mask),
         }
     }
+}
+
+/// The hidden states a pooling reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// BERT's pooler (dense + tanh) on the last layer's [CLS].
+    Pooler,
+    /// The [CLS] token's state in this hidden state.
+    Cls(usize),
+    /// The mean over real tokens of the average of these two hidden states (equal: just that one).
+    Mean(usize, usize),
+}
+
+/// The error for `cls` pooling on a model without a pooler.
+pub(super) fn no_pooler() -> Error {
+    Error::InvalidInput(
+        "`cls` pooling needs BERT's pooler, and this model has none (pooler.dense.*): \
+         use `cls_before_pooler` or `mean`"
+            .into(),
+    )
 }
 
 impl std::fmt::Display for Pooling {

@@ -108,10 +108,12 @@ impl TextTokenizer {
 
     /// Tokenizes texts (in parallel); an empty or whitespace-only text is an error naming its index.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Tokens>> {
-        let encodings = self
-            .inner
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
+        // One text (a query) is tokenized on this thread: no copy of the list, no thread hand-off.
+        let encodings = match texts {
+            [one] => self.inner.encode(*one, true).map(|e| vec![e]),
+            _ => self.inner.encode_batch(texts.to_vec(), true),
+        }
+        .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
         encodings
             .into_iter()
             .enumerate()

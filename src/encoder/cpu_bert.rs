@@ -1,0 +1,370 @@
+//! BERT inference on the CPU in plain f32 over the model's own weights, for [`Encoder`](super::Encoder).
+//!
+//! [`Bert`]'s forward pass is a graph of candle operations: every one allocates its output,
+//! many copy (head split, transposes, contiguous), a padded batch computes padding tokens, and a
+//! short query pays for all of that more than for its arithmetic. Here the texts of a batch lie
+//! back to back without padding; each layer is four matrix products over all of their tokens
+//! (query, key and value fused into one) whose bias, GELU, residual and LayerNorm run on each
+//! block of rows as it is finished, and attention runs per text and head on that text's own
+//! tokens, so there is no mask. Inference only: training keeps the differentiable [`Bert`].
+
+use candle_core::{CpuStorage, DType, Storage, Tensor};
+
+use super::attention_softmax::scaled_softmax_in_place;
+use super::bert::{Bert, LayerNorm};
+use super::dense::Dense;
+use super::gelu::gelu;
+use super::matmul::{matmul, PackedB};
+use super::pooling::{no_pooler, Pooling, Source};
+use crate::{Error, Result};
+
+/// y = x Wᵀ + b with W packed for [`matmul`].
+struct Affine {
+    weight: PackedB,
+    bias: Vec<f32>,
+}
+
+impl Affine {
+    /// From dense layers sharing their input, their outputs side by side (fused query/key/value).
+    fn stack(parts: &[&candle_nn::Linear]) -> Result<Self> {
+        let mut weight = Vec::new();
+        let mut bias = Vec::new();
+        let mut inputs = 0;
+        for part in parts {
+            let (_, k) = part.weight().dims2()?;
+            inputs = k;
+            weight.extend(values(part.weight())?);
+            match part.bias() {
+                Some(b) => bias.extend(values(b)?),
+                None => bias.extend(std::iter::repeat_n(0.0, part.weight().dim(0)?)),
+            }
+        }
+        let outputs = bias.len();
+        Ok(Affine { weight: PackedB::from_transposed(&weight, outputs, inputs, inputs), bias })
+    }
+
+    fn dense(d: &Dense) -> Result<Self> {
+        Self::stack(&[d.linear()])
+    }
+
+    fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+}
+
+/// LayerNorm parameters.
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn load(ln: &LayerNorm) -> Result<Self> {
+        Ok(Norm { weight: values(&ln.weight)?, bias: values(&ln.bias)?, eps: ln.eps as f32 })
+    }
+
+    /// Normalises one row in place (mean and variance in two passes, in f64 sums).
+    fn apply(&self, row: &mut [f32]) {
+        let n = row.len() as f64;
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let inv = (1.0 / (var + f64::from(self.eps)).sqrt()) as f32;
+        let mean = mean as f32;
+        for ((v, &w), &b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+            *v = (*v - mean) * inv * w + b;
+        }
+    }
+}
+
+struct Layer {
+    qkv: Affine,
+    attention_output: Affine,
+    attention_norm: Norm,
+    intermediate: Affine,
+    output: Affine,
+    output_norm: Norm,
+}
+
+/// The f32 CPU inference copy of a [`Bert`]: dense weights packed, the word embeddings shared.
+pub struct CpuBert {
+    /// (vocab, hidden), read in place: the largest tensor is not copied.
+    word_embeddings: Tensor,
+    position_embeddings: Vec<f32>,
+    /// Token type 0's embedding (every isovec input is one segment).
+    token_type: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+    pooler: Option<Affine>,
+    hidden: usize,
+    heads: usize,
+}
+
+/// A tensor's values, flattened, as f32.
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl CpuBert {
+    /// Copies `bert`'s weights for CPU inference, or `None` when it does not run in f32 on the CPU.
+    pub fn new(bert: &Bert) -> Result<Option<Self>> {
+        let word = bert.embeddings.word_embeddings.embeddings();
+        if !word.device().is_cpu() || bert.dtype() != DType::F32 || !word.is_contiguous() {
+            return Ok(None);
+        }
+        let cfg = bert.config();
+        let e = &bert.embeddings;
+        let layers = bert
+            .layers
+            .iter()
+            .map(|l| {
+                let a = &l.attention;
+                Ok(Layer {
+                    qkv: Affine::stack(&[a.query.linear(), a.key.linear(), a.value.linear()])?,
+                    attention_output: Affine::dense(&l.attention_output.dense)?,
+                    attention_norm: Norm::load(&l.attention_output.layer_norm)?,
+                    intermediate: Affine::dense(&l.intermediate)?,
+                    output: Affine::dense(&l.output.dense)?,
+                    output_norm: Norm::load(&l.output.layer_norm)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(CpuBert {
+            word_embeddings: word.clone(),
+            position_embeddings: values(e.position_embeddings.embeddings())?,
+            token_type: values(&e.token_type_embeddings.embeddings().get(0)?)?,
+            embedding_norm: Norm::load(&e.layer_norm)?,
+            layers,
+            pooler: bert.pooler.as_ref().map(|p| Affine::stack(&[p])).transpose()?,
+            hidden: cfg.hidden_size,
+            heads: cfg.num_attention_heads,
+        }))
+    }
+
+    /// Encodes a batch of token id sequences; returns, per pooling, the flat (texts × hidden) rows.
+    /// `parallel` splits each matrix product over rayon's threads (for a batch that runs alone).
+    pub fn encode(&self, ids: &[&[u32]], poolings: &[Pooling], parallel: bool) -> Result<Vec<Vec<f32>>> {
+        let last = self.layers.len();
+        let sources: Vec<Source> = poolings.iter().map(|p| p.source(last)).collect();
+        let mut keep = vec![false; last + 1];
+        for s in &sources {
+            match *s {
+                Source::Pooler => keep[last] = true,
+                Source::Cls(l) => keep[l] = true,
+                Source::Mean(a, b) => (keep[a], keep[b]) = (true, true),
+            }
+        }
+        let states = self.forward(ids, &keep, parallel)?;
+        let state = |l: usize| states[l].as_deref().expect("kept above");
+        let h = self.hidden;
+        let starts: Vec<usize> = ids.iter().scan(0, |t, s| { let o = *t; *t += s.len(); Some(o) }).collect();
+        sources
+            .iter()
+            .map(|source| {
+                let mut out = vec![0f32; ids.len() * h];
+                for ((row, s), &start) in out.chunks_exact_mut(h).zip(ids).zip(&starts) {
+                    match *source {
+                        Source::Pooler => {}
+                        Source::Cls(l) => row.copy_from_slice(&state(l)[start * h..][..h]),
+                        Source::Mean(a, b) => {
+                            let (x, y) = (state(a), state(b));
+                            for t in start..start + s.len() {
+                                let (xr, yr) = (&x[t * h..][..h], &y[t * h..][..h]);
+                                for ((o, &u), &v) in row.iter_mut().zip(xr).zip(yr) {
+                                    *o += (u + v) * 0.5;
+                                }
+                            }
+                            let inv = 1.0 / s.len() as f32;
+                            row.iter_mut().for_each(|o| *o *= inv);
+                        }
+                    }
+                }
+                if *source == Source::Pooler {
+                    let pooler = self.pooler.as_ref().ok_or_else(no_pooler)?;
+                    let x = state(last);
+                    let cls: Vec<f32> = starts.iter().flat_map(|&t| x[t * h..][..h].iter().copied()).collect();
+                    matmul(&cls, h, ids.len(), &pooler.weight, &mut out, h, false, |_, rows| {
+                        for row in rows.chunks_mut(h) {
+                            for (v, &b) in row.iter_mut().zip(&pooler.bias) {
+                                *v = (*v + b).tanh();
+                            }
+                        }
+                    });
+                }
+                Ok(out)
+            })
+            .collect()
+    }
+
+    /// Hidden states `i` with `keep[i]` (0: embeddings, then each layer), each (tokens × hidden)
+    /// over the texts back to back.
+    fn forward(&self, ids: &[&[u32]], keep: &[bool], parallel: bool) -> Result<Vec<Option<Vec<f32>>>> {
+        let h = self.hidden;
+        let tokens: usize = ids.iter().map(|s| s.len()).sum();
+        let mut states: Vec<Option<Vec<f32>>> = vec![None; keep.len()];
+        let mut x = self.embed(ids, tokens)?;
+        let mut qkv = vec![0f32; tokens * 3 * h];
+        let mut context = vec![0f32; tokens * h];
+        let mut attended = vec![0f32; tokens * h];
+        let mut inner = vec![0f32; tokens * self.layers.first().map_or(0, |l| l.intermediate.outputs())];
+        let mut scratch = Attention::default();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if keep[i] {
+                states[i] = Some(x.clone());
+            }
+            let qkv_bias = &layer.qkv.bias;
+            matmul(&x, h, tokens, &layer.qkv.weight, &mut qkv, 3 * h, parallel, |_, rows| {
+                for row in rows.chunks_mut(3 * h) {
+                    row.iter_mut().zip(qkv_bias).for_each(|(v, &b)| *v += b);
+                }
+            });
+            let mut start = 0;
+            for s in ids {
+                scratch.run(&qkv, start, s.len(), h, self.heads, &mut context);
+                start += s.len();
+            }
+            let (ao, an) = (&layer.attention_output, &layer.attention_norm);
+            matmul(&context, h, tokens, &ao.weight, &mut attended, h, parallel, residual_norm(ao, an, &x, h));
+            let inter = &layer.intermediate;
+            let n_inner = inter.outputs();
+            matmul(&attended, h, tokens, &inter.weight, &mut inner, n_inner, parallel, |_, rows| {
+                for row in rows.chunks_mut(n_inner) {
+                    row.iter_mut().zip(&inter.bias).for_each(|(v, &b)| *v = gelu(*v + b));
+                }
+            });
+            let (o, on) = (&layer.output, &layer.output_norm);
+            matmul(&inner, n_inner, tokens, &o.weight, &mut x, h, parallel, residual_norm(o, on, &attended, h));
+        }
+        let last = self.layers.len();
+        if keep[last] {
+            states[last] = Some(x);
+        }
+        Ok(states)
+    }
+
+    /// Word + position + token type 0 embeddings, normalised: (tokens × hidden).
+    fn embed(&self, ids: &[&[u32]], tokens: usize) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        let positions = self.position_embeddings.len() / h.max(1);
+        let (storage, layout) = self.word_embeddings.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(all)), Some((w0, w1))) = (&*storage, layout.contiguous_offsets()) else {
+            return Err(Error::Model("the word embeddings are not f32 on the CPU".into()));
+        };
+        let words = &all[w0..w1];
+        let vocab = words.len() / h.max(1);
+        let mut x = vec![0f32; tokens * h];
+        let mut rows = x.chunks_exact_mut(h);
+        for s in ids {
+            if s.len() > positions {
+                return Err(Error::InvalidInput(format!(
+                    "{} tokens, and the model has {positions} positions: truncate the text",
+                    s.len()
+                )));
+            }
+            for (p, &id) in s.iter().enumerate() {
+                let id = id as usize;
+                if id >= vocab {
+                    return Err(Error::InvalidInput(format!("token id {id} is outside the {vocab}-token vocabulary")));
+                }
+                let row = rows.next().expect("tokens counted the rows");
+                let (w, pos) = (&words[id * h..][..h], &self.position_embeddings[p * h..][..h]);
+                for (((v, &a), &b), &c) in row.iter_mut().zip(w).zip(pos).zip(&self.token_type) {
+                    *v = a + b + c;
+                }
+                self.embedding_norm.apply(row);
+            }
+        }
+        Ok(x)
+    }
+}
+
+/// The `finish` of a dense layer followed by residual and LayerNorm: row += bias + residual row,
+/// then normalised (rows `h` wide).
+fn residual_norm<'a>(a: &'a Affine, norm: &'a Norm, residual: &'a [f32], h: usize) -> impl Fn(usize, &mut [f32]) + Sync + 'a {
+    move |first, rows| {
+        for (r, row) in rows.chunks_mut(h).enumerate() {
+            let res = &residual[(first + r) * h..][..h];
+            for ((v, &b), &x) in row.iter_mut().zip(&a.bias).zip(res) {
+                *v += b + x;
+            }
+            norm.apply(row);
+        }
+    }
+}
+
+/// Buffers of the attention of one text, reused across texts, heads and layers.
+#[derive(Default)]
+struct Attention {
+    keys: PackedB,
+    values: PackedB,
+    scores: Vec<f32>,
+}
+
+impl Attention {
+    /// Self-attention of the `len` tokens from `start`: `qkv` rows hold query, key and value
+    /// (each `h` wide, heads side by side); writes the heads' outputs into `context`'s rows.
+    fn run(&mut self, qkv: &[f32], start: usize, len: usize, h: usize, heads: usize, context: &mut [f32]) {
+        let d = h / heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let ld = 3 * h;
+        self.scores.resize(len * len, 0.0);
+        for head in 0..heads {
+            let q = &qkv[start * ld + head * d..];
+            self.keys.pack_transposed(&qkv[start * ld + h + head * d..], len, d, ld);
+            self.values.pack(&qkv[start * ld + 2 * h + head * d..], len, d, ld);
+            matmul(q, ld, len, &self.keys, &mut self.scores, len, false, |_, rows| {
+                for row in rows.chunks_mut(len) {
+                    scaled_softmax_in_place(row, scale);
+                }
+            });
+            matmul(&self.scores, len, len, &self.values, &mut context[start * h + head * d..], h, false, |_, _| {});
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+    use candle_nn::{VarBuilder, VarMap};
+
+    use super::*;
+    use crate::encoder::{BatchInput, BertConfig, Mode};
+
+    fn tiny(map: &VarMap) -> Bert {
+        // 72 wide, 3 heads: a head (24) is narrower than a panel (32), and 72 and 288 end mid-panel.
+        let cfg = BertConfig::tiny(60, 72, 2, 3);
+        Bert::load(VarBuilder::from_varmap(map, DType::F32, &Device::Cpu), &cfg, true).unwrap()
+    }
+
+    #[test]
+    fn every_pooling_equals_the_differentiable_bert_on_a_padded_batch() {
+        let map = VarMap::new();
+        let bert = tiny(&map);
+        let cpu = CpuBert::new(&bert).unwrap().expect("f32 on the CPU");
+        let texts: Vec<Vec<u32>> =
+            [30usize, 13, 4, 1].iter().map(|&n| (0..n).map(|i| ((i * 17 + n) % 60) as u32).collect()).collect();
+        let ids: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
+        let fast = cpu.encode(&ids, &Pooling::ALL, false).unwrap();
+        let input = BatchInput::from_ids(&ids, 0, &Device::Cpu).unwrap();
+        let out = bert.forward(&input, Mode::Differentiable).unwrap();
+        for (p, pooling) in Pooling::ALL.iter().enumerate() {
+            let want = pooling.pool(&out, &input.attention_mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(fast[p].len(), want.len());
+            let diff = fast[p].iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let size = want.iter().map(|v| v.abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-5, "{pooling}: max |cpu − candle| = {diff}");
+            assert!(size > 0.1, "{pooling}: outputs of size {size} would make the comparison weak");
+        }
+    }
+
+    #[test]
+    fn token_ids_beyond_the_vocabulary_or_positions_are_errors() {
+        let map = VarMap::new();
+        let cpu = CpuBert::new(&tiny(&map)).unwrap().unwrap();
+        let err = cpu.encode(&[&[1, 60, 2]], &[Pooling::Mean], false).unwrap_err().to_string();
+        assert!(err.contains("token id 60 is outside the 60-token vocabulary"), "{err}");
+        let long = vec![1u32; 513];
+        let err = cpu.encode(&[long.as_slice()], &[Pooling::Mean], false).unwrap_err().to_string();
+        assert!(err.contains("513 tokens, and the model has 512 positions"), "{err}");
+    }
+}

@@ -1,0 +1,395 @@
+//! Matrix products C = A·B for CPU inference, with B packed once (weights at load, keys and
+//! values per attention head).
+//!
+//! A general matrix library packs B again on every call; for a 15-token query that packing
+//! costs more than the arithmetic. Here B is stored in panels of [`NR`] columns, k-major, so the
+//! inner kernel streams it contiguously; A is packed per block into tiles of `mr` rows so each
+//! kernel call reads two contiguous streams. The kernel is AVX-512 (12 rows × 32 columns, 24
+//! accumulators in registers) where the CPU has it, and a portable one elsewhere, chosen once.
+
+use std::sync::OnceLock;
+
+/// Columns of a B panel: two AVX-512 registers of f32.
+pub const NR: usize = 32;
+/// Depth of one pass: a B panel slice (`KC` × [`NR`] f32, 32 KB) stays in the L1 cache.
+const KC: usize = 256;
+/// Rows of A per block: the packed A block (`MC` × [`KC`]) stays in the L2 cache.
+const MC: usize = 120;
+
+/// B (K × N) packed in panels of [`NR`] columns: `data[(p · k + kk) · NR + j]` = B[kk][p·NR + j],
+/// zero beyond column N.
+#[derive(Clone, Debug, Default)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// B = Wᵀ for a weight matrix W given as N rows of K (a dense layer's `weight`, out × in),
+    /// row `i` starting at `w[i · ld]`.
+    pub fn from_transposed(w: &[f32], n: usize, k: usize, ld: usize) -> Self {
+        let mut packed = PackedB::default();
+        packed.pack_transposed(w, n, k, ld);
+        packed
+    }
+
+    /// Repacks in place (reusing the buffer) from W, N rows of K with row stride `ld`: B = Wᵀ.
+    pub fn pack_transposed(&mut self, w: &[f32], n: usize, k: usize, ld: usize) {
+        self.resize(k, n);
+        for (p, panel) in self.data.chunks_exact_mut(k * NR).enumerate() {
+            for j in 0..NR.min(n - p * NR) {
+                let row = &w[(p * NR + j) * ld..][..k];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * NR + j] = v;
+                }
+            }
+        }
+    }
+
+    /// Repacks in place from B itself, K rows of N with row stride `ld`.
+    pub fn pack(&mut self, b: &[f32], k: usize, n: usize, ld: usize) {
+        self.resize(k, n);
+        for (p, panel) in self.data.chunks_exact_mut(k * NR).enumerate() {
+            let cols = NR.min(n - p * NR);
+            for kk in 0..k {
+                panel[kk * NR..kk * NR + cols].copy_from_slice(&b[kk * ld + p * NR..][..cols]);
+            }
+        }
+    }
+
+    fn resize(&mut self, k: usize, n: usize) {
+        let len = n.div_ceil(NR) * k * NR;
+        self.data.clear();
+        self.data.resize(len, 0.0);
+        self.k = k;
+        self.n = n;
+    }
+}
+
+/// C = A·B for A with `m` rows of B's K (row stride `lda`) into C (row stride `ldc`), calling
+/// `finish(first_row, rows)` on finished blocks of C rows (`rows` starts at row `first_row`,
+/// `ldc` apart, B's N valid columns each), while they are still in cache: bias, activation,
+/// residual, normalisation.
+///
+/// `parallel` splits the product in two on rayon's pool: by rows when there are many (each half
+/// finishes its own rows), else by column panels, which halves the weights each core streams
+/// (one short query), finishing once both halves are done.
+pub fn matmul(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    parallel: bool,
+    finish: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
+    let finish: &(dyn Fn(usize, &mut [f32]) + Sync) = &finish;
+    let panels = n.div_ceil(NR);
+    if !parallel || rayon::current_num_threads() < 2 || m == 0 {
+        return product(a, lda, m, b, 0..panels, c, ldc, Some((0, finish)));
+    }
+    if m >= 2 * MC {
+        let half = m / 2;
+        let (top, bottom) = c.split_at_mut(half * ldc);
+        rayon::join(
+            || product(a, lda, half, b, 0..panels, top, ldc, Some((0, finish))),
+            || product(&a[half * lda..], lda, m - half, b, 0..panels, bottom, ldc, Some((half, finish))),
+        );
+        return;
+    }
+    let mid = panels / 2;
+    let right_cols = n - mid * NR;
+    let mut right = vec![0f32; m * right_cols];
+    rayon::join(
+        || product(a, lda, m, b, 0..mid, c, ldc, None),
+        || product(a, lda, m, b, mid..panels, &mut right, right_cols, None),
+    );
+    for (row, part) in c.chunks_mut(ldc).zip(right.chunks_exact(right_cols)) {
+        row[mid * NR..n].copy_from_slice(part);
+    }
+    let end = ((m - 1) * ldc + n).min(c.len());
+    finish(0, &mut c[..end]);
+}
+
+/// `finish` with the row number of C's first row.
+type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
+
+/// C's columns of B's panels `panels` (the first of them at C's column 0), on this thread.
+fn product(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    panels: std::ops::Range<usize>,
+    c: &mut [f32],
+    ldc: usize,
+    finish: Finish<'_>,
+) {
+    let (k, n) = (b.k, b.n);
+    let kernels = kernels();
+    let mr = kernels.mr;
+    let first_col = panels.start * NR;
+    let mut packed_a = vec![0f32; MC.min(m.div_ceil(mr) * mr) * KC.min(k)];
+    for m0 in (0..m).step_by(MC) {
+        let mb = MC.min(m - m0);
+        for k0 in (0..k).step_by(KC) {
+            let kb = KC.min(k - k0);
+            // A tiles of `mr` rows (fewer in the last), each k-major: tile[kk · rows + r].
+            for (t, r0) in (0..mb).step_by(mr).enumerate() {
+                let rows = mr.min(mb - r0);
+                let tile = &mut packed_a[t * mr * kb..][..rows * kb];
+                for r in 0..rows {
+                    let src = &a[(m0 + r0 + r) * lda + k0..][..kb];
+                    for (kk, &v) in src.iter().enumerate() {
+                        tile[kk * rows + r] = v;
+                    }
+                }
+            }
+            for p in panels.clone() {
+                let panel = &b.data[(p * k + k0) * NR..][..kb * NR];
+                let cols = NR.min(n - p * NR);
+                for (t, r0) in (0..mb).step_by(mr).enumerate() {
+                    let rows = mr.min(mb - r0);
+                    let tile = &packed_a[t * mr * kb..][..rows * kb];
+                    let out = &mut c[(m0 + r0) * ldc + p * NR - first_col..];
+                    (kernels.tile)(rows, kb, tile, panel, out, ldc, cols, k0 > 0);
+                }
+            }
+        }
+        if let Some((first_row, finish)) = finish {
+            let end = ((m0 + mb - 1) * ldc + n).min(c.len());
+            finish(first_row + m0, &mut c[m0 * ldc..end]);
+        }
+    }
+}
+
+/// One kernel call: C[rows × cols] (+)= A tile (kc × rows, k-major) · B panel (kc × NR).
+/// `accumulate` adds to C's current values instead of overwriting them.
+type TileFn = fn(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool);
+
+struct Kernels {
+    /// Rows of a full A tile.
+    mr: usize,
+    tile: TileFn,
+}
+
+fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernels { mr: avx512::MR, tile: avx512::tile };
+            }
+        }
+        Kernels { mr: PORTABLE_MR, tile: portable_tile }
+    })
+}
+
+/// Rows of the portable kernel's tile: 4 × 32 accumulators fit 16 AVX2 registers with spills
+/// the compiler keeps cheap.
+const PORTABLE_MR: usize = 4;
+
+fn portable_tile(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { portable_tile_avx2(rows, kc, a, b, c, ldc, cols, accumulate) };
+        }
+    }
+    portable_tile_body(rows, kc, a, b, c, ldc, cols, accumulate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn portable_tile_avx2(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    portable_tile_body(rows, kc, a, b, c, ldc, cols, accumulate)
+}
+
+#[inline(always)]
+fn portable_tile_body(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    match rows {
+        1 => portable_rows::<1>(kc, a, b, c, ldc, cols, accumulate),
+        2 => portable_rows::<2>(kc, a, b, c, ldc, cols, accumulate),
+        3 => portable_rows::<3>(kc, a, b, c, ldc, cols, accumulate),
+        _ => portable_rows::<4>(kc, a, b, c, ldc, cols, accumulate),
+    }
+}
+
+#[inline(always)]
+fn portable_rows<const R: usize>(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    let mut acc = [[0f32; NR]; R];
+    for (av, bv) in a.chunks_exact(R).zip(b.chunks_exact(NR)).take(kc) {
+        for r in 0..R {
+            for j in 0..NR {
+                acc[r][j] += av[r] * bv[j];
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        let out = &mut c[r * ldc..][..cols];
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = if accumulate { *o + v } else { v };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::NR;
+
+    /// Rows of a full tile: 12 × 2 accumulators + 2 B registers of the 32.
+    pub const MR: usize = 12;
+
+    /// `match rows { r => rows_n::<r>(args) }` for each listed `r`.
+    macro_rules! dispatch_rows {
+        ($rows:expr, $args:tt; $($r:literal)*) => {
+            match $rows {
+                $($r => rows_n::<$r> $args,)*
+                _ => {}
+            }
+        };
+    }
+
+    /// See [`super::TileFn`]; installed only after detecting AVX-512F.
+    pub fn tile(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+        assert!(a.len() >= rows * kc && b.len() >= kc * NR && cols <= NR && rows <= MR);
+        assert!(rows == 0 || c.len() >= (rows - 1) * ldc + cols);
+        // SAFETY: the CPU has AVX-512F (see `kernels()`); the slices are long enough (asserted).
+        unsafe {
+            // One instance per tile height, so each keeps its accumulators in registers.
+            dispatch_rows!(rows, (kc, a, b, c, ldc, cols, accumulate); 1 2 3 4 5 6 7 8 9 10 11 12);
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_n<const R: usize>(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for kk in 0..kc {
+            // SAFETY: kk < kc and the caller checked a ≥ R·kc, b ≥ kc·NR elements.
+            let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
+            let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
+            for r in 0..R {
+                let x = _mm512_set1_ps(unsafe { *ap.add(kk * R + r) });
+                lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
+            }
+        }
+        let mask_lo: __mmask16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
+        let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
+        let cp = c.as_mut_ptr();
+        for r in 0..R {
+            // SAFETY: row r < R has `cols` valid elements at r·ldc (checked by the caller);
+            // masked loads and stores touch no other element.
+            unsafe {
+                let out = cp.add(r * ldc);
+                let (mut v0, mut v1) = (lo[r], hi[r]);
+                if accumulate {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask_lo, out));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask_hi, out.add(16)));
+                }
+                _mm512_mask_storeu_ps(out, mask_lo, v0);
+                _mm512_mask_storeu_ps(out.add(16), mask_hi, v1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C = A·Bᵀ in f64, the independent reference.
+    fn reference(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+        let mut c = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|kk| f64::from(a[i * k + kk]) * f64::from(w[j * k + kk])).sum();
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 - 1001.0) / 1001.0).collect()
+    }
+
+    fn check(c: &[f32], ldc: usize, want: &[f64], n: usize, k: usize, what: &str) {
+        for (i, row) in want.chunks_exact(n).enumerate() {
+            for (j, &w) in row.iter().enumerate() {
+                let got = f64::from(c[i * ldc + j]);
+                assert!((got - w).abs() < 1e-5 * (k as f64).sqrt() * 4.0, "{what}: C[{i}][{j}] = {got}, want {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_shape_equals_an_f64_product() {
+        // Sizes around the tile (12 / 4 rows), panel (32), depth (256) and block (120) edges.
+        for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (13, 64, 300), (15, 384, 384), (121, 70, 513), (250, 32, 256), (300, 100, 40)] {
+            let a = values(m * k, 1);
+            let w = values(n * k, 2);
+            let want = reference(&a, &w, m, n, k);
+            let packed = PackedB::from_transposed(&w, n, k, k);
+            // C wider than N: columns beyond N must be left alone.
+            let ldc = n + 3;
+            for parallel in [false, true] {
+                let mut c = vec![7f32; m * ldc];
+                // `finish` sees every row once, after its product: it doubles them here.
+                let finished = std::sync::Mutex::new(vec![0usize; m]);
+                matmul(&a, k, m, &packed, &mut c, ldc, parallel, |first, rows| {
+                    let count = rows.len().div_ceil(ldc);
+                    finished.lock().unwrap()[first..first + count].iter_mut().for_each(|f| *f += 1);
+                    for row in rows.chunks_mut(ldc) {
+                        row[..n].iter_mut().for_each(|v| *v *= 2.0);
+                    }
+                });
+                let doubled: Vec<f64> = want.iter().map(|w| w * 2.0).collect();
+                check(&c, ldc, &doubled, n, k, &format!("{m}×{k}·{k}×{n}, parallel {parallel}"));
+                assert!(finished.lock().unwrap().iter().all(|&f| f == 1), "every row finished once");
+                for i in 0..m {
+                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
+                }
+            }
+            // The same B given untransposed (K × N) packs to the same panels.
+            let b: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+            let mut direct = PackedB::default();
+            direct.pack(&b, k, n, n);
+            assert_eq!(direct.data, packed.data);
+        }
+    }
+
+    #[test]
+    fn portable_kernel_equals_an_f64_product() {
+        let (m, n, k) = (7, 40, 300);
+        let a = values(m * k, 3);
+        let w = values(n * k, 4);
+        let want = reference(&a, &w, m, n, k);
+        let packed = PackedB::from_transposed(&w, n, k, k);
+        let mut c = vec![0f32; m * n];
+        // Drive the portable kernel directly over whole-depth tiles of up to 4 rows.
+        for p in 0..n.div_ceil(NR) {
+            let panel = &packed.data[p * k * NR..][..k * NR];
+            for r0 in (0..m).step_by(PORTABLE_MR) {
+                let rows = PORTABLE_MR.min(m - r0);
+                let mut tile = vec![0f32; rows * k];
+                for r in 0..rows {
+                    for kk in 0..k {
+                        tile[kk * rows + r] = a[(r0 + r) * k + kk];
+                    }
+                }
+                portable_tile(rows, k, &tile, panel, &mut c[r0 * n + p * NR..], n, NR.min(n - p * NR), false);
+            }
+        }
+        check(&c, n, &want, n, k, "portable");
+    }
+}
