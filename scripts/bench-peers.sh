@@ -57,9 +57,11 @@ export PEERS_DIR="${PEERS_DIR:-$HOME/.cache/isovec-peers}"
 py="$PEERS_DIR/venv/bin/python"
 export ISOVEC_DATA="$data"
 [ -x "$isovec" ] || { echo "bench-peers.sh: $isovec is missing; run cargo build --release --workspace" >&2; exit 1; }
-[ -x "$py" ] || { echo "bench-peers.sh: no peer venv at $PEERS_DIR; run $peers/setup.sh" >&2; exit 1; }
 [ $wait_quiet = 1 ] || export PEERS_NO_WAIT=1
 has() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+if has encode || has single || has ann || [ $wait_quiet = 1 ]; then
+  [ -x "$py" ] || { echo "bench-peers.sh: no peer venv at $PEERS_DIR; run $peers/setup.sh" >&2; exit 1; }
+fi
 
 # Sizes: the issue's, or small ones for --quick.
 if [ $quick = 1 ]; then
@@ -296,7 +298,8 @@ echo
 echo "## isovec against its peers — $started$([ $quick = 1 ] && echo ' — QUICK (small inputs, 1 run: not a claim)')"
 echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr); load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-echo "isovec $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), all-MiniLM-L6-v2 f32; ONNX Runtime $("$py" -c 'import onnxruntime; print(onnxruntime.__version__)') (fused graph, 2 threads), hnswlib; median of $runs run(s)."
+ort_version="$([ -x "$py" ] && "$py" -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null || echo 'not used')"
+echo "isovec $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), all-MiniLM-L6-v2 f32; ONNX Runtime $ort_version (fused graph, 2 threads), hnswlib; median of $runs run(s)."
 echo
 echo "| measure | isovec | peer | ratio | target |"
 echo "|---|---:|---:|---:|---:|"
