@@ -45,6 +45,16 @@ fn load_ten(db: &Connection) {
     }
 }
 
+/// A connection with [`load_ten`]'s table and a store path in a new temporary directory (kept
+/// while the `TempDir` lives); `None` without the model.
+fn ten_docs() -> Option<(Connection, tempfile::TempDir, std::path::PathBuf)> {
+    let db = connect()?;
+    load_ten(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("st");
+    Some((db, dir, st))
+}
+
 /// The ids in the collection, sorted as numbers.
 fn ids_in(db: &Connection, store: &str, collection: &str) -> Vec<i64> {
     let mut ids: Vec<i64> = db
@@ -116,11 +126,8 @@ fn the_store_equals_isovec_index_on_the_same_documents() {
 
 #[test]
 fn a_bad_row_keeps_the_batches_before_it_and_says_so() {
-    let Some(db) = connect() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("st");
+    let Some((db, _dir, st)) = ten_docs() else { return };
     let (s, q) = (st.to_str().unwrap(), quoted(&st));
-    load_ten(&db);
     // Batches of 4: rows 1–4 are written when row 4 is read; row 7 stops the statement.
     let sql = |text: &str| {
         format!("SELECT isovec_upsert_all('{q}', 'docs', id, {text}, NULL, 4) FROM (SELECT * FROM docs ORDER BY id)")
@@ -147,11 +154,8 @@ fn a_bad_row_keeps_the_batches_before_it_and_says_so() {
 
 #[test]
 fn arguments_groups_and_no_rows() {
-    let Some(db) = connect() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("st");
+    let Some((db, _dir, st)) = ten_docs() else { return };
     let (s, q) = (st.to_str().unwrap(), quoted(&st));
-    load_ten(&db);
     // No rows: nothing is opened or created.
     let none = report(&db, "SELECT isovec_upsert_all(?1, 'docs', id, body) FROM docs WHERE id > 100", s);
     assert_eq!(none["rows"], 0);
