@@ -236,8 +236,9 @@ fn kill_child_at(store: &Path, hang_at: i64) -> String {
     let mut seen = None;
     for line in stdout.lines() {
         let line = line.unwrap();
-        if line.starts_with(HANGING) || line.starts_with(RETURNED) {
-            seen = Some(line);
+        // libtest writes "test NAME ... " before the test runs, on the same line.
+        if let Some(at) = line.find(HANGING).or_else(|| line.find(RETURNED)) {
+            seen = Some(line[at..].to_string());
             break;
         }
     }
