@@ -112,7 +112,7 @@ fn dims(ctx: &Context<'_>) -> rusqlite::Result<Value> {
 
 /// The collection `name` of `store` with the pipeline that fills it; a missing collection is
 /// created with `create_with` (when given).
-fn writable_collection(
+pub fn writable_collection(
     store: &Store,
     name: &str,
     create_with: Option<&PipelineSpec>,
@@ -139,28 +139,30 @@ fn writable_collection(
     Ok((store.get_or_create_collection(name, config)?, pipeline))
 }
 
+/// The optional metadata argument: NULL or blank is no metadata, else a JSON object.
+pub fn metadata_arg(v: ValueRef<'_>, function: &str) -> rusqlite::Result<Json> {
+    match text_arg(v, function, "the metadata")? {
+        None => Ok(Json::Null),
+        Some(m) if m.trim().is_empty() => Ok(Json::Null),
+        Some(m) => {
+            let json: Json = serde_json::from_str(&m).map_err(|e| {
+                sql_error(format!("{function}: the metadata is not valid JSON ({e}); give an object like '{{\"lang\": \"en\"}}'"))
+            })?;
+            if !(json.is_object() || json.is_null()) {
+                return Err(sql_error(format!("{function}: the metadata must be a JSON object, got {json}")));
+            }
+            Ok(json)
+        }
+    }
+}
+
 fn upsert(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     const F: &str = "isovec_upsert";
     let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
     let name = required_text(ctx.get_raw(1), F, "the collection")?;
     let id = required_text(ctx.get_raw(2), F, "the id")?;
     let text = required_text(ctx.get_raw(3), F, "the text")?;
-    let metadata = if ctx.len() > 4 {
-        match text_arg(ctx.get_raw(4), F, "the metadata")? {
-            None => Json::Null,
-            Some(m) if m.trim().is_empty() => Json::Null,
-            Some(m) => {
-                let json: Json = serde_json::from_str(&m)
-                    .map_err(|e| sql_error(format!("{F}: the metadata is not valid JSON ({e}); give an object like '{{\"lang\": \"en\"}}'")))?;
-                if !(json.is_object() || json.is_null()) {
-                    return Err(sql_error(format!("{F}: the metadata must be a JSON object, got {json}")));
-                }
-                json
-            }
-        }
-    } else {
-        Json::Null
-    };
+    let metadata = if ctx.len() > 4 { metadata_arg(ctx.get_raw(4), F)? } else { Json::Null };
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
     let (collection, pipeline) = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
     let report = collection

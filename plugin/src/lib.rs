@@ -5,6 +5,10 @@
 //! - `isovec_embed(text [, pipeline])` → BLOB of little-endian f32;
 //! - `isovec_cosine(blob, blob)` → REAL, `isovec_dims(blob)` → INTEGER;
 //! - `isovec_upsert(store, collection, id, text [, metadata_json])` → 1 if new, 0 if replaced;
+//!   each call is one durable write (the row is durable when the call returns);
+//! - the aggregate `isovec_upsert_all(store, collection, id, text [, metadata_json [, batch]])` →
+//!   a JSON report; the bulk form, as fast as `isovec index`: rows are encoded and written in
+//!   durable batches of `batch` (256), all durable when the statement returns ([`bulk_upsert`]);
 //! - `isovec_delete(store, collection, id)` → 1 if it existed, 0 if not;
 //! - `isovec_collection(store, collection [, pipeline])` → the collection's description (JSON),
 //!   creating it with that pipeline if it is missing;
@@ -19,6 +23,7 @@
 //! loaded models are cached per process ([`cache`]), so only the first call pays for loading.
 
 mod blob;
+mod bulk_upsert;
 mod cache;
 mod functions;
 mod guard;
@@ -68,6 +73,7 @@ pub unsafe extern "C" fn sqlite3_extension_init(
 fn register(db: Connection) -> rusqlite::Result<bool> {
     store_root::configure_from_env().map_err(|e| guard::sql_error(format!("isovec: {e}")))?;
     functions::register(&db)?;
+    bulk_upsert::register(&db)?;
     search_vtab::register(&db)?;
     Ok(false)
 }

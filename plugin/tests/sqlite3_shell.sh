@@ -2,7 +2,10 @@
 # The extension in Debian's sqlite3 shell: index the fixture corpus from a table with
 # isovec_upsert, search with isovec_search joined with that table (in the indexing session and in a
 # fresh one), and check that the ids, their order and the scores equal `isovec search --json` of
-# the CLI on the same store; the same for a hybrid search (dense + BM25, fused).
+# the CLI on the same store; the same for a hybrid search (dense + BM25, fused). Then the bulk form
+# isovec_upsert_all: the store it fills searches like the one `isovec index` fills from the corpus
+# file, every row is durable when the statement returns (the shell is killed with SIGKILL right
+# after it), and a bad row in the middle keeps the batches before it, with an error that says so.
 #
 # Usage: plugin/tests/sqlite3_shell.sh [release|debug]   (default release; both binaries must be
 # built: `cargo build --release --workspace`). Skips (exit 0) without the default model, or fails
@@ -89,4 +92,47 @@ if [ "$(wc -l <cli-hybrid.txt)" -ne "$k" ]; then echo "FAIL: the CLI's hybrid se
 diff sql3.txt cli-hybrid.txt >/dev/null || { echo "FAIL: a hybrid isovec_search differs from isovec search --mode hybrid:" >&2; diff sql3.txt cli-hybrid.txt >&2; exit 1; }
 if diff -q sql3.txt sql1.txt >/dev/null; then echo "FAIL: the hybrid search returned the dense ranking and scores" >&2; exit 1; fi
 echo "isovec_search hybrid:"; cat sql3.txt
-echo "sqlite3_shell.sh: OK ($k ids, order and scores equal to the CLI's, dense and hybrid)"
+
+# The bulk form. Its report goes into a table of app.db (SQLite's own durable write), then the
+# shell kills itself with SIGKILL: nothing of isovec's runs after the statement (no close, no flush).
+set +e
+sqlite3 -bail app.db >bulk.txt 2>&1 <<SQL
+.load $ext
+CREATE TABLE bulk_report AS
+  SELECT isovec_upsert_all('bulk', 'docs', id, body, meta) AS report FROM (SELECT * FROM docs ORDER BY rowid);
+.shell kill -9 \$PPID
+SELECT 'not killed';
+SQL
+status=$?
+set -e
+if [ "$status" -ne 137 ] || grep -q 'not killed' bulk.txt; then echo "FAIL: the bulk session was not killed (exit $status):" >&2; cat bulk.txt >&2; exit 1; fi
+"$isovec" index --store cli-st --collection docs "$corpus" 2>index.txt
+sqlite3 -bail app.db >bulk2.txt <<SQL
+.load $ext
+SELECT 'report ' || json_extract(report, '\$.rows') || ' ' || json_extract(report, '\$.inserted') || ' '
+  || json_extract(report, '\$.replaced') || ' ' || json_extract(report, '\$.batches') FROM bulk_report;
+SELECT 'documents ' || json_extract(isovec_collection('bulk', 'docs'), '\$.documents');
+SQL
+grep -q '^report 250 250 0 1$' bulk2.txt \
+  || { echo "FAIL: unexpected isovec_upsert_all report:" >&2; cat bulk2.txt >&2; exit 1; }
+grep -q '^documents 250$' bulk2.txt || { echo "FAIL: after SIGKILL the bulk store does not hold the 250 documents:" >&2; cat bulk2.txt >&2; exit 1; }
+for st in bulk cli-st; do
+  "$isovec" search --store $st --collection docs -k "$k" --filter "$filter" --json "$query" \
+    | sed -E 's/.*"id":"([^"]*)".*"score":([-0-9.eE]+).*/\1 \2/' | awk '{printf "%s|%.4f\n", $1, $2}' >search-$st.txt
+done
+diff search-bulk.txt search-cli-st.txt >/dev/null || { echo "FAIL: the store isovec_upsert_all filled searches differently from the one isovec index filled:" >&2; diff search-bulk.txt search-cli-st.txt >&2; exit 1; }
+diff search-bulk.txt cli.txt >/dev/null || { echo "FAIL: isovec_upsert_all and isovec_upsert filled different stores:" >&2; diff search-bulk.txt cli.txt >&2; exit 1; }
+
+# A NULL text at row 150, batches of 64: rows 1–128 (two batches) are kept, 129–150 and after are not.
+if sqlite3 -bail app.db >bad.txt 2>bad.err <<SQL
+.load $ext
+SELECT isovec_upsert_all('bad', 'docs', id, CASE WHEN rowid = 150 THEN NULL ELSE body END, meta, 64)
+  FROM (SELECT rowid, * FROM docs ORDER BY rowid);
+SQL
+then echo "FAIL: a NULL text did not stop isovec_upsert_all" >&2; exit 1; fi
+grep -q 'the text is NULL' bad.err && grep -q 'stopped at row 150: rows 1–128 were written (2 durable batches) and are kept; rows 129–150 and any after were not written' bad.err \
+  || { echo "FAIL: unexpected error from isovec_upsert_all:" >&2; cat bad.err >&2; exit 1; }
+kept="$(sqlite3 app.db ".load $ext" "SELECT json_extract(isovec_collection('bad', 'docs'), '\$.documents');")"
+[ "$kept" = 128 ] || { echo "FAIL: after the bad row the store holds $kept documents, not 128" >&2; exit 1; }
+echo "isovec_upsert_all: 250 rows durable at the statement's end, searches equal to isovec index's; a bad row at 150 kept rows 1–128"
+echo "sqlite3_shell.sh: OK ($k ids, order and scores equal to the CLI's, dense and hybrid; bulk upsert durable and equal to isovec index)"

@@ -19,33 +19,69 @@ pub fn repo_root() -> PathBuf {
 /// built first (a no-op when up to date) in the profile this test is built in.
 pub fn extension() -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT.get_or_init(build_extension).clone()
+    BUILT
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("ISOVEC_SQLITE_EXT") {
+                return Ok(PathBuf::from(p));
+            }
+            let file = format!("{}isovec_sqlite{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+            build(&["-p", "isovec-sqlite"], &file, Some("ISOVEC_SQLITE_EXT"))
+        })
+        .clone()
 }
 
-fn build_extension() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ISOVEC_SQLITE_EXT") {
-        return Ok(PathBuf::from(p));
+/// An in-memory connection with the extension loaded (no model needed); panics if it cannot load.
+pub fn load_extension() -> rusqlite::Connection {
+    let ext = extension().unwrap_or_else(|e| panic!("{e}"));
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    // SAFETY: loading our own extension, which only registers functions and a module.
+    unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(&db).unwrap();
+        db.load_extension(&ext, None::<&str>).unwrap_or_else(|e| panic!("loading {}: {e}", ext.display()));
     }
+    db
+}
+
+/// The error message of `sql`, which must fail; panics if it succeeds.
+pub fn error_of(db: &rusqlite::Connection, sql: &str) -> String {
+    db.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+        .expect_err(&format!("{sql} should fail"))
+        .to_string()
+}
+
+/// The workspace's `isovec` command, built first (a no-op when up to date) in the profile this
+/// test is built in: what the extension's results are compared with.
+pub fn isovec_cli() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build(&["-p", "isovec", "--bin", "isovec"], &format!("isovec{}", std::env::consts::EXE_SUFFIX), None))
+        .clone()
+}
+
+/// Builds `target_args` of the workspace and returns the path of its output `file`; `override_var`
+/// is the variable that can name the file instead (for the error message).
+fn build(target_args: &[&str], file: &str, override_var: Option<&str>) -> Result<PathBuf, String> {
     let root = repo_root();
     let release = !cfg!(debug_assertions);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("-p").arg("isovec-sqlite").arg("--manifest-path").arg(root.join("Cargo.toml"));
+    cmd.arg("build").args(target_args).arg("--manifest-path").arg(root.join("Cargo.toml"));
     if release {
         cmd.arg("--release");
     }
-    let status = cmd.status().map_err(|e| format!("cannot run cargo to build the extension: {e}"))?;
+    let what = target_args.join(" ");
+    let status = cmd.status().map_err(|e| format!("cannot run cargo to build {what}: {e}"))?;
     if !status.success() {
-        return Err(format!("building the extension failed ({status}); run `cargo build -p isovec-sqlite` to see why"));
+        return Err(format!("building {what} failed ({status}); run `cargo build {what}` to see why"));
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let target = if target.is_absolute() { target } else { root.join(target) };
-    let file = format!("{}isovec_sqlite{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
     let path = target.join(if release { "release" } else { "debug" }).join(file);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!("the extension was built but {} is missing; set ISOVEC_SQLITE_EXT to its path", path.display()))
+        let hint = override_var.map(|v| format!("; set {v} to its path")).unwrap_or_default();
+        Err(format!("{what} was built but {} is missing{hint}", path.display()))
     }
 }
 

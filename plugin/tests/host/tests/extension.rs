@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use isovec_sqlite_host_test::{cosine, default_model, extension, floats};
+use isovec_sqlite_host_test::{cosine, default_model, error_of, floats, load_extension};
 use rusqlite::{params, Connection};
 
 /// A connection with the extension loaded, or `None` (after saying why) without the model; a
@@ -12,18 +12,6 @@ use rusqlite::{params, Connection};
 fn connect() -> Option<Connection> {
     default_model()?;
     Some(load_extension())
-}
-
-/// A connection with the extension loaded (no model needed).
-fn load_extension() -> Connection {
-    let ext = extension().unwrap_or_else(|e| panic!("{e}"));
-    let db = Connection::open_in_memory().unwrap();
-    // SAFETY: loading our own extension, which only registers functions and a module.
-    unsafe {
-        let _guard = rusqlite::LoadExtensionGuard::new(&db).unwrap();
-        db.load_extension(&ext, None::<&str>).unwrap_or_else(|e| panic!("loading {}: {e}", ext.display()));
-    }
-    db
 }
 
 /// A few documents with integer ids, as a host application would have them.
@@ -50,13 +38,6 @@ fn load_docs(db: &Connection, store: &Path) {
 fn embed(db: &Connection, text: &str) -> Vec<f32> {
     let blob: Vec<u8> = db.query_row("SELECT isovec_embed(?1)", [text], |r| r.get(0)).unwrap();
     floats(&blob)
-}
-
-fn error_of(db: &Connection, sql: &str) -> String {
-    let err = db
-        .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
-        .expect_err(&format!("{sql} should fail"));
-    err.to_string()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use isovec_sqlite_host_test::{default_model, extension};
+use isovec_sqlite_host_test::{default_model, error_of, extension};
 use rusqlite::Connection;
 
 const ROOT_VAR: &str = "ISOVEC_SQLITE_ROOT";
@@ -52,12 +52,6 @@ fn connect() -> Connection {
 
 fn quoted(path: &Path) -> String {
     path.to_str().unwrap().replace('\'', "''")
-}
-
-fn error_of(db: &Connection, sql: &str) -> String {
-    db.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
-        .expect_err(&format!("{sql} should fail"))
-        .to_string()
 }
 
 #[test]
