@@ -60,6 +60,16 @@ class Encoder:
         return batch.append_column("vector", column)
 
 
+def plain(table):
+    """``table`` with extension-typed columns (Ray's tensor type) as their storage arrays."""
+    columns = []
+    for column in table.columns:
+        if isinstance(column.type, pa.ExtensionType):
+            column = pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 def encode(rows, out, model_dir=None, pooling="mean", transform=None, workers=None, batch_size=32):
     """Encodes ``rows`` on the running Ray cluster and writes them to the Parquet file ``out``."""
     pipeline = isovec.Pipeline(model_dir, pooling, transform)
@@ -78,7 +88,9 @@ def encode(rows, out, model_dir=None, pooling="mean", transform=None, workers=No
         },
     )
     table = pa.Table.from_pylist(rows, schema=schema.remove(3).remove_metadata())
-    encoded = ray.data.from_arrow(table).map_batches(
+    # Several blocks per actor, so that every actor gets work.
+    blocks = max(1, min(workers * 4, -(-len(rows) // batch_size)))
+    encoded = ray.data.from_arrow(table).repartition(blocks).map_batches(
         Encoder,
         fn_constructor_args=(model_dir, pooling, transform),
         batch_size=batch_size,
@@ -89,8 +101,9 @@ def encode(rows, out, model_dir=None, pooling="mean", transform=None, workers=No
     written = 0
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for batch in encoded.iter_batches(batch_format="pyarrow", batch_size=1024):
-            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-            written += batch.num_rows
+            table = plain(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
+            writer.write_table(table.select(schema.names).cast(schema))
+            written += table.num_rows
     return written
 
 

@@ -19,7 +19,7 @@ pub struct ImportArgs {
     pub target: StoreArgs,
     /// The Parquet file: columns `id`, `text`, optional `metadata`, `passage`, `vector`.
     pub file: PathBuf,
-    /// The pipeline that encodes the texts of a file without vectors (unused otherwise).
+    // The pipeline that encodes the texts of a file without vectors (unused otherwise).
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
