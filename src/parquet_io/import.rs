@@ -266,7 +266,7 @@ fn vector_rows(array: &ArrayRef, dims: Option<usize>) -> std::result::Result<Vec
         DataType::FixedSizeList(_, size) => {
             let list = array.as_fixed_size_list();
             let size = *size as usize;
-            (list.values(), (0..=list.len()).map(|i| (list.value_offset(0) as usize) + i * size).collect())
+            (list.values(), (0..=list.len()).map(|i| list.value_offset_at(0) + i * size).collect())
         }
         DataType::List(_) => {
             let list = array.as_list::<i32>();
@@ -391,7 +391,7 @@ impl Store {
         let (mut reader, _, _) = open(path)?;
         let mut report = ImportReport { encoded: !info.has_vectors, ..Default::default() };
         let mut pending: Vec<PassagesDoc> = Vec::new();
-        let mut add = |docs: &[PassagesDoc], report: &mut ImportReport| -> Result<()> {
+        let add = |docs: &[PassagesDoc], report: &mut ImportReport| -> Result<()> {
             let written = match (info.has_vectors, embedder) {
                 (true, _) => collection.upsert_passages(docs)?,
                 (false, Some(embedder)) => {
