@@ -75,7 +75,8 @@ class Store:
         return {"rows": rows, "inserted": inserted, "replaced": replaced}
 
     def close(self):
-        """Snapshots the indexes and releases the directory."""
+        """Snapshots the indexes and releases the directory (once no collection taken from
+        the store is alive any more)."""
         self._native.close()
 
     def __enter__(self):

@@ -19,7 +19,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-create_exception!(_native, IsovecError, PyException, "An error reported by isovec; the message says what to do.");
+create_exception!(isovec, IsovecError, PyException, "An error reported by isovec; the message says what to do.");
 
 /// Runs `f` without the GIL, turning its error, or a panic, into an `IsovecError`.
 fn call<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, String> + Send) -> PyResult<T> {

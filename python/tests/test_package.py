@@ -44,6 +44,8 @@ def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
     exact = docs.search("how do vaccines work", k=3, mode="exact")
     assert [h["id"] for h in exact] == [h["id"] for h in docs.search("how do vaccines work", k=3)]
     assert len(docs) == 3
+    # The directory stays locked while a collection handle lives.
+    del docs
     store.close()
     again = isovec.Store(tmp_path / "st").collection("docs", pipeline)
     assert again.count() == 3
