@@ -80,6 +80,7 @@ pub mod cli;
 pub mod encoder;
 pub mod error;
 pub mod eval;
+pub mod parquet_io;
 pub mod pipeline;
 pub mod progress;
 mod simd;

@@ -6,14 +6,17 @@ pub mod bench_encode;
 pub mod bench_hybrid;
 pub mod common;
 pub mod embed;
+pub mod export;
 pub mod eval_retrieval;
 pub mod eval_sts;
 pub mod fit;
+pub mod import;
 pub mod model;
 pub mod report;
 pub mod store_cmds;
 pub mod store_source;
 pub mod train;
+pub mod transform_export;
 
 use clap::{Parser, Subcommand};
 
@@ -55,6 +58,13 @@ pub enum Command {
     Compact(store_cmds::CompactArgs),
     /// Fine-tune the encoder (SimCSE).
     Train(train::Args),
+    /// Write a collection to a Parquet file (id, text, metadata, passage, vector).
+    Export(export::ExportArgs),
+    /// Load a Parquet file into a collection (vectors taken as they are, or texts encoded).
+    Import(import::ImportArgs),
+    /// Fitted transforms for other engines.
+    #[command(subcommand)]
+    Transform(transform_export::TransformCommand),
     /// STS and retrieval comparisons and anisotropy charts: one Markdown report with SVG charts.
     Report(report::ReportArgs),
 }
@@ -135,5 +145,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Bench(BenchCommand::Train(args)) => train::run_bench(args),
         Command::Report(args) => report::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Transform(cmd) => transform_export::run(cmd),
     }
 }

@@ -701,19 +701,11 @@ impl Collection {
             return Ok(None);
         };
         let rec = DocRecord::decode(&rec)?;
-        let vector = tree
-            .get(internal_key(VECTOR_TAG, rec.internal_id))
-            .map_err(db_error)?
-            .ok_or_else(|| layout::damaged("document without vector"))?;
-        let metadata = match tree.get(internal_key(META_TAG, rec.internal_id)).map_err(db_error)? {
-            Some(m) => serde_json::from_slice(&m).map_err(|_| layout::damaged("metadata is not JSON"))?,
-            None => Value::Null,
-        };
         Ok(Some(Doc {
             id: id.to_string(),
+            metadata: self.stored_metadata(rec.internal_id)?,
+            vector: self.stored_vector(rec.internal_id)?,
             text: rec.text,
-            metadata,
-            vector: VectorRecord::decode(&vector)?.vector,
         }))
     }
 
@@ -759,6 +751,66 @@ impl Collection {
         // updated the in-memory state (they are skipped in `hits`).
         let scored = self.dense_scored(&st, &q, params.k + 4, params)?;
         self.hits(&st, scored, params.k)
+    }
+
+    /// The `k` documents most similar to `query` (cosine) by a scan of every vector, no index
+    /// and no filter: the exact answer that approximate searches are measured against. A
+    /// document indexed as passages scores as its best passage.
+    pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.check_alive()?;
+        let q = self.query_vector(query)?;
+        let st = self.read_state()?;
+        // Spare candidates, as in `search`; every point when passages may repeat a document.
+        let want = if st.owner.is_empty() { k + 4 } else { st.points as usize };
+        let mut seen = HashSet::new();
+        let scored: Vec<Scored> = self
+            .exact_all(&q, want, st.seq)?
+            .into_iter()
+            .filter_map(|s| {
+                let first = st.owner.get(&s.internal_id).copied().unwrap_or(s.internal_id);
+                seen.insert(first).then_some(Scored { internal_id: first, score: s.score })
+            })
+            .collect();
+        self.hits(&st, scored, k)
+    }
+
+    /// Calls `f` with every live document and all its vectors as stored, in id byte order;
+    /// writes wait until it returns, so `f` sees one state of the collection.
+    pub(crate) fn for_each_document(&self, f: &mut dyn FnMut(PassagesDoc) -> Result<()>) -> Result<()> {
+        self.check_alive()?;
+        let _writer = self.writer()?;
+        let tree = &self.inner.tree;
+        for kv in tree.scan_prefix([layout::DOC_TAG]) {
+            let (key, value) = kv.map_err(db_error)?;
+            let id = String::from_utf8(key[1..].to_vec()).map_err(|_| layout::damaged("id is not UTF-8"))?;
+            let rec = DocRecord::decode(&value)?;
+            let mut vectors = Vec::with_capacity(rec.passages as usize);
+            for iid in rec.internal_ids() {
+                vectors.push(self.stored_vector(iid)?);
+            }
+            let metadata = self.stored_metadata(rec.internal_id)?;
+            f(PassagesDoc { id, text: rec.text, metadata, vectors })?;
+        }
+        Ok(())
+    }
+
+    /// The vector stored under internal id `iid`, which must be live.
+    fn stored_vector(&self, iid: u64) -> Result<Vec<f32>> {
+        let bytes = self
+            .inner
+            .tree
+            .get(internal_key(VECTOR_TAG, iid))
+            .map_err(db_error)?
+            .ok_or_else(|| layout::damaged("document without vector"))?;
+        Ok(VectorRecord::decode(&bytes)?.vector)
+    }
+
+    /// The metadata stored under internal id `iid` (null when it has none).
+    fn stored_metadata(&self, iid: u64) -> Result<Value> {
+        match self.inner.tree.get(internal_key(META_TAG, iid)).map_err(db_error)? {
+            Some(m) => serde_json::from_slice(&m).map_err(|_| layout::damaged("metadata is not JSON")),
+            None => Ok(Value::Null),
+        }
     }
 
     /// The `k` best documents by BM25 for `text` among those the filter allows (only documents

@@ -1,0 +1,271 @@
+//! isovec's Python extension, `isovec._native`: the pipeline, the store and its collections.
+//!
+//! The package `isovec` (python/isovec) wraps these classes in plain Python types (numpy arrays,
+//! dicts, lists). Every isovec error becomes an `isovec.IsovecError` with isovec's message; a
+//! panic inside isovec is caught here and raised the same way, never unwound into Python; the
+//! extension prints nothing.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use isovec::parquet_io::ParquetImport;
+use isovec::store::{CollectionConfig, Filter, SearchMode, SearchParams, TextDoc};
+use isovec::transform::Transform;
+use isovec::{Embedder, Pipeline as CorePipeline};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+create_exception!(isovec, IsovecError, PyException, "An error reported by isovec; the message says what to do.");
+
+/// Runs `f` without the GIL, turning its error, or a panic, into an `IsovecError`.
+fn call<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, String> + Send) -> PyResult<T> {
+    let result = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(IsovecError::new_err(message)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(IsovecError::new_err(format!("internal error in isovec ({what}); please report it")))
+        }
+    }
+}
+
+fn text<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Loads a pipeline: a model folder (default: the installed default model), a pooling, an
+/// optional transform file.
+fn load_pipeline(model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>) -> Result<CorePipeline, String> {
+    let dir = model_dir.clone().unwrap_or_else(default_model_dir);
+    if model_dir.is_none() && !dir.join("model.safetensors").is_file() {
+        return Err(format!(
+            "the default model is not installed at {}: run `isovec model fetch` (or pass model_dir=...)",
+            dir.display()
+        ));
+    }
+    let encoder = Encoder::load(&dir, EncoderOptions::default()).map_err(|e| format!("loading the model from {}: {e}", dir.display()))?;
+    let pooling: Pooling = pooling.parse().map_err(text)?;
+    let transform = match transform {
+        Some(path) => Some(Arc::new(Transform::load(&path).map_err(|e| format!("loading {}: {e}", path.display()))?)),
+        None => None,
+    };
+    CorePipeline::new(Arc::new(encoder), pooling, transform).map_err(text)
+}
+
+/// Encoder + pooling + optional transform + normalisation: texts to vectors.
+#[pyclass(frozen, module = "isovec._native")]
+struct Pipeline {
+    inner: Arc<CorePipeline>,
+}
+
+#[pymethods]
+impl Pipeline {
+    #[new]
+    #[pyo3(signature = (model_dir=None, pooling="mean", transform=None))]
+    fn new(py: Python<'_>, model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>) -> PyResult<Self> {
+        let pooling = pooling.to_string();
+        let inner = call(py, move || load_pipeline(model_dir, &pooling, transform))?;
+        Ok(Pipeline { inner: Arc::new(inner) })
+    }
+
+    /// Number of dimensions of each vector.
+    #[getter]
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+
+    /// The pipeline id as JSON (what `isovec.pipeline` holds in a Parquet file).
+    #[getter]
+    fn id(&self) -> PyResult<String> {
+        serde_json::to_string(self.inner.id()).map_err(|e| IsovecError::new_err(e.to_string()))
+    }
+
+    /// The vectors of `texts` as little-endian f32 bytes, row after row.
+    fn embed_bytes<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyBytes>> {
+        let pipeline = self.inner.clone();
+        let flat = call(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let vectors = pipeline.embed(&refs).map_err(text)?;
+            Ok(vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+        })?;
+        Ok(PyBytes::new(py, &flat))
+    }
+}
+
+/// An open store directory.
+#[pyclass(frozen, module = "isovec._native")]
+struct Store {
+    inner: Mutex<Option<Arc<isovec::store::Store>>>,
+}
+
+impl Store {
+    fn get(&self) -> PyResult<Arc<isovec::store::Store>> {
+        let guard = self.inner.lock().map_err(|_| IsovecError::new_err("the store's lock is poisoned; open it again"))?;
+        guard.clone().ok_or_else(|| IsovecError::new_err("the store is closed; open it again"))
+    }
+}
+
+#[pymethods]
+impl Store {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let store = call(py, move || isovec::store::Store::open(&path).map_err(text))?;
+        Ok(Store { inner: Mutex::new(Some(Arc::new(store))) })
+    }
+
+    /// The collection `name` (created for `pipeline` if missing); `pipeline` encodes its texts
+    /// and queries.
+    #[pyo3(signature = (name, pipeline))]
+    fn collection(&self, py: Python<'_>, name: String, pipeline: &Pipeline) -> PyResult<Collection> {
+        let store = self.get()?;
+        let embedder = pipeline.inner.clone();
+        let inner = call(py, move || {
+            let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
+            store.get_or_create_collection(&name, config).map_err(text)
+        })?;
+        Ok(Collection { inner, pipeline: pipeline.inner.clone() })
+    }
+
+    /// Imports a Parquet file into collection `name`; returns (rows, inserted, replaced).
+    #[pyo3(signature = (name, path, pipeline=None))]
+    fn import_parquet(&self, py: Python<'_>, name: String, path: PathBuf, pipeline: Option<&Pipeline>) -> PyResult<(u64, u64, u64)> {
+        let store = self.get()?;
+        let embedder = pipeline.map(|p| p.inner.clone());
+        call(py, move || {
+            let file = ParquetImport::verify(&path, &|_, _| {}).map_err(text)?;
+            let embedder = embedder.as_deref().map(|p| p as &dyn Embedder);
+            let report = store.import_parquet(&name, &file, embedder, &|_, _| {}).map_err(text)?;
+            Ok((report.rows, report.inserted, report.replaced))
+        })
+    }
+
+    /// Snapshots and closes the store (its collections become unusable).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let store = self.inner.lock().map_err(|_| IsovecError::new_err("the store's lock is poisoned"))?.take();
+        match store.and_then(Arc::into_inner) {
+            Some(store) => call(py, move || store.close().map_err(text)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A collection of a store, with the pipeline that encodes its texts and queries.
+#[pyclass(frozen, module = "isovec._native")]
+struct Collection {
+    inner: isovec::store::Collection,
+    pipeline: Arc<CorePipeline>,
+}
+
+#[pymethods]
+impl Collection {
+    /// Encodes and upserts documents; `metadata` holds one JSON object text (or None) per
+    /// document. Returns (inserted, replaced).
+    #[pyo3(signature = (ids, texts, metadata=None))]
+    fn add(&self, py: Python<'_>, ids: Vec<String>, texts: Vec<String>, metadata: Option<Vec<Option<String>>>) -> PyResult<(usize, usize)> {
+        if ids.len() != texts.len() || metadata.as_ref().is_some_and(|m| m.len() != ids.len()) {
+            return Err(IsovecError::new_err(format!(
+                "{} ids, {} texts and {} metadata: give one of each per document",
+                ids.len(),
+                texts.len(),
+                metadata.as_ref().map_or(ids.len(), Vec::len)
+            )));
+        }
+        let collection = self.inner.clone();
+        let pipeline = self.pipeline.clone();
+        call(py, move || {
+            let mut docs = Vec::with_capacity(ids.len());
+            let mut metadata = metadata.unwrap_or_default().into_iter();
+            for (id, text) in ids.into_iter().zip(texts) {
+                let metadata = match metadata.next().flatten() {
+                    Some(json) => serde_json::from_str(&json).map_err(|e| format!("metadata of {id:?} is not JSON: {e}"))?,
+                    None => serde_json::Value::Null,
+                };
+                docs.push(TextDoc { id, text, metadata });
+            }
+            let report = collection.add_texts(pipeline.as_ref(), &docs).map_err(text)?;
+            Ok((report.inserted, report.replaced))
+        })
+    }
+
+    /// The `k` best documents for `text` as (id, score, text, metadata JSON or None) tuples;
+    /// `mode` is dense, lexical, hybrid or exact (a scan of every vector, no filter).
+    #[pyo3(signature = (text, k=10, filter=None, mode="dense"))]
+    fn search(&self, py: Python<'_>, text: String, k: usize, filter: Option<String>, mode: &str) -> PyResult<Vec<(String, f32, String, Option<String>)>> {
+        let collection = self.inner.clone();
+        let pipeline = self.pipeline.clone();
+        let mode = mode.to_string();
+        call(py, move || {
+            let hits = if mode == "exact" {
+                if filter.is_some() {
+                    return Err("an exact search takes no filter; use mode=\"dense\" with a filter".to_string());
+                }
+                let query = pipeline.embed(&[text.as_str()]).map_err(self::text)?;
+                collection.check_pipeline(pipeline.as_ref()).map_err(self::text)?;
+                collection.search_exact(&query[0], k).map_err(self::text)?
+            } else {
+                let mode: SearchMode = mode.parse().map_err(self::text)?;
+                let mut params = SearchParams::k(k).with_mode(mode);
+                if let Some(f) = filter {
+                    params = params.with_filter(parse_filter(&f)?);
+                }
+                collection.search_text(pipeline.as_ref(), &text, &params).map_err(self::text)?
+            };
+            Ok(hits
+                .into_iter()
+                .map(|h| {
+                    let metadata = (!h.metadata.is_null()).then(|| h.metadata.to_string());
+                    (h.id, h.score, h.text, metadata)
+                })
+                .collect())
+        })
+    }
+
+    /// Number of documents.
+    fn count(&self, py: Python<'_>) -> PyResult<u64> {
+        let collection = self.inner.clone();
+        call(py, move || collection.count().map_err(text))
+    }
+
+    /// Writes the collection to a Parquet file; returns the number of rows.
+    fn export_parquet(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+        let collection = self.inner.clone();
+        call(py, move || Ok(collection.export_parquet(&path, &|_, _| {}).map_err(text)?.rows))
+    }
+}
+
+/// A filter expression (`lang=en AND year>=2020`) or JSON object text (`{"lang": "en"}`).
+fn parse_filter(filter: &str) -> Result<Filter, String> {
+    if filter.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(filter).map_err(|e| format!("filter is not valid JSON: {e}"))?;
+        Filter::from_json(&json).map_err(text)
+    } else {
+        Filter::parse(filter).map_err(text)
+    }
+}
+
+/// Sets what the isovec command line sets for CPU encoding in a process that encodes only
+/// (one candle thread per operation, allocator thresholds); call it first, before other threads.
+#[pyfunction]
+fn tune_process() {
+    isovec::encoder::tune_process();
+}
+
+/// The module `isovec._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("IsovecError", m.py().get_type::<IsovecError>())?;
+    m.add_class::<Pipeline>()?;
+    m.add_class::<Store>()?;
+    m.add_class::<Collection>()?;
+    m.add_function(wrap_pyfunction!(tune_process, m)?)?;
+    Ok(())
+}

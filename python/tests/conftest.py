@@ -1,0 +1,52 @@
+"""Shared fixtures: the isovec binary, the benchmark data and the default model.
+
+Like the Rust tests, a test whose data or model is missing is skipped, and fails instead under
+ISOVEC_REQUIRE_DATA=1 (which .ci/run sets).
+"""
+
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def missing(what, how):
+    """Fails under ISOVEC_REQUIRE_DATA=1, else skips; says what is missing and how to get it."""
+    message = f"{what} ({how})"
+    if os.environ.get("ISOVEC_REQUIRE_DATA") == "1":
+        pytest.fail(message + "; ISOVEC_REQUIRE_DATA=1 makes this a failure instead of a skip")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def isovec_bin():
+    """The isovec command line built in this checkout (ISOVEC_BIN overrides)."""
+    path = pathlib.Path(os.environ.get("ISOVEC_BIN", REPO / "target" / "release" / "isovec"))
+    if not path.is_file():
+        missing(f"no isovec binary at {path}", "run `cargo build --release`, or set ISOVEC_BIN")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The benchmark data folder (ISOVEC_DATA, else ../shared/data beside the checkout)."""
+    path = pathlib.Path(os.environ.get("ISOVEC_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "retrieval" / "scifact" / "corpus.jsonl.gz").is_file():
+        missing(f"no SciFact corpus under {path}", "set ISOVEC_DATA to the data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    """The default pipeline (the installed default model, mean pooling)."""
+    import isovec
+
+    try:
+        return isovec.Pipeline()
+    except isovec.IsovecError as e:
+        if "not installed" in str(e):
+            missing(str(e), "run `isovec model fetch`")
+        raise

@@ -1,0 +1,71 @@
+"""The Python package: the same vectors as the command line, stores and searches, and isovec's
+errors as Python exceptions."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import isovec
+
+TEXTS = ["Vaccines train the immune system to fight infection.", "The hockey puck slid across the ice.", "naïve café"]
+
+
+def cli_vectors(isovec_bin, texts):
+    out = subprocess.run([str(isovec_bin), "embed", *texts], capture_output=True, text=True, check=True)
+    return np.array([json.loads(line)["vector"] for line in out.stdout.splitlines()], dtype=np.float64)
+
+
+def test_embed_equals_the_command_line(pipeline, isovec_bin):
+    vectors = pipeline.embed(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, pipeline.dims) == (3, 384)
+    np.testing.assert_allclose(vectors, cli_vectors(isovec_bin, TEXTS), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(vectors.astype(np.float64), axis=1), 1.0, atol=1e-6)
+    assert json.loads(pipeline.id)["encoder"]["pooling"] == "mean"
+    assert pipeline.embed([]).shape == (0, 384)
+
+
+def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
+    store = isovec.Store(tmp_path / "st")
+    docs = store.collection("docs", pipeline)
+    report = docs.add(["v1", "h1", "c1"], TEXTS, [{"topic": "health", "year": 2013}, {"topic": "sports"}, None])
+    assert report == {"inserted": 3, "replaced": 0}
+    hits = docs.search("how do vaccines work", k=2)
+    assert [h["id"] for h in hits][0] == "v1"
+    assert hits[0]["metadata"] == {"topic": "health", "year": 2013}
+    assert hits[0]["text"] == TEXTS[0]
+    # The score is the cosine of the two pipeline vectors, computed here in f64.
+    q, d = pipeline.embed(["how do vaccines work", TEXTS[0]]).astype(np.float64)
+    assert hits[0]["score"] == pytest.approx(float(q @ d), abs=1e-5)
+    assert [h["id"] for h in docs.search("vaccines", k=5, filter="topic=sports")] == ["h1"]
+    assert [h["id"] for h in docs.search("vaccines", k=5, filter={"topic": "sports"})] == ["h1"]
+    assert [h["id"] for h in docs.search("immune system", k=1, mode="lexical")] == ["v1"]
+    exact = docs.search("how do vaccines work", k=3, mode="exact")
+    assert [h["id"] for h in exact] == [h["id"] for h in docs.search("how do vaccines work", k=3)]
+    assert len(docs) == 3
+    # The directory stays locked while a collection handle lives.
+    del docs
+    store.close()
+    again = isovec.Store(tmp_path / "st").collection("docs", pipeline)
+    assert again.count() == 3
+
+
+def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
+    with pytest.raises(isovec.IsovecError, match="pooling"):
+        isovec.Pipeline(pooling="no-such-pooling")
+    with pytest.raises(isovec.IsovecError, match="model"):
+        isovec.Pipeline(model_dir=tmp_path / "nothing-here")
+    docs = isovec.Store(tmp_path / "st").collection("docs", pipeline)
+    docs.add(["a"], ["some text"])
+    with pytest.raises(isovec.IsovecError, match="example: lang=en"):
+        docs.search("x", filter="year >>= 2020")
+    with pytest.raises(isovec.IsovecError, match="give one of each"):
+        docs.add(["a", "b"], ["only one text"])
+    with pytest.raises(isovec.IsovecError, match="not an isovec store"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "file.txt").write_text("x")
+        isovec.Store(tmp_path / "other")
+    with pytest.raises(isovec.IsovecError, match="cannot be imported"):
+        (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+        isovec.Store(tmp_path / "st2").import_parquet(tmp_path / "broken.parquet")
