@@ -184,7 +184,7 @@ fn single_query_latency(args: &BenchEncodeArgs, dir: &std::path::Path, base: &En
     let encoder = Encoder::load(dir, options)?;
     let encode = |q: &str| -> anyhow::Result<Vec<f32>> {
         let mut v = encoder.encode(&[q], &[Pooling::Mean])?.vectors.remove(0).remove(0);
-        crate::pipeline::normalize(&mut v);
+        crate::vector::normalize(&mut v);
         Ok(v)
     };
     for q in queries.iter().cycle().take(args.warmup_queries) {
