@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{Field, Schema};
 use common::{doc, random_unit, BagOfWords};
 use isovec::parquet_io::{ParquetImport, DIGEST_KEY, PIPELINE_KEY};
 use isovec::store::{Collection, CollectionConfig, Doc, HnswParams, PassagesDoc, Store};

@@ -65,7 +65,7 @@ fn a_flow_cannot_be_exported_and_the_error_says_to_use_isovec() {
     let data = anisotropic_gaussian(200, 8, 8, 4);
     let config = FlowConfig { levels: 2, steps_per_level: 2, width: 8, ..FlowConfig::default() };
     let path = dir.path().join("f.safetensors");
-    Transform::from(fit_flow(&data, &encoder(), &config).unwrap()).save(&path).unwrap();
+    Transform::from(fit_flow(&data, &encoder(), &config, &isovec::progress::Silent).unwrap()).save(&path).unwrap();
     let out = dir.path().join("arrays");
     let run = export(&path, &out);
     assert!(!run.status.success());
