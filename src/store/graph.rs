@@ -385,11 +385,10 @@ impl Graph {
         let mut visited = self.take_visited();
         let found = self.search_layer(&scaled, Candidate(best, current), ef, 0, allowed, &mut visited);
         self.give_back(visited);
-        // Exact re-scoring of the best: the one-byte scores order nodes well enough that the
-        // true top k are among the first 2k + 8.
+        // Exact re-scoring of every candidate found: on data whose similarities are close (random
+        // vectors), the one-byte scores alone misorder the true top k beyond any short prefix.
         let mut scored: Vec<Scored> = found
             .into_iter()
-            .take(2 * k + 8)
             .map(|Candidate(_, i)| Scored { internal_id: self.ids[i as usize], score: dot(query, self.vector(i)) })
             .collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
@@ -418,8 +417,22 @@ impl Graph {
             let Some(&nearest) = found.first() else { continue };
             let chosen = self.diverse(&found, self.m);
             {
+                // Other threads linking at the same time may already have added links to `i`
+                // (add_link); they are kept, or one of them would become unreachable.
                 let _guard = self.lock(i);
-                self.set_neighbours(i, l, &chosen);
+                let mut links = Vec::new();
+                self.neighbours(i, l, &mut links);
+                let mut merged = chosen.clone();
+                merged.extend(links.into_iter().filter(|n| !chosen.contains(n)));
+                let cap = if l == 0 { 2 * self.m } else { self.m };
+                if merged.len() > cap {
+                    let scaled = self.scaled(self.vector(i));
+                    let mut candidates: Vec<Candidate> =
+                        merged.iter().map(|&n| Candidate(self.distance(&scaled, n), n)).collect();
+                    candidates.sort();
+                    merged = self.diverse(&candidates, cap);
+                }
+                self.set_neighbours(i, l, &merged);
             }
             for &n in &chosen {
                 self.add_link(n, i, l);
