@@ -411,6 +411,9 @@ impl Graph {
             self.greedy(&scaled, &mut current, &mut best, l, &mut links);
         }
         let mut visited = self.take_visited();
+        // Node i's own lists are all set before any node links back to it, so a search that
+        // reaches i on some level finds its links on every lower level too.
+        let mut backlinks: Vec<(usize, Vec<u32>)> = Vec::new();
         for l in (0..=level.min(top_level)).rev() {
             let mut found = self.search_layer(&scaled, Candidate(best, current), self.ef_construction, l, None, &mut visited);
             found.retain(|c| c.1 != i);
@@ -434,12 +437,15 @@ impl Graph {
                 }
                 self.set_neighbours(i, l, &merged);
             }
-            for &n in &chosen {
-                self.add_link(n, i, l);
-            }
+            backlinks.push((l, chosen));
             (best, current) = (nearest.0, nearest.1);
         }
         self.give_back(visited);
+        for (l, chosen) in backlinks {
+            for n in chosen {
+                self.add_link(n, i, l);
+            }
+        }
         if level > top_level {
             let _guard = self.entry_lock.lock().unwrap_or_else(|e| e.into_inner());
             if self.entry().is_none_or(|(_, top)| level > top) {
