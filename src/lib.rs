@@ -85,6 +85,7 @@ pub mod pipeline;
 pub mod progress;
 mod simd;
 pub mod store;
+mod table;
 #[doc(hidden)]
 pub mod test_support;
 pub mod train;

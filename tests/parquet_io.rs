@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch, StringArray};
 use arrow_schema::{Field, Schema};
 use common::{doc, random_unit, BagOfWords};
-use isovec::parquet_io::{ParquetImport, DIGEST_KEY, PIPELINE_KEY};
+use isovec::parquet_io::{ExportReport, ParquetImport, DIGEST_KEY, PIPELINE_KEY};
 use isovec::store::{Collection, CollectionConfig, Doc, HnswParams, PassagesDoc, Store};
 use isovec::{Embedder, Error};
 use parquet::arrow::ArrowWriter;
@@ -64,15 +64,22 @@ fn key_value(path: &Path, key: &str) -> Option<String> {
     kv.into_iter().find(|e| e.key == key).and_then(|e| e.value)
 }
 
+/// A store at `dir/a` whose collection `docs` holds [`fill`]'s documents, exported to
+/// `dir/docs.parquet`: the store, the collection, the documents, the file and the export's report.
+fn exported_source(dir: &Path, emb: &BagOfWords) -> (Store, Collection, Vec<Doc>, PathBuf, ExportReport) {
+    let source = Store::open(dir.join("a")).unwrap();
+    let a = source.create_collection("docs", emb.config()).unwrap();
+    let docs = fill(&a);
+    let file = dir.join("docs.parquet");
+    let report = a.export_parquet(&file, &no_progress).unwrap();
+    (source, a, docs, file, report)
+}
+
 #[test]
 fn export_then_import_is_exact_passages_included() {
     let dir = tempfile::tempdir().unwrap();
     let emb = BagOfWords::new(DIMS);
-    let source = Store::open(dir.path().join("a")).unwrap();
-    let a = source.create_collection("docs", emb.config()).unwrap();
-    let docs = fill(&a);
-    let file = dir.path().join("docs.parquet");
-    let report = a.export_parquet(&file, &no_progress).unwrap();
+    let (_source, a, docs, file, report) = exported_source(dir.path(), &emb);
     assert_eq!((report.documents, report.rows), (305, 300 + 15));
 
     let checked = ParquetImport::verify(&file, &no_progress).unwrap();
@@ -138,11 +145,7 @@ fn try_import(store: &Store, file: &Path) -> Result<(), String> {
 fn damaged_or_truncated_files_are_refused_and_the_store_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let emb = BagOfWords::new(DIMS);
-    let source = Store::open(dir.path().join("a")).unwrap();
-    let a = source.create_collection("docs", emb.config()).unwrap();
-    fill(&a);
-    let good = dir.path().join("good.parquet");
-    a.export_parquet(&good, &no_progress).unwrap();
+    let (_source, a, _docs, good, _report) = exported_source(dir.path(), &emb);
     let bytes = std::fs::read(&good).unwrap();
     let (target, before) = target_store(&dir.path().join("b"), &emb);
     let bad = dir.path().join("bad.parquet");

@@ -58,6 +58,7 @@ fn write_tokenizer_json(dir: &Path) {
     let mut tokenizer = tokenizers::Tokenizer::new(wordpiece);
     tokenizer
         .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
+        .unwrap()
         .with_pre_tokenizer(Some(BertPreTokenizer))
         .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 3), ("[CLS]".into(), 2))));
     tokenizer.save(dir.join("tokenizer.json"), true).unwrap();

@@ -61,8 +61,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
 
     println!("Anisotropy of {} sentences from {} ({} random pairs)", refs.len(), args.source.from, args.pairs);
-    println!("| pooling | transform | mean cosine | top-1 PC variance | top-10 PC variance |");
-    println!("|---|---|---:|---:|---:|");
+    let mut rows = Vec::new();
     for (p, &pooling) in poolings.iter().enumerate() {
         let raw = &encoded.vectors[p];
         let mut series: Vec<(String, Anisotropy)> = vec![("none".into(), analyze(raw, args.pairs, args.seed))];
@@ -72,16 +71,22 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             series.push((kind.name(), analyze(&out, args.pairs, args.seed)));
         }
         for (name, a) in &series {
-            println!(
-                "| {} | {} | {:.3} | {:.3} | {:.3} |",
-                pooling, name, a.mean_cosine, a.top1_variance_share, a.top10_variance_share
-            );
+            rows.push(vec![
+                pooling.to_string(),
+                name.clone(),
+                format!("{:.3}", a.mean_cosine),
+                format!("{:.3}", a.top1_variance_share),
+                format!("{:.3}", a.top10_variance_share),
+            ]);
         }
         let path = args.out.join(format!("cosine-histogram-{pooling}.svg"));
         let labelled: Vec<(&str, &Anisotropy)> = series.iter().map(|(n, a)| (n.as_str(), a)).collect();
         write_histogram_svg(&path, &labelled)?;
         eprintln!("chart: {}", path.display());
     }
+
+    let header = ["pooling", "transform", "mean cosine", "top-1 PC variance", "top-10 PC variance"];
+    print!("{}", crate::table::markdown(&header, 2, rows));
 
     if !args.no_token_table {
         token_table(&encoder, &refs)?;
@@ -112,13 +117,12 @@ fn token_table(encoder: &crate::encoder::Encoder, sentences: &[&str]) -> anyhow:
     let rows = frequency_table(&embeddings, &counts, &ks);
     println!();
     println!("Token embeddings by corpus frequency rank (ℓ2 norm; mean k-NN ℓ2 distance and dot product)");
-    println!("| rank | tokens | mean ℓ2 norm | 3-NN ℓ2 | 5-NN ℓ2 | 7-NN ℓ2 | 3-NN dot | 5-NN dot | 7-NN dot |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            r.bucket, r.tokens, r.mean_l2_norm, r.knn_l2[0], r.knn_l2[1], r.knn_l2[2], r.knn_dot[0], r.knn_dot[1], r.knn_dot[2]
-        );
-    }
+    let header = ["rank", "tokens", "mean ℓ2 norm", "3-NN ℓ2", "5-NN ℓ2", "7-NN ℓ2", "3-NN dot", "5-NN dot", "7-NN dot"];
+    let cells = rows.into_iter().map(|r| {
+        let mut cells = vec![r.bucket.to_string(), r.tokens.to_string(), format!("{:.3}", r.mean_l2_norm)];
+        cells.extend(r.knn_l2.iter().chain(&r.knn_dot).map(|x| format!("{x:.3}")));
+        cells
+    });
+    print!("{}", crate::table::markdown(&header, 1, cells));
     Ok(())
 }

@@ -14,7 +14,8 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::cli::common::PipelineArgs;
-use crate::store::index::exact_top_k;
+use crate::eval::ann::load_ann_gt;
+use crate::vector::exact_top_k;
 use crate::store::vecfile::{read_npy, Vectors};
 use crate::store::{CollectionConfig, Doc, HnswParams, SearchParams, Store};
 use crate::{EncoderId, PipelineId};
@@ -269,25 +270,15 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the ground-truth TSV; every id must be a base row.
+/// Reads the ground-truth TSV ([`load_ann_gt`]); every id must be a base row.
 pub fn read_gt(path: &Path, base_rows: usize) -> anyhow::Result<Vec<Vec<usize>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ids: Vec<usize> = line
-            .split('\t')
-            .map(|s| s.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}:{}: expected tab-separated row numbers", path.display(), i + 1))?;
+    let gt = load_ann_gt(path)?;
+    for (i, ids) in gt.iter().enumerate() {
         if let Some(bad) = ids.iter().find(|&&id| id >= base_rows) {
             bail!("{}:{}: row {bad} is beyond the {base_rows} base vectors", path.display(), i + 1);
         }
-        out.push(ids);
     }
-    Ok(out)
+    Ok(gt)
 }
 
 /// Random unit vectors and their exact top-100 neighbours by brute force.
@@ -296,16 +287,10 @@ fn random_set(n: usize, nq: usize, dims: usize) -> (Vectors, Vectors, Vec<Vec<us
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut data = Vec::with_capacity(count * dims);
         for _ in 0..count {
-            // Box–Muller Gaussian coordinates, then unit length.
-            let row: Vec<f32> = (0..dims)
-                .map(|_| {
-                    let u1: f64 = rng.random::<f64>().max(1e-12);
-                    let u2: f64 = rng.random::<f64>();
-                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-                })
-                .collect();
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            data.extend(row.iter().map(|x| x / norm));
+            // Gaussian coordinates, then unit length: uniform on the sphere.
+            let mut row: Vec<f32> = (0..dims).map(|_| rng.sample(rand_distr::StandardNormal)).collect();
+            crate::vector::normalize(&mut row);
+            data.extend(row);
         }
         Vectors { dims, data }
     };

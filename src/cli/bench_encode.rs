@@ -220,20 +220,19 @@ fn single_query_latency(args: &BenchEncodeArgs, dir: &std::path::Path, base: &En
 
 /// Prints the throughput table.
 fn print_table(rows: &[Row]) {
-    println!("| corpus | batch | items | tokens/item | items/s | tokens/s | peak RSS (MB) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} |",
-            r.corpus,
-            r.batch,
-            r.items,
-            r.tokens as f64 / r.items as f64,
-            r.items as f64 / r.median_s,
-            r.tokens as f64 / r.median_s,
-            r.peak_rss_mb
-        );
-    }
+    let header = ["corpus", "batch", "items", "tokens/item", "items/s", "tokens/s", "peak RSS (MB)"];
+    let cells = rows.iter().map(|r| {
+        vec![
+            r.corpus.to_string(),
+            r.batch.to_string(),
+            r.items.to_string(),
+            format!("{:.1}", r.tokens as f64 / r.items as f64),
+            format!("{:.1}", r.items as f64 / r.median_s),
+            format!("{:.0}", r.tokens as f64 / r.median_s),
+            format!("{:.0}", r.peak_rss_mb),
+        ]
+    });
+    print!("{}", crate::table::markdown(&header, 1, cells));
 }
 
 /// A device's name for the table footer.

@@ -190,25 +190,29 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
     let ms = |l: &Latencies| format!("{:.2} / {:.2} / {:.2}", l.p(50.0), l.p(90.0), l.p(99.0));
     println!("Hybrid benchmark: {n} documents, {} queries, k = {}, {} (fusion {}), one query at a time on 1 thread", queries.len(), args.k, stats.pipeline, params[2].fusion.name());
     println!("command: `{}`\n", command.join(" "));
-    println!("| figure | value |");
-    println!("|---|---|");
-    println!("| upsert of all documents with precomputed vectors (sled + HNSW + text) | {upsert_secs:.1} s |");
-    println!(
-        "| text-index build from sled (open after deleting it {open_rebuilding_text:.2} s − open with it {open_with_text:.2} s) | {:.2} s ({:.0} documents/s) |",
-        open_rebuilding_text - open_with_text,
-        n as f64 / (open_rebuilding_text - open_with_text).max(f64::MIN_POSITIVE)
-    );
-    println!("| text index on disk | {:.0} B/document ({:.1} MB) |", text_bytes / docs, text_bytes / 1e6);
-    println!("| HNSW snapshot on disk | {:.0} B/document ({:.1} MB) |", snapshot_bytes / docs, snapshot_bytes / 1e6);
-    println!("| sled (texts, vectors, records) on disk | {:.0} B/document ({:.1} MB) |", sled_bytes / docs, sled_bytes / 1e6);
-    println!("| query encoding alone, p50 / p90 / p99 | {} ms |", ms(encode));
+    let mut rows = vec![
+        vec!["upsert of all documents with precomputed vectors (sled + HNSW + text)".to_string(), format!("{upsert_secs:.1} s")],
+        vec![
+            format!("text-index build from sled (open after deleting it {open_rebuilding_text:.2} s − open with it {open_with_text:.2} s)"),
+            format!(
+                "{:.2} s ({:.0} documents/s)",
+                open_rebuilding_text - open_with_text,
+                n as f64 / (open_rebuilding_text - open_with_text).max(f64::MIN_POSITIVE)
+            ),
+        ],
+        vec!["text index on disk".into(), format!("{:.0} B/document ({:.1} MB)", text_bytes / docs, text_bytes / 1e6)],
+        vec!["HNSW snapshot on disk".into(), format!("{:.0} B/document ({:.1} MB)", snapshot_bytes / docs, snapshot_bytes / 1e6)],
+        vec!["sled (texts, vectors, records) on disk".into(), format!("{:.0} B/document ({:.1} MB)", sled_bytes / docs, sled_bytes / 1e6)],
+        vec!["query encoding alone, p50 / p90 / p99".into(), format!("{} ms", ms(encode))],
+    ];
     for (mode, l) in MODES.iter().zip([dense, lexical, hybrid]) {
         let what = if *mode == SearchMode::Lexical { "search (no encoding)" } else { "encode + search" };
-        println!("| {} text query, {what}, p50 / p90 / p99 | {} ms |", mode.name(), ms(l));
+        rows.push(vec![format!("{} text query, {what}, p50 / p90 / p99", mode.name()), format!("{} ms", ms(l))]);
     }
-    println!("| hybrid p50 / dense p50 (target ≤ 1.25) | {:.3} |", hybrid.p(50.0) / dense.p(50.0));
-    println!("| lexical p50 (target < 2 ms) | {:.3} ms |", lexical.p(50.0));
-    println!("| queries with no result: dense / lexical / hybrid | {} / {} / {} |", empty[0], empty[1], empty[2]);
+    rows.push(vec!["hybrid p50 / dense p50 (target ≤ 1.25)".into(), format!("{:.3}", hybrid.p(50.0) / dense.p(50.0))]);
+    rows.push(vec!["lexical p50 (target < 2 ms)".into(), format!("{:.3} ms", lexical.p(50.0))]);
+    rows.push(vec!["queries with no result: dense / lexical / hybrid".into(), format!("{} / {} / {}", empty[0], empty[1], empty[2])]);
+    print!("{}", crate::table::markdown(&["figure", "value"], 1, rows));
     drop(collection);
     store.close()?;
     Ok(())

@@ -25,13 +25,12 @@ pub struct ModelArgs {
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// cpu, cuda or auto (cuda needs a binary built with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Precision of weights and activations: f32, f16 or bf16 (half precision is meant for
-    /// GPUs: on a CPU it runs, but slower than f32). Vectors come out as f32 either way.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Precision of weights and activations (half precision is meant for GPUs: on a CPU it runs,
+    /// but slower than f32). Vectors come out as f32 either way.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Precision::F32)]
+    pub dtype: Precision,
 }
 
 impl ModelArgs {
@@ -45,8 +44,8 @@ impl ModelArgs {
         Ok(EncoderOptions {
             max_length: self.max_length,
             batch_size: self.batch_size,
-            device: parse_device(&self.device)?,
-            dtype: parse_dtype(&self.dtype)?,
+            device: self.device.open()?,
+            dtype: self.dtype.dtype(),
         })
     }
 
@@ -65,31 +64,67 @@ impl ModelArgs {
     }
 }
 
-/// Parses `cpu`, `cuda` (or `cuda:N`) and `auto`.
-pub fn parse_device(name: &str) -> anyhow::Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
-        _ => {
-            let ordinal = match name.strip_prefix("cuda") {
-                Some("") => 0,
-                Some(rest) => rest.trim_start_matches(':').parse().with_context(|| format!("bad device {name:?}"))?,
-                None => bail!("unknown device {name:?}; valid: cpu, cuda, cuda:N, auto"),
-            };
-            Device::new_cuda(ordinal).with_context(|| {
+/// Where the model runs.
+#[derive(Args, Clone, Debug, serde::Serialize)]
+pub struct DeviceArgs {
+    /// Where the model runs: `cuda` needs a binary built with `--features cuda` and a GPU; `auto`
+    /// takes the GPU when there is one.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Which GPU `--device cuda` opens (0 is the first).
+    #[arg(long, default_value_t = 0)]
+    pub cuda_device: usize,
+}
+
+/// The values of `--device`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl DeviceArgs {
+    /// Opens the device asked for.
+    pub fn open(&self) -> anyhow::Result<Device> {
+        let ordinal = self.cuda_device;
+        match self.device {
+            DeviceKind::Cpu => Ok(Device::Cpu),
+            DeviceKind::Auto => Ok(Device::cuda_if_available(ordinal).unwrap_or(Device::Cpu)),
+            DeviceKind::Cuda => Device::new_cuda(ordinal).with_context(|| {
                 format!("cannot open CUDA device {ordinal}: is this binary built with `--features cuda`, and is a GPU present?")
-            })
+            }),
         }
     }
 }
 
-/// Parses `f32`, `f16` and `bf16`.
-pub fn parse_dtype(name: &str) -> anyhow::Result<DType> {
-    match name.to_ascii_lowercase().as_str() {
-        "f32" => Ok(DType::F32),
-        "f16" => Ok(DType::F16),
-        "bf16" => Ok(DType::BF16),
-        _ => bail!("unknown precision {name:?}; valid: f32, f16, bf16"),
+impl std::fmt::Display for DeviceArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.device {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Cuda => write!(f, "cuda:{}", self.cuda_device),
+            DeviceKind::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// The values of `--dtype`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Precision {
+    /// The candle dtype.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+            Precision::Bf16 => DType::BF16,
+        }
     }
 }
 

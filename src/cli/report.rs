@@ -11,6 +11,7 @@ use clap::Args;
 use super::common::{BarProgress, DataArgs, ModelArgs};
 use super::eval_retrieval::{run_comparison, RetrievalArgs};
 use crate::encoder::Pooling;
+use crate::table;
 use crate::eval::anisotropy::Anisotropy;
 use crate::eval::histogram_svg::write_histogram_svg;
 use crate::eval::retrieval_charts::{write_recall_curves_svg, write_scatter_svg};
@@ -288,28 +289,27 @@ fn render(
     if !hybrid.is_empty() {
         let _ = writeln!(md, "## Beside lexical matching\n");
         let _ = writeln!(md, "Does a transform (or SimCSE) still help once BM25 carries the exact terms? Each dense pipeline alone and fused with BM25 (default fusion, exact dense search); the last column tests each fused row against `hybrid:raw`.\n");
-        let _ = writeln!(md, "| pipeline | nDCG@10 dense | nDCG@10 hybrid | hybrid − hybrid:raw | p |\n|---|---:|---:|---:|---:|");
-        for h in hybrid {
+        let rows = hybrid.iter().map(|h| {
             let (diff, p) = match h.against_hybrid_raw {
                 Some((d, p)) => (format!("{d:+.4}"), if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }),
                 None => ("-".into(), "-".into()),
             };
-            let _ = writeln!(md, "| {} | {:.4} | {:.4} | {diff} | {p} |", h.dense, h.dense_ndcg, h.hybrid_ndcg);
-        }
+            vec![h.dense.to_string(), format!("{:.4}", h.dense_ndcg), format!("{:.4}", h.hybrid_ndcg), diff, p]
+        });
+        let header = ["pipeline", "nDCG@10 dense", "nDCG@10 hybrid", "hybrid − hybrid:raw", "p"];
+        md.push_str(&table::markdown(&header, 1, rows));
         let _ = writeln!(md, "\n![dense against hybrid nDCG@10](dense-vs-hybrid.svg)\n");
     }
     let _ = writeln!(md, "## STS against retrieval\n");
-    let _ = writeln!(md, "| pipeline | STS avg (all) | nDCG@10 (exact) |\n|---|---:|---:|");
-    for (name, sts, ndcg) in points {
-        let _ = writeln!(md, "| {name} | {sts:.2} | {ndcg:.4} |");
-    }
+    let rows = points.iter().map(|(name, sts, ndcg)| vec![name.to_string(), format!("{sts:.2}"), format!("{ndcg:.4}")]);
+    md.push_str(&table::markdown(&["pipeline", "STS avg (all)", "nDCG@10 (exact)"], 1, rows));
     let _ = writeln!(md, "\n![STS against nDCG@10](sts-vs-ndcg.svg)\n");
     let _ = writeln!(md, "## Anisotropy of the corpus vectors\n");
     let _ = writeln!(md, "Random document pairs: {}.\n", args.pairs);
-    let _ = writeln!(md, "| pipeline | mean cosine | top-1 PC variance | top-10 PC variance |\n|---|---:|---:|---:|");
-    for (name, a) in &outcome.anisotropy {
-        let _ = writeln!(md, "| {name} | {:.3} | {:.3} | {:.3} |", a.mean_cosine, a.top1_variance_share, a.top10_variance_share);
-    }
+    let rows = outcome.anisotropy.iter().map(|(name, a)| {
+        vec![name.to_string(), format!("{:.3}", a.mean_cosine), format!("{:.3}", a.top1_variance_share), format!("{:.3}", a.top10_variance_share)]
+    });
+    md.push_str(&table::markdown(&["pipeline", "mean cosine", "top-1 PC variance", "top-10 PC variance"], 1, rows));
     let _ = writeln!(md, "\n![cosine histograms](cosine-histogram.svg)");
     md
 }

@@ -348,19 +348,11 @@ fn open_store(path: &Path, create: bool) -> crate::Result<Store> {
 
 /// Search hits as an aligned text table.
 pub fn hits_table(hits: &[Hit]) -> String {
-    let mut out = format!("{:>4}  {:>6}  {:<20}  {:<60}  metadata\n", "rank", "score", "id", "text");
-    for (i, h) in hits.iter().enumerate() {
+    let rows = hits.iter().enumerate().map(|(i, h)| {
         let meta = if h.metadata.is_null() { String::new() } else { h.metadata.to_string() };
-        out.push_str(&format!(
-            "{:>4}  {:>6.3}  {:<20}  {:<60}  {}\n",
-            i + 1,
-            h.score,
-            clip(&h.id, 20),
-            clip(&h.text, 60),
-            meta
-        ));
-    }
-    out
+        vec![(i + 1).to_string(), format!("{:.3}", h.score), clip(&h.id, 20), clip(&h.text, 60), meta]
+    });
+    crate::table::plain(&["rank", "score", "id", "text", "metadata"], &[0, 1], rows)
 }
 
 fn clip(s: &str, width: usize) -> String {

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::encoder::{default_model_dir, Pooling};
-use super::common::{parse_device, BarProgress};
+use super::common::{BarProgress, DeviceArgs};
 use crate::progress::{Progress, Silent};
 use crate::train::checkpoint::read_training_info;
 use crate::train::data::{read_corpus, read_triplets};
@@ -122,9 +122,9 @@ pub struct SimcseArgs {
     /// Use only the first N examples of the training file.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub device: DeviceArgs,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -197,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Runs `isovec train simcse …`.
 pub fn run_simcse(args: &SimcseArgs) -> anyhow::Result<()> {
     let config = simcse_config(args)?;
-    let device = parse_device(&args.device)?;
+    let device = args.device.open()?;
     let (model_dir, init, start_step) = match (&args.resume, &args.from_scratch) {
         (Some(dir), _) => {
             let info = read_training_info(dir)?.with_context(|| {
@@ -292,28 +292,26 @@ pub struct BenchTrainArgs {
     /// Steps timed (after one warm-up step).
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// Runs `isovec bench train`: prints training steps/s and tokens/s.
 pub fn run_bench(args: BenchTrainArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device)?;
+    let device = args.device.open()?;
     let model = args.model.unwrap_or_else(default_model_dir);
     let sentences = read_corpus(&args.corpus)?;
     let b = bench_train(&model, &sentences, args.batch_size, args.max_length, args.steps, &device)?;
-    println!("| model | device | batch | max length | steps | steps/s | tokens/s |");
-    println!("|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {} | {} | {:.3} | {:.0} |",
-        model.file_name().map_or("model".into(), |n| n.to_string_lossy()),
-        args.device,
-        b.batch_size,
-        b.max_length,
-        b.steps,
-        b.steps_per_second,
-        b.tokens_per_second
-    );
+    let header = ["model", "device", "batch", "max length", "steps", "steps/s", "tokens/s"];
+    let row = vec![
+        model.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned()),
+        args.device.to_string(),
+        b.batch_size.to_string(),
+        b.max_length.to_string(),
+        b.steps.to_string(),
+        format!("{:.3}", b.steps_per_second),
+        format!("{:.0}", b.tokens_per_second),
+    ];
+    print!("{}", crate::table::markdown(&header, 2, [row]));
     Ok(())
 }

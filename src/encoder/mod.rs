@@ -1,6 +1,7 @@
 //! The encoder: text → tokens → BERT → pooled sentence vectors.
 
 mod attention_softmax;
+mod batching;
 pub mod bert;
 pub mod config;
 mod cpu_bert;
@@ -19,6 +20,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+pub(crate) use batching::length_batches;
 pub use bert::{BatchInput, Bert, BertOutput, Mode};
 pub use config::BertConfig;
 pub use fetch::{default_model_dir, fetch_default_model};
@@ -238,14 +240,12 @@ impl Encoder {
         }
         let tokens = self.tokenizer.tokenize(texts)?;
         let truncated = tokens.iter().filter(|t| t.truncated).count();
-        let mut order: Vec<usize> = (0..tokens.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
         let dims = self.dims();
-        let lengths: Vec<usize> = order.iter().map(|&i| tokens[i].ids.len()).collect();
-        let batches: Vec<&[usize]> = self.batches(&lengths).into_iter().map(|r| &order[r]).collect();
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+        let batches = length_batches(&lengths, |longest| self.batch_size_for(longest));
         // A batch that runs alone (a query) splits its matrix products over the cores instead.
         let alone = batches.len() == 1;
-        let encode_batch = |chunk: &&[usize]| -> Result<Vec<Vec<f32>>> {
+        let encode_batch = |chunk: &Vec<usize>| -> Result<Vec<Vec<f32>>> {
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
             let rows = self.forward_batch(&ids, poolings, alone)?;
             progress(chunk.len());
@@ -271,23 +271,14 @@ impl Encoder {
         Ok(Encoded { vectors, truncated })
     }
 
-    /// Splits texts sorted by decreasing length into batches of at most `batch_size`, and, on
-    /// candle's path, smaller for long texts so that a batch's attention scores
+    /// How many texts go in a batch whose longest text has `longest` tokens: the batch size, and,
+    /// on candle's path, fewer for long texts so that a batch's attention scores
     /// (batch × heads × len² f32) stay under [`MMAP_THRESHOLD`] (the CPU path holds one text's
     /// scores of one head at a time).
-    fn batches(&self, sorted_lengths: &[usize]) -> Vec<std::ops::Range<usize>> {
+    fn batch_size_for(&self, longest: usize) -> usize {
         let heads = if self.cpu.is_some() { 0 } else { self.bert.config().num_attention_heads };
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < sorted_lengths.len() {
-            let longest = sorted_lengths[start].max(1);
-            let per_text = heads * longest * longest * 4;
-            let size = MMAP_THRESHOLD.checked_div(per_text).unwrap_or(usize::MAX).clamp(1, self.options.batch_size);
-            let end = (start + size).min(sorted_lengths.len());
-            out.push(start..end);
-            start = end;
-        }
-        out
+        let per_text = heads * longest.max(1) * longest.max(1) * 4;
+        MMAP_THRESHOLD.checked_div(per_text).unwrap_or(usize::MAX).clamp(1, self.options.batch_size)
     }
 
     /// One forward pass on a batch of token ids; returns, per pooling, the flat (batch × dims) rows.

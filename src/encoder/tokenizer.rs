@@ -149,6 +149,7 @@ fn bert_wordpiece(vocab: &std::path::Path, lowercase: bool) -> Result<Tokenizer>
     let mut tokenizer = Tokenizer::new(wordpiece);
     tokenizer
         .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .map_err(|e| Error::Model(format!("{}: {e}", vocab.display())))?
         .with_pre_tokenizer(Some(BertPreTokenizer))
         .with_post_processor(Some(BertProcessing::new(
             ("[SEP]".into(), sep),

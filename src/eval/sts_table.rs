@@ -193,29 +193,18 @@ pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progres
 
 /// Renders rows as a Markdown table with the set columns in `sets` order.
 pub fn markdown_table(rows: &[StsRow], sets: &[StsSet]) -> String {
-    let mut out = String::from("| model | pooling | transform | fit on | agg |");
-    for s in sets {
-        out.push_str(&format!(" {} |", s.name()));
-    }
-    out.push_str(" avg |\n|---|---|---|---|---|");
-    out.push_str(&"---:|".repeat(sets.len() + 1));
-    out.push('\n');
-    for r in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |",
-            r.model,
-            r.pooling,
-            r.transform,
-            r.fit_on.as_deref().unwrap_or("-"),
-            r.aggregation
-        ));
-        for key in sets.iter().map(|s| s.name()).chain(["avg"]) {
-            match r.scores.get(key) {
-                Some(v) => out.push_str(&format!(" {v:.2} |")),
-                None => out.push_str(" - |"),
-            }
-        }
-        out.push('\n');
-    }
-    out
+    let names: Vec<&str> = sets.iter().map(|s| s.name()).chain(["avg"]).collect();
+    let header: Vec<&str> = ["model", "pooling", "transform", "fit on", "agg"].into_iter().chain(names.iter().copied()).collect();
+    let cells = rows.iter().map(|r| {
+        let mut cells = vec![
+            r.model.clone(),
+            r.pooling.clone(),
+            r.transform.clone(),
+            r.fit_on.clone().unwrap_or_else(|| "-".into()),
+            r.aggregation.clone(),
+        ];
+        cells.extend(names.iter().map(|key| r.scores.get(*key).map_or("-".into(), |v| format!("{v:.2}"))));
+        cells
+    });
+    crate::table::markdown(&header, 5, cells)
 }

@@ -329,7 +329,7 @@ fn check_row(path: &Path, info: &FileInfo, n: u64, row: &Row, previous: Option<&
         }
     }
     if let Some(v) = &row.vector {
-        if crate::store::index::normalized(v).is_err() {
+        if crate::vector::normalized(v).is_err() {
             return Err(bad("the vector is zero or has NaN/infinity; cosine needs a non-zero finite vector".into()));
         }
     }

@@ -30,7 +30,8 @@ use serde_json::Value;
 
 use crate::store::filter::Filter;
 use crate::store::fusion::{fuse, Fusion, SearchMode, DEFAULT_DEPTH};
-use crate::store::index::{exact_top_k, normalized, Index, Scored};
+use crate::store::index::Index;
+use crate::vector::{exact_top_k, normalized, Scored};
 use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::store::layout::{
     self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig,

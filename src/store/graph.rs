@@ -22,7 +22,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as Mem};
 use std::sync::Mutex;
 
-use super::index::Scored;
+use crate::vector::Scored;
 use crate::simd::{dot, dot_code};
 
 /// Highest layer a node can have (levels are drawn geometrically; 16 layers hold 2^64 nodes at m 16).
@@ -427,13 +427,8 @@ impl Graph {
                 self.neighbours(i, l, &mut links);
                 let mut merged = chosen.clone();
                 merged.extend(links.into_iter().filter(|n| !chosen.contains(n)));
-                let cap = if l == 0 { 2 * self.m } else { self.m };
-                if merged.len() > cap {
-                    let scaled = self.scaled(self.vector(i));
-                    let mut candidates: Vec<Candidate> =
-                        merged.iter().map(|&n| Candidate(self.distance(&scaled, n), n)).collect();
-                    candidates.sort();
-                    merged = self.diverse(&candidates, cap);
+                if merged.len() > self.cap(l) {
+                    merged = self.prune(i, &merged, l);
                 }
                 self.set_neighbours(i, l, &merged);
             }
@@ -456,24 +451,34 @@ impl Graph {
 
     /// Adds the link `from → to` on `level`; a full list keeps its most diverse links.
     fn add_link(&self, from: u32, to: u32, level: usize) {
-        let cap = if level == 0 { 2 * self.m } else { self.m };
         let _guard = self.lock(from);
-        let mut links = Vec::with_capacity(cap + 1);
+        let mut links = Vec::with_capacity(self.cap(level) + 1);
         self.neighbours(from, level, &mut links);
         if links.contains(&to) {
             return;
         }
-        if links.len() < cap {
-            links.push(to);
-            self.set_neighbours(from, level, &links);
-            return;
-        }
         links.push(to);
-        let scaled = self.scaled(self.vector(from));
+        if links.len() > self.cap(level) {
+            links = self.prune(from, &links, level);
+        }
+        self.set_neighbours(from, level, &links);
+    }
+
+    /// Most links a node keeps on `level`: 2m on the ground layer, m above.
+    fn cap(&self, level: usize) -> usize {
+        if level == 0 {
+            2 * self.m
+        } else {
+            self.m
+        }
+    }
+
+    /// The most diverse [`Graph::cap`] of node `i`'s candidate `links` on `level`.
+    fn prune(&self, i: u32, links: &[u32], level: usize) -> Vec<u32> {
+        let scaled = self.scaled(self.vector(i));
         let mut candidates: Vec<Candidate> = links.iter().map(|&n| Candidate(self.distance(&scaled, n), n)).collect();
         candidates.sort();
-        let kept = self.diverse(&candidates, cap);
-        self.set_neighbours(from, level, &kept);
+        self.diverse(&candidates, self.cap(level))
     }
 
     /// HNSW's neighbour heuristic: walking `candidates` nearest first, keeps one unless a kept
@@ -533,7 +538,7 @@ fn prefetch(v: &[i8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::index::{exact_top_k, normalized};
+    use crate::vector::{exact_top_k, normalized};
     use crate::transform::synthetic::Gaussian;
 
     fn vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {

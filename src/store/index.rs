@@ -16,9 +16,8 @@ use rayon::prelude::*;
 
 use crate::store::graph::Graph;
 use crate::store::graph_file::{self, Sum};
-pub(crate) use crate::vector::TopK;
-pub use crate::vector::{exact_top_k, normalized, Scored};
 use crate::store::layout::{damaged, HnswParams};
+use crate::vector::Scored;
 use crate::{Error, Result};
 
 /// Batches at least this large are linked on every core.
@@ -133,6 +132,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector::{exact_top_k, normalized};
 
     fn unit(seed: u64, dims: usize) -> Vec<f32> {
         // xorshift so the test needs no RNG crate state.

@@ -159,7 +159,7 @@ fn plain_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::index::normalized;
+    use crate::vector::normalized;
     use crate::store::layout::HnswParams;
 
     #[test]

@@ -36,7 +36,7 @@ use tantivy::tokenizer::{
 use tantivy::postings::Postings;
 use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, TERMINATED};
 
-use crate::store::index::{Scored, TopK};
+use crate::vector::{Scored, TopK};
 use crate::store::layout::{db_error, internal_id_of, DocRecord, DOC_TAG, VECTOR_TAG};
 use crate::progress::Progress;
 use crate::{Error, Result};

@@ -258,15 +258,9 @@ pub struct Trainer {
     step: usize,
 }
 
-/// Normal samples by Box–Muller from a seeded generator (rand has no normal distribution).
+/// `n` samples of N(0, std²) from a seeded generator.
 fn normal_vec(rng: &mut rand::rngs::StdRng, n: usize, std: f64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-            let u2: f64 = rng.random();
-            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * std) as f32
-        })
-        .collect()
+    (0..n).map(|_| (rng.sample::<f64, _>(rand_distr::StandardNormal) * std) as f32).collect()
 }
 
 /// BERT's initialisation: weights N(0, 0.02²), biases 0, LayerNorm scales 1.
@@ -497,14 +491,13 @@ impl Trainer {
     /// Encodes texts with the inference pooling (no dropout), batched by length.
     pub fn encode(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let tokens = self.tokenizer.tokenize(texts)?;
-        let mut order: Vec<usize> = (0..tokens.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
+        for chunk in crate::encoder::length_batches(&lengths, |_| batch_size) {
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
             // Detached from the variables: evaluation must not build a backward graph.
             let z = self.embed(&ids, Mode::Infer, false)?.detach().to_vec2::<f32>()?;
-            for (row, &i) in z.into_iter().zip(chunk) {
+            for (row, &i) in z.into_iter().zip(&chunk) {
                 out[i] = row;
             }
         }

@@ -2,11 +2,11 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 
-/// Seeded standard-normal sampler (Box–Muller), so no extra distribution crate is needed.
+/// Seeded standard-normal sampler.
 pub struct Gaussian {
     rng: StdRng,
-    spare: Option<f64>,
 }
 
 impl Gaussian {
@@ -14,22 +14,12 @@ impl Gaussian {
     pub fn new(seed: u64) -> Self {
         Gaussian {
             rng: StdRng::seed_from_u64(seed),
-            spare: None,
         }
     }
 
     /// One N(0, 1) sample.
     pub fn sample(&mut self) -> f64 {
-        if let Some(s) = self.spare.take() {
-            return s;
-        }
-        // 1 − u keeps the logarithm's argument in (0, 1].
-        let u: f64 = 1.0 - self.rng.random::<f64>();
-        let v: f64 = self.rng.random::<f64>();
-        let r = (-2.0 * u.ln()).sqrt();
-        let theta = std::f64::consts::TAU * v;
-        self.spare = Some(r * theta.sin());
-        r * theta.cos()
+        self.rng.sample(StandardNormal)
     }
 }
 

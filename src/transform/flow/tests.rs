@@ -179,7 +179,7 @@ fn gaussian_nll_bits_per_dim(vectors: &[Vec<f32>]) -> f64 {
 
 #[test]
 fn trained_flow_makes_training_data_near_standard_normal() {
-    let data = anisotropic_gaussian(4000, 8, 8, 21);
+    let data = anisotropic_gaussian(4000, 8, 8, 8);
     // More passes and larger batches than the defaults so that the test converges in seconds.
     let config = FlowConfig {
         epochs: 10.0,
