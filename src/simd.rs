@@ -20,6 +20,42 @@ pub fn dot_code(q: &[f32], c: &[i8]) -> f32 {
     (kernels().dot_code)(q, c)
 }
 
+/// `fn name(args) { body }`, compiled three times — for AVX-512F, for AVX2 + FMA and for the
+/// baseline — and run in the widest the CPU has (the binary itself is built for any x86-64), so
+/// the loops the compiler vectorises in `body` (and in the `#[inline(always)]` functions it
+/// calls) use the wide registers. For element-wise passes over rows: bias, activation,
+/// normalisation, softmax.
+macro_rules! multiversion {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 struct Kernels {
     dot: fn(&[f32], &[f32]) -> f32,
     dot_code: fn(&[f32], &[i8]) -> f32,

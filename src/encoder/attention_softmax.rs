@@ -60,13 +60,17 @@ fn softmax_row(x: &[f32], mask: &[f32], scale: f32, out: &mut [f32]) {
     softmax_in_place(out);
 }
 
-/// softmax(row · scale) in place: the attention probabilities of a text without padding.
-#[inline(always)]
-pub(super) fn scaled_softmax_in_place(row: &mut [f32], scale: f32) {
-    for o in row.iter_mut() {
-        *o *= scale;
+crate::simd::multiversion! {
+    /// softmax(row · scale) in place for each row of `len` values: the attention probabilities
+    /// of a text without padding.
+    pub(super) fn scaled_softmax_rows(rows: &mut [f32], len: usize, scale: f32) {
+        for row in rows.chunks_mut(len) {
+            for o in row.iter_mut() {
+                *o *= scale;
+            }
+            softmax_in_place(row);
+        }
     }
-    softmax_in_place(row);
 }
 
 /// softmax over `out`, in place.

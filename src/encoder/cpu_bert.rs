@@ -10,12 +10,13 @@
 
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
-use super::attention_softmax::scaled_softmax_in_place;
+use super::attention_softmax::scaled_softmax_rows;
 use super::bert::{Bert, LayerNorm};
 use super::dense::Dense;
 use super::gelu::gelu;
 use super::matmul::{matmul, PackedB};
 use super::pooling::{no_pooler, Pooling, Source};
+use crate::simd::multiversion;
 use crate::{Error, Result};
 
 /// y = x Wᵀ + b with W packed for [`matmul`].
@@ -65,6 +66,7 @@ impl Norm {
     }
 
     /// Normalises one row in place (mean and variance in two passes, in f64 sums).
+    #[inline(always)]
     fn apply(&self, row: &mut [f32]) {
         let n = row.len() as f64;
         let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
@@ -214,9 +216,7 @@ impl CpuBert {
             }
             let qkv_bias = &layer.qkv.bias;
             matmul(&x, h, tokens, &layer.qkv.weight, &mut qkv, 3 * h, parallel, |_, rows| {
-                for row in rows.chunks_mut(3 * h) {
-                    row.iter_mut().zip(qkv_bias).for_each(|(v, &b)| *v += b);
-                }
+                add_bias(rows, qkv_bias)
             });
             let mut start = 0;
             for s in ids {
@@ -228,9 +228,7 @@ impl CpuBert {
             let inter = &layer.intermediate;
             let n_inner = inter.outputs();
             matmul(&attended, h, tokens, &inter.weight, &mut inner, n_inner, parallel, |_, rows| {
-                for row in rows.chunks_mut(n_inner) {
-                    row.iter_mut().zip(&inter.bias).for_each(|(v, &b)| *v = gelu(*v + b));
-                }
+                add_bias_gelu(rows, &inter.bias)
             });
             let (o, on) = (&layer.output, &layer.output_norm);
             matmul(&inner, n_inner, tokens, &o.weight, &mut x, h, parallel, residual_norm(o, on, &attended, h));
@@ -278,18 +276,40 @@ impl CpuBert {
     }
 }
 
-/// The `finish` of a dense layer followed by residual and LayerNorm: row += bias + residual row,
-/// then normalised (rows `h` wide).
-fn residual_norm<'a>(a: &'a Affine, norm: &'a Norm, residual: &'a [f32], h: usize) -> impl Fn(usize, &mut [f32]) + Sync + 'a {
-    move |first, rows| {
-        for (r, row) in rows.chunks_mut(h).enumerate() {
-            let res = &residual[(first + r) * h..][..h];
-            for ((v, &b), &x) in row.iter_mut().zip(&a.bias).zip(res) {
+multiversion! {
+    /// Rows (each as wide as `bias`) += bias.
+    fn add_bias(rows: &mut [f32], bias: &[f32]) {
+        for row in rows.chunks_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
+    }
+}
+
+multiversion! {
+    /// Rows (each as wide as `bias`) ← GELU(row + bias).
+    fn add_bias_gelu(rows: &mut [f32], bias: &[f32]) {
+        for row in rows.chunks_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v = gelu(*v + b));
+        }
+    }
+}
+
+multiversion! {
+    /// Rows (each as wide as `bias`) ← LayerNorm(row + bias + the residual's row at the same place).
+    fn add_residual_norm(rows: &mut [f32], bias: &[f32], residual: &[f32], norm: &Norm) {
+        for (row, res) in rows.chunks_mut(bias.len()).zip(residual.chunks(bias.len())) {
+            for ((v, &b), &x) in row.iter_mut().zip(bias).zip(res) {
                 *v += b + x;
             }
             norm.apply(row);
         }
     }
+}
+
+/// The `finish` of a dense layer followed by residual and LayerNorm: row += bias + residual row,
+/// then normalised (rows `h` wide).
+fn residual_norm<'a>(a: &'a Affine, norm: &'a Norm, residual: &'a [f32], h: usize) -> impl Fn(usize, &mut [f32]) + Sync + 'a {
+    move |first, rows| add_residual_norm(rows, &a.bias, &residual[first * h..], norm)
 }
 
 /// Buffers of the attention of one text, reused across texts, heads and layers.
@@ -313,9 +333,7 @@ impl Attention {
             self.keys.pack_transposed(&qkv[start * ld + h + head * d..], len, d, ld);
             self.values.pack(&qkv[start * ld + 2 * h + head * d..], len, d, ld);
             matmul(q, ld, len, &self.keys, &mut self.scores, len, false, |_, rows| {
-                for row in rows.chunks_mut(len) {
-                    scaled_softmax_in_place(row, scale);
-                }
+                scaled_softmax_rows(rows, len, scale)
             });
             matmul(&self.scores, len, len, &self.values, &mut context[start * h + head * d..], h, false, |_, _| {});
         }

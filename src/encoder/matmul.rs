@@ -3,9 +3,10 @@
 //!
 //! A general matrix library packs B again on every call; for a 15-token query that packing
 //! costs more than the arithmetic. Here B is stored in panels of [`NR`] columns, k-major, so the
-//! inner kernel streams it contiguously; A is packed per block into tiles of `mr` rows so each
-//! kernel call reads two contiguous streams. The kernel is AVX-512 (12 rows × 32 columns, 24
-//! accumulators in registers) where the CPU has it, and a portable one elsewhere, chosen once.
+//! inner kernel streams it contiguously; A is read where it lies, `mr` rows at a time (packing it
+//! cost as much as the arithmetic where B has one panel, as in attention's scores × values). The
+//! kernel is AVX-512 (12 rows × 32 columns, 24 accumulators in registers) where the CPU has it,
+//! and a portable one elsewhere, chosen once.
 
 use std::sync::OnceLock;
 
@@ -15,6 +16,10 @@ pub const NR: usize = 32;
 const KC: usize = 256;
 /// Rows of A per block: the packed A block (`MC` × [`KC`]) stays in the L2 cache.
 const MC: usize = 120;
+/// Fewest B panels for which A is packed first.
+const PACK_MIN_PANELS: usize = 4;
+/// The `lda` of an A tile packed k-major (`tile[kk · rows + r]`) rather than read in place.
+const PACKED: usize = 0;
 
 /// B (K × N) packed in panels of [`NR`] columns: `data[(p · k + kk) · NR + j]` = B[kk][p·NR + j],
 /// zero beyond column N.
@@ -133,19 +138,25 @@ fn product(
     let kernels = kernels();
     let mr = kernels.mr;
     let first_col = panels.start * NR;
-    let mut packed_a = vec![0f32; MC.min(m.div_ceil(mr) * mr) * KC.min(k)];
+    // A is packed when enough panels reuse it (the kernel then reads one contiguous stream),
+    // and read in place otherwise: packing would cost as much as the arithmetic.
+    let pack = panels.len() >= PACK_MIN_PANELS;
+    let mut packed_a = if pack { vec![0f32; MC.min(m.div_ceil(mr) * mr) * KC.min(k)] } else { Vec::new() };
     for m0 in (0..m).step_by(MC) {
         let mb = MC.min(m - m0);
         for k0 in (0..k).step_by(KC) {
             let kb = KC.min(k - k0);
-            // A tiles of `mr` rows (fewer in the last), each k-major: tile[kk · rows + r].
-            for (t, r0) in (0..mb).step_by(mr).enumerate() {
-                let rows = mr.min(mb - r0);
-                let tile = &mut packed_a[t * mr * kb..][..rows * kb];
-                for r in 0..rows {
-                    let src = &a[(m0 + r0 + r) * lda + k0..][..kb];
-                    for (kk, &v) in src.iter().enumerate() {
-                        tile[kk * rows + r] = v;
+            if pack {
+                // A tiles of `mr` rows (fewer in the last), each k-major: tile[kk · rows + r].
+                for (t, r0) in (0..mb).step_by(mr).enumerate() {
+                    let rows = mr.min(mb - r0);
+                    let tile = &mut packed_a[t * mr * kb..][..rows * kb];
+                    let src = &a[(m0 + r0) * lda + k0..];
+                    // Written in order, read from `rows` rows at once (each in order too).
+                    for (kk, column) in tile.chunks_exact_mut(rows).enumerate() {
+                        for (r, v) in column.iter_mut().enumerate() {
+                            *v = src[r * lda + kk];
+                        }
                     }
                 }
             }
@@ -154,9 +165,13 @@ fn product(
                 let cols = NR.min(n - p * NR);
                 for (t, r0) in (0..mb).step_by(mr).enumerate() {
                     let rows = mr.min(mb - r0);
-                    let tile = &packed_a[t * mr * kb..][..rows * kb];
+                    let (tile, tile_lda) = if pack {
+                        (&packed_a[t * mr * kb..][..rows * kb], PACKED)
+                    } else {
+                        (&a[(m0 + r0) * lda + k0..], lda)
+                    };
                     let out = &mut c[(m0 + r0) * ldc + p * NR - first_col..];
-                    (kernels.tile)(rows, kb, tile, panel, out, ldc, cols, k0 > 0);
+                    (kernels.tile)(rows, kb, tile, tile_lda, panel, out, ldc, cols, k0 > 0);
                 }
             }
         }
@@ -167,9 +182,11 @@ fn product(
     }
 }
 
-/// One kernel call: C[rows × cols] (+)= A tile (kc × rows, k-major) · B panel (kc × NR).
+/// One kernel call: C[rows × cols] (+)= A[rows × kc] · B panel (kc × NR), A with row stride
+/// `lda`, or packed k-major if `lda` is [`PACKED`].
 /// `accumulate` adds to C's current values instead of overwriting them.
-type TileFn = fn(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool);
+type TileFn =
+    fn(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool);
 
 struct Kernels {
     /// Rows of a full A tile.
@@ -194,40 +211,42 @@ fn kernels() -> &'static Kernels {
 /// the compiler keeps cheap.
 const PORTABLE_MR: usize = 4;
 
-fn portable_tile(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { portable_tile_avx2(rows, kc, a, b, c, ldc, cols, accumulate) };
+            return unsafe { portable_tile_avx2(rows, kc, a, lda, b, c, ldc, cols, accumulate) };
         }
     }
-    portable_tile_body(rows, kc, a, b, c, ldc, cols, accumulate)
+    portable_tile_body(rows, kc, a, lda, b, c, ldc, cols, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn portable_tile_avx2(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-    portable_tile_body(rows, kc, a, b, c, ldc, cols, accumulate)
+fn portable_tile_avx2(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    portable_tile_body(rows, kc, a, lda, b, c, ldc, cols, accumulate)
 }
 
 #[inline(always)]
-fn portable_tile_body(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+fn portable_tile_body(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
     match rows {
-        1 => portable_rows::<1>(kc, a, b, c, ldc, cols, accumulate),
-        2 => portable_rows::<2>(kc, a, b, c, ldc, cols, accumulate),
-        3 => portable_rows::<3>(kc, a, b, c, ldc, cols, accumulate),
-        _ => portable_rows::<4>(kc, a, b, c, ldc, cols, accumulate),
+        1 => portable_rows::<1>(kc, a, lda, b, c, ldc, cols, accumulate),
+        2 => portable_rows::<2>(kc, a, lda, b, c, ldc, cols, accumulate),
+        3 => portable_rows::<3>(kc, a, lda, b, c, ldc, cols, accumulate),
+        _ => portable_rows::<4>(kc, a, lda, b, c, ldc, cols, accumulate),
     }
 }
 
 #[inline(always)]
-fn portable_rows<const R: usize>(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    let at = |r: usize, kk: usize| if lda == PACKED { a[kk * R + r] } else { a[r * lda + kk] };
     let mut acc = [[0f32; NR]; R];
-    for (av, bv) in a.chunks_exact(R).zip(b.chunks_exact(NR)).take(kc) {
+    for (kk, bv) in b.chunks_exact(NR).take(kc).enumerate() {
         for r in 0..R {
+            let x = at(r, kk);
             for j in 0..NR {
-                acc[r][j] += av[r] * bv[j];
+                acc[r][j] += x * bv[j];
             }
         }
     }
@@ -243,7 +262,7 @@ fn portable_rows<const R: usize>(kc: usize, a: &[f32], b: &[f32], c: &mut [f32],
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::NR;
+    use super::{NR, PACKED};
 
     /// Rows of a full tile: 12 × 2 accumulators + 2 B registers of the 32.
     pub const MR: usize = 12;
@@ -259,30 +278,50 @@ mod avx512 {
     }
 
     /// See [`super::TileFn`]; installed only after detecting AVX-512F.
-    pub fn tile(rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-        assert!(a.len() >= rows * kc && b.len() >= kc * NR && cols <= NR && rows <= MR);
-        assert!(rows == 0 || c.len() >= (rows - 1) * ldc + cols);
+    pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+        assert!(b.len() >= kc * NR && cols <= NR && rows <= MR && (lda == PACKED || lda >= kc));
+        let a_len = if lda == PACKED { rows * kc } else { rows.saturating_sub(1) * lda + kc };
+        assert!(rows == 0 || (a.len() >= a_len && c.len() >= (rows - 1) * ldc + cols));
         // SAFETY: the CPU has AVX-512F (see `kernels()`); the slices are long enough (asserted).
         unsafe {
             // One instance per tile height, so each keeps its accumulators in registers.
-            dispatch_rows!(rows, (kc, a, b, c, ldc, cols, accumulate); 1 2 3 4 5 6 7 8 9 10 11 12);
+            dispatch_rows!(rows, (kc, a, lda, b, c, ldc, cols, accumulate); 1 2 3 4 5 6 7 8 9 10 11 12);
         }
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows_n<const R: usize>(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    unsafe fn rows_n<const R: usize>(
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        for kk in 0..kc {
-            // SAFETY: kk < kc and the caller checked a ≥ R·kc, b ≥ kc·NR elements.
-            let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
-            let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
-            for r in 0..R {
-                let x = _mm512_set1_ps(unsafe { *ap.add(kk * R + r) });
-                lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
-                hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
-            }
+        // SAFETY (both loops): kk < kc, r < R, and the caller checked that A holds R·kc packed
+        // elements or (R − 1)·lda + kc in place, and B kc·NR.
+        macro_rules! accumulate_k {
+            ($at:expr) => {
+                for kk in 0..kc {
+                    let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
+                    let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
+                    for r in 0..R {
+                        let x = _mm512_set1_ps(unsafe { *ap.add($at(r, kk)) });
+                        lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
+                        hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
+                    }
+                }
+            };
+        }
+        if lda == PACKED {
+            accumulate_k!(|r: usize, kk: usize| kk * R + r);
+        } else {
+            accumulate_k!(|r: usize, kk: usize| r * lda + kk);
         }
         let mask_lo: __mmask16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
         let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
@@ -360,6 +399,15 @@ mod tests {
                     assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
                 }
             }
+            // A read in place with a row stride wider than K (a head's queries in the QKV rows).
+            let lda = k + 5;
+            let mut wide = vec![f32::NAN; m * lda];
+            for i in 0..m {
+                wide[i * lda..][..k].copy_from_slice(&a[i * k..][..k]);
+            }
+            let mut c = vec![0f32; m * n];
+            matmul(&wide, lda, m, &packed, &mut c, n, false, |_, _| {});
+            check(&c, n, &want, n, k, &format!("{m}×{k}·{k}×{n}, A row stride {lda}"));
             // The same B given untransposed (K × N) packs to the same panels.
             let b: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
             let mut direct = PackedB::default();
@@ -381,13 +429,7 @@ mod tests {
             let panel = &packed.data[p * k * NR..][..k * NR];
             for r0 in (0..m).step_by(PORTABLE_MR) {
                 let rows = PORTABLE_MR.min(m - r0);
-                let mut tile = vec![0f32; rows * k];
-                for r in 0..rows {
-                    for kk in 0..k {
-                        tile[kk * rows + r] = a[(r0 + r) * k + kk];
-                    }
-                }
-                portable_tile(rows, k, &tile, panel, &mut c[r0 * n + p * NR..], n, NR.min(n - p * NR), false);
+                portable_tile(rows, k, &a[r0 * k..], k, panel, &mut c[r0 * n + p * NR..], n, NR.min(n - p * NR), false);
             }
         }
         check(&c, n, &want, n, k, "portable");
