@@ -251,7 +251,9 @@ impl Graph {
 
     /// `v` times the scales: dotted with a node's code, it gives the node's cosine with `v`.
     fn scaled(&self, v: &[f32]) -> Vec<f32> {
-        v.iter().zip(&self.scales).map(|(x, s)| x * s).collect()
+        let mut out = vec![0f32; v.len().min(self.scales.len())];
+        scale_into(&mut out, v, &self.scales);
+        out
     }
 
     /// −cosine between the vector whose scaled form is `scaled` and node `i`, from its code.
@@ -490,14 +492,21 @@ impl Graph {
             if kept.len() == max {
                 break;
             }
-            for ((out, x), s) in scaled.iter_mut().zip(self.vector(c)).zip(&self.scales) {
-                *out = x * s;
-            }
+            scale_into(&mut scaled, self.vector(c), &self.scales);
             if kept.iter().all(|&r| self.distance(&scaled, r) > to_base) {
                 kept.push(c);
             }
         }
         kept
+    }
+}
+
+crate::simd::multiversion! {
+    /// out = v × scales, component by component.
+    fn scale_into(out: &mut [f32], v: &[f32], scales: &[f32]) {
+        for ((o, x), s) in out.iter_mut().zip(v).zip(scales) {
+            *o = x * s;
+        }
     }
 }
 
