@@ -17,15 +17,17 @@
 # rate (> 1: isovec ahead). The target column is issue 17's "done when" in the same terms (a p50
 # latency of at most 0.8× ORT's is a ratio of at least 1.25).
 #
-# What it expects of isovec's commands (the parse_* functions below are the only places that read
-# their output; adapt them when the output changes):
-#   isovec bench encode  — a Markdown table `| corpus | batch | items | tokens/item | items/s | ...`
-#                          with rows "STS-B test sentences" and "SciFact abstracts";
-#   isovec bench hybrid  — a row `| dense text query, encode + search, p50 / p90 / p99 | A / B / C ms |`;
-#   isovec bench ann     — lines `build (upsert, all vectors)  X s`, `open from snapshot  X s`, and the
-#                          ef table: lines of `ef recall@10 qps(1t) qps(2t)`, numbers only;
+# isovec's figures are read from the JSON its commands write with `--json FILE` (the jget
+# function below is the only place that reads them; adapt it when the JSON changes):
+#   isovec bench encode --only stsb,scifact --json F — an array of measures; "stsb_batch32" and
+#                          "scifact_batch32" give items_per_s;
+#   isovec bench hybrid --json F — "dense" (encode + search of one text query at a time) and
+#                          "encode" (encoding alone) give p50_ms, p90_ms, p99_ms;
+#   isovec bench ann --json F — build_s, open_snapshot_s, and by_ef: [{ef, recall_at_10, qps_1t}];
 #   isovec index / isovec embed / sqlite3 with the extension — timed as whole processes.
+# Reading JSON takes python3 (any; the peers' venv python is used when it is there).
 set -euo pipefail
+export LC_ALL=C   # decimal points in printf and awk
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 quick=0
@@ -40,7 +42,7 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift ;;
     --work) work="$2"; shift ;;
     --no-wait) wait_quiet=0 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench-peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -62,6 +64,8 @@ has() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 if has encode || has single || has ann || [ $wait_quiet = 1 ]; then
   [ -x "$py" ] || { echo "bench-peers.sh: no peer venv at $PEERS_DIR; run $peers/setup.sh" >&2; exit 1; }
 fi
+# The python that reads isovec's JSON files.
+jpy="$py"; [ -x "$jpy" ] || jpy="$(command -v python3)" || { echo "bench-peers.sh: needs python3 to read isovec's --json files" >&2; exit 1; }
 
 # Sizes: the issue's, or small ones for --quick.
 if [ $quick = 1 ]; then
@@ -75,19 +79,33 @@ log="$work/commands.txt"
 results="$work/results.tsv"
 : >"$log"
 : >"$results"
+loads="$work/loads.txt"
+: >"$loads"
 started="$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- helpers
+# Logs a command as one shell line that can be pasted to run it again.
+logcmd() {
+  local a line=""
+  for a in "$@"; do
+    if [[ "$a" =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then line+=" $a"
+    else
+      a="${a//\\/\\\\}"; a="${a//\"/\\\"}"; a="${a//\$/\\\$}"; a="${a//\`/\\\`}"
+      line+=" \"$a\""
+    fi
+  done
+  echo "${line# }" >>"$log"
+}
 # Runs a command, logging it; its output goes to the file $1.
 run_to() {
   local out="$1"; shift
-  echo "$*" >>"$log"
+  logcmd "$@"
   "$@" >"$out" 2>"$out.err" || { echo "bench-peers.sh: FAILED: $*" >&2; tail -20 "$out.err" >&2; exit 1; }
 }
 # Seconds a command takes (whole process), logging it.
 timed() {
-  echo "$*" >>"$log"
+  logcmd "$@"
   local t0 t1
   t0=$(date +%s.%N)
   "$@" >"$work/last.out" 2>"$work/last.err" || { echo "bench-peers.sh: FAILED: $*" >&2; tail -20 "$work/last.err" >&2; exit 1; }
@@ -95,11 +113,6 @@ timed() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# Fails unless $1 (a figure read by a parse_* function) is a number.
-need() {
-  [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "bench-peers.sh: could not read $2 from $3 (got '$1'); adapt the parse_* functions to the output" >&2; exit 1; }
-  echo "$1"
-}
 quiet() {
   [ $wait_quiet = 1 ] || return 0
   "$py" -c "import sys; sys.path.insert(0, '$peers'); from loadmon import wait_quiet; wait_quiet(log=lambda m: print(m, file=sys.stderr))"
@@ -109,17 +122,65 @@ row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$results"; }
 ratio_rate() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 ratio_time() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", b / a }'; }
 
-# ---------------------------------------------------------------- parsing isovec's output
-# items/s of corpus $2 (a row label of `isovec bench encode`'s table) at batch 32, from file $1.
-parse_encode() { awk -F'|' -v c="$2" '{ gsub(/^ +| +$/, "", $2); gsub(/ /, "", $3) } $2 == c && $3 == "32" { gsub(/ /, "", $6); print $6 }' "$1"; }
-# "p50 p90 p99" (ms) of the dense text query (encode + search) of `isovec bench hybrid`, file $1.
-parse_hybrid_dense() { sed -nE 's/^\| dense text query, encode \+ search, p50 \/ p90 \/ p99 \| ([0-9.]+) \/ ([0-9.]+) \/ ([0-9.]+) ms \|$/\1 \2 \3/p' "$1"; }
-# Build seconds of `isovec bench ann`, file $1.
-parse_ann_build() { sed -nE 's/^build \(upsert, all vectors\) +([0-9.]+) s$/\1/p' "$1"; }
-# Reopen-from-snapshot seconds of `isovec bench ann`, file $1.
-parse_ann_reopen() { sed -nE 's/^open from snapshot +([0-9.]+) s$/\1/p' "$1"; }
-# "ef recall qps_1t" of the smallest ef with recall@10 >= $2 in `isovec bench ann`'s ef table, file $1.
-parse_ann_at_recall() { awk -v r="$2" 'NF == 4 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9.]+$/ && $2 >= r { print $1, $2, $3; exit }' "$1"; }
+# Load averages around a section: `section_start NAME` … `section_end`, listed under the table.
+section_start() { section="$1"; section_load="$(cut -d' ' -f1-3 /proc/loadavg)"; section_t0=$(date +%s); }
+section_end() { printf '%s\t%s\t%s\t%s\n' "$section" "$section_load" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(( $(date +%s) - section_t0 ))" >>"$loads"; }
+
+# ---------------------------------------------------------------- reading isovec's JSON
+# jget FILE WHAT [ARG]: prints figures from the JSON file an isovec command wrote with --json;
+# fails, naming the file and the key, when they are not there.
+#   encode MEASURE  items/s of that measure of `bench encode` (e.g. stsb_batch32)
+#   hybrid MODE     "p50 p90 p99" (ms) of `bench hybrid`'s dense/lexical/hybrid/encode latencies
+#   ann_build       build seconds of `bench ann`;  ann_reopen: its open-from-snapshot seconds
+#   ann_at RECALL   "ef recall qps_1t" of the smallest ef with recall@10 >= RECALL in `bench ann`
+#   sql_rows        the "rows" of isovec_upsert_all's report (a line of sqlite3's output)
+jget() {
+  "$jpy" - "$@" <<'PY'
+import json, sys
+path, what, arg = sys.argv[1], sys.argv[2], (sys.argv[3] if len(sys.argv) > 3 else None)
+def fail(msg):
+    sys.exit(f"bench-peers.sh: {path}: {msg}; adapt jget in scripts/bench-peers.sh to the JSON")
+try:
+    if what == "sql_rows":
+        lines = [l for l in open(path, encoding="utf-8") if l.strip().startswith("{")]
+        if not lines:
+            fail("no JSON report from isovec_upsert_all")
+        d = json.loads(lines[-1])
+    else:
+        d = json.load(open(path, encoding="utf-8"))
+except (OSError, ValueError) as e:
+    fail(f"cannot read it as JSON ({e})")
+def num(obj, key):
+    v = obj.get(key) if isinstance(obj, dict) else None
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        fail(f"no number at {key!r}")
+    return v
+if what == "encode":
+    m = [x for x in d if isinstance(x, dict) and x.get("measure") == arg]
+    if not m:
+        fail(f"no measure {arg!r}")
+    print(num(m[0], "items_per_s"))
+elif what == "hybrid":
+    print(*(num(d.get(arg), k) for k in ("p50_ms", "p90_ms", "p99_ms")))
+elif what == "ann_build":
+    print(num(d, "build_s"))
+elif what == "ann_reopen":
+    print(num(d, "open_snapshot_s"))
+elif what == "ann_at":
+    rows = d.get("by_ef")
+    if not isinstance(rows, list) or not rows:
+        fail("no by_ef list")
+    ok = [r for r in rows if num(r, "recall_at_10") >= float(arg)]
+    if not ok:
+        sys.exit(f"bench-peers.sh: isovec reached no recall@10 of {arg} with ef up to {max(num(r, 'ef') for r in rows)} ({path})")
+    r = min(ok, key=lambda r: num(r, "ef"))
+    print(num(r, "ef"), num(r, "recall_at_10"), num(r, "qps_1t"))
+elif what == "sql_rows":
+    print(num(d, "rows"))
+else:
+    fail(f"unknown figure {what!r}")
+PY
+}
 
 # ---------------------------------------------------------------- inputs
 echo "preparing inputs in $work" >&2
@@ -171,7 +232,7 @@ PY
 # of $runs; the peers' own measuring code (ort_bench.throughput and single_latency).
 ort() {
   local what="$1"
-  echo "$py <ort_bench.throughput/single_latency> $what runs=$runs n_sci=$n_sci n_q=$n_q (fused graph, 2 threads)" >>"$log"
+  echo "$py - (the inline script of ort() in scripts/bench-peers.sh: ort_bench.throughput / single_latency) $what runs=$runs n_sci=$n_sci queries=$work/queries-$n_q.txt (fused graph, 2 threads)" >>"$log"
   "$py" - "$peers" "$what" "$runs" "$n_sci" "$work/queries-$n_q.txt" 2>"$work/ort.err" <<'PY'
 import io, contextlib, json, statistics, sys
 peers, what, runs, n_sci, qfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -197,51 +258,60 @@ json_get() { "$py" -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[
 # ---------------------------------------------------------------- encode
 if has encode; then
   echo "encode: isovec bench encode, then ONNX Runtime" >&2
+  section_start encode
   quiet
-  run_to "$work/bench-encode.out" "$isovec" bench encode --data "$data" --batch-sizes 32 --runs "$runs" --docs "$n_sci" --doc-max-length 256
-  i_sts=$(need "$(parse_encode "$work/bench-encode.out" "STS-B test sentences")" "STS-B sentences/s" "$work/bench-encode.out")
-  i_sci=$(need "$(parse_encode "$work/bench-encode.out" "SciFact abstracts")" "SciFact docs/s" "$work/bench-encode.out")
+  out="$work/bench-encode.json"
+  run_to "$work/bench-encode.out" "$isovec" bench encode --data "$data" --only stsb,scifact --batch-sizes 32 --runs "$runs" --docs "$n_sci" --doc-max-length 256 --json "$out"
+  i_sts=$(jget "$out" encode stsb_batch32); i_sci=$(jget "$out" encode scifact_batch32)
   quiet
   o=$(ort encode)
   o_sts=$(json_get "$o" stsb); o_sci=$(json_get "$o" scifact)
-  row "SciFact $n_sci abstracts, 256 tokens, batch 32 (docs/s)" "$i_sci" "$(printf '%.1f' "$o_sci") (ORT)" "$(ratio_rate "$i_sci" "$o_sci")" "≥ 1.25×"
-  row "STS-B test, 2,758 sentences, batch 32 (sentences/s)" "$i_sts" "$(printf '%.1f' "$o_sts") (ORT)" "$(ratio_rate "$i_sts" "$o_sts")" "≥ 1.5×"
+  section_end
+  row "SciFact $n_sci abstracts, 256 tokens, batch 32 (docs/s)" "$(printf '%.1f' "$i_sci")" "$(printf '%.1f' "$o_sci") (ORT)" "$(ratio_rate "$i_sci" "$o_sci")" "≥ 1.25×"
+  row "STS-B test, 2,758 sentences, batch 32 (sentences/s)" "$(printf '%.1f' "$i_sts")" "$(printf '%.1f' "$o_sts") (ORT)" "$(ratio_rate "$i_sts" "$o_sts")" "≥ 1.5×"
 fi
 
 # ---------------------------------------------------------------- single text query
 if has single || has ann; then vectors; fi
 if has single; then
-  echo "single: isovec bench hybrid (dense: encode + search), then ONNX Runtime (encode only)" >&2
-  p50s=(); p90s=(); p99s=()
+  echo "single: isovec bench hybrid (dense: encode + search on $n_base documents), then ONNX Runtime (encode only)" >&2
+  section_start single
+  p50s=(); p90s=(); p99s=(); e50s=()
   for r in $(seq "$runs"); do
     quiet
-    out="$work/bench-hybrid-$r.out"
-    run_to "$out" "$isovec" bench hybrid --max-length 128 --docs "$work/base-$n_base.txt" --base "$work/base-$n_base.npy" --queries "$work/queries-$n_q.txt"
-    read -r a b c < <(parse_hybrid_dense "$out") || true
-    p50s+=("$(need "${a:-}" "the dense p50" "$out")"); p90s+=("$(need "${b:-}" "the dense p90" "$out")"); p99s+=("$(need "${c:-}" "the dense p99" "$out")")
+    out="$work/bench-hybrid-$r.json"
+    run_to "$work/bench-hybrid-$r.out" "$isovec" bench hybrid --max-length 128 --docs "$work/base-$n_base.txt" --base "$work/base-$n_base.npy" --queries "$work/queries-$n_q.txt" --json "$out"
+    read -r a b c < <(jget "$out" hybrid dense)
+    p50s+=("$a"); p90s+=("$b"); p99s+=("$c")
+    read -r a b c < <(jget "$out" hybrid encode)
+    e50s+=("$a")
   done
   quiet
   o=$(ort single)
+  section_end
   i=$(median "${p50s[@]}"); peer=$(json_get "$o" p50)
-  row "one text query, $n_q queries, p50 (ms; isovec encode + search, ORT encode only)" "$i" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" "≥ 1.25× (p50 ≤ 0.8× ORT's)"
+  row "one text query, $n_q queries at 128 tokens, p50 (ms; isovec encode + search of $n_base docs, ORT encode only)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" "≥ 1.25× (p50 ≤ 0.8× ORT's)"
   i=$(median "${p90s[@]}"); peer=$(json_get "$o" p90)
-  row "one text query, p90 (ms)" "$i" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
+  row "one text query, p90 (ms)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
   i=$(median "${p99s[@]}"); peer=$(json_get "$o" p99)
-  row "one text query, p99 (ms)" "$i" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
+  row "one text query, p99 (ms)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
+  i=$(median "${e50s[@]}"); peer=$(json_get "$o" p50)
+  row "one text query, encoding alone, p50 (ms; both encode only)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
 fi
 
 # ---------------------------------------------------------------- HNSW
 if has ann; then
   echo "ann: isovec bench ann (default parameters), then hnswlib (M 16, ef_construction 200, 2 threads)" >&2
   efs="16,24,32,48,64,96,128,192,256"
+  section_start ann
   builds=(); reopens=(); qpss=(); at=""
   for r in $(seq "$runs"); do
     quiet
-    out="$work/bench-ann-$r.out"
-    run_to "$out" "$isovec" bench ann --base "$work/base-$n_base.npy" --queries "$work/queries-$n_q.npy" --gt "$work/gt-$n_base-$n_q.tsv" --ef "$efs"
-    builds+=("$(need "$(parse_ann_build "$out")" "the build time" "$out")")
-    reopens+=("$(need "$(parse_ann_reopen "$out")" "the reopen time" "$out")")
-    read -r ef rec qps < <(parse_ann_at_recall "$out" 0.985) || { echo "bench-peers.sh: isovec reached no recall@10 of 0.985 with ef up to ${efs##*,} ($out)" >&2; exit 1; }
+    out="$work/bench-ann-$r.json"
+    run_to "$work/bench-ann-$r.out" "$isovec" bench ann --base "$work/base-$n_base.npy" --queries "$work/queries-$n_q.npy" --gt "$work/gt-$n_base-$n_q.tsv" --ef "$efs" --json "$out"
+    builds+=("$(jget "$out" ann_build)")
+    reopens+=("$(jget "$out" ann_reopen)")
+    read -r ef rec qps < <(jget "$out" ann_at 0.985) || exit 1
     qpss+=("$qps"); at="ef $ef, recall $rec"
   done
   h_builds=(); h_qpss=(); h_at=""
@@ -257,11 +327,12 @@ r = ok[0]
 print(rows[0]['build_s'], r['ef'], r['recall10'], r['qps_1t'])" "$work/hnswlib-$r.jsonl")
     h_builds+=("$b"); h_qpss+=("$qps"); h_at="ef $ef, recall $rec"
   done
+  section_end
   i=$(median "${builds[@]}"); h=$(median "${h_builds[@]}")
-  row "HNSW build, $n_base × 384, 2 threads (s; isovec defaults, hnswlib M 16 ef_c 200)" "$i" "$h (hnswlib)" "$(ratio_time "$i" "$h")" "≥ 1.0×"
+  row "HNSW build, $n_base × 384, 2 threads (s; isovec defaults, hnswlib M 16 ef_c 200)" "$(printf '%.1f' "$i")" "$(printf '%.1f' "$h") (hnswlib)" "$(ratio_time "$i" "$h")" "≥ 1.0×"
   i=$(median "${qpss[@]}"); h=$(median "${h_qpss[@]}")
-  row "vector queries/s at recall@10 ≥ 0.985, 1 thread (isovec $at; hnswlib $h_at)" "$i" "$h (hnswlib)" "$(ratio_rate "$i" "$h")" "≥ 1.15×"
-  row "reopen $n_base from snapshot (s)" "$(median "${reopens[@]}")" "—" "" "< 0.5 s"
+  row "vector queries/s at recall@10 ≥ 0.985, 1 thread (isovec $at; hnswlib $h_at)" "$(printf '%.0f' "$i")" "$(printf '%.0f' "$h") (hnswlib)" "$(ratio_rate "$i" "$h")" "≥ 1.15×"
+  row "reopen $n_base from snapshot (s)" "$(printf '%.2f' "$(median "${reopens[@]}")")" "—" "" "< 0.5 s"
 fi
 
 # ---------------------------------------------------------------- SQL bulk upsert
@@ -274,19 +345,23 @@ if has sql; then
     db="$work/sql-$(basename "$input" .jsonl).db"
     rm -f "$db"
     # The table is the application's data, made before the clock starts.
-    sqlite3 "$db" "CREATE TABLE docs(id TEXT PRIMARY KEY, body TEXT NOT NULL, meta TEXT);
-      INSERT INTO docs SELECT json_extract(value, '\$.id'), json_extract(value, '\$.text'), json_extract(value, '\$.metadata')
-      FROM json_each('[' || replace(trim(readfile('$input'), char(10)), char(10), ',') || ']');"
+    make_table="CREATE TABLE docs(id TEXT PRIMARY KEY, body TEXT NOT NULL, meta TEXT); INSERT INTO docs SELECT json_extract(value, '\$.id'), json_extract(value, '\$.text'), json_extract(value, '\$.metadata') FROM json_each('[' || replace(trim(readfile('$input'), char(10)), char(10), ',') || ']');"
+    logcmd sqlite3 "$db" "$make_table"
+    sqlite3 "$db" "$make_table"
+    section_start "sql $(basename "$input")"
     cli=(); sql=()
     for r in $(seq "$runs"); do
       quiet
       rm -rf "$work/st-cli" "$work/st-sql"
+      # Both end with the store closed (its snapshot written), as `isovec index` closes it.
       s=$(timed "$isovec" index --store "$work/st-cli" --collection docs "$input")
       cli+=("$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.1f", n / s }')")
-      s=$(timed sqlite3 "$db" ".load $ext" "SELECT isovec_upsert_all('$work/st-sql', 'docs', id, body, meta) FROM docs ORDER BY rowid")
-      grep -q "\"rows\":$n[,}]" "$work/last.out" || { echo "bench-peers.sh: isovec_upsert_all did not write $n rows: $(cat "$work/last.out")" >&2; exit 1; }
+      s=$(timed sqlite3 "$db" ".load $ext" "SELECT isovec_upsert_all('$work/st-sql', 'docs', id, body, meta) FROM docs ORDER BY rowid" "SELECT isovec_close('$work/st-sql')")
+      got=$(jget "$work/last.out" sql_rows)
+      [ "$got" = "$n" ] || { echo "bench-peers.sh: isovec_upsert_all wrote $got rows of $n: $(cat "$work/last.out")" >&2; exit 1; }
       sql+=("$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.1f", n / s }')")
     done
+    section_end
     i=$(median "${sql[@]}"); c=$(median "${cli[@]}")
     row "SQL bulk upsert, $(basename "$input") ($n docs; docs/s, whole process)" "$i" "$c (isovec index)" "$(ratio_rate "$i" "$c")" "≥ 0.8×"
   done
@@ -299,13 +374,17 @@ echo "## isovec against its peers — $started$([ $quick = 1 ] && echo ' — QUI
 echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr); load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 ort_version="$([ -x "$py" ] && "$py" -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null || echo 'not used')"
-echo "isovec $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), all-MiniLM-L6-v2 f32; ONNX Runtime $ort_version (fused graph, 2 threads), hnswlib; median of $runs run(s)."
+echo "isovec $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), all-MiniLM-L6-v2 f32; ONNX Runtime $ort_version (fused graph, 2 threads), hnswlib; median of $runs run(s)."
 echo
 echo "| measure | isovec | peer | ratio | target |"
 echo "|---|---:|---:|---:|---:|"
 awk -F'\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$results"
 echo
 echo "ratio: times faster than the peer (peer time ÷ isovec time, or isovec rate ÷ peer rate)."
+echo
+echo "Load average (1, 5, 15 min) per section, at its start → at its end (other processes' load slows both sides):"
+echo
+awk -F'\t' '{ printf "- %s: %s → %s (%s s)\n", $1, $2, $3, $4 }' "$loads"
 echo
 echo "Commands:"
 sed 's/^/    /' "$log"

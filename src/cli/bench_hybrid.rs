@@ -4,7 +4,8 @@
 //!
 //! The documents' vectors are precomputed (`isovec embed --input DOCS --out B.npy` with the same
 //! pipeline options), so that building the store does not spend minutes encoding; the queries are
-//! encoded at query time, as a user's would be.
+//! encoded at query time, as a user's would be. `--json PATH` also writes every figure to a JSON
+//! file, for scripts that compare runs.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,6 +56,9 @@ pub struct BenchHybridArgs {
     /// afterwards).
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Also write the figures as one JSON object to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -71,6 +75,12 @@ impl Latencies {
 
     fn p(&self, p: f64) -> f64 {
         percentile(&self.0, p)
+    }
+
+    /// `{"p50_ms", "p90_ms", "p99_ms", "mean_ms"}`.
+    fn json(&self) -> serde_json::Value {
+        let mean = self.0.iter().sum::<f64>() / self.0.len().max(1) as f64;
+        serde_json::json!({"p50_ms": self.p(50.0), "p90_ms": self.p(90.0), "p99_ms": self.p(99.0), "mean_ms": mean})
     }
 }
 
@@ -213,6 +223,25 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
     rows.push(vec!["lexical p50 (target < 2 ms)".into(), format!("{:.3} ms", lexical.p(50.0))]);
     rows.push(vec!["queries with no result: dense / lexical / hybrid".into(), format!("{} / {} / {}", empty[0], empty[1], empty[2])]);
     print!("{}", crate::table::markdown(&["figure", "value"], 1, rows));
+    if let Some(path) = &args.json {
+        let text_build = open_rebuilding_text - open_with_text;
+        let mut report = serde_json::json!({
+            "documents": n, "queries": queries.len(), "k": args.k, "pipeline": stats.pipeline.to_string(),
+            "fusion": params[2].fusion.name(), "command": command,
+            "upsert_s": upsert_secs, "open_with_text_s": open_with_text, "open_rebuilding_text_s": open_rebuilding_text,
+            "text_index_build_s": text_build,
+            "text_index_bytes_per_doc": text_bytes / docs, "snapshot_bytes_per_doc": snapshot_bytes / docs,
+            "sled_bytes_per_doc": sled_bytes / docs,
+            "encode": encode.json(),
+            "hybrid_over_dense_p50": hybrid.p(50.0) / dense.p(50.0),
+        });
+        for (i, (mode, l)) in MODES.iter().zip([dense, lexical, hybrid]).enumerate() {
+            let mut m = l.json();
+            m["empty_results"] = empty[i].into();
+            report[mode.name()] = m;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
     drop(collection);
     store.close()?;
     Ok(())
@@ -248,7 +277,19 @@ fn check_base(pipeline: &dyn Embedder, texts: &[String], base: &crate::store::ve
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{percentile, Latencies};
+    use std::time::Duration;
+
+    #[test]
+    fn latencies_json_gives_the_percentiles_and_mean_in_ms() {
+        // 1..=100 ms, scrambled: p50 50, p90 90, p99 99, mean 50.5.
+        let durations: Vec<Duration> = (0..100u64).map(|i| Duration::from_millis((i * 37) % 100 + 1)).collect();
+        let json = Latencies::new(&durations).json();
+        for (key, want) in [("p50_ms", 50.0), ("p90_ms", 90.0), ("p99_ms", 99.0), ("mean_ms", 50.5)] {
+            let got = json[key].as_f64().unwrap_or(f64::NAN);
+            assert!((got - want).abs() < 1e-9, "{key}: {got}, expected {want}");
+        }
+    }
 
     /// Checks the nearest-rank definition directly: at least p % of the values are ≤ the result,
     /// and fewer than p % are below it.
