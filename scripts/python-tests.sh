@@ -19,4 +19,4 @@ rm -f "$target"/wheels/isovec-*.whl
 "$venv/bin/maturin" build --release --locked --manifest-path python/Cargo.toml --out "$target/wheels" -i "$venv/bin/python"
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$target"/wheels/isovec-*.whl
 # From the checkout's root, so that `import isovec` finds the installed wheel, not python/isovec.
-ISOVEC_BIN="${ISOVEC_BIN:-$target/release/isovec}" "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+ISOVEC_BIN="${ISOVEC_BIN:-$target/release/isovec}" "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=5 python/tests "$@"

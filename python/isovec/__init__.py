@@ -100,14 +100,15 @@ class Collection:
         inserted, replaced = self._native.add(list(ids), list(texts), meta)
         return {"inserted": inserted, "replaced": replaced}
 
-    def search(self, text, k=10, filter=None, mode="dense"):
+    def search(self, text, k=10, filter=None, mode="dense", ef=None):
         """The ``k`` best documents for ``text``, best first, as dicts with id, score, text and
         metadata. ``filter``: an expression (``"lang=en AND year>=2020"``) or a dict
         (``{"lang": "en"}``); ``mode``: dense, lexical, hybrid, or exact (every vector scanned,
-        no filter)."""
+        no filter); ``ef``: the HNSW candidate list width of a dense or hybrid search (default:
+        the collection's; wider is slower and misses fewer neighbours)."""
         if isinstance(filter, dict):
             filter = json.dumps(filter)
-        hits = self._native.search(text, k, filter, mode)
+        hits = self._native.search(text, k, filter, mode, ef)
         return [
             {"id": i, "score": s, "text": t, "metadata": None if m is None else json.loads(m)}
             for i, s, t, m in hits

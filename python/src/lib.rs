@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
 use isovec::parquet_io::ParquetImport;
+use isovec::store::layout::MAX_EF;
 use isovec::store::{CollectionConfig, Filter, SearchMode, SearchParams, TextDoc};
 use isovec::transform::Transform;
 use isovec::{Embedder, Pipeline as CorePipeline};
@@ -197,9 +198,18 @@ impl Collection {
     }
 
     /// The `k` best documents for `text` as (id, score, text, metadata JSON or None) tuples;
-    /// `mode` is dense, lexical, hybrid or exact (a scan of every vector, no filter).
-    #[pyo3(signature = (text, k=10, filter=None, mode="dense"))]
-    fn search(&self, py: Python<'_>, text: String, k: usize, filter: Option<String>, mode: &str) -> PyResult<Vec<(String, f32, String, Option<String>)>> {
+    /// `mode` is dense, lexical, hybrid or exact (a scan of every vector, no filter); `ef` is the
+    /// HNSW candidate list width of a dense or hybrid search (default: the collection's).
+    #[pyo3(signature = (text, k=10, filter=None, mode="dense", ef=None))]
+    fn search(
+        &self,
+        py: Python<'_>,
+        text: String,
+        k: usize,
+        filter: Option<String>,
+        mode: &str,
+        ef: Option<usize>,
+    ) -> PyResult<Vec<(String, f32, String, Option<String>)>> {
         let collection = self.inner.clone();
         let pipeline = self.pipeline.clone();
         let mode = mode.to_string();
@@ -208,12 +218,21 @@ impl Collection {
                 if filter.is_some() {
                     return Err("an exact search takes no filter; use mode=\"dense\" with a filter".to_string());
                 }
+                if ef.is_some() {
+                    return Err("an exact search scans every vector and takes no ef; give ef with mode=\"dense\" or \"hybrid\"".to_string());
+                }
                 let query = pipeline.embed(&[text.as_str()]).map_err(self::text)?;
                 collection.check_pipeline(pipeline.as_ref()).map_err(self::text)?;
                 collection.search_exact(&query[0], k).map_err(self::text)?
             } else {
                 let mode: SearchMode = mode.parse().map_err(self::text)?;
                 let mut params = SearchParams::k(k).with_mode(mode);
+                if let Some(ef) = ef {
+                    if !(1..=MAX_EF).contains(&ef) {
+                        return Err(format!("ef = {ef} is out of range; give a width in 1..={MAX_EF} (32–400 is typical)"));
+                    }
+                    params = params.with_ef(ef);
+                }
                 if let Some(f) = filter {
                     params = params.with_filter(parse_filter(&f)?);
                 }

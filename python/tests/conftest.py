@@ -10,6 +10,12 @@ import subprocess
 
 import pytest
 
+# The Ray test starts a local cluster: its processes talk over loopback only, instead of the
+# address of the machine's network interface (Ray reads this when it is imported), and send no
+# usage statistics anywhere.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 

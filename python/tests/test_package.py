@@ -43,6 +43,7 @@ def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
     assert [h["id"] for h in docs.search("immune system", k=1, mode="lexical")] == ["v1"]
     exact = docs.search("how do vaccines work", k=3, mode="exact")
     assert [h["id"] for h in exact] == [h["id"] for h in docs.search("how do vaccines work", k=3)]
+    assert [h["id"] for h in exact] == [h["id"] for h in docs.search("how do vaccines work", k=3, ef=1)]
     assert len(docs) == 3
     # The directory stays locked while a collection handle lives.
     del docs
@@ -60,6 +61,10 @@ def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
     docs.add(["a"], ["some text"])
     with pytest.raises(isovec.IsovecError, match="example: lang=en"):
         docs.search("x", filter="year >>= 2020")
+    with pytest.raises(isovec.IsovecError, match="out of range"):
+        docs.search("x", ef=0)
+    with pytest.raises(isovec.IsovecError, match="takes no ef"):
+        docs.search("x", mode="exact", ef=10)
     with pytest.raises(isovec.IsovecError, match="give one of each"):
         docs.add(["a", "b"], ["only one text"])
     with pytest.raises(isovec.IsovecError, match="not an isovec store"):
