@@ -53,7 +53,7 @@ def main():
     )
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), pipeline.dims)
     source = work / "source.parquet"
-    pq.write_table(pa.Table.from_arrays([pa.array(ids), pa.array(sentences), pa.array(metadata, pa.string()), column], schema=schema), source, row_group_size=8192)
+    pq.write_table(pa.Table.from_arrays([pa.array(ids), pa.array(sentences), pa.array(metadata, pa.string()), column], schema=schema), source, row_group_size=8192, compression="zstd")
     store, back = work / "store", work / "export.parquet"
     subprocess.run([args.isovec, "import", "--store", str(store), "--collection", "ann", str(source)], check=True)
     subprocess.run([args.isovec, "export", "--store", str(store), "--collection", "ann", "--out", str(back)], check=True)

@@ -74,3 +74,34 @@ def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
     with pytest.raises(isovec.IsovecError, match="cannot be imported"):
         (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
         isovec.Store(tmp_path / "st2").import_parquet(tmp_path / "broken.parquet")
+
+
+@pytest.mark.parametrize("compression", ["snappy", "zstd", "none"])
+def test_parquet_written_by_pyarrow_imports_and_exports_bit_for_bit(pipeline, tmp_path, compression):
+    """pyarrow's own files (snappy is its default, and Ray's and Spark's) load with their vectors
+    as they are, and come back out unchanged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    vectors = pipeline.embed(TEXTS)
+    metadata = [json.dumps({"topic": "health"}), None, json.dumps({"lang": "fr"})]
+    schema = pa.schema(
+        [("id", pa.string()), ("text", pa.string()), ("metadata", pa.string()), ("vector", pa.list_(pa.float32(), pipeline.dims))],
+        metadata={"isovec.pipeline": pipeline.id},
+    )
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), pipeline.dims)
+    table = pa.Table.from_arrays([pa.array(["v1", "h1", "c1"]), pa.array(TEXTS), pa.array(metadata, pa.string()), column], schema=schema)
+    source = tmp_path / "source.parquet"
+    pq.write_table(table, source, compression=compression)
+    store = isovec.Store(tmp_path / "st")
+    assert store.import_parquet(source, "docs") == {"rows": 3, "inserted": 3, "replaced": 0}
+    docs = store.collection("docs", pipeline)
+    assert [h["id"] for h in docs.search("how do vaccines work", k=1, mode="exact")] == ["v1"]
+    assert docs.export_parquet(tmp_path / "back.parquet") == 3
+    back = pq.read_table(tmp_path / "back.parquet")
+    order = [back.column("id").to_pylist().index(i) for i in ["v1", "h1", "c1"]]
+    back = back.take(pa.array(order))
+    assert back.column("text").to_pylist() == TEXTS
+    assert [None if m is None else json.loads(m) for m in back.column("metadata").to_pylist()] == [{"topic": "health"}, None, {"lang": "fr"}]
+    got = np.array(back.column("vector").to_pylist(), dtype=np.float32)
+    assert np.array_equal(got.view(np.uint32), vectors.view(np.uint32))
