@@ -3,10 +3,11 @@
 //!
 //! A general matrix library packs B again on every call; for a 15-token query that packing
 //! costs more than the arithmetic. Here B is stored in panels of [`NR`] columns, k-major, so the
-//! inner kernel streams it contiguously; A is read where it lies, `mr` rows at a time (packing it
-//! cost as much as the arithmetic where B has one panel, as in attention's scores × values). The
-//! kernel is AVX-512 (12 rows × 32 columns, 24 accumulators in registers) where the CPU has it,
-//! and a portable one elsewhere, chosen once.
+//! inner kernel streams it contiguously. A is packed per block into tiles of `mr` rows when at
+//! least [`PACK_MIN_PANELS`] panels reuse it, and read where it lies otherwise (packing cost as
+//! much as the arithmetic where B has one panel, as in attention's scores × values). The kernel
+//! is AVX-512 (12 rows × 32 columns, 24 accumulators in registers) where the CPU has it, and a
+//! portable one elsewhere, chosen once.
 
 use std::sync::OnceLock;
 
