@@ -15,6 +15,7 @@ use super::bert::{Bert, LayerNorm};
 use super::dense::Dense;
 use super::gelu::gelu;
 use super::matmul::{matmul, PackedB};
+use super::partner::{with_partner, Partner};
 use super::pooling::{no_pooler, Pooling, Source};
 use crate::simd::multiversion;
 use crate::{Error, Result};
@@ -144,7 +145,7 @@ impl CpuBert {
     }
 
     /// Encodes a batch of token id sequences; returns, per pooling, the flat (texts × hidden) rows.
-    /// `parallel` splits each matrix product over rayon's threads (for a batch that runs alone).
+    /// `parallel` splits each matrix product with a second thread (for a batch that runs alone).
     pub fn encode(&self, ids: &[&[u32]], poolings: &[Pooling], parallel: bool) -> Result<Vec<Vec<f32>>> {
         let last = self.layers.len();
         let sources: Vec<Source> = poolings.iter().map(|p| p.source(last)).collect();
@@ -156,7 +157,7 @@ impl CpuBert {
                 Source::Mean(a, b) => (keep[a], keep[b]) = (true, true),
             }
         }
-        let states = self.forward(ids, &keep, parallel)?;
+        let states = with_partner(parallel, |partner| self.forward(ids, &keep, partner))?;
         let state = |l: usize| states[l].as_deref().expect("kept above");
         let h = self.hidden;
         let starts: Vec<usize> = ids.iter().scan(0, |t, s| { let o = *t; *t += s.len(); Some(o) }).collect();
@@ -185,7 +186,7 @@ impl CpuBert {
                     let pooler = self.pooler.as_ref().ok_or_else(no_pooler)?;
                     let x = state(last);
                     let cls: Vec<f32> = starts.iter().flat_map(|&t| x[t * h..][..h].iter().copied()).collect();
-                    matmul(&cls, h, ids.len(), &pooler.weight, &mut out, h, false, |_, rows| {
+                    matmul(&cls, h, ids.len(), &pooler.weight, &mut out, h, None, |_, rows| {
                         for row in rows.chunks_mut(h) {
                             for (v, &b) in row.iter_mut().zip(&pooler.bias) {
                                 *v = (*v + b).tanh();
@@ -200,7 +201,7 @@ impl CpuBert {
 
     /// Hidden states `i` with `keep[i]` (0: embeddings, then each layer), each (tokens × hidden)
     /// over the texts back to back.
-    fn forward(&self, ids: &[&[u32]], keep: &[bool], parallel: bool) -> Result<Vec<Option<Vec<f32>>>> {
+    fn forward(&self, ids: &[&[u32]], keep: &[bool], partner: Option<&Partner>) -> Result<Vec<Option<Vec<f32>>>> {
         let h = self.hidden;
         let tokens: usize = ids.iter().map(|s| s.len()).sum();
         let mut states: Vec<Option<Vec<f32>>> = vec![None; keep.len()];
@@ -215,7 +216,7 @@ impl CpuBert {
                 states[i] = Some(x.clone());
             }
             let qkv_bias = &layer.qkv.bias;
-            matmul(&x, h, tokens, &layer.qkv.weight, &mut qkv, 3 * h, parallel, |_, rows| {
+            matmul(&x, h, tokens, &layer.qkv.weight, &mut qkv, 3 * h, partner, |_, rows| {
                 add_bias(rows, qkv_bias)
             });
             let mut start = 0;
@@ -224,14 +225,14 @@ impl CpuBert {
                 start += s.len();
             }
             let (ao, an) = (&layer.attention_output, &layer.attention_norm);
-            matmul(&context, h, tokens, &ao.weight, &mut attended, h, parallel, residual_norm(ao, an, &x, h));
+            matmul(&context, h, tokens, &ao.weight, &mut attended, h, partner, residual_norm(ao, an, &x, h));
             let inter = &layer.intermediate;
             let n_inner = inter.outputs();
-            matmul(&attended, h, tokens, &inter.weight, &mut inner, n_inner, parallel, |_, rows| {
+            matmul(&attended, h, tokens, &inter.weight, &mut inner, n_inner, partner, |_, rows| {
                 add_bias_gelu(rows, &inter.bias)
             });
             let (o, on) = (&layer.output, &layer.output_norm);
-            matmul(&inner, n_inner, tokens, &o.weight, &mut x, h, parallel, residual_norm(o, on, &attended, h));
+            matmul(&inner, n_inner, tokens, &o.weight, &mut x, h, partner, residual_norm(o, on, &attended, h));
         }
         let last = self.layers.len();
         if keep[last] {
@@ -332,10 +333,10 @@ impl Attention {
             let q = &qkv[start * ld + head * d..];
             self.keys.pack_transposed(&qkv[start * ld + h + head * d..], len, d, ld);
             self.values.pack(&qkv[start * ld + 2 * h + head * d..], len, d, ld);
-            matmul(q, ld, len, &self.keys, &mut self.scores, len, false, |_, rows| {
+            matmul(q, ld, len, &self.keys, &mut self.scores, len, None, |_, rows| {
                 scaled_softmax_rows(rows, len, scale)
             });
-            matmul(&self.scores, len, len, &self.values, &mut context[start * h + head * d..], h, false, |_, _| {});
+            matmul(&self.scores, len, len, &self.values, &mut context[start * h + head * d..], h, None, |_, _| {});
         }
     }
 }

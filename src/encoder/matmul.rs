@@ -11,6 +11,8 @@
 
 use std::sync::OnceLock;
 
+use super::partner::Partner;
+
 /// Columns of a B panel: two AVX-512 registers of f32.
 pub const NR: usize = 32;
 /// Depth of one pass: a B panel slice (`KC` × [`NR`] f32, 32 KB) stays in the L1 cache.
@@ -19,6 +21,9 @@ const KC: usize = 256;
 const MC: usize = 120;
 /// Fewest B panels for which A is packed first.
 const PACK_MIN_PANELS: usize = 4;
+/// Most rows of A for which B is streamed in one pass over its whole depth: a short query's
+/// product is bound by reading the weights, and one pass reads them in the order they lie.
+const STREAM_MAX_ROWS: usize = 24;
 /// The `lda` of an A tile packed k-major (`tile[kk · rows + r]`) rather than read in place.
 const PACKED: usize = 0;
 
@@ -78,7 +83,7 @@ impl PackedB {
 /// `ldc` apart, B's N valid columns each), while they are still in cache: bias, activation,
 /// residual, normalisation.
 ///
-/// `parallel` splits the product in two on rayon's pool: by rows when there are many (each half
+/// With a `partner`, the product is split in two: by rows when there are many (each half
 /// finishes its own rows), else by column panels, which halves the weights each core streams
 /// (one short query), finishing once both halves are done.
 pub fn matmul(
@@ -88,32 +93,37 @@ pub fn matmul(
     b: &PackedB,
     c: &mut [f32],
     ldc: usize,
-    parallel: bool,
+    partner: Option<&Partner>,
     finish: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let (k, n) = (b.k, b.n);
     assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
     let finish: &(dyn Fn(usize, &mut [f32]) + Sync) = &finish;
     let panels = n.div_ceil(NR);
-    if !parallel || rayon::current_num_threads() < 2 || m == 0 {
+    let Some(partner) = partner.filter(|_| m >= 2 * MC || (m > 0 && panels > 1)) else {
         return product(a, lda, m, b, 0..panels, c, ldc, Some((0, finish)));
-    }
+    };
     if m >= 2 * MC {
         let half = m / 2;
         let (top, bottom) = c.split_at_mut(half * ldc);
-        rayon::join(
+        let bottom = std::sync::Mutex::new(bottom);
+        partner.join(
             || product(a, lda, half, b, 0..panels, top, ldc, Some((0, finish))),
-            || product(&a[half * lda..], lda, m - half, b, 0..panels, bottom, ldc, Some((half, finish))),
+            || {
+                let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
+                product(&a[half * lda..], lda, m - half, b, 0..panels, &mut bottom, ldc, Some((half, finish)))
+            },
         );
         return;
     }
     let mid = panels / 2;
     let right_cols = n - mid * NR;
-    let mut right = vec![0f32; m * right_cols];
-    rayon::join(
+    let right = std::sync::Mutex::new(vec![0f32; m * right_cols]);
+    partner.join(
         || product(a, lda, m, b, 0..mid, c, ldc, None),
-        || product(a, lda, m, b, mid..panels, &mut right, right_cols, None),
+        || product(a, lda, m, b, mid..panels, &mut right.lock().unwrap_or_else(|e| e.into_inner()), right_cols, None),
     );
+    let right = right.into_inner().unwrap_or_else(|e| e.into_inner());
     for (row, part) in c.chunks_mut(ldc).zip(right.chunks_exact(right_cols)) {
         row[mid * NR..n].copy_from_slice(part);
     }
@@ -141,12 +151,15 @@ fn product(
     let first_col = panels.start * NR;
     // A is packed when enough panels reuse it (the kernel then reads one contiguous stream),
     // and read in place otherwise: packing would cost as much as the arithmetic.
+    // Few rows: each panel is read once over its whole depth, so B streams from memory in the
+    // order it lies, rather than in depth slices a panel apart.
     let pack = panels.len() >= PACK_MIN_PANELS;
-    let mut packed_a = if pack { vec![0f32; MC.min(m.div_ceil(mr) * mr) * KC.min(k)] } else { Vec::new() };
+    let depth = if m <= STREAM_MAX_ROWS { k.max(1) } else { KC };
+    let mut packed_a = if pack { vec![0f32; MC.min(m.div_ceil(mr) * mr) * depth.min(k)] } else { Vec::new() };
     for m0 in (0..m).step_by(MC) {
         let mb = MC.min(m - m0);
-        for k0 in (0..k).step_by(KC) {
-            let kb = KC.min(k - k0);
+        for k0 in (0..k).step_by(depth) {
+            let kb = depth.min(k - k0);
             if pack {
                 // A tiles of `mr` rows (fewer in the last), each k-major: tile[kk · rows + r].
                 for (t, r0) in (0..mb).step_by(mr).enumerate() {
@@ -347,6 +360,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoder::partner::with_partner;
 
     /// C = A·Bᵀ in f64, the independent reference.
     fn reference(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
@@ -383,10 +397,11 @@ mod tests {
             // C wider than N: columns beyond N must be left alone.
             let ldc = n + 3;
             for parallel in [false, true] {
+              with_partner(parallel, |partner| {
                 let mut c = vec![7f32; m * ldc];
                 // `finish` sees every row once, after its product: it doubles them here.
                 let finished = std::sync::Mutex::new(vec![0usize; m]);
-                matmul(&a, k, m, &packed, &mut c, ldc, parallel, |first, rows| {
+                matmul(&a, k, m, &packed, &mut c, ldc, partner, |first, rows| {
                     let count = rows.len().div_ceil(ldc);
                     finished.lock().unwrap()[first..first + count].iter_mut().for_each(|f| *f += 1);
                     for row in rows.chunks_mut(ldc) {
@@ -399,6 +414,7 @@ mod tests {
                 for i in 0..m {
                     assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
                 }
+              });
             }
             // A read in place with a row stride wider than K (a head's queries in the QKV rows).
             let lda = k + 5;
@@ -407,7 +423,7 @@ mod tests {
                 wide[i * lda..][..k].copy_from_slice(&a[i * k..][..k]);
             }
             let mut c = vec![0f32; m * n];
-            matmul(&wide, lda, m, &packed, &mut c, n, false, |_, _| {});
+            matmul(&wide, lda, m, &packed, &mut c, n, None, |_, _| {});
             check(&c, n, &want, n, k, &format!("{m}×{k}·{k}×{n}, A row stride {lda}"));
             // The same B given untransposed (K × N) packs to the same panels.
             let b: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
