@@ -302,7 +302,7 @@ fi
 # ---------------------------------------------------------------- HNSW
 if has ann; then
   echo "ann: isovec bench ann (default parameters), then hnswlib (M 16, ef_construction 200, 2 threads)" >&2
-  efs="16,24,32,48,64,96,128,192,256"
+  efs="16,24,32,48,56,64,96,128,192,256"
   section_start ann
   builds=(); reopens=(); qpss=(); at=""
   for r in $(seq "$runs"); do
