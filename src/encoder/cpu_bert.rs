@@ -15,14 +15,16 @@ use super::bert::{Bert, LayerNorm};
 use super::dense::Dense;
 use super::gelu::gelu;
 use super::matmul::{matmul, PackedB};
+use super::matmul_bf16::{self, matmul_bf16, PackedB16};
 use super::partner::{with_partner, Partner};
 use super::pooling::{no_pooler, Pooling, Source};
 use crate::simd::multiversion;
 use crate::{Error, Result};
 
-/// y = x Wᵀ + b with W packed for [`matmul`].
+/// y = x Wᵀ + b with W packed for [`matmul`], or for [`matmul_bf16`] in a bf16 model.
 struct Affine {
     weight: PackedB,
+    weight16: Option<PackedB16>,
     bias: Vec<f32>,
 }
 
@@ -42,11 +44,25 @@ impl Affine {
             }
         }
         let outputs = bias.len();
-        Ok(Affine { weight: PackedB::from_transposed(&weight, outputs, inputs, inputs), bias })
+        let bf16 = parts.first().is_some_and(|p| p.weight().dtype() == DType::BF16);
+        if bf16 {
+            let weight16 = Some(PackedB16::from_transposed(&weight, outputs, inputs));
+            return Ok(Affine { weight: PackedB::default(), weight16, bias });
+        }
+        Ok(Affine { weight: PackedB::from_transposed(&weight, outputs, inputs, inputs), weight16: None, bias })
     }
 
     fn dense(d: &Dense) -> Result<Self> {
         Self::stack(&[d.linear()])
+    }
+
+    /// C = A·Wᵀ with `finish` as [`matmul`] takes it (the bias is the caller's, in `finish`).
+    #[allow(clippy::too_many_arguments)]
+    fn apply(&self, a: &[f32], lda: usize, m: usize, c: &mut [f32], ldc: usize, partner: Option<&Partner>, finish: impl Fn(usize, &mut [f32]) + Sync) {
+        match &self.weight16 {
+            Some(w) => matmul_bf16(a, lda, m, w, c, ldc, partner, finish),
+            None => matmul(a, lda, m, &self.weight, c, ldc, partner, finish),
+        }
     }
 
     fn outputs(&self) -> usize {
@@ -114,12 +130,22 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 impl CpuBert {
-    /// Copies `bert`'s weights for CPU inference, or `None` when it does not run in f32 on the CPU.
+    /// Copies `bert`'s weights for CPU inference, or `None` when it does not run on the CPU in
+    /// f32, or in bf16 on a CPU with AVX-512 BF16. A bf16 model's dense layers multiply in
+    /// bfloat16 with f32 sums; everything else (embeddings, attention, LayerNorm, GELU) runs in
+    /// f32 over its bf16 parameters.
     pub fn new(bert: &Bert) -> Result<Option<Self>> {
         let word = bert.embeddings.word_embeddings.embeddings();
-        if !word.device().is_cpu() || bert.dtype() != DType::F32 || !word.is_contiguous() {
+        let runs = match bert.dtype() {
+            DType::F32 => true,
+            DType::BF16 => matmul_bf16::available(),
+            _ => false,
+        };
+        if !word.device().is_cpu() || !runs {
             return Ok(None);
         }
+        // Read in place in f32; a bf16 model's table is copied to f32 once.
+        let word = word.to_dtype(DType::F32)?.contiguous()?;
         let cfg = bert.config();
         let e = &bert.embeddings;
         let layers = bert
@@ -212,7 +238,7 @@ impl CpuBert {
                     let pooler = self.pooler.as_ref().ok_or_else(no_pooler)?;
                     let x = state(last);
                     let cls: Vec<f32> = starts.iter().flat_map(|&t| x[t * h..][..h].iter().copied()).collect();
-                    matmul(&cls, h, ids.len(), &pooler.weight, &mut out, h, None, |_, rows| {
+                    pooler.apply(&cls, h, ids.len(), &mut out, h, None, |_, rows| {
                         for row in rows.chunks_mut(h) {
                             for (v, &b) in row.iter_mut().zip(&pooler.bias) {
                                 *v = (*v + b).tanh();
@@ -242,7 +268,7 @@ impl CpuBert {
                 states[i] = Some(x.clone());
             }
             let qkv_bias = &layer.qkv.bias;
-            matmul(&x, h, tokens, &layer.qkv.weight, &mut qkv, 3 * h, partner, |_, rows| {
+            layer.qkv.apply(&x, h, tokens, &mut qkv, 3 * h, partner, |_, rows| {
                 add_bias(rows, qkv_bias)
             });
             let mut start = 0;
@@ -251,14 +277,14 @@ impl CpuBert {
                 start += s.len();
             }
             let (ao, an) = (&layer.attention_output, &layer.attention_norm);
-            matmul(&context, h, tokens, &ao.weight, &mut attended, h, partner, residual_norm(ao, an, &x, h));
+            ao.apply(&context, h, tokens, &mut attended, h, partner, residual_norm(ao, an, &x, h));
             let inter = &layer.intermediate;
             let n_inner = inter.outputs();
-            matmul(&attended, h, tokens, &inter.weight, &mut inner, n_inner, partner, |_, rows| {
+            inter.apply(&attended, h, tokens, &mut inner, n_inner, partner, |_, rows| {
                 add_bias_gelu(rows, &inter.bias)
             });
             let (o, on) = (&layer.output, &layer.output_norm);
-            matmul(&inner, n_inner, tokens, &o.weight, &mut x, h, partner, residual_norm(o, on, &attended, h));
+            o.apply(&inner, n_inner, tokens, &mut x, h, partner, residual_norm(o, on, &attended, h));
         }
         let last = self.layers.len();
         if keep[last] {

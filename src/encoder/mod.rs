@@ -9,6 +9,7 @@ mod dense;
 pub mod fetch;
 pub mod gelu;
 mod matmul;
+mod matmul_bf16;
 mod partner;
 pub mod model_dir;
 pub mod pooling;

@@ -1,0 +1,268 @@
+//! Matrix products C = A·B with both operands rounded to bfloat16 and f32 sums, on CPUs with
+//! AVX-512 BF16: the dense layers of `--dtype bf16` on the CPU.
+//!
+//! One `vdpbf16ps` multiplies and adds 32 pairs where an f32 FMA does 16, and B takes half the
+//! memory. The layout is [`super::matmul`]'s with depth in pairs: B panels of [`NR`] columns
+//! whose lane j holds rows 2q and 2q + 1 of column j (low half first), and A tiles of `MR` rows
+//! holding (A[r][2q], A[r][2q + 1]) side by side.
+
+use super::matmul::NR;
+use super::partner::Partner;
+
+/// Depth pairs per pass: a B panel slice (`KQ` × [`NR`] pairs, 16 KB) stays in the L1 cache.
+const KQ: usize = 128;
+/// Rows of A per block.
+const MC: usize = 480;
+/// Rows of an A tile: 12 × 2 accumulators.
+const MR: usize = 12;
+
+/// Whether this CPU runs [`matmul_bf16`].
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `x` rounded to the nearest bfloat16 (ties to even), as its 16 bits.
+pub fn bf16_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return (b >> 16) | 0x40;
+    }
+    b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16
+}
+
+/// Two values as one pair lane: `lo` in the low half.
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) | bf16_bits(hi) << 16
+}
+
+/// B (K × N) in bfloat16 pairs: `data[(p · kq + q) · NR + j]` = (B[2q][c], B[2q + 1][c]) for
+/// column c = p·NR + j; zero beyond N and K.
+#[derive(Clone, Debug, Default)]
+pub struct PackedB16 {
+    k: usize,
+    n: usize,
+    data: Vec<u32>,
+}
+
+impl PackedB16 {
+    /// B = Wᵀ for W given as N rows of K (a dense layer's `weight`, out × in).
+    pub fn from_transposed(w: &[f32], n: usize, k: usize) -> Self {
+        let kq = k.div_ceil(2);
+        let mut data = vec![0u32; n.div_ceil(NR) * kq * NR];
+        for (p, panel) in data.chunks_exact_mut(kq * NR).enumerate() {
+            for j in 0..NR.min(n - p * NR) {
+                let row = &w[(p * NR + j) * k..][..k];
+                for q in 0..kq {
+                    panel[q * NR + j] = pair(row[2 * q], row.get(2 * q + 1).copied().unwrap_or(0.0));
+                }
+            }
+        }
+        PackedB16 { k, n, data }
+    }
+}
+
+/// C = A·B as [`super::matmul::matmul`] computes it (same arguments, `finish` on blocks of
+/// finished rows), with A and B rounded to bfloat16. Only call it where [`available`] is true.
+pub fn matmul_bf16(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB16,
+    c: &mut [f32],
+    ldc: usize,
+    partner: Option<&Partner>,
+    finish: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(available(), "bf16 products need AVX-512 BF16");
+    assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
+    let finish: &(dyn Fn(usize, &mut [f32]) + Sync) = &finish;
+    let Some(partner) = partner.filter(|_| m >= 2) else {
+        return product(a, lda, m, b, c, ldc, 0, finish);
+    };
+    // Split by rows: each half finishes its own.
+    let half = m / 2;
+    let (top, bottom) = c.split_at_mut(half * ldc);
+    let bottom = std::sync::Mutex::new(bottom);
+    partner.join(
+        || product(a, lda, half, b, top, ldc, 0, finish),
+        || {
+            let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
+            product(&a[half * lda..], lda, m - half, b, &mut bottom, ldc, half, finish)
+        },
+    );
+}
+
+/// All of C's columns for A's `m` rows (row `first_row` of the whole product first), on this thread.
+#[allow(clippy::too_many_arguments)]
+fn product(a: &[f32], lda: usize, m: usize, b: &PackedB16, c: &mut [f32], ldc: usize, first_row: usize, finish: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let (k, n) = (b.k, b.n);
+    let kq = k.div_ceil(2);
+    let panels = n.div_ceil(NR);
+    let mut packed_a = vec![0u32; MC.min(m.div_ceil(MR) * MR) * KQ.min(kq)];
+    for m0 in (0..m).step_by(MC) {
+        let mb = MC.min(m - m0);
+        for q0 in (0..kq).step_by(KQ) {
+            let qb = KQ.min(kq - q0);
+            for (t, r0) in (0..mb).step_by(MR).enumerate() {
+                let rows = MR.min(mb - r0);
+                let tile = &mut packed_a[t * MR * qb..][..rows * qb];
+                for (q, column) in tile.chunks_exact_mut(rows).enumerate() {
+                    let kk = 2 * (q0 + q);
+                    for (r, v) in column.iter_mut().enumerate() {
+                        let row = &a[(m0 + r0 + r) * lda..][..k];
+                        *v = pair(row[kk], if kk + 1 < k { row[kk + 1] } else { 0.0 });
+                    }
+                }
+            }
+            for p in 0..panels {
+                let panel = &b.data[(p * kq + q0) * NR..][..qb * NR];
+                let cols = NR.min(n - p * NR);
+                for (t, r0) in (0..mb).step_by(MR).enumerate() {
+                    let rows = MR.min(mb - r0);
+                    let out = &mut c[(m0 + r0) * ldc + p * NR..];
+                    avx512::tile(rows, qb, &packed_a[t * MR * qb..][..rows * qb], panel, out, ldc, cols, q0 > 0);
+                }
+            }
+        }
+        let end = ((m0 + mb - 1) * ldc + n).min(c.len());
+        finish(first_row + m0, &mut c[m0 * ldc..end]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NR};
+
+    macro_rules! dispatch_rows {
+        ($rows:expr, $args:tt; $($r:literal)*) => {
+            match $rows {
+                $($r => rows_n::<$r> $args,)*
+                _ => {}
+            }
+        };
+    }
+
+    /// C[rows × cols] (+)= A tile (`qb` pairs deep, packed) · B panel slice.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tile(rows: usize, qb: usize, a: &[u32], b: &[u32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+        assert!(super::available() && rows <= MR && cols <= NR && a.len() >= rows * qb && b.len() >= qb * NR);
+        assert!(rows == 0 || c.len() >= (rows - 1) * ldc + cols);
+        // SAFETY: the CPU has AVX-512F and BF16 (asserted); the slices are long enough (asserted).
+        unsafe {
+            dispatch_rows!(rows, (qb, a, b, c, ldc, cols, accumulate); 1 2 3 4 5 6 7 8 9 10 11 12);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn rows_n<const R: usize>(qb: usize, a: &[u32], b: &[u32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for q in 0..qb {
+            // SAFETY: q < qb, r < R: within the R·qb pairs of A and qb·NR of B (checked by `tile`).
+            let (b0, b1): (__m512bh, __m512bh) = unsafe {
+                (
+                    std::mem::transmute(_mm512_loadu_si512(bp.add(q * NR).cast())),
+                    std::mem::transmute(_mm512_loadu_si512(bp.add(q * NR + 16).cast())),
+                )
+            };
+            for r in 0..R {
+                // SAFETY: as above; a pair of bfloat16 is 32 bits, like the lanes it is broadcast to.
+                let x: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(*ap.add(q * R + r) as i32)) };
+                lo[r] = _mm512_dpbf16_ps(lo[r], x, b0);
+                hi[r] = _mm512_dpbf16_ps(hi[r], x, b1);
+            }
+        }
+        let mask_lo: __mmask16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
+        let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
+        let cp = c.as_mut_ptr();
+        for r in 0..R {
+            // SAFETY: row r < R has `cols` valid elements at r·ldc (checked by `tile`).
+            unsafe {
+                let out = cp.add(r * ldc);
+                let (mut v0, mut v1) = (lo[r], hi[r]);
+                if accumulate {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask_lo, out));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask_hi, out.add(16)));
+                }
+                _mm512_mask_storeu_ps(out, mask_lo, v0);
+                _mm512_mask_storeu_ps(out.add(16), mask_hi, v1);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    #[allow(clippy::too_many_arguments)]
+    pub fn tile(_: usize, _: usize, _: &[u32], _: &[u32], _: &mut [f32], _: usize, _: usize, _: bool) {
+        unreachable!("bf16 products are only offered where `available()` is true")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::partner::with_partner;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 - 1001.0) / 1001.0).collect()
+    }
+
+    fn bf16(x: f32) -> f64 {
+        f64::from(f32::from_bits(bf16_bits(x) << 16))
+    }
+
+    #[test]
+    fn rounding_to_bfloat16_is_to_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+        // 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷: ties go to the even one, 1.
+        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(bf16_bits(-2.5), 0xc020);
+        assert!(f32::from_bits(bf16_bits(f32::NAN) << 16).is_nan());
+    }
+
+    #[test]
+    fn every_shape_equals_an_f64_product_of_the_rounded_operands() {
+        if !available() {
+            // Nothing to run: the encoder never calls this without the instructions.
+            #[cfg(target_arch = "x86_64")]
+            assert!(!(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")));
+            return;
+        }
+        for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (13, 64, 301), (15, 384, 384), (500, 70, 600), (1000, 40, 40)] {
+            let a = values(m * k, 1);
+            let w = values(n * k, 2);
+            let packed = PackedB16::from_transposed(&w, n, k);
+            let ldc = n + 3;
+            for parallel in [false, true] {
+                with_partner(parallel, |partner| {
+                    let mut c = vec![7f32; m * ldc];
+                    let finished = std::sync::Mutex::new(vec![0usize; m]);
+                    matmul_bf16(&a, k, m, &packed, &mut c, ldc, partner, |first, rows| {
+                        let count = rows.len().div_ceil(ldc);
+                        finished.lock().unwrap()[first..first + count].iter_mut().for_each(|f| *f += 1);
+                    });
+                    assert!(finished.lock().unwrap().iter().all(|&f| f == 1), "every row finished once");
+                    for i in 0..m {
+                        for j in 0..n {
+                            let want: f64 = (0..k).map(|kk| bf16(a[i * k + kk]) * bf16(w[j * k + kk])).sum();
+                            let got = f64::from(c[i * ldc + j]);
+                            assert!((got - want).abs() < 1e-5 * (k as f64).sqrt() * 4.0, "{m}×{k}·{k}×{n}: C[{i}][{j}] = {got}, want {want}");
+                        }
+                        assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
+                    }
+                });
+            }
+        }
+    }
+}
