@@ -82,28 +82,51 @@ pub fn matmul_bf16(
     assert!(available(), "bf16 products need AVX-512 BF16");
     assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
     let finish: &(dyn Fn(usize, &mut [f32]) + Sync) = &finish;
-    let Some(partner) = partner.filter(|_| m >= 2) else {
-        return product(a, lda, m, b, c, ldc, 0, finish);
+    let panels = n.div_ceil(NR);
+    let Some(partner) = partner.filter(|_| m >= 2 * MC || (m > 0 && panels > 1)) else {
+        return product(a, lda, m, b, 0..panels, c, ldc, Some((0, finish)));
     };
-    // Split by rows: each half finishes its own.
-    let half = m / 2;
-    let (top, bottom) = c.split_at_mut(half * ldc);
-    let bottom = std::sync::Mutex::new(bottom);
+    if m >= 2 * MC {
+        // By rows: each half finishes its own.
+        let half = m / 2;
+        let (top, bottom) = c.split_at_mut(half * ldc);
+        let bottom = std::sync::Mutex::new(bottom);
+        partner.join(
+            || product(a, lda, half, b, 0..panels, top, ldc, Some((0, finish))),
+            || {
+                let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
+                product(&a[half * lda..], lda, m - half, b, 0..panels, &mut bottom, ldc, Some((half, finish)))
+            },
+        );
+        return;
+    }
+    // By column panels (a short query: each core streams half of the weights), finished once
+    // both halves are done.
+    let mid = panels / 2;
+    let right_cols = n - mid * NR;
+    let right = std::sync::Mutex::new(vec![0f32; m * right_cols]);
     partner.join(
-        || product(a, lda, half, b, top, ldc, 0, finish),
-        || {
-            let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
-            product(&a[half * lda..], lda, m - half, b, &mut bottom, ldc, half, finish)
-        },
+        || product(a, lda, m, b, 0..mid, c, ldc, None),
+        || product(a, lda, m, b, mid..panels, &mut right.lock().unwrap_or_else(|e| e.into_inner()), right_cols, None),
     );
+    let right = right.into_inner().unwrap_or_else(|e| e.into_inner());
+    for (row, part) in c.chunks_mut(ldc).zip(right.chunks_exact(right_cols)) {
+        row[mid * NR..n].copy_from_slice(part);
+    }
+    let end = ((m - 1) * ldc + n).min(c.len());
+    finish(0, &mut c[..end]);
 }
 
-/// All of C's columns for A's `m` rows (row `first_row` of the whole product first), on this thread.
+/// `finish` with the row number of C's first row.
+type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
+
+/// C's columns of B's panels `panels` (the first of them at C's column 0) for A's `m` rows, on
+/// this thread.
 #[allow(clippy::too_many_arguments)]
-fn product(a: &[f32], lda: usize, m: usize, b: &PackedB16, c: &mut [f32], ldc: usize, first_row: usize, finish: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+fn product(a: &[f32], lda: usize, m: usize, b: &PackedB16, panels: std::ops::Range<usize>, c: &mut [f32], ldc: usize, finish: Finish<'_>) {
     let (k, n) = (b.k, b.n);
     let kq = k.div_ceil(2);
-    let panels = n.div_ceil(NR);
+    let first_col = panels.start * NR;
     let mut packed_a = vec![0u32; MC.min(m.div_ceil(MR) * MR) * KQ.min(kq)];
     for m0 in (0..m).step_by(MC) {
         let mb = MC.min(m - m0);
@@ -120,18 +143,20 @@ fn product(a: &[f32], lda: usize, m: usize, b: &PackedB16, c: &mut [f32], ldc: u
                     }
                 }
             }
-            for p in 0..panels {
+            for p in panels.clone() {
                 let panel = &b.data[(p * kq + q0) * NR..][..qb * NR];
                 let cols = NR.min(n - p * NR);
                 for (t, r0) in (0..mb).step_by(MR).enumerate() {
                     let rows = MR.min(mb - r0);
-                    let out = &mut c[(m0 + r0) * ldc + p * NR..];
+                    let out = &mut c[(m0 + r0) * ldc + p * NR - first_col..];
                     avx512::tile(rows, qb, &packed_a[t * MR * qb..][..rows * qb], panel, out, ldc, cols, q0 > 0);
                 }
             }
         }
-        let end = ((m0 + mb - 1) * ldc + n).min(c.len());
-        finish(first_row + m0, &mut c[m0 * ldc..end]);
+        if let Some((first_row, finish)) = finish {
+            let end = ((m0 + mb - 1) * ldc + n).min(c.len());
+            finish(first_row + m0, &mut c[m0 * ldc..end]);
+        }
     }
 }
 
