@@ -23,9 +23,14 @@ use crate::{Error, Result};
 
 /// y = x Wᵀ + b with W packed for [`matmul`], or for [`matmul_bf16`] in a bf16 model.
 struct Affine {
-    weight: PackedB,
-    weight16: Option<PackedB16>,
+    weight: Weight,
     bias: Vec<f32>,
+}
+
+/// A dense layer's packed weight, in the model's precision.
+enum Weight {
+    F32(PackedB),
+    Bf16(PackedB16),
 }
 
 impl Affine {
@@ -44,12 +49,12 @@ impl Affine {
             }
         }
         let outputs = bias.len();
-        let bf16 = parts.first().is_some_and(|p| p.weight().dtype() == DType::BF16);
-        if bf16 {
-            let weight16 = Some(PackedB16::from_transposed(&weight, outputs, inputs));
-            return Ok(Affine { weight: PackedB::default(), weight16, bias });
-        }
-        Ok(Affine { weight: PackedB::from_transposed(&weight, outputs, inputs, inputs), weight16: None, bias })
+        let weight = if parts.first().is_some_and(|p| p.weight().dtype() == DType::BF16) {
+            Weight::Bf16(PackedB16::from_transposed(&weight, outputs, inputs))
+        } else {
+            Weight::F32(PackedB::from_transposed(&weight, outputs, inputs, inputs))
+        };
+        Ok(Affine { weight, bias })
     }
 
     fn dense(d: &Dense) -> Result<Self> {
@@ -59,9 +64,9 @@ impl Affine {
     /// C = A·Wᵀ with `finish` as [`matmul`] takes it (the bias is the caller's, in `finish`).
     #[allow(clippy::too_many_arguments)]
     fn apply(&self, a: &[f32], lda: usize, m: usize, c: &mut [f32], ldc: usize, partner: Option<&Partner>, finish: impl Fn(usize, &mut [f32]) + Sync) {
-        match &self.weight16 {
-            Some(w) => matmul_bf16(a, lda, m, w, c, ldc, partner, finish),
-            None => matmul(a, lda, m, &self.weight, c, ldc, partner, finish),
+        match &self.weight {
+            Weight::Bf16(w) => matmul_bf16(a, lda, m, w, c, ldc, partner, finish),
+            Weight::F32(w) => matmul(a, lda, m, w, c, ldc, partner, finish),
         }
     }
 
@@ -110,7 +115,8 @@ struct Layer {
 /// matrix products instead of going out to memory and back.
 const PASS_TOKENS: usize = 512;
 
-/// The f32 CPU inference copy of a [`Bert`]: dense weights packed, the word embeddings shared.
+/// The CPU inference copy of a [`Bert`] (f32, or bf16 dense layers): dense weights packed, an f32
+/// model's word embeddings shared.
 pub struct CpuBert {
     /// (vocab, hidden), read in place: the largest tensor is not copied.
     word_embeddings: Tensor,

@@ -99,20 +99,40 @@ pub fn matmul(
 ) {
     let (k, n) = (b.k, b.n);
     assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
-    let finish: &(dyn Fn(usize, &mut [f32]) + Sync) = &finish;
+    split_product(m, n, c, ldc, partner, MC, &finish, |first, rows, panels, c, ldc, finish| {
+        product(&a[first * lda..], lda, rows, b, panels, c, ldc, finish)
+    });
+}
+
+/// All of C (m × n) by `product(first, rows, panels, c, ldc, finish)` — C's columns of B's
+/// `panels` for A's `rows` rows from row `first`, on the calling thread — alone or split in two with a `partner`: by rows when there
+/// are at least two blocks of `block_rows` (each half finishes its own rows), else by column
+/// panels, which halves the weights each core streams (one short query), finishing once both
+/// halves are done.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn split_product(
+    m: usize,
+    n: usize,
+    c: &mut [f32],
+    ldc: usize,
+    partner: Option<&Partner>,
+    block_rows: usize,
+    finish: &(dyn Fn(usize, &mut [f32]) + Sync),
+    product: impl Fn(usize, usize, std::ops::Range<usize>, &mut [f32], usize, Finish<'_>) + Sync,
+) {
     let panels = n.div_ceil(NR);
-    let Some(partner) = partner.filter(|_| m >= 2 * MC || (m > 0 && panels > 1)) else {
-        return product(a, lda, m, b, 0..panels, c, ldc, Some((0, finish)));
+    let Some(partner) = partner.filter(|_| m >= 2 * block_rows || (m > 0 && panels > 1)) else {
+        return product(0, m, 0..panels, c, ldc, Some((0, finish)));
     };
-    if m >= 2 * MC {
+    if m >= 2 * block_rows {
         let half = m / 2;
         let (top, bottom) = c.split_at_mut(half * ldc);
         let bottom = std::sync::Mutex::new(bottom);
         partner.join(
-            || product(a, lda, half, b, 0..panels, top, ldc, Some((0, finish))),
+            || product(0, half, 0..panels, top, ldc, Some((0, finish))),
             || {
                 let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
-                product(&a[half * lda..], lda, m - half, b, 0..panels, &mut bottom, ldc, Some((half, finish)))
+                product(half, m - half, 0..panels, &mut bottom, ldc, Some((half, finish)))
             },
         );
         return;
@@ -121,8 +141,8 @@ pub fn matmul(
     let right_cols = n - mid * NR;
     let right = std::sync::Mutex::new(vec![0f32; m * right_cols]);
     partner.join(
-        || product(a, lda, m, b, 0..mid, c, ldc, None),
-        || product(a, lda, m, b, mid..panels, &mut right.lock().unwrap_or_else(|e| e.into_inner()), right_cols, None),
+        || product(0, m, 0..mid, c, ldc, None),
+        || product(0, m, mid..panels, &mut right.lock().unwrap_or_else(|e| e.into_inner()), right_cols, None),
     );
     let right = right.into_inner().unwrap_or_else(|e| e.into_inner());
     for (row, part) in c.chunks_mut(ldc).zip(right.chunks_exact(right_cols)) {
@@ -133,7 +153,7 @@ pub fn matmul(
 }
 
 /// `finish` with the row number of C's first row.
-type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
+pub(super) type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
 
 /// C's columns of B's panels `panels` (the first of them at C's column 0), on this thread.
 fn product(

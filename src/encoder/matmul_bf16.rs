@@ -6,7 +6,7 @@
 //! whose lane j holds rows 2q and 2q + 1 of column j (low half first), and A tiles of `MR` rows
 //! holding (A[r][2q], A[r][2q + 1]) side by side.
 
-use super::matmul::NR;
+use super::matmul::{split_product, Finish, NR};
 use super::partner::Partner;
 
 /// Depth pairs per pass: a B panel slice (`KQ` × [`NR`] pairs, 16 KB) stays in the L1 cache.
@@ -81,44 +81,10 @@ pub fn matmul_bf16(
     let (k, n) = (b.k, b.n);
     assert!(available(), "bf16 products need AVX-512 BF16");
     assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
-    let finish: &(dyn Fn(usize, &mut [f32]) + Sync) = &finish;
-    let panels = n.div_ceil(NR);
-    let Some(partner) = partner.filter(|_| m >= 2 * MC || (m > 0 && panels > 1)) else {
-        return product(a, lda, m, b, 0..panels, c, ldc, Some((0, finish)));
-    };
-    if m >= 2 * MC {
-        // By rows: each half finishes its own.
-        let half = m / 2;
-        let (top, bottom) = c.split_at_mut(half * ldc);
-        let bottom = std::sync::Mutex::new(bottom);
-        partner.join(
-            || product(a, lda, half, b, 0..panels, top, ldc, Some((0, finish))),
-            || {
-                let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
-                product(&a[half * lda..], lda, m - half, b, 0..panels, &mut bottom, ldc, Some((half, finish)))
-            },
-        );
-        return;
-    }
-    // By column panels (a short query: each core streams half of the weights), finished once
-    // both halves are done.
-    let mid = panels / 2;
-    let right_cols = n - mid * NR;
-    let right = std::sync::Mutex::new(vec![0f32; m * right_cols]);
-    partner.join(
-        || product(a, lda, m, b, 0..mid, c, ldc, None),
-        || product(a, lda, m, b, mid..panels, &mut right.lock().unwrap_or_else(|e| e.into_inner()), right_cols, None),
-    );
-    let right = right.into_inner().unwrap_or_else(|e| e.into_inner());
-    for (row, part) in c.chunks_mut(ldc).zip(right.chunks_exact(right_cols)) {
-        row[mid * NR..n].copy_from_slice(part);
-    }
-    let end = ((m - 1) * ldc + n).min(c.len());
-    finish(0, &mut c[..end]);
+    split_product(m, n, c, ldc, partner, MC, &finish, |first, rows, panels, c, ldc, finish| {
+        product(&a[first * lda..], lda, rows, b, panels, c, ldc, finish)
+    });
 }
-
-/// `finish` with the row number of C's first row.
-type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
 
 /// C's columns of B's panels `panels` (the first of them at C's column 0) for A's `m` rows, on
 /// this thread.
