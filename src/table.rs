@@ -30,7 +30,8 @@ where
 }
 
 /// Columns aligned by spaces, with a header line, for the terminal. The `numeric` columns are
-/// right-aligned.
+/// right-aligned. Only the command line prints such tables.
+#[cfg(feature = "cli")]
 pub fn plain<R, C>(header: &[&str], numeric: &[usize], rows: R) -> String
 where
     R: IntoIterator<Item = Vec<C>>,
@@ -77,6 +78,7 @@ mod tests {
         assert!(t.ends_with("|\n"));
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn plain_aligns_columns_and_right_aligns_numbers() {
         let t = plain(&["id", "n"], &[1], vec![vec!["abcdefgh".to_string(), "7".into()], vec!["ü".into(), "123".into()]]);

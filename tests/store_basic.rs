@@ -150,6 +150,39 @@ fn deletes_and_upserts_never_leak_into_filtered_results() {
     assert_eq!(all.iter().map(|h| &h.id).collect::<HashSet<_>>().len(), live.len());
 }
 
+/// A document upserted again unchanged leaves copies of its vector in the graph, tombstoned but
+/// one; after many more documents arrive, the live copy is still what a search by that vector
+/// finds (the graph's neighbour lists used to keep the oldest copy and drop the live one).
+#[test]
+fn a_document_upserted_again_unchanged_stays_findable() {
+    let dims = 128;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let c = store.create_collection("c", BagOfWords::new(dims).config()).unwrap();
+    let repeated: Vec<Doc> = (0..10).map(|i| doc(1_000_000 + i, dims, 1)).collect();
+    let mut next = 0;
+    // An ingest loop of small batches, each re-sending one of the ten documents unchanged (too
+    // few replaced copies for a compaction to drop them).
+    for b in 0..300 {
+        let mut batch: Vec<Doc> = (next..next + 6).map(|i| doc(i, dims, 1)).collect();
+        next += 6;
+        batch.push(repeated[b % repeated.len()].clone());
+        c.upsert(&batch).unwrap();
+    }
+    // Then many new documents.
+    for _ in 0..9 {
+        c.upsert(&(next..next + 1000).map(|i| doc(i, dims, 1)).collect::<Vec<_>>()).unwrap();
+        next += 1000;
+    }
+    let stats = c.stats().unwrap();
+    assert_eq!(stats.tombstones, 290, "each repeated document left 29 replaced copies");
+    assert_eq!(stats.documents, next + 10);
+    for d in &repeated {
+        let hits = c.search(&d.vector, &SearchParams::k(1)).unwrap();
+        assert_eq!(hits.first().map(|h| h.id.as_str()), Some(d.id.as_str()), "a search by its vector");
+    }
+}
+
 #[test]
 fn many_deletes_compact_by_themselves() {
     let dir = tempfile::tempdir().unwrap();

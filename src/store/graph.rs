@@ -32,6 +32,11 @@ pub(crate) const MAX_LEVEL: usize = 15;
 const EMPTY: u64 = u64::MAX;
 
 /// A distance-ordered candidate: `−cosine` (estimated from codes) and the node number.
+///
+/// Among equal distances the newer node comes first. Copies of one vector (a document upserted
+/// again unchanged leaves one live copy among tombstoned ones) are at exactly equal distances, and
+/// the neighbour heuristic keeps the first of them and drops the rest: with the older first, every
+/// list kept an old copy, and the live one, once later points arrived, was linked from nowhere.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub(crate) struct Candidate(pub f32, pub u32);
 
@@ -45,7 +50,7 @@ impl PartialOrd for Candidate {
 
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
 }
 
@@ -549,6 +554,7 @@ mod tests {
     use super::*;
     use crate::vector::{exact_top_k, normalized};
     use crate::transform::synthetic::Gaussian;
+    use std::collections::HashSet;
 
     fn vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut g = Gaussian::new(seed);
@@ -730,4 +736,41 @@ mod tests {
         // Each query is a stored point: it is its own nearest neighbour.
         assert!(found_itself >= 290, "{found_itself} of 300 stored points found themselves");
     }
+
+    /// A vector inserted again and again (a document upserted unchanged: one live copy among
+    /// tombstoned ones) stays findable by its latest copy after many later points.
+    #[test]
+    fn the_latest_copy_of_a_repeated_vector_stays_reachable() {
+        let (dims, m) = (128, 24);
+        let singles = vectors(6000, dims, 11);
+        let repeated = vectors(10, dims, 12);
+        let mut graph = Graph::new(dims, m, 100, 7000);
+        let (mut next, mut copies, mut latest) = (0u64, HashSet::new(), vec![0u64; repeated.len()]);
+        // Batches of three points as an ingest loop writes them; in the first 300, every other
+        // batch brings one of the repeated vectors again.
+        for (b, chunk) in singles.chunks(3).enumerate() {
+            let mut batch: Vec<(Vec<f32>, u64)> = Vec::new();
+            for v in chunk {
+                batch.push((v.clone(), next));
+                next += 1;
+            }
+            if b % 2 == 0 && b < 300 {
+                let r = (b / 2) % repeated.len();
+                batch.push((repeated[r].clone(), next));
+                copies.insert(next);
+                latest[r] = next;
+                next += 1;
+            }
+            for i in graph.append(&batch) {
+                graph.link(i);
+            }
+        }
+        let live: HashSet<u64> = latest.iter().copied().collect();
+        let not_tombstoned = |id: u64| !copies.contains(&id) || live.contains(&id);
+        for (r, v) in repeated.iter().enumerate() {
+            let found = graph.search(v, 5, 48, Some(&not_tombstoned));
+            assert_eq!(found[0].internal_id, latest[r], "repeated vector {r}");
+        }
+    }
 }
+
