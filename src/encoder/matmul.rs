@@ -6,8 +6,9 @@
 //! inner kernel streams it contiguously. A is packed per block into tiles of `mr` rows when at
 //! least [`PACK_MIN_PANELS`] panels reuse it, and read where it lies otherwise (packing cost as
 //! much as the arithmetic where B has one panel, as in attention's scores × values). The kernel
-//! is AVX-512 (12 rows × 32 columns, 24 accumulators in registers) where the CPU has it, and a
-//! portable one elsewhere, chosen once.
+//! is AVX-512 (12 rows × 32 columns, 24 accumulators in registers) where the CPU has it, AVX2
+//! with FMA (6 rows × 16 columns, 12 accumulators) where it has that, and a portable one
+//! elsewhere, chosen once.
 
 use std::sync::OnceLock;
 
@@ -246,34 +247,19 @@ fn kernels() -> &'static Kernels {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Kernels { mr: avx512::MR, tile: avx512::tile };
             }
+            if avx2::available() {
+                return Kernels { mr: avx2::MR, tile: avx2::tile };
+            }
         }
         Kernels { mr: PORTABLE_MR, tile: portable_tile }
     })
 }
 
-/// Rows of the portable kernel's tile: 4 × 32 accumulators fit 16 AVX2 registers with spills
-/// the compiler keeps cheap.
+/// Rows of the portable kernel's tile.
 const PORTABLE_MR: usize = 4;
 
+/// The kernel of CPUs without AVX2 and FMA, in plain Rust.
 fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { portable_tile_avx2(rows, kc, a, lda, b, c, ldc, cols, accumulate) };
-        }
-    }
-    portable_tile_body(rows, kc, a, lda, b, c, ldc, cols, accumulate)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn portable_tile_avx2(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-    portable_tile_body(rows, kc, a, lda, b, c, ldc, cols, accumulate)
-}
-
-#[inline(always)]
-fn portable_tile_body(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
     match rows {
         1 => portable_rows::<1>(kc, a, lda, b, c, ldc, cols, accumulate),
         2 => portable_rows::<2>(kc, a, lda, b, c, ldc, cols, accumulate),
@@ -298,6 +284,101 @@ fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c:
         let out = &mut c[r * ldc..][..cols];
         for (o, &v) in out.iter_mut().zip(row) {
             *o = if accumulate { *o + v } else { v };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{NR, PACKED};
+
+    /// Rows of a full tile. A panel's 32 columns are done in two halves of 16: 6 rows × 2
+    /// accumulators, 2 B registers and a broadcast take 15 of the 16 AVX2 registers.
+    pub const MR: usize = 6;
+
+    /// Columns of one half-panel pass: two AVX2 registers of f32.
+    const HALF: usize = 16;
+
+    /// Whether the CPU has AVX2 and FMA, which [`tile`] needs.
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// See [`super::TileFn`]; installed only after [`available`]. Every element is summed over
+    /// the depth in the same order, with the same fused multiply-adds, as by the AVX-512 kernel,
+    /// so both give the same bits.
+    pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+        assert!(b.len() >= kc * NR && cols <= NR && rows <= MR && (lda == PACKED || lda >= kc));
+        let a_len = if lda == PACKED { rows * kc } else { rows.saturating_sub(1) * lda + kc };
+        assert!(rows == 0 || (a.len() >= a_len && c.len() >= (rows - 1) * ldc + cols));
+        for first in (0..cols).step_by(HALF) {
+            let width = HALF.min(cols - first);
+            // SAFETY: the CPU has AVX2 and FMA (see `kernels()`); the slices are long enough
+            // (asserted), and columns first..first + width lie within `cols`.
+            unsafe {
+                // One instance per tile height, so each keeps its accumulators in registers.
+                match rows {
+                    1 => rows_n::<1>(kc, a, lda, b, first, c, ldc, width, accumulate),
+                    2 => rows_n::<2>(kc, a, lda, b, first, c, ldc, width, accumulate),
+                    3 => rows_n::<3>(kc, a, lda, b, first, c, ldc, width, accumulate),
+                    4 => rows_n::<4>(kc, a, lda, b, first, c, ldc, width, accumulate),
+                    5 => rows_n::<5>(kc, a, lda, b, first, c, ldc, width, accumulate),
+                    6 => rows_n::<6>(kc, a, lda, b, first, c, ldc, width, accumulate),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// C[R × width] at column `first` (+)= A · B's columns first..first + width.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_n<const R: usize>(
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        first: usize,
+        c: &mut [f32],
+        ldc: usize,
+        width: usize,
+        accumulate: bool,
+    ) {
+        let mut lo = [_mm256_setzero_ps(); R];
+        let mut hi = [_mm256_setzero_ps(); R];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        // SAFETY (both loops): kk < kc, r < R, first + 16 ≤ NR, and the caller checked that A
+        // holds R·kc packed elements or (R − 1)·lda + kc in place, and B kc·NR.
+        macro_rules! accumulate_k {
+            ($at:expr) => {
+                for kk in 0..kc {
+                    let b0 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first)) };
+                    let b1 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first + 8)) };
+                    for r in 0..R {
+                        let x = _mm256_set1_ps(unsafe { *ap.add($at(r, kk)) });
+                        lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+                        hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+                    }
+                }
+            };
+        }
+        if lda == PACKED {
+            accumulate_k!(|r: usize, kk: usize| kk * R + r);
+        } else {
+            accumulate_k!(|r: usize, kk: usize| r * lda + kk);
+        }
+        for r in 0..R {
+            let mut sums = [0f32; HALF];
+            // SAFETY: `sums` holds 16 f32.
+            unsafe {
+                _mm256_storeu_ps(sums.as_mut_ptr(), lo[r]);
+                _mm256_storeu_ps(sums.as_mut_ptr().add(8), hi[r]);
+            }
+            let out = &mut c[r * ldc + first..][..width];
+            for (o, &v) in out.iter_mut().zip(&sums) {
+                *o = if accumulate { *o + v } else { v };
+            }
         }
     }
 }
@@ -389,6 +470,8 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::encoder::partner::with_partner;
 
@@ -480,22 +563,58 @@ mod tests {
         }
     }
 
-    #[test]
-    fn portable_kernel_equals_an_f64_product() {
-        let (m, n, k) = (7, 40, 300);
-        let a = values(m * k, 3);
-        let w = values(n * k, 4);
-        let want = reference(&a, &w, m, n, k);
-        let packed = PackedB::from_transposed(&w, n, k, k);
-        let mut c = vec![0f32; m * n];
-        // Drive the portable kernel directly over whole-depth tiles of up to 4 rows.
-        for p in 0..n.div_ceil(NR) {
-            let panel = &packed.data[p * k * NR..][..k * NR];
-            for r0 in (0..m).step_by(PORTABLE_MR) {
-                let rows = PORTABLE_MR.min(m - r0);
-                portable_tile(rows, k, &a[r0 * k..], k, panel, &mut c[r0 * n + p * NR..], n, NR.min(n - p * NR), false);
+    /// The kernels this CPU can run, by name.
+    fn every_kernel() -> Vec<(&'static str, usize, TileFn)> {
+        let mut found: Vec<(&'static str, usize, TileFn)> = vec![("portable", PORTABLE_MR, portable_tile)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2::available() {
+                found.push(("avx2", avx2::MR, avx2::tile));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                found.push(("avx512", avx512::MR, avx512::tile));
             }
         }
-        check(&c, n, &want, n, k, "portable");
+        found
+    }
+
+    /// Each kernel this CPU has, driven directly: every tile height, widths around the register
+    /// edges, A packed and in place, writing and accumulating. The fused kernels (AVX2 and
+    /// AVX-512) add in the same order, so they also agree bit for bit.
+    #[test]
+    fn every_kernel_equals_an_f64_product() {
+        let kernels = every_kernel();
+        eprintln!("kernels: {:?}", kernels.iter().map(|k| k.0).collect::<Vec<_>>());
+        let mut fused: HashMap<String, Vec<f32>> = HashMap::new();
+        for &k in &[1usize, 7, 300] {
+            let w = values(NR * k, 4);
+            let packed = PackedB::from_transposed(&w, NR, k, k);
+            for &(name, mr, tile) in &kernels {
+                for rows in 1..=mr.min(12) {
+                    let a = values(rows * k, 3);
+                    let a_packed: Vec<f32> = (0..rows * k).map(|i| a[(i % rows) * k + i / rows]).collect();
+                    for cols in [1, 8, 15, 16, 17, 31, 32] {
+                        let want = reference(&a, &w[..cols * k], rows, cols, k);
+                        for (tile_a, lda) in [(&a, k), (&a_packed, PACKED)] {
+                            let ldc = cols + 2;
+                            let mut c = vec![0.5f32; rows * ldc];
+                            tile(rows, k, tile_a, lda, &packed.data, &mut c, ldc, cols, false);
+                            let what = format!("{name}: {rows} rows, {cols} columns, depth {k}, lda {lda}");
+                            check(&c, ldc, &want, cols, k, &what);
+                            assert!(c.chunks(ldc).all(|row| row[cols..] == [0.5, 0.5]), "{what}: beyond the columns");
+                            tile(rows, k, tile_a, lda, &packed.data, &mut c, ldc, cols, true);
+                            let doubled: Vec<f64> = want.iter().map(|v| v * 2.0).collect();
+                            check(&c, ldc, &doubled, cols, k, &format!("{what}, accumulating"));
+                            if name != "portable" {
+                                let key = format!("{rows} {cols} {k} {lda}");
+                                if let Some(other) = fused.insert(key, c.clone()) {
+                                    assert_eq!(other, c, "{what}: the fused kernels differ");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
