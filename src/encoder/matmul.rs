@@ -288,6 +288,16 @@ fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c:
     }
 }
 
+/// Panics unless a [`TileFn`] call's slices hold what it reads and writes, for a kernel of
+/// `mr` rows: the SIMD kernels check this before their unchecked loads and stores.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn check_tile(mr: usize, rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &[f32], ldc: usize, cols: usize) {
+    assert!(b.len() >= kc * NR && cols <= NR && rows <= mr && (lda == PACKED || lda >= kc));
+    let a_len = if lda == PACKED { rows * kc } else { rows.saturating_sub(1) * lda + kc };
+    assert!(rows == 0 || (a.len() >= a_len && c.len() >= (rows - 1) * ldc + cols));
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -310,24 +320,14 @@ mod avx2 {
     /// the depth in the same order, with the same fused multiply-adds, as by the AVX-512 kernel,
     /// so both give the same bits.
     pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-        assert!(b.len() >= kc * NR && cols <= NR && rows <= MR && (lda == PACKED || lda >= kc));
-        let a_len = if lda == PACKED { rows * kc } else { rows.saturating_sub(1) * lda + kc };
-        assert!(rows == 0 || (a.len() >= a_len && c.len() >= (rows - 1) * ldc + cols));
+        super::check_tile(MR, rows, kc, a, lda, b, c, ldc, cols);
         for first in (0..cols).step_by(HALF) {
             let width = HALF.min(cols - first);
             // SAFETY: the CPU has AVX2 and FMA (see `kernels()`); the slices are long enough
             // (asserted), and columns first..first + width lie within `cols`.
             unsafe {
                 // One instance per tile height, so each keeps its accumulators in registers.
-                match rows {
-                    1 => rows_n::<1>(kc, a, lda, b, first, c, ldc, width, accumulate),
-                    2 => rows_n::<2>(kc, a, lda, b, first, c, ldc, width, accumulate),
-                    3 => rows_n::<3>(kc, a, lda, b, first, c, ldc, width, accumulate),
-                    4 => rows_n::<4>(kc, a, lda, b, first, c, ldc, width, accumulate),
-                    5 => rows_n::<5>(kc, a, lda, b, first, c, ldc, width, accumulate),
-                    6 => rows_n::<6>(kc, a, lda, b, first, c, ldc, width, accumulate),
-                    _ => {}
-                }
+                dispatch_rows!(rows, (kc, a, lda, b, first, c, ldc, width, accumulate); 1 2 3 4 5 6);
             }
         }
     }
@@ -392,21 +392,9 @@ mod avx512 {
     /// Rows of a full tile: 12 × 2 accumulators + 2 B registers of the 32.
     pub const MR: usize = 12;
 
-    /// `match rows { r => rows_n::<r>(args) }` for each listed `r`.
-    macro_rules! dispatch_rows {
-        ($rows:expr, $args:tt; $($r:literal)*) => {
-            match $rows {
-                $($r => rows_n::<$r> $args,)*
-                _ => {}
-            }
-        };
-    }
-
     /// See [`super::TileFn`]; installed only after detecting AVX-512F.
     pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-        assert!(b.len() >= kc * NR && cols <= NR && rows <= MR && (lda == PACKED || lda >= kc));
-        let a_len = if lda == PACKED { rows * kc } else { rows.saturating_sub(1) * lda + kc };
-        assert!(rows == 0 || (a.len() >= a_len && c.len() >= (rows - 1) * ldc + cols));
+        super::check_tile(MR, rows, kc, a, lda, b, c, ldc, cols);
         // SAFETY: the CPU has AVX-512F (see `kernels()`); the slices are long enough (asserted).
         unsafe {
             // One instance per tile height, so each keeps its accumulators in registers.

@@ -132,15 +132,6 @@ mod avx512 {
 
     use super::{MR, NR};
 
-    macro_rules! dispatch_rows {
-        ($rows:expr, $args:tt; $($r:literal)*) => {
-            match $rows {
-                $($r => rows_n::<$r> $args,)*
-                _ => {}
-            }
-        };
-    }
-
     /// C[rows × cols] (+)= A tile (`qb` pairs deep, packed) · B panel slice.
     #[allow(clippy::too_many_arguments)]
     pub fn tile(rows: usize, qb: usize, a: &[u32], b: &[u32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {

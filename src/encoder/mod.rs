@@ -1,5 +1,16 @@
 //! The encoder: text → tokens → BERT → pooled sentence vectors.
 
+/// `match rows { r => rows_n::<r>(args) }` for each listed `r`: the matrix kernels keep one
+/// instance per tile height, so each holds its accumulators in registers.
+macro_rules! dispatch_rows {
+    ($rows:expr, $args:tt; $($r:literal)*) => {
+        match $rows {
+            $($r => rows_n::<$r> $args,)*
+            _ => {}
+        }
+    };
+}
+
 mod attention_softmax;
 mod batching;
 pub mod bert;

@@ -194,7 +194,7 @@ fn trained_flow_makes_training_data_near_standard_normal() {
 
     // The likelihood reaches the gaussian optimum (~1.14 bits/dim; the first steps are at ~2.25)
     // within 4%: Adam's last iterate at lr 1e-3 sits 0.01–0.03 bits/dim above it, where exactly
-    // depending on the CPU's rounding (1.1685 on an AVX2-only CPU, inside 2% on AVX-512 ones).
+    // depending on the CPU's rounding (1.1685 on an AVX2-only CPU; a 2% margin held on AVX-512 ones).
     let flow_nll = flow
         .glow
         .nll_bits_per_dim(&tensor(&data, DType::F32), false)
