@@ -15,8 +15,9 @@ pub fn dot4(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
     (kernels().dot4)(rows, w)
 }
 
-/// Σ q_j · c_j of an f32 query and one-byte codes (the shorter length).
-pub fn dot_code(q: &[f32], c: &[i8]) -> f32 {
+/// Σ q_j · c_j of a 16-bit query and one-byte codes (the shorter length), exactly, in i32: the
+/// caller keeps |Σ| below 2³¹ (see `store::graph::QueryCode`).
+pub fn dot_code(q: &[i16], c: &[i8]) -> i32 {
     (kernels().dot_code)(q, c)
 }
 
@@ -58,7 +59,7 @@ pub(crate) use multiversion;
 
 struct Kernels {
     dot: fn(&[f32], &[f32]) -> f32,
-    dot_code: fn(&[f32], &[i8]) -> f32,
+    dot_code: fn(&[i16], &[i8]) -> i32,
     dot4: fn([&[f32]; 4], &[f32]) -> [f32; 4],
 }
 
@@ -67,39 +68,20 @@ fn kernels() -> &'static Kernels {
     KERNELS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
                 return Kernels { dot: x86::dot_avx512, dot_code: x86::dot_code_avx512, dot4: x86::dot4_avx512 };
             }
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Kernels { dot: x86::dot_avx2, dot_code: x86::dot_code_avx2, dot4: x86::dot4_avx2 };
             }
         }
-        Kernels { dot: dot_lanes::<8, f32>, dot_code: dot_lanes::<8, i8>, dot4: dot4_lanes::<8> }
+        Kernels { dot: dot_lanes::<8>, dot_code: dot_code_portable, dot4: dot4_lanes::<8> }
     })
-}
-
-/// A value a query component multiplies: f32 itself or a one-byte code.
-trait Component: Copy {
-    fn widen(self) -> f32;
-}
-
-impl Component for f32 {
-    #[inline(always)]
-    fn widen(self) -> f32 {
-        self
-    }
-}
-
-impl Component for i8 {
-    #[inline(always)]
-    fn widen(self) -> f32 {
-        f32::from(self)
-    }
 }
 
 /// The portable loop: `L` independent accumulators so the compiler vectorises it `L` wide.
 #[inline(always)]
-fn dot_lanes<const L: usize, C: Component>(q: &[f32], c: &[C]) -> f32 {
+fn dot_lanes<const L: usize>(q: &[f32], c: &[f32]) -> f32 {
     let n = q.len().min(c.len());
     let (q, c) = (&q[..n], &c[..n]);
     let mut acc = [0f32; L];
@@ -107,14 +89,19 @@ fn dot_lanes<const L: usize, C: Component>(q: &[f32], c: &[C]) -> f32 {
     let (q_rest, c_rest) = (qc.remainder(), cc.remainder());
     for (x, y) in qc.zip(cc) {
         for j in 0..L {
-            acc[j] += x[j] * y[j].widen();
+            acc[j] += x[j] * y[j];
         }
     }
     let mut sum: f32 = acc.iter().sum();
     for (x, y) in q_rest.iter().zip(c_rest) {
-        sum += x * y.widen();
+        sum += x * y;
     }
     sum
+}
+
+/// The portable code dot product (integer sums are exact, so every kernel gives the same result).
+fn dot_code_portable(q: &[i16], c: &[i8]) -> i32 {
+    q.iter().zip(c).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
 }
 
 /// Four rows against one vector, `L` lanes per row.
@@ -124,7 +111,7 @@ fn dot4_lanes<const L: usize>(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
     let mut out = [0f32; 4];
     if rows.iter().any(|r| r.len() < n) {
         for (o, r) in out.iter_mut().zip(rows) {
-            *o = dot_lanes::<L, f32>(r, w);
+            *o = dot_lanes::<L>(r, w);
         }
         return out;
     }
@@ -153,7 +140,66 @@ fn dot4_lanes<const L: usize>(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{dot4_lanes, dot_lanes};
+    use std::arch::x86_64::*;
+
+    use super::{dot4_lanes, dot_code_portable, dot_lanes};
+
+    /// 32 codes at a time: widened to 16 bits, multiplied with the query's pairs and each pair
+    /// summed into 32 bits (`vpmaddwd`), two accumulators; the tail in the portable loop.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn code_avx512(q: &[i16], c: &[i8]) -> i32 {
+        let n = q.len().min(c.len());
+        let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        let mut j = 0;
+        // SAFETY (every load): j + 64 ≤ n, resp. j + 32 ≤ n, so the lanes read lie in both slices.
+        while j + 64 <= n {
+            unsafe {
+                let c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(c.as_ptr().add(j).cast()));
+                let c1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(c.as_ptr().add(j + 32).cast()));
+                a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512(q.as_ptr().add(j).cast()), c0));
+                a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512(q.as_ptr().add(j + 32).cast()), c1));
+            }
+            j += 64;
+        }
+        if j + 32 <= n {
+            unsafe {
+                let c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(c.as_ptr().add(j).cast()));
+                a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512(q.as_ptr().add(j).cast()), c0));
+            }
+            j += 32;
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1)) + dot_code_portable(&q[j..n], &c[j..n])
+    }
+
+    /// [`code_avx512`] 16 codes at a time.
+    #[target_feature(enable = "avx2")]
+    fn code_avx2(q: &[i16], c: &[i8]) -> i32 {
+        let n = q.len().min(c.len());
+        let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let mut j = 0;
+        // SAFETY (every load): j + 32 ≤ n, resp. j + 16 ≤ n, so the lanes read lie in both slices.
+        while j + 32 <= n {
+            unsafe {
+                let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.as_ptr().add(j).cast()));
+                let c1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.as_ptr().add(j + 16).cast()));
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_loadu_si256(q.as_ptr().add(j).cast()), c0));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_loadu_si256(q.as_ptr().add(j + 16).cast()), c1));
+            }
+            j += 32;
+        }
+        if j + 16 <= n {
+            unsafe {
+                let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.as_ptr().add(j).cast()));
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_loadu_si256(q.as_ptr().add(j).cast()), c0));
+            }
+            j += 16;
+        }
+        let s = _mm256_add_epi32(a0, a1);
+        let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s) + dot_code_portable(&q[j..n], &c[j..n])
+    }
 
     /// `pub fn $name` runs `$body` compiled with `$features`; `kernels()` installs it only after
     /// detecting those features, which is what makes the `unsafe` call sound.
@@ -171,11 +217,11 @@ mod x86 {
         };
     }
 
-    kernel!("avx512f", dot_avx512, dot_avx512_inner, (a: &[f32], b: &[f32]) -> f32, dot_lanes::<16, f32>(a, b));
-    kernel!("avx512f", dot_code_avx512, dot_code_avx512_inner, (q: &[f32], c: &[i8]) -> f32, dot_lanes::<16, i8>(q, c));
+    kernel!("avx512f", dot_avx512, dot_avx512_inner, (a: &[f32], b: &[f32]) -> f32, dot_lanes::<16>(a, b));
+    kernel!("avx512f,avx512bw", dot_code_avx512, dot_code_avx512_inner, (q: &[i16], c: &[i8]) -> i32, code_avx512(q, c));
     kernel!("avx512f", dot4_avx512, dot4_avx512_inner, (rows: [&[f32]; 4], w: &[f32]) -> [f32; 4], dot4_lanes::<16>(rows, w));
-    kernel!("avx2,fma", dot_avx2, dot_avx2_inner, (a: &[f32], b: &[f32]) -> f32, dot_lanes::<8, f32>(a, b));
-    kernel!("avx2,fma", dot_code_avx2, dot_code_avx2_inner, (q: &[f32], c: &[i8]) -> f32, dot_lanes::<8, i8>(q, c));
+    kernel!("avx2,fma", dot_avx2, dot_avx2_inner, (a: &[f32], b: &[f32]) -> f32, dot_lanes::<8>(a, b));
+    kernel!("avx2,fma", dot_code_avx2, dot_code_avx2_inner, (q: &[i16], c: &[i8]) -> i32, code_avx2(q, c));
     kernel!("avx2,fma", dot4_avx2, dot4_avx2_inner, (rows: [&[f32]; 4], w: &[f32]) -> [f32; 4], dot4_lanes::<8>(rows, w));
 }
 
@@ -188,19 +234,16 @@ mod tests {
         for n in [0usize, 1, 7, 16, 37, 71, 381, 384, 385] {
             let a: Vec<f32> = (0..n).map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
-            let c: Vec<i8> = (0..n).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-            let exact_code: f64 = a.iter().zip(&c).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
             let tol = 1e-5 * (1.0 + n as f64);
-            let mut variants: Vec<(fn(&[f32], &[f32]) -> f32, fn(&[f32], &[i8]) -> f32)> =
-                vec![(dot, dot_code), (dot_lanes::<8, f32>, dot_lanes::<8, i8>)];
+            let mut variants: Vec<fn(&[f32], &[f32]) -> f32> = vec![dot, dot_lanes::<8>];
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx512f") {
-                    variants.push((x86::dot_avx512, x86::dot_code_avx512));
+                    variants.push(x86::dot_avx512);
                 }
                 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    variants.push((x86::dot_avx2, x86::dot_code_avx2));
+                    variants.push(x86::dot_avx2);
                 }
             }
             let rows: Vec<Vec<f32>> = (0..4).map(|k| a.iter().map(|x| x * (k as f32 + 1.0)).collect()).collect();
@@ -209,9 +252,37 @@ mod tests {
                 let want = exact * (k as f64 + 1.0);
                 assert!((f64::from(*v) - want).abs() < tol * 4.0, "dot4 row {k}, n {n}: {v} vs {want}");
             }
-            for (f, g) in variants {
+            for f in variants {
                 assert!((f64::from(f(&a, &b)) - exact).abs() < tol, "n {n}: {} vs {exact}", f(&a, &b));
-                assert!((f64::from(g(&a, &c)) - exact_code).abs() < tol * 127.0, "n {n}: {} vs {exact_code}", g(&a, &c));
+            }
+        }
+    }
+
+    #[test]
+    fn every_code_kernel_gives_the_exact_integer_sum() {
+        let mut variants: Vec<fn(&[i16], &[i8]) -> i32> = vec![dot_code, dot_code_portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
+                variants.push(x86::dot_code_avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                variants.push(x86::dot_code_avx2);
+            }
+        }
+        // Every tail length past 64-, 32- and 16-wide steps, and the extreme values (−32768 × −128
+        // pairs would overflow a pair sum; the query stays within ±32767 and codes within ±127).
+        for n in (0..=70).chain([383, 384, 385, 768]) {
+            let q: Vec<i16> = (0..n).map(|i| if i % 5 == 0 { 32767 } else { ((i * 7919 % 65535) as i32 - 32767) as i16 }).collect();
+            let c: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { -127 } else { ((i * 53 % 255) as i32 - 127) as i8 }).collect();
+            let exact: i64 = q.iter().zip(&c).map(|(&x, &y)| i64::from(x) * i64::from(y)).sum();
+            for (v, f) in variants.iter().enumerate() {
+                assert_eq!(i64::from(f(&q, &c)), exact, "kernel {v}, n {n}");
+                // The shorter length counts.
+                if n > 0 {
+                    let shorter: i64 = q[..n - 1].iter().zip(&c).map(|(&x, &y)| i64::from(x) * i64::from(y)).sum();
+                    assert_eq!(i64::from(f(&q[..n - 1], &c)), shorter, "kernel {v}, n {n}, shorter query");
+                }
             }
         }
     }

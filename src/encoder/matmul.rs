@@ -26,6 +26,8 @@ const PACK_MIN_PANELS: usize = 4;
 /// Most rows of A for which B is streamed panel by panel over its whole depth: a short query's
 /// product is bound by reading the weights, and this reads them in the order they lie.
 const STREAM_MAX_ROWS: usize = 24;
+/// How many depth rows of a B panel (128 B each) ahead of the kernel the weights are prefetched.
+const PREFETCH_DEPTH: usize = 64;
 /// The `lda` of an A tile packed k-major (`tile[kk · rows + r]`) rather than read in place.
 const PACKED: usize = 0;
 
@@ -421,6 +423,10 @@ mod avx512 {
         macro_rules! accumulate_k {
             ($at:expr) => {
                 for kk in 0..kc {
+                    // Weights stream from memory once per product: asked for PREFETCH_DEPTH
+                    // rows ahead (a hint: it reads nothing and never faults, past B's end too).
+                    _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR).cast(), _MM_HINT_T0);
+                    _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + 16).cast(), _MM_HINT_T0);
                     let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
                     let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
                     for r in 0..R {

@@ -254,16 +254,16 @@ impl Graph {
         &self.codes[start..start + self.dims]
     }
 
-    /// `v` times the scales: dotted with a node's code, it gives the node's cosine with `v`.
-    fn scaled(&self, v: &[f32]) -> Vec<f32> {
-        let mut out = vec![0f32; v.len().min(self.scales.len())];
-        scale_into(&mut out, v, &self.scales);
-        out
+    /// `v` in the codes' terms: dotted with a node's code, it gives the node's cosine with `v`.
+    fn query_code(&self, v: &[f32]) -> QueryCode {
+        let mut q = QueryCode::default();
+        q.set(v, &self.scales, &mut Vec::new());
+        q
     }
 
-    /// −cosine between the vector whose scaled form is `scaled` and node `i`, from its code.
-    fn distance(&self, scaled: &[f32], i: u32) -> f32 {
-        -dot_code(scaled, self.code(i))
+    /// −cosine between the vector whose form is `q` and node `i`, from its code.
+    fn distance(&self, q: &QueryCode, i: u32) -> f32 {
+        -(dot_code(&q.q, self.code(i)) as f32 * q.unit)
     }
 
     /// The slot block of node `i` on `level`: count, then room for the links.
@@ -308,13 +308,13 @@ impl Graph {
     }
 
     /// Moves from `current` to ever nearer neighbours on `level` until none is nearer.
-    fn greedy(&self, scaled: &[f32], current: &mut u32, best: &mut f32, level: usize, links: &mut Vec<u32>) {
+    fn greedy(&self, q: &QueryCode, current: &mut u32, best: &mut f32, level: usize, links: &mut Vec<u32>) {
         loop {
             links.clear();
             self.neighbours(*current, level, links);
             let mut moved = false;
             for &n in links.iter() {
-                let d = self.distance(scaled, n);
+                let d = self.distance(q, n);
                 if d < *best {
                     (*best, *current, moved) = (d, n, true);
                 }
@@ -328,7 +328,7 @@ impl Graph {
     /// Beam search on `level` from `start`: the `ef` nearest allowed nodes found, nearest first.
     fn search_layer(
         &self,
-        scaled: &[f32],
+        q: &QueryCode,
         start: Candidate,
         ef: usize,
         level: usize,
@@ -357,7 +357,7 @@ impl Graph {
                 prefetch(self.code(n));
             }
             for &n in &links {
-                let dn = self.distance(scaled, n);
+                let dn = self.distance(q, n);
                 let bound = results.peek().map_or(f32::INFINITY, |worst| worst.0);
                 if results.len() < ef || dn < bound {
                     frontier.push(std::cmp::Reverse(Candidate(dn, n)));
@@ -383,14 +383,14 @@ impl Graph {
             return Vec::new();
         }
         let ef = ef.max(k);
-        let scaled = self.scaled(query);
-        let (mut current, mut best) = (entry, self.distance(&scaled, entry));
+        let q = self.query_code(query);
+        let (mut current, mut best) = (entry, self.distance(&q, entry));
         let mut links = Vec::with_capacity(2 * self.m);
         for level in (1..=top_level).rev() {
-            self.greedy(&scaled, &mut current, &mut best, level, &mut links);
+            self.greedy(&q, &mut current, &mut best, level, &mut links);
         }
         let mut visited = self.take_visited();
-        let found = self.search_layer(&scaled, Candidate(best, current), ef, 0, allowed, &mut visited);
+        let found = self.search_layer(&q, Candidate(best, current), ef, 0, allowed, &mut visited);
         self.give_back(visited);
         // Exact re-scoring of every candidate found: on data whose similarities are close (random
         // vectors), the one-byte scores alone misorder the true top k beyond any short prefix.
@@ -411,18 +411,18 @@ impl Graph {
             return;
         }
         let level = self.levels[i as usize] as usize;
-        let scaled = self.scaled(self.vector(i));
-        let (mut current, mut best) = (entry, self.distance(&scaled, entry));
+        let q = self.query_code(self.vector(i));
+        let (mut current, mut best) = (entry, self.distance(&q, entry));
         let mut links = Vec::with_capacity(2 * self.m);
         for l in (level + 1..=top_level).rev() {
-            self.greedy(&scaled, &mut current, &mut best, l, &mut links);
+            self.greedy(&q, &mut current, &mut best, l, &mut links);
         }
         let mut visited = self.take_visited();
         // Node i's own lists are all set before any node links back to it, so a search that
         // reaches i on some level finds its links on every lower level too.
         let mut backlinks: Vec<(usize, Vec<u32>)> = Vec::new();
         for l in (0..=level.min(top_level)).rev() {
-            let mut found = self.search_layer(&scaled, Candidate(best, current), self.ef_construction, l, None, &mut visited);
+            let mut found = self.search_layer(&q, Candidate(best, current), self.ef_construction, l, None, &mut visited);
             found.retain(|c| c.1 != i);
             let Some(&nearest) = found.first() else { continue };
             let chosen = self.diverse(&found, self.m);
@@ -482,8 +482,8 @@ impl Graph {
 
     /// The most diverse [`Graph::cap`] of node `i`'s candidate `links` on `level`.
     fn prune(&self, i: u32, links: &[u32], level: usize) -> Vec<u32> {
-        let scaled = self.scaled(self.vector(i));
-        let mut candidates: Vec<Candidate> = links.iter().map(|&n| Candidate(self.distance(&scaled, n), n)).collect();
+        let q = self.query_code(self.vector(i));
+        let mut candidates: Vec<Candidate> = links.iter().map(|&n| Candidate(self.distance(&q, n), n)).collect();
         candidates.sort();
         self.diverse(&candidates, self.cap(level))
     }
@@ -492,17 +492,51 @@ impl Graph {
     /// node is nearer to it than the base is, up to `max` nodes.
     fn diverse(&self, candidates: &[Candidate], max: usize) -> Vec<u32> {
         let mut kept: Vec<u32> = Vec::with_capacity(max);
-        let mut scaled = vec![0f32; self.dims];
+        let (mut q, mut buffer) = (QueryCode::default(), Vec::new());
         for &Candidate(to_base, c) in candidates {
             if kept.len() == max {
                 break;
             }
-            scale_into(&mut scaled, self.vector(c), &self.scales);
-            if kept.iter().all(|&r| self.distance(&scaled, r) > to_base) {
+            q.set(self.vector(c), &self.scales, &mut buffer);
+            if kept.iter().all(|&r| self.distance(&q, r) > to_base) {
                 kept.push(c);
             }
         }
         kept
+    }
+}
+
+/// A vector in the codes' terms, `v_j · scales_j ≈ q_j · unit` with 16-bit `q_j`, so that its
+/// estimated cosine with a node is `unit · Σ q_j · code_j`, summed exactly in 32-bit integers
+/// (`vpmaddwd`: 32 codes an instruction, against 16 for f32 multiply-adds after widening).
+/// Rounding `q` adds at most half a unit per component, 1/65,534 of the largest: far below the
+/// codes' own 1/254.
+#[derive(Default)]
+struct QueryCode {
+    q: Vec<i16>,
+    unit: f32,
+}
+
+impl QueryCode {
+    /// Sets this to `v`'s form (`buffer` holds `v × scales` meanwhile). A vector with a
+    /// non-finite component, or all zero, gets the zero form: every estimate 0, as a zero
+    /// vector's cosine is.
+    fn set(&mut self, v: &[f32], scales: &[f32], buffer: &mut Vec<f32>) {
+        buffer.clear();
+        buffer.resize(v.len().min(scales.len()), 0.0);
+        scale_into(buffer, v, scales);
+        let largest = buffer.iter().fold(0f32, |m, x| m.max(x.abs()));
+        // |Σ q_j · code_j| ≤ dims · limit · 127 must stay below 2³¹.
+        let limit = (i32::MAX as usize / (127 * buffer.len().max(1))).min(i16::MAX as usize) as f32;
+        self.q.clear();
+        if largest > 0.0 && largest.is_finite() {
+            let per_unit = limit / largest;
+            self.unit = largest / limit;
+            self.q.extend(buffer.iter().map(|&x| (x * per_unit).round().clamp(-limit, limit) as i16));
+        } else {
+            self.unit = 0.0;
+            self.q.resize(buffer.len(), 0);
+        }
     }
 }
 
@@ -706,8 +740,39 @@ mod tests {
                 assert!((f32::from(c) * graph.scales[j] - x).abs() <= graph.scales[j] * 0.5 + 1e-6, "node {i} dim {j}");
             }
         }
-        let estimate = -graph.distance(&graph.scaled(&spike), node);
+        let estimate = -graph.distance(&graph.query_code(&spike), node);
         assert!((estimate - 1.0).abs() < 0.02, "{estimate}");
+    }
+
+    /// The integer estimate equals Σ v_j · scale_j · code_j computed in f64 from the stored codes,
+    /// to the query's rounding (half a unit a component); zero and non-finite queries estimate 0.
+    #[test]
+    fn code_estimates_equal_the_f64_sum_over_the_codes() {
+        for dims in [8usize, 384, 1000] {
+            let data = vectors(40, dims, 5);
+            let items: Vec<(Vec<f32>, u64)> = data.iter().cloned().zip(0u64..).collect();
+            let mut graph = Graph::new(dims, 4, 16, 40);
+            graph.append(&items);
+            for query in vectors(5, dims, 6) {
+                let q = graph.query_code(&query);
+                let largest = query.iter().zip(&graph.scales).map(|(x, s)| f64::from((x * s).abs())).fold(0.0, f64::max);
+                for i in 0..graph.len() as u32 {
+                    let exact: f64 = query
+                        .iter()
+                        .zip(&graph.scales)
+                        .zip(graph.code(i))
+                        .map(|((&x, &s), &c)| f64::from(x * s) * f64::from(c))
+                        .sum();
+                    let estimate = -f64::from(graph.distance(&q, i));
+                    // Each rounded component is off by at most half a unit (largest / limit).
+                    let bound = largest / 16_000.0 * 0.5 * 127.0 * dims as f64 + 1e-6;
+                    assert!((estimate - exact).abs() <= bound, "dims {dims}, node {i}: {estimate} vs {exact}");
+                }
+            }
+            for bad in [vec![0f32; dims], vec![f32::NAN; dims]] {
+                assert_eq!(graph.distance(&graph.query_code(&bad), 0), 0.0);
+            }
+        }
     }
 
     /// Searches running while batches are linked see a consistent graph (no panic, every result
