@@ -355,6 +355,8 @@ mod avx2 {
         macro_rules! accumulate_k {
             ($at:expr) => {
                 for kk in 0..kc {
+                    // As in the AVX-512 kernel: this half's line of the weights, ahead.
+                    _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + first).cast(), _MM_HINT_T0);
                     let b0 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first)) };
                     let b1 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first + 8)) };
                     for r in 0..R {
