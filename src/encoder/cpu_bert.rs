@@ -91,8 +91,8 @@ impl Norm {
     #[inline(always)]
     fn apply(&self, row: &mut [f32]) {
         let n = row.len() as f64;
-        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let mean = lane_sum(row, |v| f64::from(v)) / n;
+        let var = lane_sum(row, |v| (f64::from(v) - mean).powi(2)) / n;
         let inv = (1.0 / (var + f64::from(self.eps)).sqrt()) as f32;
         let mean = mean as f32;
         for ((v, &w), &b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
@@ -100,6 +100,24 @@ impl Norm {
         }
     }
 }
+
+/// Σ f(v) over `row` in [`SUM_LANES`] independent f64 sums, added at the end: the compiler
+/// vectorises them (one running sum would be a chain of dependent scalar additions).
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut lanes = [0f64; SUM_LANES];
+    let chunks = row.chunks_exact(SUM_LANES);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += f(v);
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Independent sums of [`lane_sum`]: two AVX-512 registers of f64.
+const SUM_LANES: usize = 16;
 
 struct Layer {
     qkv: Affine,
