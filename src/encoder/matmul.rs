@@ -3,9 +3,9 @@
 //!
 //! A general matrix library packs B again on every call; for a 15-token query that packing
 //! costs more than the arithmetic. Here B is stored in panels of [`NR`] columns, k-major, so the
-//! inner kernel streams it contiguously. A is packed per block into tiles of `mr` rows when at
-//! least [`PACK_MIN_PANELS`] panels reuse it, and read where it lies otherwise (packing cost as
-//! much as the arithmetic where B has one panel, as in attention's scores × values). The kernel
+//! inner kernel streams it contiguously. A is read where it lies, `mr` rows at a time: packing it
+//! into k-major tiles first (a transposing copy) cost more than it saved (SciFact +7 %, a single
+//! query's p50 −10 % without it, interleaved runs of `bench encode`, 2026-12-03). The kernel
 //! is AVX-512 (12 rows × 32 columns, 24 accumulators in registers) where the CPU has it, AVX2
 //! with FMA (6 rows × 16 columns, 12 accumulators) where it has that, and a portable one
 //! elsewhere, chosen once.
@@ -18,18 +18,14 @@ use super::partner::Partner;
 pub const NR: usize = 32;
 /// Depth of one pass: a B panel slice (`KC` × [`NR`] f32, 32 KB) stays in the L1 cache.
 const KC: usize = 256;
-/// Rows of A per block: the packed A block (`MC` × [`KC`], 480 KB) stays in a 1 MB L2 cache
+/// Rows of A per block: an A block (`MC` × [`KC`], 480 KB) stays in a 1 MB L2 cache
 /// (10 % faster than 120 rows in a one-thread probe of the layer shapes on the 2-core machine).
 const MC: usize = 480;
-/// Fewest B panels for which A is packed first.
-const PACK_MIN_PANELS: usize = 4;
 /// Most rows of A for which B is streamed panel by panel over its whole depth: a short query's
 /// product is bound by reading the weights, and this reads them in the order they lie.
 const STREAM_MAX_ROWS: usize = 24;
 /// How many depth rows of a B panel (128 B each) ahead of the kernel the weights are prefetched.
 const PREFETCH_DEPTH: usize = 64;
-/// The `lda` of an A tile packed k-major (`tile[kk · rows + r]`) rather than read in place.
-const PACKED: usize = 0;
 
 /// B (K × N) packed in panels of [`NR`] columns: `data[(p · k + kk) · NR + j]` = B[kk][p·NR + j],
 /// zero beyond column N.
@@ -173,51 +169,25 @@ fn product(
     let kernels = kernels();
     let mr = kernels.mr;
     let first_col = panels.start * NR;
-    // A is packed when enough panels reuse it (the kernel then reads one contiguous stream),
-    // and read in place otherwise: packing would cost as much as the arithmetic.
-    let pack = panels.len() >= PACK_MIN_PANELS;
     // Many rows: A in blocks of MC rows × KC deep, each B depth slice used by all of a block's
     // tiles. Few rows (a query): all of A at once, and each panel read over its whole depth
     // before the next, so B streams from memory in the order it lies. Both add the same KC
     // depth slices in the same order: a row's result does not depend on the rows beside it.
     let (block_rows, block_depth) = if m <= STREAM_MAX_ROWS { (m.max(1), k.max(1)) } else { (MC, KC) };
-    let mut packed_a = if pack { vec![0f32; block_rows.min(m).div_ceil(mr) * mr * block_depth.min(k)] } else { Vec::new() };
     for m0 in (0..m).step_by(block_rows) {
         let mb = block_rows.min(m - m0);
-        let rows_padded = mb.div_ceil(mr) * mr;
         for d0 in (0..k).step_by(block_depth) {
             let db = block_depth.min(k - d0);
             let slices = || (d0..d0 + db).step_by(KC).map(move |k0| (k0, KC.min(d0 + db - k0)));
-            if pack {
-                for (k0, kb) in slices() {
-                    // Per depth slice, A tiles of `mr` rows (fewer in the last), each k-major:
-                    // tile[kk · rows + r].
-                    for (t, r0) in (0..mb).step_by(mr).enumerate() {
-                        let rows = mr.min(mb - r0);
-                        let tile = &mut packed_a[(k0 - d0) * rows_padded + t * mr * kb..][..rows * kb];
-                        let src = &a[(m0 + r0) * lda + k0..];
-                        // Written in order, read from `rows` rows at once (each in order too).
-                        for (kk, column) in tile.chunks_exact_mut(rows).enumerate() {
-                            for (r, v) in column.iter_mut().enumerate() {
-                                *v = src[r * lda + kk];
-                            }
-                        }
-                    }
-                }
-            }
             for p in panels.clone() {
                 let cols = NR.min(n - p * NR);
                 for (k0, kb) in slices() {
                     let panel = &b.data[(p * k + k0) * NR..][..kb * NR];
-                    for (t, r0) in (0..mb).step_by(mr).enumerate() {
+                    for r0 in (0..mb).step_by(mr) {
                         let rows = mr.min(mb - r0);
-                        let (tile, tile_lda) = if pack {
-                            (&packed_a[(k0 - d0) * rows_padded + t * mr * kb..][..rows * kb], PACKED)
-                        } else {
-                            (&a[(m0 + r0) * lda + k0..], lda)
-                        };
+                        let tile = &a[(m0 + r0) * lda + k0..];
                         let out = &mut c[(m0 + r0) * ldc + p * NR - first_col..];
-                        (kernels.tile)(rows, kb, tile, tile_lda, panel, out, ldc, cols, k0 > 0);
+                        (kernels.tile)(rows, kb, tile, lda, panel, out, ldc, cols, k0 > 0);
                     }
                 }
             }
@@ -230,7 +200,7 @@ fn product(
 }
 
 /// One kernel call: C[rows × cols] (+)= A[rows × kc] · B panel (kc × NR), A with row stride
-/// `lda`, or packed k-major if `lda` is [`PACKED`].
+/// `lda`.
 /// `accumulate` adds to C's current values instead of overwriting them.
 type TileFn =
     fn(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool);
@@ -272,7 +242,7 @@ fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &m
 
 #[inline(always)]
 fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
-    let at = |r: usize, kk: usize| if lda == PACKED { a[kk * R + r] } else { a[r * lda + kk] };
+    let at = |r: usize, kk: usize| a[r * lda + kk];
     let mut acc = [[0f32; NR]; R];
     for (kk, bv) in b.chunks_exact(NR).take(kc).enumerate() {
         for r in 0..R {
@@ -295,8 +265,8 @@ fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c:
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn check_tile(mr: usize, rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &[f32], ldc: usize, cols: usize) {
-    assert!(b.len() >= kc * NR && cols <= NR && rows <= mr && (lda == PACKED || lda >= kc));
-    let a_len = if lda == PACKED { rows * kc } else { rows.saturating_sub(1) * lda + kc };
+    assert!(b.len() >= kc * NR && cols <= NR && rows <= mr && lda >= kc);
+    let a_len = rows.saturating_sub(1) * lda + kc;
     assert!(rows == 0 || (a.len() >= a_len && c.len() >= (rows - 1) * ldc + cols));
 }
 
@@ -304,7 +274,7 @@ fn check_tile(mr: usize, rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{NR, PACKED};
+    use super::NR;
 
     /// Rows of a full tile. A panel's 32 columns are done in two halves of 16: 6 rows × 2
     /// accumulators, 2 B registers and a broadcast take 15 of the 16 AVX2 registers.
@@ -350,27 +320,18 @@ mod avx2 {
         let mut lo = [_mm256_setzero_ps(); R];
         let mut hi = [_mm256_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        // SAFETY (both loops): kk < kc, r < R, first + 16 ≤ NR, and the caller checked that A
-        // holds R·kc packed elements or (R − 1)·lda + kc in place, and B kc·NR.
-        macro_rules! accumulate_k {
-            ($at:expr) => {
-                for kk in 0..kc {
-                    // As in the AVX-512 kernel: this half's line of the weights, ahead.
-                    _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + first).cast(), _MM_HINT_T0);
-                    let b0 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first)) };
-                    let b1 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first + 8)) };
-                    for r in 0..R {
-                        let x = _mm256_set1_ps(unsafe { *ap.add($at(r, kk)) });
-                        lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
-                        hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
-                    }
-                }
-            };
-        }
-        if lda == PACKED {
-            accumulate_k!(|r: usize, kk: usize| kk * R + r);
-        } else {
-            accumulate_k!(|r: usize, kk: usize| r * lda + kk);
+        // SAFETY: kk < kc, r < R, first + 16 ≤ NR, and the caller checked that A holds
+        // (R − 1)·lda + kc elements and B kc·NR.
+        for kk in 0..kc {
+            // As in the AVX-512 kernel: this half's line of the weights, ahead.
+            _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + first).cast(), _MM_HINT_T0);
+            let b0 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first)) };
+            let b1 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first + 8)) };
+            for r in 0..R {
+                let x = _mm256_set1_ps(unsafe { *ap.add(r * lda + kk) });
+                lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+                hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+            }
         }
         for r in 0..R {
             let mut sums = [0f32; HALF];
@@ -391,7 +352,7 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{NR, PACKED};
+    use super::NR;
 
     /// Rows of a full tile: 12 × 2 accumulators + 2 B registers of the 32.
     pub const MR: usize = 12;
@@ -420,29 +381,20 @@ mod avx512 {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        // SAFETY (both loops): kk < kc, r < R, and the caller checked that A holds R·kc packed
-        // elements or (R − 1)·lda + kc in place, and B kc·NR.
-        macro_rules! accumulate_k {
-            ($at:expr) => {
-                for kk in 0..kc {
-                    // Weights stream from memory once per product: asked for PREFETCH_DEPTH
-                    // rows ahead (a hint: it reads nothing and never faults, past B's end too).
-                    _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR).cast(), _MM_HINT_T0);
-                    _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + 16).cast(), _MM_HINT_T0);
-                    let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
-                    let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
-                    for r in 0..R {
-                        let x = _mm512_set1_ps(unsafe { *ap.add($at(r, kk)) });
-                        lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
-                        hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
-                    }
-                }
-            };
-        }
-        if lda == PACKED {
-            accumulate_k!(|r: usize, kk: usize| kk * R + r);
-        } else {
-            accumulate_k!(|r: usize, kk: usize| r * lda + kk);
+        // SAFETY: kk < kc, r < R, and the caller checked that A holds (R − 1)·lda + kc
+        // elements and B kc·NR.
+        for kk in 0..kc {
+            // Weights stream from memory once per product: asked for PREFETCH_DEPTH
+            // rows ahead (a hint: it reads nothing and never faults, past B's end too).
+            _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR).cast(), _MM_HINT_T0);
+            _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + 16).cast(), _MM_HINT_T0);
+            let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
+            let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
+            for r in 0..R {
+                let x = _mm512_set1_ps(unsafe { *ap.add(r * lda + kk) });
+                lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
+            }
         }
         let mask_lo: __mmask16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
         let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
@@ -575,7 +527,7 @@ mod tests {
     }
 
     /// Each kernel this CPU has, driven directly: every tile height, widths around the register
-    /// edges, A packed and in place, writing and accumulating. The fused kernels (AVX2 and
+    /// edges, A's rows adjacent and further apart, writing and accumulating. The fused kernels (AVX2 and
     /// AVX-512) add in the same order, so they also agree bit for bit.
     #[test]
     fn every_kernel_equals_an_f64_product() {
@@ -588,10 +540,11 @@ mod tests {
             for &(name, mr, tile) in &kernels {
                 for rows in 1..=mr.min(12) {
                     let a = values(rows * k, 3);
-                    let a_packed: Vec<f32> = (0..rows * k).map(|i| a[(i % rows) * k + i / rows]).collect();
+                    // The same rows 3 apart more: lda k + 3.
+                    let spread: Vec<f32> = a.chunks(k).flat_map(|row| row.iter().copied().chain([9.0; 3])).collect();
                     for cols in [1, 8, 15, 16, 17, 31, 32] {
                         let want = reference(&a, &w[..cols * k], rows, cols, k);
-                        for (tile_a, lda) in [(&a, k), (&a_packed, PACKED)] {
+                        for (tile_a, lda) in [(&a, k), (&spread, k + 3)] {
                             let ldc = cols + 2;
                             let mut c = vec![0.5f32; rows * ldc];
                             tile(rows, k, tile_a, lda, &packed.data, &mut c, ldc, cols, false);
