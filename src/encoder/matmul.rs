@@ -540,7 +540,7 @@ mod tests {
             for &(name, mr, tile) in &kernels {
                 for rows in 1..=mr.min(12) {
                     let a = values(rows * k, 3);
-                    // The same rows 3 apart more: lda k + 3.
+                    // The same rows with 3 more elements between them: lda k + 3.
                     let spread: Vec<f32> = a.chunks(k).flat_map(|row| row.iter().copied().chain([9.0; 3])).collect();
                     for cols in [1, 8, 15, 16, 17, 31, 32] {
                         let want = reference(&a, &w[..cols * k], rows, cols, k);
