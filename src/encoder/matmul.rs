@@ -333,6 +333,25 @@ mod avx2 {
                 hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
             }
         }
+        let cp = c.as_mut_ptr();
+        if width == HALF {
+            for r in 0..R {
+                // SAFETY: row r < R has 16 valid elements from column `first` (checked by the
+                // caller).
+                unsafe {
+                    let out = cp.add(r * ldc + first);
+                    let (mut v0, mut v1) = (lo[r], hi[r]);
+                    if accumulate {
+                        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(out));
+                        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(out.add(8)));
+                    }
+                    _mm256_storeu_ps(out, v0);
+                    _mm256_storeu_ps(out.add(8), v1);
+                }
+            }
+            return;
+        }
+        // A narrower edge (AMD's masked stores are slow, and this is rare): through a buffer.
         for r in 0..R {
             let mut sums = [0f32; HALF];
             // SAFETY: `sums` holds 16 f32.
@@ -407,10 +426,10 @@ mod avx512 {
                 let (mut v0, mut v1) = (lo[r], hi[r]);
                 if accumulate {
                     v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask_lo, out));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask_hi, out.add(16)));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask_hi, out.wrapping_add(16)));
                 }
                 _mm512_mask_storeu_ps(out, mask_lo, v0);
-                _mm512_mask_storeu_ps(out.add(16), mask_hi, v1);
+                _mm512_mask_storeu_ps(out.wrapping_add(16), mask_hi, v1);
             }
         }
     }
