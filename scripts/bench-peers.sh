@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # isovec against its peers (ONNX Runtime, hnswlib; ../shared/peers), one after the other on the same
-# inputs in one run, median of N runs, printed as ONE table: measure | isovec | peer | ratio | target,
-# with the date, the machine and every command it ran.
+# inputs in one run: N rounds, each running isovec and then the peer, so that both see the machine
+# in the same state (a shared machine's speed drifts over minutes); the median of the rounds,
+# printed as ONE table: measure | isovec | peer | ratio | target, with the date, the machine and
+# every command it ran.
 #
 # Usage: scripts/bench-peers.sh [--quick] [--runs N] [--only LIST] [--work DIR] [--no-wait]
 #   --quick     small inputs, 1 run (a minute or two): proves the script works; not a claim
-#   --runs N    runs per measure, the median is reported (default 3; --quick 1)
+#   --runs N    rounds per measure, the median is reported (default 3; --quick 1)
 #   --only LIST comma list of: encode (STS-B, SciFact), single (one text query), ann (HNSW build,
 #               queries/s at recall 0.985, reopen), sql (isovec_upsert_all vs isovec index)
 #   --work DIR  where inputs, vectors and logs go (default target/bench-peers; vectors are reused)
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift ;;
     --work) work="$2"; shift ;;
     --no-wait) wait_quiet=0 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench-peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -228,12 +230,12 @@ PY
 }
 
 # ---------------------------------------------------------------- ONNX Runtime (fused graph)
-# Prints JSON: {"stsb": sentences/s, "scifact": docs/s, "p50": ms, "p90": ms, "p99": ms}, medians
-# of $runs; the peers' own measuring code (ort_bench.throughput and single_latency).
+# `ort WHAT N` prints JSON: {"stsb": sentences/s, "scifact": docs/s, "p50": ms, "p90": ms, "p99":
+# ms}, medians of N runs; the peers' own measuring code (ort_bench.throughput and single_latency).
 ort() {
-  local what="$1"
-  echo "$py - (the inline script of ort() in scripts/bench-peers.sh: ort_bench.throughput / single_latency) $what runs=$runs n_sci=$n_sci queries=$work/queries-$n_q.txt (fused graph, 2 threads)" >>"$log"
-  "$py" - "$peers" "$what" "$runs" "$n_sci" "$work/queries-$n_q.txt" 2>"$work/ort.err" <<'PY'
+  local what="$1" n="$2"
+  echo "$py - (the inline script of ort() in scripts/bench-peers.sh: ort_bench.throughput / single_latency) $what runs=$n n_sci=$n_sci queries=$work/queries-$n_q.txt (fused graph, 2 threads)" >>"$log"
+  "$py" - "$peers" "$what" "$n" "$n_sci" "$work/queries-$n_q.txt" 2>"$work/ort.err" <<'PY'
 import io, contextlib, json, statistics, sys
 peers, what, runs, n_sci, qfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 sys.path.insert(0, peers)
@@ -257,33 +259,45 @@ json_get() { "$py" -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[
 
 # ---------------------------------------------------------------- encode
 if has encode; then
-  echo "encode: isovec bench encode, then ONNX Runtime" >&2
+  # The explicit bf16 option (bfloat16 dense products) runs only where the CPU has AVX-512 BF16.
+  bf16=0; grep -qw avx512_bf16 /proc/cpuinfo && bf16=1
+  echo "encode: per round, isovec bench encode$([ $bf16 = 1 ] && echo ' (f32, then bf16)'), then ONNX Runtime" >&2
   section_start encode
-  quiet
-  out="$work/bench-encode.json"
-  run_to "$work/bench-encode.out" "$isovec" bench encode --data "$data" --only stsb,scifact --batch-sizes 32 --runs "$runs" --docs "$n_sci" --doc-max-length 256 --json "$out"
-  i_sts=$(jget "$out" encode stsb_batch32); i_sci=$(jget "$out" encode scifact_batch32)
-  # The explicit bf16 option (bfloat16 dense products on CPUs with AVX-512 BF16), same inputs.
-  quiet
-  out16="$work/bench-encode-bf16.json"
-  run_to "$work/bench-encode-bf16.out" "$isovec" bench encode --data "$data" --only stsb,scifact --batch-sizes 32 --runs "$runs" --docs "$n_sci" --doc-max-length 256 --dtype bf16 --json "$out16"
-  b_sts=$(jget "$out16" encode stsb_batch32); b_sci=$(jget "$out16" encode scifact_batch32)
-  quiet
-  o=$(ort encode)
-  o_sts=$(json_get "$o" stsb); o_sci=$(json_get "$o" scifact)
+  i_stss=(); i_scis=(); b_stss=(); b_scis=(); o_stss=(); o_scis=()
+  for r in $(seq "$runs"); do
+    quiet
+    out="$work/bench-encode-$r.json"
+    run_to "$work/bench-encode-$r.out" "$isovec" bench encode --data "$data" --only stsb,scifact --batch-sizes 32 --runs 1 --docs "$n_sci" --doc-max-length 256 --json "$out"
+    i_stss+=("$(jget "$out" encode stsb_batch32)"); i_scis+=("$(jget "$out" encode scifact_batch32)")
+    if [ $bf16 = 1 ]; then
+      quiet
+      out="$work/bench-encode-bf16-$r.json"
+      run_to "$work/bench-encode-bf16-$r.out" "$isovec" bench encode --data "$data" --only stsb,scifact --batch-sizes 32 --runs 1 --docs "$n_sci" --doc-max-length 256 --dtype bf16 --json "$out"
+      b_stss+=("$(jget "$out" encode stsb_batch32)"); b_scis+=("$(jget "$out" encode scifact_batch32)")
+    fi
+    quiet
+    o=$(ort encode 1)
+    o_stss+=("$(json_get "$o" stsb)"); o_scis+=("$(json_get "$o" scifact)")
+  done
   section_end
+  i_sts=$(median "${i_stss[@]}"); i_sci=$(median "${i_scis[@]}"); o_sts=$(median "${o_stss[@]}"); o_sci=$(median "${o_scis[@]}")
   row "SciFact $n_sci abstracts, 256 tokens, batch 32 (docs/s)" "$(printf '%.1f' "$i_sci")" "$(printf '%.1f' "$o_sci") (ORT)" "$(ratio_rate "$i_sci" "$o_sci")" "≥ 1.25×"
   row "STS-B test, 2,758 sentences, batch 32 (sentences/s)" "$(printf '%.1f' "$i_sts")" "$(printf '%.1f' "$o_sts") (ORT)" "$(ratio_rate "$i_sts" "$o_sts")" "≥ 1.5×"
-  row "SciFact, as above, isovec --dtype bf16 (docs/s; ORT f32)" "$(printf '%.1f' "$b_sci")" "$(printf '%.1f' "$o_sci") (ORT)" "$(ratio_rate "$b_sci" "$o_sci")" "≥ 1.25×"
-  row "STS-B, as above, isovec --dtype bf16 (sentences/s; ORT f32)" "$(printf '%.1f' "$b_sts")" "$(printf '%.1f' "$o_sts") (ORT)" "$(ratio_rate "$b_sts" "$o_sts")" "≥ 1.5×"
+  if [ $bf16 = 1 ]; then
+    b_sts=$(median "${b_stss[@]}"); b_sci=$(median "${b_scis[@]}")
+    row "SciFact, as above, isovec --dtype bf16 (docs/s; ORT f32)" "$(printf '%.1f' "$b_sci")" "$(printf '%.1f' "$o_sci") (ORT)" "$(ratio_rate "$b_sci" "$o_sci")" "≥ 1.25×"
+    row "STS-B, as above, isovec --dtype bf16 (sentences/s; ORT f32)" "$(printf '%.1f' "$b_sts")" "$(printf '%.1f' "$o_sts") (ORT)" "$(ratio_rate "$b_sts" "$o_sts")" "≥ 1.5×"
+  else
+    row "isovec --dtype bf16 (bfloat16 dense products)" "not run: this CPU has no AVX-512 BF16" "" "" ""
+  fi
 fi
 
 # ---------------------------------------------------------------- single text query
 if has single || has ann; then vectors; fi
 if has single; then
-  echo "single: isovec bench hybrid (dense: encode + search on $n_base documents), then ONNX Runtime (encode only)" >&2
+  echo "single: per round, isovec bench hybrid (dense: encode + search on $n_base documents), then ONNX Runtime (encode only)" >&2
   section_start single
-  p50s=(); p90s=(); p99s=(); e50s=()
+  p50s=(); p90s=(); p99s=(); e50s=(); o50s=(); o90s=(); o99s=()
   for r in $(seq "$runs"); do
     quiet
     out="$work/bench-hybrid-$r.json"
@@ -292,26 +306,27 @@ if has single; then
     p50s+=("$a"); p90s+=("$b"); p99s+=("$c")
     read -r a b c < <(jget "$out" hybrid encode)
     e50s+=("$a")
+    quiet
+    o=$(ort single 1)
+    o50s+=("$(json_get "$o" p50)"); o90s+=("$(json_get "$o" p90)"); o99s+=("$(json_get "$o" p99)")
   done
-  quiet
-  o=$(ort single)
   section_end
-  i=$(median "${p50s[@]}"); peer=$(json_get "$o" p50)
+  i=$(median "${p50s[@]}"); peer=$(median "${o50s[@]}")
   row "one text query, $n_q queries at 128 tokens, p50 (ms; isovec encode + search of $n_base docs, ORT encode only)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" "≥ 1.25× (p50 ≤ 0.8× ORT's)"
-  i=$(median "${p90s[@]}"); peer=$(json_get "$o" p90)
+  i=$(median "${p90s[@]}"); peer=$(median "${o90s[@]}")
   row "one text query, p90 (ms)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
-  i=$(median "${p99s[@]}"); peer=$(json_get "$o" p99)
+  i=$(median "${p99s[@]}"); peer=$(median "${o99s[@]}")
   row "one text query, p99 (ms)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
-  i=$(median "${e50s[@]}"); peer=$(json_get "$o" p50)
+  i=$(median "${e50s[@]}"); peer=$(median "${o50s[@]}")
   row "one text query, encoding alone, p50 (ms; both encode only)" "$(printf '%.2f' "$i")" "$(printf '%.2f' "$peer") (ORT)" "$(ratio_time "$i" "$peer")" ""
 fi
 
 # ---------------------------------------------------------------- HNSW
 if has ann; then
-  echo "ann: isovec bench ann (default parameters), then hnswlib (M 16, ef_construction 200, 2 threads)" >&2
+  echo "ann: per round, isovec bench ann (default parameters), then hnswlib (M 16, ef_construction 200, 2 threads)" >&2
   efs="16,24,32,48,56,64,96,128,192,256"
   section_start ann
-  builds=(); reopens=(); qpss=(); at=""
+  builds=(); reopens=(); qpss=(); at=""; h_builds=(); h_qpss=(); h_at=""
   for r in $(seq "$runs"); do
     quiet
     out="$work/bench-ann-$r.json"
@@ -320,9 +335,7 @@ if has ann; then
     reopens+=("$(jget "$out" ann_reopen)")
     read -r ef rec qps < <(jget "$out" ann_at 0.985) || exit 1
     qpss+=("$qps"); at="ef $ef, recall $rec"
-  done
-  h_builds=(); h_qpss=(); h_at=""
-  for r in $(seq "$runs"); do
+    quiet
     rm -f "$work/hnswlib-$r.jsonl"
     run_to "$work/hnswlib-$r.out" "$py" "$peers/ann_bench.py" run --base "$work/base-$n_base.npy" --queries "$work/queries-$n_q.npy" \
       --gt "$work/gt-$n_base-$n_q.npy" --libs hnswlib --M 16 --efc 200 --ef "$efs" --build-threads 2 --repeats 3 --json-out "$work/hnswlib-$r.jsonl"
@@ -381,7 +394,7 @@ echo "## isovec against its peers — $started$([ $quick = 1 ] && echo ' — QUI
 echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr); load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 ort_version="$([ -x "$py" ] && "$py" -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null || echo 'not used')"
-echo "isovec $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), all-MiniLM-L6-v2 f32; ONNX Runtime $ort_version (fused graph, 2 threads), hnswlib; median of $runs run(s)."
+echo "isovec $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), all-MiniLM-L6-v2 f32; ONNX Runtime $ort_version (fused graph, 2 threads), hnswlib; median of $runs round(s), each isovec then the peer."
 echo
 echo "| measure | isovec | peer | ratio | target |"
 echo "|---|---:|---:|---:|---:|"
