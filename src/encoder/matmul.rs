@@ -18,8 +18,9 @@ use super::partner::Partner;
 pub const NR: usize = 32;
 /// Depth of one pass: a B panel slice (`KC` × [`NR`] f32, 32 KB) stays in the L1 cache.
 const KC: usize = 256;
-/// Rows of A per block: an A block (`MC` × [`KC`], 480 KB) stays in a 1 MB L2 cache
-/// (10 % faster than 120 rows in a one-thread probe of the layer shapes on the 2-core machine).
+/// Rows of A per block where the L2 cache's size is not known: an A block (`MC` × [`KC`], 480 KB)
+/// stays in a 1 MB L2 cache (10 % faster than 120 rows in a one-thread probe of the layer shapes
+/// on the 2-core machine). [`block_rows`] scales it to the CPU's L2.
 const MC: usize = 480;
 /// Most rows of A for which B is streamed panel by panel over its whole depth: a short query's
 /// product is bound by reading the weights, and this reads them in the order they lie.
@@ -98,7 +99,7 @@ pub fn matmul(
 ) {
     let (k, n) = (b.k, b.n);
     assert!(m == 0 || (a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + n && lda >= k && ldc >= n));
-    split_product(m, n, c, ldc, partner, MC, &finish, |first, rows, panels, c, ldc, finish| {
+    split_product(m, n, c, ldc, partner, kernels().mc, &finish, |first, rows, panels, c, ldc, finish| {
         product(&a[first * lda..], lda, rows, b, panels, c, ldc, finish)
     });
 }
@@ -173,7 +174,7 @@ fn product(
     // tiles. Few rows (a query): all of A at once, and each panel read over its whole depth
     // before the next, so B streams from memory in the order it lies. Both add the same KC
     // depth slices in the same order: a row's result does not depend on the rows beside it.
-    let (block_rows, block_depth) = if m <= STREAM_MAX_ROWS { (m.max(1), k.max(1)) } else { (MC, KC) };
+    let (block_rows, block_depth) = if m <= STREAM_MAX_ROWS { (m.max(1), k.max(1)) } else { (kernels.mc, KC) };
     for m0 in (0..m).step_by(block_rows) {
         let mb = block_rows.min(m - m0);
         for d0 in (0..k).step_by(block_depth) {
@@ -209,21 +210,49 @@ struct Kernels {
     /// Rows of a full A tile.
     mr: usize,
     tile: TileFn,
+    /// Rows of A per block ([`block_rows`]).
+    mc: usize,
+}
+
+/// Rows of A per block for an L2 cache of `l2_kb` KB (`None`: unknown): an A block (rows × [`KC`]
+/// f32) takes 15/32 of it, as [`MC`] does of 1 MB, in whole tiles of 12 rows. A block that does
+/// not fit spills to the L3, which other cores (and, on a shared host, other machines) compete
+/// for: on a 512 KB L2 (AMD Zen 3) 480 rows left isovec at the mercy of its neighbours.
+/// Blocking groups rows only; no result depends on it.
+fn block_rows(l2_kb: Option<usize>) -> usize {
+    let Some(kb) = l2_kb.filter(|&kb| kb > 0) else { return MC };
+    let rows = kb * 1024 * 15 / 32 / (KC * 4);
+    (rows / 12 * 12).clamp(48, 1920)
+}
+
+/// The L2 cache's size in KB as CPUID reports it (leaf 0x8000_0006, which AMD and Intel both
+/// fill), if it does.
+fn l2_cache_kb() -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // The extended leaf is read only where the highest extended leaf says it exists.
+        if __cpuid(0x8000_0000).eax >= 0x8000_0006 {
+            return Some((__cpuid(0x8000_0006).ecx >> 16) as usize);
+        }
+    }
+    None
 }
 
 fn kernels() -> &'static Kernels {
     static KERNELS: OnceLock<Kernels> = OnceLock::new();
     KERNELS.get_or_init(|| {
+        let mc = block_rows(l2_cache_kb());
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
-                return Kernels { mr: avx512::MR, tile: avx512::tile };
+                return Kernels { mr: avx512::MR, tile: avx512::tile, mc };
             }
             if avx2::available() {
-                return Kernels { mr: avx2::MR, tile: avx2::tile };
+                return Kernels { mr: avx2::MR, tile: avx2::tile, mc };
             }
         }
-        Kernels { mr: PORTABLE_MR, tile: portable_tile }
+        Kernels { mr: PORTABLE_MR, tile: portable_tile, mc }
     })
 }
 
@@ -468,7 +497,7 @@ mod tests {
 
     #[test]
     fn every_shape_equals_an_f64_product() {
-        // Sizes around the tile (12 / 4 rows), panel (32), depth (256) and block (120) edges.
+        // Sizes around the tile (12 / 6 / 4 rows), panel (32), depth (256) and block (240 rows on a 512 KB L2) edges.
         for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (13, 64, 300), (15, 384, 384), (121, 70, 513), (250, 32, 256), (300, 100, 40)] {
             let a = values(m * k, 1);
             let w = values(n * k, 2);
@@ -527,6 +556,20 @@ mod tests {
             let mut few = vec![0f32; len * n];
             matmul(&a[row * k..], k, len, &packed, &mut few, n, None, |_, _| {});
             assert_eq!(few, all[row * n..(row + len) * n], "rows {row}..{}", row + len);
+        }
+    }
+
+    #[test]
+    fn blocks_fill_the_same_share_of_any_l2() {
+        assert_eq!(block_rows(Some(1024)), MC, "1 MB: the tuned block");
+        assert_eq!(block_rows(Some(512)), 240, "AMD Zen 3");
+        assert_eq!(block_rows(Some(2048)), 960);
+        assert_eq!(block_rows(Some(256)), 120);
+        assert_eq!(block_rows(Some(1)), 48, "never below four AVX2 tiles");
+        assert_eq!(block_rows(None), MC);
+        assert_eq!(block_rows(Some(0)), MC, "a CPU that reports no size");
+        for kb in [200, 1280, 3000] {
+            assert_eq!(block_rows(Some(kb)) % 12, 0, "{kb} KB: whole tiles of both kernels");
         }
     }
 
