@@ -380,7 +380,8 @@ mod avx2 {
             }
             return;
         }
-        // A narrower edge (AMD's masked stores are slow, and this is rare): through a buffer.
+        // A narrower edge (the last panel of an N that is not a multiple of 16, such as a short
+        // text's attention scores): through a buffer, as AMD's masked stores are slow.
         for r in 0..R {
             let mut sums = [0f32; HALF];
             // SAFETY: `sums` holds 16 f32.
