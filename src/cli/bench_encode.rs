@@ -122,10 +122,10 @@ pub fn run(args: BenchEncodeArgs) -> anyhow::Result<()> {
         print_table(&rows);
     }
     println!(
-        "(median of {} runs after one warm-up batch; device {}, {:?}; threads: {})",
+        "(median of {} runs after one warm-up batch; device {}, {}; threads: {})",
         args.runs,
         device_name(&base.device),
-        base.dtype,
+        if base.int8 { "int8 dense products".to_string() } else { format!("{:?}", base.dtype) },
         rayon::current_num_threads()
     );
     for m in &measures {

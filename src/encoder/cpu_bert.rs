@@ -14,14 +14,16 @@ use super::attention_softmax::scaled_softmax_rows;
 use super::bert::{Bert, LayerNorm};
 use super::dense::Dense;
 use super::gelu::gelu;
-use super::matmul::{matmul, PackedB};
+use super::matmul::{matmul, Bf16, PackedB};
 use super::matmul_bf16::{self, matmul_bf16, PackedB16};
+use super::matmul_i8::{matmul_i8, PackedB8};
 use super::partner::{with_partner, Partner};
 use super::pooling::{no_pooler, Pooling, Source};
 use crate::simd::multiversion;
 use crate::{Error, Result};
 
-/// y = x Wᵀ + b with W packed for [`matmul`], or for [`matmul_bf16`] in a bf16 model.
+/// y = x Wᵀ + b with W packed for [`matmul`], or in a bf16 model for [`matmul_bf16`] where the
+/// CPU has AVX-512 BF16.
 struct Affine {
     weight: Weight,
     bias: Vec<f32>,
@@ -30,12 +32,19 @@ struct Affine {
 /// A dense layer's packed weight, in the model's precision.
 enum Weight {
     F32(PackedB),
-    Bf16(PackedB16),
+    /// A bf16 model on a CPU with AVX-512 BF16: weights and activations multiplied in bfloat16.
+    Bf16Products(PackedB16),
+    /// A bf16 model elsewhere: bfloat16 weights (half the memory to stream) times f32
+    /// activations, in f32.
+    Bf16Weights(PackedB<Bf16>),
+    /// An f32 model encoding with `int8`: weights and activations quantised to 8-bit integers.
+    Int8(PackedB8),
 }
 
 impl Affine {
-    /// From dense layers sharing their input, their outputs side by side (fused query/key/value).
-    fn stack(parts: &[&candle_nn::Linear]) -> Result<Self> {
+    /// From dense layers sharing their input, their outputs side by side (fused query/key/value);
+    /// an f32 model's quantised to 8 bits with `int8`.
+    fn stack(parts: &[&candle_nn::Linear], int8: bool) -> Result<Self> {
         let mut weight = Vec::new();
         let mut bias = Vec::new();
         let mut inputs = 0;
@@ -50,22 +59,30 @@ impl Affine {
         }
         let outputs = bias.len();
         let weight = if parts.first().is_some_and(|p| p.weight().dtype() == DType::BF16) {
-            Weight::Bf16(PackedB16::from_transposed(&weight, outputs, inputs))
+            if matmul_bf16::available() {
+                Weight::Bf16Products(PackedB16::from_transposed(&weight, outputs, inputs))
+            } else {
+                Weight::Bf16Weights(PackedB::from_transposed(&weight, outputs, inputs, inputs))
+            }
+        } else if int8 {
+            Weight::Int8(PackedB8::from_transposed(&weight, outputs, inputs))
         } else {
             Weight::F32(PackedB::from_transposed(&weight, outputs, inputs, inputs))
         };
         Ok(Affine { weight, bias })
     }
 
-    fn dense(d: &Dense) -> Result<Self> {
-        Self::stack(&[d.linear()])
+    fn dense(d: &Dense, int8: bool) -> Result<Self> {
+        Self::stack(&[d.linear()], int8)
     }
 
     /// C = A·Wᵀ with `finish` as [`matmul`] takes it (the bias is the caller's, in `finish`).
     #[allow(clippy::too_many_arguments)]
     fn apply(&self, a: &[f32], lda: usize, m: usize, c: &mut [f32], ldc: usize, partner: Option<&Partner>, finish: impl Fn(usize, &mut [f32]) + Sync) {
         match &self.weight {
-            Weight::Bf16(w) => matmul_bf16(a, lda, m, w, c, ldc, partner, finish),
+            Weight::Bf16Products(w) => matmul_bf16(a, lda, m, w, c, ldc, partner, finish),
+            Weight::Bf16Weights(w) => matmul(a, lda, m, w, c, ldc, partner, finish),
+            Weight::Int8(w) => matmul_i8(a, lda, m, w, c, ldc, partner, finish),
             Weight::F32(w) => matmul(a, lda, m, w, c, ldc, partner, finish),
         }
     }
@@ -155,16 +172,14 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 
 impl CpuBert {
     /// Copies `bert`'s weights for CPU inference, or `None` when it does not run on the CPU in
-    /// f32, or in bf16 on a CPU with AVX-512 BF16. A bf16 model's dense layers multiply in
-    /// bfloat16 with f32 sums; everything else (embeddings, attention, LayerNorm, GELU) runs in
-    /// f32 over its bf16 parameters.
-    pub fn new(bert: &Bert) -> Result<Option<Self>> {
+    /// f32 or bf16. A bf16 model's dense layers multiply in bfloat16 with f32 sums on a CPU with
+    /// AVX-512 BF16, and elsewhere their bfloat16 weights with the f32 activations; everything
+    /// else (embeddings, attention, LayerNorm, GELU) runs in f32 over its bf16 parameters.
+    /// With `int8` (the caller checked that the CPU has AVX2), an f32 model's dense layers in
+    /// the encoder multiply in 8-bit integers, and the rest stays f32.
+    pub fn new(bert: &Bert, int8: bool) -> Result<Option<Self>> {
         let word = bert.embeddings.word_embeddings.embeddings();
-        let runs = match bert.dtype() {
-            DType::F32 => true,
-            DType::BF16 => matmul_bf16::available(),
-            _ => false,
-        };
+        let runs = matches!(bert.dtype(), DType::F32 | DType::BF16);
         if !word.device().is_cpu() || !runs {
             return Ok(None);
         }
@@ -178,11 +193,11 @@ impl CpuBert {
             .map(|l| {
                 let a = &l.attention;
                 Ok(Layer {
-                    qkv: Affine::stack(&[a.query.linear(), a.key.linear(), a.value.linear()])?,
-                    attention_output: Affine::dense(&l.attention_output.dense)?,
+                    qkv: Affine::stack(&[a.query.linear(), a.key.linear(), a.value.linear()], int8)?,
+                    attention_output: Affine::dense(&l.attention_output.dense, int8)?,
                     attention_norm: Norm::load(&l.attention_output.layer_norm)?,
-                    intermediate: Affine::dense(&l.intermediate)?,
-                    output: Affine::dense(&l.output.dense)?,
+                    intermediate: Affine::dense(&l.intermediate, int8)?,
+                    output: Affine::dense(&l.output.dense, int8)?,
                     output_norm: Norm::load(&l.output.layer_norm)?,
                 })
             })
@@ -193,7 +208,8 @@ impl CpuBert {
             token_type: values(&e.token_type_embeddings.embeddings().get(0)?)?,
             embedding_norm: Norm::load(&e.layer_norm)?,
             layers,
-            pooler: bert.pooler.as_ref().map(|p| Affine::stack(&[p])).transpose()?,
+            // The pooler stays f32: it runs on one row per text.
+            pooler: bert.pooler.as_ref().map(|p| Affine::stack(&[p], false)).transpose()?,
             hidden: cfg.hidden_size,
             heads: cfg.num_attention_heads,
         }))
@@ -435,7 +451,7 @@ mod tests {
     fn every_pooling_equals_the_differentiable_bert_on_a_padded_batch() {
         let map = VarMap::new();
         let bert = tiny(&map);
-        let cpu = CpuBert::new(&bert).unwrap().expect("f32 on the CPU");
+        let cpu = CpuBert::new(&bert, false).unwrap().expect("f32 on the CPU");
         let texts: Vec<Vec<u32>> =
             [30usize, 13, 4, 1].iter().map(|&n| (0..n).map(|i| ((i * 17 + n) % 60) as u32).collect()).collect();
         let ids: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
@@ -453,9 +469,38 @@ mod tests {
     }
 
     #[test]
+    fn a_bf16_model_encodes_as_the_f32_model_of_its_values_but_for_rounded_activations() {
+        let map = VarMap::new();
+        tiny(&map);
+        let tensors = |dtype| -> std::collections::HashMap<String, Tensor> {
+            let vars = map.data().lock().unwrap();
+            vars.iter().map(|(name, v)| (name.clone(), v.as_tensor().to_dtype(DType::BF16).unwrap().to_dtype(dtype).unwrap())).collect()
+        };
+        let cfg = BertConfig::tiny(60, 72, 2, 3);
+        let load = |dtype| Bert::load(VarBuilder::from_tensors(tensors(dtype), dtype, &Device::Cpu), &cfg, true).unwrap();
+        let (half, full) = (load(DType::BF16), load(DType::F32));
+        let half = CpuBert::new(&half, false).unwrap().expect("bf16 runs on any CPU");
+        let full = CpuBert::new(&full, false).unwrap().unwrap();
+        let texts: Vec<Vec<u32>> = [40usize, 7].iter().map(|&n| (0..n).map(|i| ((i * 13 + n) % 60) as u32).collect()).collect();
+        let ids: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
+        for parallel in [false, true] {
+            let got = half.encode(&ids, &[Pooling::Mean], parallel).unwrap().remove(0);
+            let want = full.encode(&ids, &[Pooling::Mean], parallel).unwrap().remove(0);
+            if matmul_bf16::available() {
+                // AVX-512 BF16 rounds the activations too: close, not equal.
+                let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(got != want && diff < 0.05, "parallel {parallel}: max |bf16 − f32| = {diff}");
+            } else {
+                // bfloat16 weights widen exactly to the f32 model's: the same products.
+                assert_eq!(got, want, "parallel {parallel}");
+            }
+        }
+    }
+
+    #[test]
     fn a_text_comes_out_the_same_bits_in_any_batch_and_any_pass() {
         let map = VarMap::new();
-        let cpu = CpuBert::new(&tiny(&map)).unwrap().unwrap();
+        let cpu = CpuBert::new(&tiny(&map), false).unwrap().unwrap();
         // 555 tokens: the batch runs in two passes; the short texts take the few-rows products alone.
         let texts: Vec<Vec<u32>> =
             [300usize, 250, 5].iter().map(|&n| (0..n).map(|i| ((i * 31 + n) % 60) as u32).collect()).collect();
@@ -473,7 +518,7 @@ mod tests {
     #[test]
     fn token_ids_beyond_the_vocabulary_or_positions_are_errors() {
         let map = VarMap::new();
-        let cpu = CpuBert::new(&tiny(&map)).unwrap().unwrap();
+        let cpu = CpuBert::new(&tiny(&map), false).unwrap().unwrap();
         let err = cpu.encode(&[&[1, 60, 2]], &[Pooling::Mean], false).unwrap_err().to_string();
         assert!(err.contains("token id 60 is outside the 60-token vocabulary"), "{err}");
         let long = vec![1u32; 513];

@@ -12,6 +12,7 @@
 
 use std::sync::OnceLock;
 
+use super::matmul_bf16::bf16_bits;
 use super::partner::Partner;
 
 /// Columns of a B panel: two AVX-512 registers of f32.
@@ -29,15 +30,51 @@ const STREAM_MAX_ROWS: usize = 24;
 const PREFETCH_DEPTH: usize = 64;
 
 /// B (K × N) packed in panels of [`NR`] columns: `data[(p · k + kk) · NR + j]` = B[kk][p·NR + j],
-/// zero beyond column N.
+/// zero beyond column N. In f32, or in bfloat16 ([`Bf16`]) for half the memory.
 #[derive(Clone, Debug, Default)]
-pub struct PackedB {
+pub struct PackedB<T = f32> {
     k: usize,
     n: usize,
-    data: Vec<f32>,
+    data: Vec<T>,
 }
 
-impl PackedB {
+/// The bits of a bfloat16 (the high half of an f32), as [`PackedB`] stores the weights of
+/// `--dtype bf16` on CPUs without AVX-512 BF16.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bf16(u16);
+
+/// What a [`PackedB`] holds: the kernels read f32, so a depth slice of bfloat16 is widened into
+/// a buffer before its tiles use it (exactly: every bfloat16 is an f32).
+pub trait Stored: Copy + Default + Send + Sync {
+    /// `x` as stored (bfloat16: rounded to nearest, ties to even).
+    fn store(x: f32) -> Self;
+    /// `slice` as f32, in place or widened into `buffer`.
+    fn widened<'a>(slice: &'a [Self], buffer: &'a mut Vec<f32>) -> &'a [f32];
+}
+
+impl Stored for f32 {
+    fn store(x: f32) -> Self {
+        x
+    }
+
+    fn widened<'a>(slice: &'a [f32], _: &'a mut Vec<f32>) -> &'a [f32] {
+        slice
+    }
+}
+
+impl Stored for Bf16 {
+    fn store(x: f32) -> Self {
+        Bf16(bf16_bits(x) as u16)
+    }
+
+    fn widened<'a>(slice: &'a [Bf16], buffer: &'a mut Vec<f32>) -> &'a [f32] {
+        buffer.clear();
+        buffer.extend(slice.iter().map(|h| f32::from_bits(u32::from(h.0) << 16)));
+        buffer
+    }
+}
+
+impl<T: Stored> PackedB<T> {
     /// B = Wᵀ for a weight matrix W given as N rows of K (a dense layer's `weight`, out × in),
     /// row `i` starting at `w[i · ld]`.
     pub fn from_transposed(w: &[f32], n: usize, k: usize, ld: usize) -> Self {
@@ -53,7 +90,7 @@ impl PackedB {
             for j in 0..NR.min(n - p * NR) {
                 let row = &w[(p * NR + j) * ld..][..k];
                 for (kk, &v) in row.iter().enumerate() {
-                    panel[kk * NR + j] = v;
+                    panel[kk * NR + j] = T::store(v);
                 }
             }
         }
@@ -65,7 +102,9 @@ impl PackedB {
         for (p, panel) in self.data.chunks_exact_mut(k * NR).enumerate() {
             let cols = NR.min(n - p * NR);
             for kk in 0..k {
-                panel[kk * NR..kk * NR + cols].copy_from_slice(&b[kk * ld + p * NR..][..cols]);
+                for (to, &v) in panel[kk * NR..kk * NR + cols].iter_mut().zip(&b[kk * ld + p * NR..][..cols]) {
+                    *to = T::store(v);
+                }
             }
         }
     }
@@ -73,7 +112,7 @@ impl PackedB {
     fn resize(&mut self, k: usize, n: usize) {
         let len = n.div_ceil(NR) * k * NR;
         self.data.clear();
-        self.data.resize(len, 0.0);
+        self.data.resize(len, T::default());
         self.k = k;
         self.n = n;
     }
@@ -87,11 +126,11 @@ impl PackedB {
 /// With a `partner`, the product is split in two: by rows when there are many (each half
 /// finishes its own rows), else by column panels, which halves the weights each core streams
 /// (one short query), finishing once both halves are done.
-pub fn matmul(
+pub fn matmul<T: Stored>(
     a: &[f32],
     lda: usize,
     m: usize,
-    b: &PackedB,
+    b: &PackedB<T>,
     c: &mut [f32],
     ldc: usize,
     partner: Option<&Partner>,
@@ -156,11 +195,11 @@ pub(super) fn split_product(
 pub(super) type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
 
 /// C's columns of B's panels `panels` (the first of them at C's column 0), on this thread.
-fn product(
+fn product<T: Stored>(
     a: &[f32],
     lda: usize,
     m: usize,
-    b: &PackedB,
+    b: &PackedB<T>,
     panels: std::ops::Range<usize>,
     c: &mut [f32],
     ldc: usize,
@@ -175,6 +214,7 @@ fn product(
     // before the next, so B streams from memory in the order it lies. Both add the same KC
     // depth slices in the same order: a row's result does not depend on the rows beside it.
     let (block_rows, block_depth) = if m <= STREAM_MAX_ROWS { (m.max(1), k.max(1)) } else { (kernels.mc, KC) };
+    let mut buffer = Vec::new();
     for m0 in (0..m).step_by(block_rows) {
         let mb = block_rows.min(m - m0);
         for d0 in (0..k).step_by(block_depth) {
@@ -183,7 +223,7 @@ fn product(
             for p in panels.clone() {
                 let cols = NR.min(n - p * NR);
                 for (k0, kb) in slices() {
-                    let panel = &b.data[(p * k + k0) * NR..][..kb * NR];
+                    let panel = T::widened(&b.data[(p * k + k0) * NR..][..kb * NR], &mut buffer);
                     for r0 in (0..mb).step_by(mr) {
                         let rows = mr.min(mb - r0);
                         let tile = &a[(m0 + r0) * lda + k0..];
@@ -503,7 +543,7 @@ mod tests {
             let a = values(m * k, 1);
             let w = values(n * k, 2);
             let want = reference(&a, &w, m, n, k);
-            let packed = PackedB::from_transposed(&w, n, k, k);
+            let packed: PackedB = PackedB::from_transposed(&w, n, k, k);
             // C wider than N: columns beyond N must be left alone.
             let ldc = n + 3;
             for parallel in [false, true] {
@@ -537,9 +577,31 @@ mod tests {
             check(&c, n, &want, n, k, &format!("{m}×{k}·{k}×{n}, A row stride {lda}"));
             // The same B given untransposed (K × N) packs to the same panels.
             let b: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
-            let mut direct = PackedB::default();
+            let mut direct: PackedB = PackedB::default();
             direct.pack(&b, k, n, n);
             assert_eq!(direct.data, packed.data);
+        }
+    }
+
+    #[test]
+    fn bfloat16_weights_multiply_as_their_f32_values() {
+        for &(m, n, k) in &[(1, 1, 1), (13, 64, 300), (121, 70, 513)] {
+            let a = values(m * k, 7);
+            let w = values(n * k, 8);
+            let rounded: Vec<f32> = w.iter().map(|&v| f32::from_bits(bf16_bits(v) << 16)).collect();
+            assert!(rounded != w && rounded.iter().zip(&w).all(|(r, v)| (r - v).abs() <= v.abs() / 256.0));
+            let half = PackedB::<Bf16>::from_transposed(&w, n, k, k);
+            let full = PackedB::<f32>::from_transposed(&rounded, n, k, k);
+            let want = reference(&a, &rounded, m, n, k);
+            for parallel in [false, true] {
+                with_partner(parallel, |partner| {
+                    let (mut got, mut same) = (vec![0f32; m * n], vec![0f32; m * n]);
+                    matmul(&a, k, m, &half, &mut got, n, partner, |_, _| {});
+                    matmul(&a, k, m, &full, &mut same, n, partner, |_, _| {});
+                    check(&got, n, &want, n, k, &format!("{m}×{k}·{k}×{n} bf16, parallel {parallel}"));
+                    assert_eq!(got, same, "{m}×{k}·{k}×{n}: bf16 weights widen to exactly the rounded f32 ones");
+                });
+            }
         }
     }
 
@@ -548,7 +610,7 @@ mod tests {
         // A query encoded alone takes the few-rows path, in a batch the blocked one.
         let (n, k) = (70, 700);
         let w = values(n * k, 5);
-        let packed = PackedB::from_transposed(&w, n, k, k);
+        let packed: PackedB = PackedB::from_transposed(&w, n, k, k);
         let many = 300;
         let a = values(many * k, 6);
         let mut all = vec![0f32; many * n];
@@ -599,7 +661,7 @@ mod tests {
         let mut fused: HashMap<String, Vec<f32>> = HashMap::new();
         for &k in &[1usize, 7, 300] {
             let w = values(NR * k, 4);
-            let packed = PackedB::from_transposed(&w, NR, k, k);
+            let packed: PackedB = PackedB::from_transposed(&w, NR, k, k);
             for &(name, mr, tile) in &kernels {
                 for rows in 1..=mr.min(12) {
                     let a = values(rows * k, 3);
