@@ -1,4 +1,5 @@
-//! BERT inference on the CPU in plain f32 over the model's own weights, for [`Encoder`](super::Encoder).
+//! BERT inference on the CPU in f32 over the model's own weights (the dense layers' products in
+//! bfloat16 for a bf16 model, or in 8-bit integers with `int8`), for [`Encoder`](super::Encoder).
 //!
 //! [`Bert`]'s forward pass is a graph of candle operations: every one allocates its output,
 //! many copy (head split, transposes, contiguous), a padded batch computes padding tokens, and a

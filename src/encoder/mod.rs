@@ -125,7 +125,8 @@ pub struct Encoded {
 /// owns its process calls [`tune_process`] first (the isovec CLI does).
 pub struct Encoder {
     bert: Bert,
-    /// The f32 CPU inference copy of `bert` that encoding runs on, when it runs in f32 on the CPU.
+    /// The CPU inference copy of `bert` that encoding runs on, when it runs on the CPU in f32 or
+    /// bf16 (or with `int8`).
     cpu: Option<cpu_bert::CpuBert>,
     tokenizer: TextTokenizer,
     name: String,
