@@ -116,3 +116,14 @@ fn integer_precision_is_refused() {
         assert!(err.contains("f32, f16 or bf16") && err.contains(&format!("{dtype:?}")), "{err}");
     }
 }
+
+#[test]
+fn precisions_are_named_as_dtype_takes_them() {
+    let named = |name: &str| EncoderOptions::default().with_precision(name).map(|o| (o.dtype, o.int8));
+    assert_eq!(named("f32").unwrap(), (DType::F32, false));
+    assert_eq!(named("BF16").unwrap(), (DType::BF16, false));
+    assert_eq!(named("f16").unwrap(), (DType::F16, false));
+    assert_eq!(named("int8").unwrap(), (DType::F32, true), "int8 keeps the weights in f32");
+    let err = named("fp8").unwrap_err().to_string();
+    assert!(err.contains("\"fp8\"") && err.contains("f32, f16, bf16, int8"), "{err}");
+}

@@ -26,14 +26,17 @@ class Pipeline:
 
     ``model_dir``: a Hugging Face BERT folder (default: the model ``isovec model fetch``
     installed); ``pooling``: mean, cls, cls_before_pooler, first_last_avg, ...; ``transform``: a
-    file written by ``isovec fit whiten|flow``.
+    file written by ``isovec fit whiten|flow``; ``dtype``: f32, or as ``--dtype`` takes it (bf16;
+    int8: the dense layers' products in 8-bit integers on a CPU with AVX2, faster, scores 0.2
+    points lower).
     """
 
-    def __init__(self, model_dir=None, pooling="mean", transform=None):
+    def __init__(self, model_dir=None, pooling="mean", transform=None, dtype="f32"):
         self._native = _native.Pipeline(
             None if model_dir is None else str(model_dir),
             pooling,
             None if transform is None else str(transform),
+            dtype,
         )
 
     @property

@@ -44,8 +44,9 @@ fn text<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// Loads a pipeline: a model folder (default: the installed default model), a pooling, an
-/// optional transform file.
-fn load_pipeline(model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>) -> Result<CorePipeline, String> {
+/// optional transform file, a precision (`f32`, `f16`, `bf16`, `int8`).
+fn load_pipeline(model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>, dtype: &str) -> Result<CorePipeline, String> {
+    let options = EncoderOptions::default().with_precision(dtype).map_err(text)?;
     let dir = model_dir.clone().unwrap_or_else(default_model_dir);
     if model_dir.is_none() && !dir.join("model.safetensors").is_file() {
         return Err(format!(
@@ -53,7 +54,7 @@ fn load_pipeline(model_dir: Option<PathBuf>, pooling: &str, transform: Option<Pa
             dir.display()
         ));
     }
-    let encoder = Encoder::load(&dir, EncoderOptions::default()).map_err(|e| format!("loading the model from {}: {e}", dir.display()))?;
+    let encoder = Encoder::load(&dir, options).map_err(|e| format!("loading the model from {}: {e}", dir.display()))?;
     let pooling: Pooling = pooling.parse().map_err(text)?;
     let transform = match transform {
         Some(path) => Some(Arc::new(Transform::load(&path).map_err(|e| format!("loading {}: {e}", path.display()))?)),
@@ -71,10 +72,10 @@ struct Pipeline {
 #[pymethods]
 impl Pipeline {
     #[new]
-    #[pyo3(signature = (model_dir=None, pooling="mean", transform=None))]
-    fn new(py: Python<'_>, model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>) -> PyResult<Self> {
-        let pooling = pooling.to_string();
-        let inner = call(py, move || load_pipeline(model_dir, &pooling, transform))?;
+    #[pyo3(signature = (model_dir=None, pooling="mean", transform=None, dtype="f32"))]
+    fn new(py: Python<'_>, model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>, dtype: &str) -> PyResult<Self> {
+        let (pooling, dtype) = (pooling.to_string(), dtype.to_string());
+        let inner = call(py, move || load_pipeline(model_dir, &pooling, transform, &dtype))?;
         Ok(Pipeline { inner: Arc::new(inner) })
     }
 

@@ -2,6 +2,7 @@
 errors as Python exceptions."""
 
 import json
+import pathlib
 import subprocess
 
 import numpy as np
@@ -12,8 +13,8 @@ import isovec
 TEXTS = ["Vaccines train the immune system to fight infection.", "The hockey puck slid across the ice.", "naïve café"]
 
 
-def cli_vectors(isovec_bin, texts):
-    out = subprocess.run([str(isovec_bin), "embed", *texts], capture_output=True, text=True, check=True)
+def cli_vectors(isovec_bin, texts, *options):
+    out = subprocess.run([str(isovec_bin), "embed", *options, *texts], capture_output=True, text=True, check=True)
     return np.array([json.loads(line)["vector"] for line in out.stdout.splitlines()], dtype=np.float64)
 
 
@@ -24,6 +25,18 @@ def test_embed_equals_the_command_line(pipeline, isovec_bin):
     np.testing.assert_allclose(np.linalg.norm(vectors.astype(np.float64), axis=1), 1.0, atol=1e-6)
     assert json.loads(pipeline.id)["encoder"]["pooling"] == "mean"
     assert pipeline.embed([]).shape == (0, 384)
+
+
+def test_int8_embeds_as_the_command_line_does_and_near_f32(pipeline, isovec_bin):
+    if "avx2" not in pathlib.Path("/proc/cpuinfo").read_text():
+        with pytest.raises(isovec.IsovecError, match="AVX2"):
+            isovec.Pipeline(dtype="int8")
+        return
+    int8 = isovec.Pipeline(dtype="INT8")
+    vectors = int8.embed(TEXTS)
+    np.testing.assert_allclose(vectors, cli_vectors(isovec_bin, TEXTS, "--dtype", "int8"), atol=1e-6, rtol=0)
+    cosines = np.sum(vectors.astype(np.float64) * pipeline.embed(TEXTS), axis=1)
+    assert np.all(cosines > 0.98) and np.all(cosines < 0.99999), cosines
 
 
 def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
@@ -55,6 +68,8 @@ def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
 def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
     with pytest.raises(isovec.IsovecError, match="pooling"):
         isovec.Pipeline(pooling="no-such-pooling")
+    with pytest.raises(isovec.IsovecError, match="not one of f32, f16, bf16, int8"):
+        isovec.Pipeline(dtype="int4")
     with pytest.raises(isovec.IsovecError, match="model"):
         isovec.Pipeline(model_dir=tmp_path / "nothing-here")
     docs = isovec.Store(tmp_path / "st").collection("docs", pipeline)

@@ -78,6 +78,25 @@ impl Default for EncoderOptions {
     }
 }
 
+impl EncoderOptions {
+    /// These options with the precision named as `--dtype` takes it: `f32`, `f16`, `bf16` or
+    /// `int8` (f32 weights, int8 dense products), any case.
+    pub fn with_precision(self, name: &str) -> Result<Self> {
+        let (dtype, int8) = match name.to_ascii_lowercase().as_str() {
+            "f32" => (DType::F32, false),
+            "f16" => (DType::F16, false),
+            "bf16" => (DType::BF16, false),
+            "int8" => (DType::F32, true),
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "precision {name:?} is not one of f32, f16, bf16, int8"
+                )))
+            }
+        };
+        Ok(EncoderOptions { dtype, int8, ..self })
+    }
+}
+
 /// Rejects precisions the encoder cannot run in.
 fn check_dtype(dtype: DType) -> Result<()> {
     match dtype {
