@@ -19,7 +19,6 @@
 
 use super::matmul::{split_product, Finish, NR};
 use super::partner::Partner;
-use crate::simd::multiversion;
 
 /// Columns of a panel: two AVX2 registers of 32-bit sums.
 const NR8: usize = 16;
@@ -90,32 +89,43 @@ impl PackedB8 {
     }
 }
 
-multiversion! {
-    /// Quantises each of `rows` rows of A (`k` values, `lda` apart) into `out` (rows of `ldq`
-    /// bytes, the depth beyond `k` left at zero's code), one scale per row into `scales`.
-    fn quantise_rows(a: &[f32], lda: usize, rows: usize, k: usize, out: &mut [u8], ldq: usize, scales: &mut [f32]) {
-        for r in 0..rows {
-            let row = &a[r * lda..][..k];
-            // Eight running maxima: the compiler keeps them in one register.
-            let mut lanes = [0f32; 8];
-            let chunks = row.chunks_exact(8);
-            let tail = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
-            for chunk in chunks {
-                for (l, v) in lanes.iter_mut().zip(chunk) {
-                    *l = l.max(v.abs());
-                }
-            }
-            let largest = lanes.iter().fold(tail, |m, &v| m.max(v));
-            let scale = largest / A_MAX;
-            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            let codes = &mut out[r * ldq..][..ldq];
-            for (q, &v) in codes.iter_mut().zip(row) {
-                *q = ((v * inverse).round_ties_even().clamp(-A_MAX, A_MAX) as i32 + A_ZERO) as u8;
-            }
-            codes[k..].fill(A_ZERO as u8);
-            scales[r] = scale;
-        }
+/// Quantises each of `rows` rows of A (`k` values, `lda` apart) into `out` (rows of `ldq`
+/// bytes, the depth beyond `k` left at zero's code), one scale per row into `scales`.
+#[allow(clippy::too_many_arguments)]
+fn quantise_rows(quantise: QuantiseFn, a: &[f32], lda: usize, rows: usize, k: usize, out: &mut [u8], ldq: usize, scales: &mut [f32]) {
+    for r in 0..rows {
+        let codes = &mut out[r * ldq..][..ldq];
+        scales[r] = quantise(&a[r * lda..][..k], &mut codes[..k]);
+        codes[k..].fill(A_ZERO as u8);
     }
+}
+
+/// One row of A into `codes` (as long as the row): code = round(v / scale), ties to even,
+/// clamped to ±127, plus 128; a NaN's code is 128's. Returns the scale: the row's largest
+/// magnitude (NaNs ignored) over 127, 0 for a row of zeros (all its codes 128).
+type QuantiseFn = fn(row: &[f32], codes: &mut [u8]) -> f32;
+
+/// Every element of [`QuantiseFn`] one at a time: the reference the vector kernels are tested
+/// against.
+#[cfg(test)]
+fn quantise_row_scalar(row: &[f32], codes: &mut [u8]) -> f32 {
+    let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let (scale, inverse) = steps(largest);
+    for (q, &v) in codes.iter_mut().zip(row) {
+        *q = code(v, inverse);
+    }
+    scale
+}
+
+/// The scale of a row whose largest magnitude is `largest`, and its inverse (0 for a row of zeros).
+fn steps(largest: f32) -> (f32, f32) {
+    let scale = largest / A_MAX;
+    (scale, if scale > 0.0 { 1.0 / scale } else { 0.0 })
+}
+
+/// One value's code, as [`QuantiseFn`] defines it (the vector kernels' tails).
+fn code(v: f32, inverse: f32) -> u8 {
+    ((v * inverse).round_ties_even().clamp(-A_MAX, A_MAX) as i32 + A_ZERO) as u8
 }
 
 /// What turns a tile's integer sums into C's values: C[r][j] = (sum − `offsets[j]`) ·
@@ -137,6 +147,7 @@ struct Kernel {
     /// Panels of a full tile.
     panels: usize,
     tile: TileFn,
+    quantise: QuantiseFn,
 }
 
 /// Checks what every [`TileFn`] relies on.
@@ -153,9 +164,9 @@ fn kernel() -> &'static Kernel {
     KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
-            return Kernel { rows: avx512::MR, panels: avx512::PANELS, tile: avx512::tile };
+            return Kernel { rows: avx512::MR, panels: avx512::PANELS, tile: avx512::tile, quantise: avx512::quantise_row };
         }
-        Kernel { rows: avx2::MR, panels: 1, tile: avx2::tile }
+        Kernel { rows: avx2::MR, panels: 1, tile: avx2::tile, quantise: avx2::quantise_row }
     })
 }
 
@@ -196,7 +207,7 @@ fn product(a: &[f32], lda: usize, m: usize, b: &PackedB8, panels: std::ops::Rang
     let mut row_scales = vec![0f32; block];
     for m0 in (0..m).step_by(MC) {
         let mb = MC.min(m - m0);
-        quantise_rows(&a[m0 * lda..], lda, mb, k, &mut codes, ldq, &mut row_scales);
+        quantise_rows(kernel.quantise, &a[m0 * lda..], lda, mb, k, &mut codes, ldq, &mut row_scales);
         for p in narrow.clone().step_by(kernel.panels) {
             let count = kernel.panels.min(narrow.end - p);
             let panel = &b.data[p * kq * NR8 * 4..][..count * kq * NR8 * 4];
@@ -225,6 +236,56 @@ mod avx2 {
     /// Rows of a tile: 4 × 2 accumulators, 2 B registers, the broadcast, a constant and the
     /// products in flight fit the 16 AVX2 registers.
     pub const MR: usize = 4;
+
+    /// See [`super::QuantiseFn`]; installed where the CPU has AVX2 (the caller of
+    /// [`super::matmul_i8`] checked).
+    pub fn quantise_row(row: &[f32], codes: &mut [u8]) -> f32 {
+        assert!(super::available() && codes.len() == row.len());
+        // SAFETY: the CPU has AVX2 (asserted).
+        unsafe { quantise(row, codes) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn quantise(row: &[f32], codes: &mut [u8]) -> f32 {
+        let chunks = row.chunks_exact(8);
+        let tail = chunks.remainder();
+        let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        let mut largest = _mm256_setzero_ps();
+        for chunk in chunks.clone() {
+            // SAFETY: a chunk holds 8 f32.
+            let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+            // `max` returns its second operand where the first is NaN: NaNs are ignored.
+            largest = _mm256_max_ps(_mm256_and_ps(v, magnitude), largest);
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), largest) };
+        let largest = lanes.iter().chain(tail).fold(0f32, |m, v| m.max(v.abs()));
+        let (scale, inverse) = super::steps(largest);
+        let (inverse_v, most, least, zero) =
+            (_mm256_set1_ps(inverse), _mm256_set1_ps(super::A_MAX), _mm256_set1_ps(-super::A_MAX), _mm256_set1_epi32(super::A_ZERO));
+        let (body, rest) = codes.split_at_mut(row.len() - tail.len());
+        for (chunk, out) in chunks.zip(body.chunks_exact_mut(8)) {
+            // SAFETY: a chunk holds 8 f32, `out` 8 bytes.
+            unsafe {
+                let x = _mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr()), inverse_v);
+                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
+                // Clamped as floats, so ±∞ clamp as the scalar code does; NaN becomes 0.
+                let x = _mm256_andnot_ps(nan, _mm256_min_ps(_mm256_max_ps(x, least), most));
+                // The default rounding mode: to nearest, ties to even.
+                let q = _mm256_add_epi32(_mm256_cvtps_epi32(x), zero);
+                // 1..=255 fit 16 bits signed and 8 unsigned: pack twice, then take 4 bytes of each lane.
+                let words = _mm256_packs_epi32(q, q);
+                let bytes = _mm256_packus_epi16(words, words);
+                let eight = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256::<1>(bytes));
+                _mm_storel_epi64(out.as_mut_ptr().cast(), eight);
+            }
+        }
+        for (q, &v) in rest.iter_mut().zip(tail) {
+            *q = super::code(v, inverse);
+        }
+        scale
+    }
 
     /// See [`super::TileFn`]: one panel; installed where the CPU has AVX2 (the caller of
     /// [`super::matmul_i8`] checked).
@@ -304,6 +365,47 @@ mod avx512 {
     /// where AVX2 takes three, with 16 sums per register.
     pub fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+
+    /// See [`super::QuantiseFn`]; installed only after [`available`].
+    pub fn quantise_row(row: &[f32], codes: &mut [u8]) -> f32 {
+        assert!(available() && codes.len() == row.len());
+        // SAFETY: the CPU has AVX-512F (asserted).
+        unsafe { quantise(row, codes) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn quantise(row: &[f32], codes: &mut [u8]) -> f32 {
+        let chunks = row.chunks_exact(16);
+        let tail = chunks.remainder();
+        let mut largest = _mm512_setzero_ps();
+        for chunk in chunks.clone() {
+            // SAFETY: a chunk holds 16 f32.
+            let v = unsafe { _mm512_loadu_ps(chunk.as_ptr()) };
+            // `max` returns its second operand where the first is NaN: NaNs are ignored.
+            largest = _mm512_max_ps(_mm512_abs_ps(v), largest);
+        }
+        let largest = tail.iter().fold(_mm512_reduce_max_ps(largest), |m, v| m.max(v.abs()));
+        let (scale, inverse) = super::steps(largest);
+        let (inverse_v, most, least, zero) =
+            (_mm512_set1_ps(inverse), _mm512_set1_ps(super::A_MAX), _mm512_set1_ps(-super::A_MAX), _mm512_set1_epi32(super::A_ZERO));
+        let (body, rest) = codes.split_at_mut(row.len() - tail.len());
+        for (chunk, out) in chunks.zip(body.chunks_exact_mut(16)) {
+            // SAFETY: a chunk holds 16 f32, `out` 16 bytes.
+            unsafe {
+                let x = _mm512_mul_ps(_mm512_loadu_ps(chunk.as_ptr()), inverse_v);
+                let number = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x);
+                // Clamped as floats, so ±∞ clamp as the scalar code does; NaN becomes 0.
+                let x = _mm512_maskz_mov_ps(number, _mm512_min_ps(_mm512_max_ps(x, least), most));
+                // The default rounding mode: to nearest, ties to even.
+                let q = _mm512_add_epi32(_mm512_cvtps_epi32(x), zero);
+                _mm_storeu_si128(out.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q));
+            }
+        }
+        for (q, &v) in rest.iter_mut().zip(tail) {
+            *q = super::code(v, inverse);
+        }
+        scale
     }
 
     /// [`dispatch_rows`] for tiles of one panel.
@@ -399,6 +501,10 @@ mod avx2 {
     pub fn tile(_: usize, _: usize, _: usize, _: &[u8], _: usize, _: &[i8], _: &Scales<'_>, _: &mut [f32], _: usize, _: usize) {
         unreachable!("int8 products are only offered where `available()` is true")
     }
+
+    pub fn quantise_row(_: &[f32], _: &mut [u8]) -> f32 {
+        unreachable!("int8 products are only offered where `available()` is true")
+    }
 }
 
 #[cfg(test)]
@@ -460,6 +566,48 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// Each quantiser this CPU has against the scalar definition, code for code: rows around the
+    /// vector widths, ties (a row whose step is exactly 1), zeros, NaN and infinities.
+    #[test]
+    fn every_quantiser_equals_the_scalar_definition() {
+        let mut quantisers: Vec<(&str, QuantiseFn)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if available() {
+                quantisers.push(("avx2", avx2::quantise_row));
+            }
+            if avx512::available() {
+                quantisers.push(("avx512", avx512::quantise_row));
+            }
+        }
+        eprintln!("quantisers: {:?}", quantisers.iter().map(|q| q.0).collect::<Vec<_>>());
+        let ties: Vec<f32> = (0..40).map(|i| [127.0, -126.5, 2.5, -3.5, 0.5, -0.5, 1.5, 126.5][i % 8]).collect();
+        let mut rows: Vec<Vec<f32>> = vec![ties, vec![0.0; 37], values(1536, 9), values(384, 10)];
+        for len in [1, 7, 8, 9, 15, 16, 17, 31, 33, 100] {
+            rows.push(values(len, len));
+        }
+        let mut special = values(40, 3);
+        special[5] = f32::NAN;
+        special[20] = f32::NAN;
+        rows.push(special.clone());
+        special[30] = f32::INFINITY;
+        rows.push(special);
+        for row in &rows {
+            let mut want = vec![0u8; row.len()];
+            let want_scale = quantise_row_scalar(row, &mut want);
+            for &(name, quantise) in &quantisers {
+                let mut got = vec![7u8; row.len()];
+                let scale = quantise(row, &mut got);
+                assert_eq!(scale.to_bits(), want_scale.to_bits(), "{name}: scale of a row of {}", row.len());
+                assert_eq!(got, want, "{name}: codes of a row of {}", row.len());
+            }
+        }
+        // The definition itself: ties to even, the clamp, NaN at zero's code.
+        let mut codes = [0u8; 8];
+        assert_eq!(quantise_row_scalar(&[127.0, -126.5, 2.5, -3.5, 0.5, -0.5, f32::NAN, -127.0], &mut codes), 1.0);
+        assert_eq!(codes, [255, 2, 130, 124, 128, 128, 128, 1]);
     }
 
     #[test]
