@@ -5,7 +5,9 @@
 //! that has gone to sleep costs as much again in wake-ups (with rayon, splitting a query's
 //! products over two cores made it slower than one core). The partner lives only as long as
 //! one forward pass ([`with_partner`]) and spins on an atomic between products, so each hand-off
-//! costs a cache line's round trip.
+//! costs a cache line's round trip. A job the partner has not claimed by the time this thread is
+//! done with its own half runs here too: a partner that has not started yet, or whose core the
+//! hypervisor has taken away for a while, never holds a product up.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,8 +15,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// No job: the partner waits.
 const IDLE: u8 = 0;
-/// A job is in [`Partner::job`]: the partner runs it.
+/// A job is in [`Partner::job`]: whichever thread claims it first runs it.
 const READY: u8 = 1;
+/// The partner claimed the job and runs it.
+const RUNNING: u8 = 5;
 /// The partner finished the job.
 const DONE: u8 = 2;
 /// The partner's job panicked.
@@ -33,8 +37,8 @@ pub struct Partner {
 }
 
 // SAFETY: `job` is written by `join` only while the state is IDLE (the partner does not read
-// it then) and read by the partner only after it saw READY (Acquire, after join's Release),
-// so the two threads never touch it at once; the job itself is `Sync`.
+// it then) and read by the partner only after it claimed the job, READY → RUNNING (Acquire,
+// after join's Release), so the two threads never touch it at once; the job itself is `Sync`.
 unsafe impl Sync for Partner {}
 
 impl Partner {
@@ -50,19 +54,25 @@ impl Partner {
         unsafe { *self.job.get() = Some(job) };
         self.state.store(READY, Ordering::Release);
         let mine = catch_unwind(AssertUnwindSafe(here));
-        let theirs = loop {
-            match self.state.load(Ordering::Acquire) {
-                DONE => break Ok(()),
-                PANICKED => break Err(()),
-                _ => std::hint::spin_loop(),
-            }
+        let theirs = if self.state.compare_exchange(READY, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            // Unclaimed: the partner will not touch it now, so it runs here.
+            catch_unwind(AssertUnwindSafe(&there)).map_err(|_| ())
+        } else {
+            let theirs = loop {
+                match self.state.load(Ordering::Acquire) {
+                    DONE => break Ok(()),
+                    PANICKED => break Err(()),
+                    _ => std::hint::spin_loop(),
+                }
+            };
+            self.state.store(IDLE, Ordering::Release);
+            theirs
         };
-        self.state.store(IDLE, Ordering::Release);
         if let Err(payload) = mine {
             std::panic::resume_unwind(payload);
         }
         if theirs.is_err() {
-            panic!("the partner thread's half of a matrix product panicked");
+            panic!("the second half of a matrix product panicked");
         }
     }
 
@@ -71,6 +81,10 @@ impl Partner {
         loop {
             match self.state.load(Ordering::Acquire) {
                 READY => {
+                    if self.state.compare_exchange(READY, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                        // `join` ran it itself.
+                        continue;
+                    }
                     // SAFETY: READY was stored after `job` was written (see `join`).
                     let job = unsafe { (*self.job.get()).expect("a job comes with READY") };
                     // SAFETY: `join` keeps the job alive until it sees DONE or PANICKED.
@@ -137,6 +151,31 @@ mod tests {
         assert_eq!(count.load(Ordering::Relaxed), 200);
         assert!(left.iter().all(|&v| v == total));
         assert!(right.lock().unwrap().iter().all(|&v| v == total));
+    }
+
+    /// A partner that never comes (no thread serves it): every join still returns, with both
+    /// halves run on the caller's thread, once each; and a panic in the second half still reaches
+    /// the caller.
+    #[test]
+    fn a_job_the_partner_does_not_claim_runs_on_the_caller() {
+        let absent = Partner { state: AtomicU8::new(IDLE), job: UnsafeCell::new(None) };
+        let caller = std::thread::current().id();
+        let (here, there) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        for _ in 0..3 {
+            absent.join(
+                || {
+                    here.fetch_add(1, Ordering::Relaxed);
+                },
+                || {
+                    assert_eq!(std::thread::current().id(), caller);
+                    there.fetch_add(1, Ordering::Relaxed);
+                },
+            );
+        }
+        assert_eq!((here.into_inner(), there.into_inner()), (3, 3));
+        assert_eq!(absent.state.load(Ordering::Relaxed), IDLE);
+        let caught = catch_unwind(AssertUnwindSafe(|| absent.join(|| {}, || panic!("boom there"))));
+        assert!(caught.is_err(), "the unclaimed half's panic was lost");
     }
 
     #[test]
