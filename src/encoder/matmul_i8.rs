@@ -408,16 +408,6 @@ mod avx512 {
         scale
     }
 
-    /// [`dispatch_rows`] for tiles of one panel.
-    macro_rules! dispatch_one {
-        ($rows:expr, $args:tt; $($r:literal)*) => {
-            match $rows {
-                $($r => rows_panels::<$r, 1> $args,)*
-                _ => {}
-            }
-        };
-    }
-
     /// See [`super::TileFn`]; installed only after [`available`].
     #[allow(clippy::too_many_arguments)]
     pub fn tile(rows: usize, panels: usize, kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
@@ -428,15 +418,23 @@ mod avx512 {
             if panels == 2 {
                 dispatch_rows!(rows, (kq, a, lda, b, scales, c, ldc, cols); 1 2 3 4 5 6 7 8);
             } else {
-                dispatch_one!(rows, (kq, a, lda, b, scales, c, ldc, cols); 1 2 3 4 5 6 7 8);
+                dispatch_rows!(fn rows_one; rows, (kq, a, lda, b, scales, c, ldc, cols); 1 2 3 4 5 6 7 8);
             }
         }
     }
 
+    /// A tile of two panels (32 columns).
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_n<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
         unsafe { rows_panels::<R, 2>(kq, a, lda, b, scales, c, ldc, cols) }
+    }
+
+    /// A tile of one panel (C's last 16 columns, where N is not a multiple of 32).
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_one<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+        unsafe { rows_panels::<R, 1>(kq, a, lda, b, scales, c, ldc, cols) }
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]

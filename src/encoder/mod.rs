@@ -1,13 +1,17 @@
 //! The encoder: text → tokens → BERT → pooled sentence vectors.
 
-/// `match rows { r => rows_n::<r>(args) }` for each listed `r`: the matrix kernels keep one
-/// instance per tile height, so each holds its accumulators in registers.
+/// `match rows { r => rows_n::<r>(args) }` for each listed `r` (or `f::<r>` with `fn f;` first):
+/// the matrix kernels keep one instance per tile height, so each holds its accumulators in
+/// registers.
 macro_rules! dispatch_rows {
-    ($rows:expr, $args:tt; $($r:literal)*) => {
+    (fn $f:ident; $rows:expr, $args:tt; $($r:literal)*) => {
         match $rows {
-            $($r => rows_n::<$r> $args,)*
+            $($r => $f::<$r> $args,)*
             _ => {}
         }
+    };
+    ($rows:expr, $args:tt; $($r:literal)*) => {
+        dispatch_rows!(fn rows_n; $rows, $args; $($r)*)
     };
 }
 

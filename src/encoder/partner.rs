@@ -18,13 +18,13 @@ const IDLE: u8 = 0;
 /// A job is in [`Partner::job`]: whichever thread claims it first runs it.
 const READY: u8 = 1;
 /// The partner claimed the job and runs it.
-const RUNNING: u8 = 5;
+const RUNNING: u8 = 2;
 /// The partner finished the job.
-const DONE: u8 = 2;
+const DONE: u8 = 3;
 /// The partner's job panicked.
-const PANICKED: u8 = 3;
+const PANICKED: u8 = 4;
 /// The forward pass is over: the partner returns.
-const QUIT: u8 = 4;
+const QUIT: u8 = 5;
 
 /// The job handed over, its lifetime erased: valid from `READY` until the partner sets `DONE`,
 /// while [`Partner::join`] waits.
@@ -42,13 +42,15 @@ pub struct Partner {
 unsafe impl Sync for Partner {}
 
 impl Partner {
-    /// Runs `here` on this thread and `there` on the partner, returning when both are done.
-    /// A panic in either is raised here, after both have stopped.
+    /// Runs `here` on this thread and `there` on the partner (or here too, after `here`, if the
+    /// partner has not claimed it by then), returning when both are done. A panic in either is
+    /// raised here, after both have stopped.
     pub fn join(&self, here: impl FnOnce(), there: impl Fn() + Sync) {
         let job: &(dyn Fn() + Sync) = &there;
-        // SAFETY: the partner only dereferences the pointer between READY and DONE, and this
-        // function does not return (nor unwind: `here` runs under catch_unwind) before DONE,
-        // so `there` outlives every use. Only the lifetime is erased.
+        // SAFETY: the partner only dereferences the pointer after claiming the job (READY →
+        // RUNNING) and before DONE, and this function does not return (nor unwind: `here` runs
+        // under catch_unwind) before DONE or taking the unclaimed job back, so `there` outlives
+        // every use. Only the lifetime is erased.
         let job: Job = unsafe { std::mem::transmute::<&(dyn Fn() + Sync), Job>(job) };
         // SAFETY: state is IDLE, so the partner does not read `job` now (see `impl Sync`).
         unsafe { *self.job.get() = Some(job) };
