@@ -17,7 +17,8 @@
 //!   columns `id, score, text, metadata`.
 //!
 //! With `ISOVEC_SQLITE_ROOT` set when the extension is loaded, stores open and are created only
-//! inside that directory ([`store_root`]).
+//! inside that directory ([`store_root`]). `ISOVEC_DTYPE` (`f32`, `f16`, `bf16`, `int8`) sets the
+//! precision models encode in, for the whole process ([`precision`]).
 //!
 //! Everything is the isovec library's own code (store, encoder, transforms); opened stores and
 //! loaded models are cached per process ([`cache`]), so only the first call pays for loading.
@@ -28,6 +29,7 @@ mod cache;
 mod functions;
 mod guard;
 mod pipeline_spec;
+mod precision;
 mod search_vtab;
 mod store_root;
 
@@ -68,10 +70,11 @@ pub unsafe extern "C" fn sqlite3_extension_init(
     result.unwrap_or(ffi::SQLITE_ERROR)
 }
 
-/// Reads the store root ([`store_root`]), then registers every function and the search module on
+/// Reads the store root ([`store_root`]) and the precision ([`precision`]), then registers every function and the search module on
 /// one connection.
 fn register(db: Connection) -> rusqlite::Result<bool> {
     store_root::configure_from_env().map_err(|e| guard::sql_error(format!("isovec: {e}")))?;
+    precision::configure_from_env().map_err(|e| guard::sql_error(format!("isovec: {e}")))?;
     functions::register(&db)?;
     bulk_upsert::register(&db)?;
     search_vtab::register(&db)?;

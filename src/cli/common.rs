@@ -32,8 +32,9 @@ pub struct ModelArgs {
     /// f32's); on other CPUs bf16 halves the dense weights' memory and runs at about f32's
     /// speed. int8 (CPU with AVX2): f32 weights, the dense layers' products in 8-bit integers,
     /// faster than f32 (README: scores beside f32's). On a GPU, f16 and bf16 run throughout;
-    /// f16 on a CPU runs, but slower than f32. Vectors come out as f32 either way.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Precision::F32)]
+    /// f16 on a CPU runs, but slower than f32. Vectors come out as f32 either way. The SQLite
+    /// extension takes the same variable.
+    #[arg(long, env = "ISOVEC_DTYPE", value_enum, ignore_case = true, default_value_t = Precision::F32)]
     pub dtype: Precision,
 }
 
