@@ -42,6 +42,24 @@ pub fn load_extension() -> rusqlite::Connection {
     db
 }
 
+/// Loads the extension into a new connection with the environment variable `var` set to `value`
+/// (the extension reads its settings when it is loaded), then sets it to `after`. Loads through
+/// this function take turns, so that each sees the value it set.
+pub fn load_with_env(var: &str, value: impl AsRef<std::ffi::OsStr>, after: impl AsRef<std::ffi::OsStr>) -> rusqlite::Result<rusqlite::Connection> {
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let ext = extension().unwrap_or_else(|e| panic!("{e}"));
+    let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    std::env::set_var(var, value);
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    // SAFETY: loading our own extension, which only registers functions and a module.
+    let loaded = unsafe {
+        let _guard = rusqlite::LoadExtensionGuard::new(&db).unwrap();
+        db.load_extension(&ext, None::<&str>)
+    };
+    std::env::set_var(var, after);
+    loaded.map(|_| db)
+}
+
 /// The error message of `sql`, which must fail; panics if it succeeds.
 pub fn error_of(db: &rusqlite::Connection, sql: &str) -> String {
     db.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))

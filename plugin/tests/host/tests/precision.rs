@@ -5,9 +5,8 @@
 //! This file is its own process: the precision is process-wide, so every test loads int8 first.
 
 use std::process::Command;
-use std::sync::Mutex;
 
-use isovec_sqlite_host_test::{cosine, default_model, error_of, extension, floats, isovec_cli};
+use isovec_sqlite_host_test::{cosine, default_model, error_of, floats, isovec_cli, load_with_env};
 use rusqlite::Connection;
 
 const DTYPE_VAR: &str = "ISOVEC_DTYPE";
@@ -18,22 +17,9 @@ const TEXTS: &[&str] = &[
     "Knead the bread dough and let it rise for an hour.",
 ];
 
-/// Serialises the loads: each reads the environment, which the tests set.
-static ENV: Mutex<()> = Mutex::new(());
-
 /// Loads the extension into a new connection with `ISOVEC_DTYPE` set to `dtype`.
 fn load_with(dtype: &str) -> rusqlite::Result<Connection> {
-    let ext = extension().unwrap_or_else(|e| panic!("{e}"));
-    let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
-    std::env::set_var(DTYPE_VAR, dtype);
-    let db = Connection::open_in_memory().unwrap();
-    // SAFETY: loading our own extension, which only registers functions and a module.
-    let loaded = unsafe {
-        let _guard = rusqlite::LoadExtensionGuard::new(&db).unwrap();
-        db.load_extension(&ext, None::<&str>)
-    };
-    std::env::set_var(DTYPE_VAR, "int8");
-    loaded.map(|_| db)
+    load_with_env(DTYPE_VAR, dtype, "int8")
 }
 
 /// A connection that encodes in int8 (the process's precision).

@@ -4,9 +4,9 @@
 //! This file is its own process: the root is process-wide, so it is set here before the first load.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use isovec_sqlite_host_test::{default_model, error_of, extension};
+use isovec_sqlite_host_test::{default_model, error_of, load_with_env};
 use rusqlite::Connection;
 
 const ROOT_VAR: &str = "ISOVEC_SQLITE_ROOT";
@@ -28,22 +28,9 @@ fn root() -> PathBuf {
     base().join("root")
 }
 
-/// Serialises the loads: each reads the environment, which one test changes on purpose.
-static ENV: Mutex<()> = Mutex::new(());
-
 /// Loads the extension into a new connection with `ISOVEC_SQLITE_ROOT` set to `root_value`.
 fn load_with(root_value: &Path) -> rusqlite::Result<Connection> {
-    let ext = extension().unwrap_or_else(|e| panic!("{e}"));
-    let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
-    std::env::set_var(ROOT_VAR, root_value);
-    let db = Connection::open_in_memory().unwrap();
-    // SAFETY: loading our own extension, which only registers functions and a module.
-    let loaded = unsafe {
-        let _guard = rusqlite::LoadExtensionGuard::new(&db).unwrap();
-        db.load_extension(&ext, None::<&str>)
-    };
-    std::env::set_var(ROOT_VAR, root());
-    loaded.map(|_| db)
+    load_with_env(ROOT_VAR, root_value, root())
 }
 
 fn connect() -> Connection {
