@@ -70,8 +70,8 @@ pub unsafe extern "C" fn sqlite3_extension_init(
     result.unwrap_or(ffi::SQLITE_ERROR)
 }
 
-/// Reads the store root ([`store_root`]) and the precision ([`precision`]), then registers every function and the search module on
-/// one connection.
+/// Reads the store root ([`store_root`]) and the precision ([`precision`]), then registers every
+/// function and the search module on one connection.
 fn register(db: Connection) -> rusqlite::Result<bool> {
     store_root::configure_from_env().map_err(|e| guard::sql_error(format!("isovec: {e}")))?;
     precision::configure_from_env().map_err(|e| guard::sql_error(format!("isovec: {e}")))?;

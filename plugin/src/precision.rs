@@ -24,15 +24,11 @@ static PRECISION: OnceLock<String> = OnceLock::new();
 /// Reads [`DTYPE_VAR`] (called at each load into a connection); an unknown name, or one other
 /// than the process's, fails the load.
 pub fn configure_from_env() -> Result<()> {
-    let asked = match std::env::var(DTYPE_VAR) {
-        Ok(name) if !name.trim().is_empty() => name.trim().to_ascii_lowercase(),
-        Ok(_) | Err(std::env::VarError::NotPresent) => "f32".to_string(),
-        Err(std::env::VarError::NotUnicode(raw)) => {
-            return Err(Error::InvalidInput(format!(
-                "{DTYPE_VAR}={raw:?} is not one of f32, f16, bf16, int8; set one of those, or unset it for f32"
-            )))
-        }
-    };
+    // Unset or empty: f32. A name that is not Unicode reaches the check below with U+FFFD in it.
+    let asked = std::env::var_os(DTYPE_VAR)
+        .map(|raw| raw.to_string_lossy().trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "f32".into());
     EncoderOptions::default()
         .with_precision(&asked)
         .map_err(|e| Error::InvalidInput(format!("{DTYPE_VAR}: {e}; set one of those, or unset it for f32")))?;
