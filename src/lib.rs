@@ -90,7 +90,8 @@ mod table;
 pub mod test_support;
 pub mod train;
 pub mod transform;
+pub mod user_file;
 pub mod vector;
 
 pub use error::{Error, Result};
-pub use pipeline::{Embedder, EncoderId, Pipeline, PipelineId, TokenSpans, TransformId};
+pub use pipeline::{Embedded, Embedder, EncoderId, Pipeline, PipelineId, TokenSpans, TransformId};

@@ -105,6 +105,11 @@ pub trait Embedder: Send + Sync {
     fn dims(&self) -> usize;
     /// One vector per text, in input order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// Like [`Embedder::embed`], also counting the texts cut at the encoder's length limit (0
+    /// for an embedder that does not say).
+    fn embed_counting_cuts(&self, texts: &[&str]) -> Result<Embedded> {
+        Ok(Embedded { vectors: self.embed(texts)?, truncated: 0 })
+    }
     /// The tokens of `text` as the encoder sees them before its length limit; `None` for an
     /// embedder that does not say (its long texts are neither counted as cut nor split).
     fn token_spans(&self, text: &str) -> Result<Option<TokenSpans>> {
@@ -214,6 +219,9 @@ impl Embedder for Pipeline {
     }
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         Ok(self.embed_with_progress(texts, &|_| {})?.vectors)
+    }
+    fn embed_counting_cuts(&self, texts: &[&str]) -> Result<Embedded> {
+        self.embed_with_progress(texts, &|_| {})
     }
     fn token_spans(&self, text: &str) -> Result<Option<TokenSpans>> {
         Ok(Some(self.encoder.tokenizer().token_spans(text)?))

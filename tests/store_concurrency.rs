@@ -77,3 +77,108 @@ fn eight_searchers_and_one_writer() {
     assert_eq!(found, live);
     eprintln!("{} searches, {round} write rounds", searches.load(Ordering::Relaxed));
 }
+
+/// A document re-upserted in a loop (same text, same vector) never vanishes from a search:
+/// it is the top hit of every dense, lexical and hybrid search for it while the writer runs.
+#[test]
+fn a_replaced_document_never_vanishes_from_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = BagOfWords::new(DIMS);
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let c = store.create_collection("default", emb.config()).unwrap();
+    c.upsert(&(0..300).map(|i| doc(i, DIMS, 4)).collect::<Vec<_>>()).unwrap();
+    let x = isovec::store::Doc {
+        id: "x".into(),
+        text: "zebra quagga okapi".into(),
+        metadata: serde_json::json!({"group": 9}),
+        vector: random_unit(424242, DIMS),
+    };
+    c.upsert(std::slice::from_ref(&x)).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let checked = Arc::new(AtomicUsize::new(0));
+    let mut readers = Vec::new();
+    for t in 0..4usize {
+        let (c, x, stop, checked) = (c.clone(), x.clone(), stop.clone(), checked.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let params = SearchParams::k(3);
+                let hits = match (t + n) % 3 {
+                    0 => c.search(&x.vector, &params).unwrap(),
+                    1 => c.search_lexical("okapi quagga", &params.with_mode(isovec::store::SearchMode::Lexical)).unwrap(),
+                    _ => c
+                        .search_hybrid(&x.vector, "okapi quagga", &params.with_mode(isovec::store::SearchMode::Hybrid))
+                        .unwrap(),
+                };
+                assert_eq!(hits.first().map(|h| h.id.as_str()), Some("x"), "reader {t}, search {n}: {hits:?}");
+                assert_eq!(hits[0].text, x.text);
+                assert_eq!(hits[0].metadata, x.metadata);
+                n += 1;
+            }
+            checked.fetch_add(n, Ordering::Relaxed);
+        }));
+    }
+    let start = Instant::now();
+    let mut writes = 0;
+    while start.elapsed() < Duration::from_secs(3) || writes < 200 {
+        c.upsert(std::slice::from_ref(&x)).unwrap();
+        writes += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(checked.load(Ordering::Relaxed) > 100, "the readers ran");
+    assert_eq!(c.count().unwrap(), 301);
+}
+
+/// Dropping a collection while another thread upserts into it: the writer gets Ok or a typed
+/// "dropped" error, never a panic; the store reopens; a collection re-created under the name
+/// is empty.
+#[test]
+fn dropping_a_collection_waits_for_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = BagOfWords::new(DIMS);
+    for round in 0..5u64 {
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let c = store.get_or_create_collection("default", emb.config()).unwrap();
+        let writer = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut outcomes = (0usize, 0usize);
+                for i in 0.. {
+                    let docs: Vec<_> = (0..20).map(|j| doc(round * 1_000_000 + i * 20 + j, DIMS, 4)).collect();
+                    match c.upsert(&docs) {
+                        Ok(_) => outcomes.0 += 1,
+                        Err(isovec::Error::Dropped { collection }) => {
+                            assert_eq!(collection, "default");
+                            outcomes.1 += 1;
+                            break;
+                        }
+                        Err(e) => panic!("round {round}: the writer got {e}"),
+                    }
+                    if i % 7 == 3 {
+                        match c.snapshot() {
+                            Ok(()) | Err(isovec::Error::Dropped { .. }) => {}
+                            Err(e) => panic!("round {round}: a snapshot got {e}"),
+                        }
+                    }
+                }
+                outcomes
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20 + 15 * round));
+        assert!(store.drop_collection("default").unwrap());
+        let (written, dropped) = writer.join().expect("the writer panicked");
+        assert_eq!(dropped, 1, "round {round}: the writer ends with the dropped error ({written} writes before)");
+        drop(c);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.list_collections().unwrap().is_empty(), "round {round}");
+        let again = store.create_collection("default", emb.config()).unwrap();
+        assert_eq!(again.count().unwrap(), 0);
+        assert!(again.search(&random_unit(7, DIMS), &SearchParams::k(5)).unwrap().is_empty());
+        assert!(store.drop_collection("default").unwrap());
+    }
+}

@@ -78,3 +78,22 @@ fn a_dropped_collection_says_so_by_name() {
         r => panic!("a write to a dropped collection: {:?}", r.err()),
     }
 }
+
+#[test]
+fn names_that_differ_only_in_case_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let emb = BagOfWords::new(8);
+    store.create_collection("Notes", emb.config()).unwrap().upsert(&[doc(1, 8, 1)]).unwrap();
+    for other in ["notes", "NOTES", "nOtEs"] {
+        match store.create_collection(other, emb.config()) {
+            Err(Error::InvalidInput(m)) => assert!(m.contains("only in case") && m.contains("\"Notes\""), "{m}"),
+            r => panic!("{other}: {:?}", r.map(|c| c.name().to_string())),
+        }
+        assert!(store.get_or_create_collection(other, emb.config()).is_err());
+    }
+    // The first one is untouched, and a name that differs otherwise is fine.
+    assert_eq!(store.collection("Notes").unwrap().count().unwrap(), 1);
+    store.create_collection("notes2", emb.config()).unwrap();
+    assert_eq!(store.list_collections().unwrap().len(), 2);
+}

@@ -21,7 +21,7 @@ use isovec::encoder::fetch::cache_dir;
 use isovec::encoder::{default_model_dir, Encoder, Pooling};
 use isovec::{EncoderId, Error, Pipeline, PipelineId, Result};
 
-use crate::cache;
+use crate::{cache, store_root};
 
 /// A parsed pipeline string.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +69,10 @@ impl PipelineSpec {
     pub fn resolve(&self) -> Result<Arc<Pipeline>> {
         match self {
             PipelineSpec::Model { dir, pooling } => {
+                // SQL names any other folder, so it must be inside the store root, if one is set.
+                if *dir != default_model_dir() {
+                    store_root::check_path(dir, "model folder", "model folders")?;
+                }
                 if !dir.join("model.safetensors").is_file() && *dir == default_model_dir() {
                     return Err(Error::Model(format!(
                         "the default model is not installed at {}: run `isovec model fetch` (or set ISOVEC_MODEL)",
@@ -79,6 +83,7 @@ impl PipelineSpec {
                 build(encoder, pooling.parse()?, None)
             }
             PipelineSpec::Transform(path) => {
+                store_root::check_path(path, "transform file", "transform files")?;
                 let transform = cache::transform_file(path)?;
                 let encoder = find_encoder(transform.encoder())?;
                 build(encoder, transform.encoder().pooling.parse()?, Some(transform))

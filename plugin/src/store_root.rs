@@ -1,5 +1,6 @@
-//! The optional store root: with `ISOVEC_SQLITE_ROOT` set, SQL opens and creates stores only
-//! inside that directory.
+//! The optional store root: with `ISOVEC_SQLITE_ROOT` set, SQL opens and creates stores, and
+//! reads model folders and transform files, only inside that directory (the default model,
+//! which SQL does not name, is read where it is installed).
 //!
 //! Without it any statement can make a store wherever the host process may write
 //! (`isovec_upsert('../../tmp/x', …)`). The variable is read when the extension is loaded into a
@@ -48,18 +49,24 @@ pub fn configure_from_env() -> Result<()> {
     Ok(())
 }
 
-/// Errors unless `dir` lies inside the store root; any path passes when no root is set.
+/// Errors unless the store `dir` lies inside the store root; any path passes when no root is set.
 pub fn check(dir: &Path) -> Result<()> {
+    check_path(dir, "store", "stores")
+}
+
+/// Errors unless `path`, named by SQL, lies inside the store root; `what` and `plural` name
+/// what it is in the error ("model folder", "model folders").
+pub fn check_path(path: &Path, what: &str, plural: &str) -> Result<()> {
     match ROOT.get() {
         None => Ok(()),
-        Some(root) => check_inside(root, dir),
+        Some(root) => check_inside(root, path, what, plural),
     }
 }
 
-fn check_inside(root: &Path, dir: &Path) -> Result<()> {
+fn check_inside(root: &Path, dir: &Path, what: &str, plural: &str) -> Result<()> {
     let refuse = |why: String| {
         Error::InvalidInput(format!(
-            "store {}: {why}; stores must be inside {} ({ROOT_VAR})",
+            "{what} {}: {why}; {plural} must be inside {} ({ROOT_VAR})",
             dir.display(),
             root.display()
         ))
@@ -118,17 +125,20 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         std::os::unix::fs::symlink(base.join("gone"), root.join("dangling")).unwrap();
+        let check = |path: &Path| check_inside(&root, path, "store", "stores");
         for inside in ["st", "sub/st", "sub/../st", "new/deeper/st", "./st", "sub/./st"] {
-            check_inside(&root, &root.join(inside)).unwrap_or_else(|e| panic!("{inside}: {e}"));
+            check(&root.join(inside)).unwrap_or_else(|e| panic!("{inside}: {e}"));
         }
-        check_inside(&root, &root).unwrap();
+        check(&root).unwrap();
         for escape in ["../outside/st", "sub/../../outside", "new/../../outside", "link/st", "link", "dangling/st"] {
-            let e = check_inside(&root, &root.join(escape)).expect_err(escape).to_string();
+            let e = check(&root.join(escape)).expect_err(escape).to_string();
             assert!(e.contains(ROOT_VAR), "{escape}: {e}");
         }
         // A sibling whose name starts like the root's is not inside it.
         std::fs::create_dir_all(base.join("rootless")).unwrap();
-        assert!(check_inside(&root, &base.join("rootless/st")).is_err());
+        assert!(check(&base.join("rootless/st")).is_err());
+        let e = check_inside(&root, &outside.join("w.safetensors"), "transform file", "transform files").unwrap_err();
+        assert!(e.to_string().starts_with("transform file "), "{e}");
         assert_eq!(resolve(&root.join("sub/../new/st")).unwrap(), root.join("new/st"));
         std::fs::remove_dir_all(base).unwrap();
     }

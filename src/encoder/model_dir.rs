@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use super::config::BertConfig;
-use crate::{Error, Result};
+use crate::{user_file, Error, Result};
 
 /// The files of a model folder, located and checked to exist.
 #[derive(Clone, Debug)]
@@ -36,6 +36,7 @@ impl ModelDir {
                 path.display()
             )));
         }
+        // Only regular files count (a FIFO or device of that name is as good as missing).
         let file = |name: &str| {
             let p = path.join(name);
             p.is_file().then_some(p)
@@ -59,6 +60,16 @@ impl ModelDir {
                     path.display()
                 ))
             })?;
+        for (file, limit, what) in [
+            (Some(&config), user_file::MAX_CONFIG_BYTES, "model config.json"),
+            (tokenizer_json.as_ref(), user_file::MAX_TOKENIZER_BYTES, "tokenizer file"),
+            (vocab_txt.as_ref(), user_file::MAX_TOKENIZER_BYTES, "vocabulary file"),
+            (Some(&weights), user_file::MAX_WEIGHTS_BYTES, "weights file"),
+        ] {
+            if let Some(file) = file {
+                user_file::check_regular(file, limit, what)?;
+            }
+        }
         Ok(ModelDir {
             path: path.to_path_buf(),
             config,
@@ -80,7 +91,7 @@ impl ModelDir {
 
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<BertConfig> {
-        let text = std::fs::read_to_string(&self.config).map_err(|e| Error::io(&self.config, e))?;
+        let text = user_file::read_regular_text(&self.config, user_file::MAX_CONFIG_BYTES, "model config.json")?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Model(format!("{}: not a BERT config: {e}", self.config.display()))
         })
@@ -88,7 +99,7 @@ impl ModelDir {
 
     /// Whether the tokenizer lower-cases, from `tokenizer_config.json` (default: true, as BERT uncased).
     pub fn lowercase(&self) -> bool {
-        std::fs::read_to_string(self.path.join("tokenizer_config.json"))
+        user_file::read_regular_text(&self.path.join("tokenizer_config.json"), user_file::MAX_CONFIG_BYTES, "tokenizer_config.json")
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))

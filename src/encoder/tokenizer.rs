@@ -108,12 +108,22 @@ impl TextTokenizer {
 
     /// Tokenizes texts (in parallel); an empty or whitespace-only text is an error naming its index.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Tokens>> {
+        // Only the start of a long text can reach the encoder: tokenize a prefix that surely
+        // holds more tokens than one input takes, not the whole text (a 1 GB text would cost
+        // gigabytes), and a longer one only when it did not fill the input.
+        let window = self.first_window();
+        let prefixes: Vec<&str> = texts.iter().map(|t| prefix_before_space(t, window)).collect();
         // One text (a query) is tokenized on this thread: no copy of the list, no thread hand-off.
-        let encodings = match texts {
+        let mut encodings = match prefixes.as_slice() {
             [one] => self.inner.encode(*one, true).map(|e| vec![e]),
-            _ => self.inner.encode_batch(texts.to_vec(), true),
+            _ => self.inner.encode_batch(prefixes.clone(), true),
         }
         .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
+        for ((enc, prefix), text) in encodings.iter_mut().zip(&prefixes).zip(texts) {
+            if prefix.len() < text.len() && enc.get_overflowing().is_empty() {
+                *enc = self.encode_growing(text, window.saturating_mul(2))?;
+            }
+        }
         encodings
             .into_iter()
             .enumerate()
@@ -134,6 +144,56 @@ impl TextTokenizer {
 }
 
 /// The standard BERT tokenizer: BERT normaliser, BERT pre-tokenizer, WordPiece, [CLS] … [SEP].
+impl TextTokenizer {
+    /// Bytes of a text tokenized first: far more than one input's tokens need (a token is
+    /// rarely longer than 8 bytes).
+    fn first_window(&self) -> usize {
+        self.max_length.saturating_mul(16).max(1024)
+    }
+
+    /// `text` encoded for one input from prefixes of `window` bytes and more, doubled until the
+    /// input is full or the prefix is the whole text.
+    fn encode_growing(&self, text: &str, mut window: usize) -> Result<tokenizers::Encoding> {
+        loop {
+            let prefix = prefix_before_space(text, window);
+            let enc = self
+                .inner
+                .encode(prefix, true)
+                .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
+            if prefix.len() == text.len() || !enc.get_overflowing().is_empty() {
+                return Ok(enc);
+            }
+            window = window.saturating_mul(2);
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `window` bytes that ends before a whitespace
+/// character (the first such prefix past `window` if there is none within; the whole text if
+/// it is no longer or has no whitespace to cut at).
+///
+/// Tokenizers split words at whitespace before anything else (BERT's WordPiece, byte-level BPE,
+/// SentencePiece's metaspace), and normalise character by character, so the tokens of such a
+/// prefix are the first tokens of the whole text: when the prefix already overflows one input,
+/// the input is the same as the whole text's.
+fn prefix_before_space(text: &str, window: usize) -> &str {
+    if text.len() <= window {
+        return text;
+    }
+    let mut end = window;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = match text[..end].rfind(char::is_whitespace) {
+        Some(i) if i > 0 => Some(i),
+        _ => text[end..].find(char::is_whitespace).map(|i| end + i),
+    };
+    match cut {
+        Some(i) if i > 0 => &text[..i],
+        _ => text,
+    }
+}
+
 fn bert_wordpiece(vocab: &std::path::Path, lowercase: bool) -> Result<Tokenizer> {
     let vocab_str = vocab.to_string_lossy().into_owned();
     let wordpiece = WordPiece::from_file(&vocab_str)
@@ -185,6 +245,40 @@ mod tests {
             "unbelievably tokenizable words like electroencephalography",
         ];
         assert_eq!(from_json.tokenize(&texts).unwrap(), from_vocab.tokenize(&texts).unwrap());
+    }
+
+    #[test]
+    fn long_texts_are_tokenized_by_prefix_with_the_same_result() {
+        let Some(dir) = default_dir() else { return };
+        let mut words = Vec::new();
+        let mut x = 12345u64;
+        for i in 0..6000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let w = ["electroencephalography", "Café", "déjà-vu", "a", "3.14", "«quoted»!", "漢字", "the"]
+                [(x >> 33) as usize % 8];
+            words.push(if i % 97 == 0 { format!("{w}\n\t ") } else { w.to_string() });
+        }
+        let long = words.join(" ");
+        let giant_word = format!("start {} end", "x".repeat(50_000));
+        let space_tail = format!("just a few words{}", " ".repeat(100_000));
+        let short_then_spaces = format!("{}{}", "word ".repeat(40), " \n".repeat(30_000));
+        for max_length in [8, 128, 512] {
+            let tok = TextTokenizer::load(&dir, max_length).unwrap();
+            let window = tok.first_window();
+            let at_window = format!("{} tail words here", "y".repeat(window));
+            let mut cut = window + 7;
+            while !long.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let texts = [long.as_str(), &giant_word, &space_tail, &short_then_spaces, &at_window, "short text", &long[..cut]];
+            let bounded = tok.tokenize(&texts).unwrap();
+            for (text, got) in texts.iter().zip(&bounded) {
+                // The reference: the whole text through the tokenizer, cut at max_length by it.
+                let whole = tok.inner.encode(*text, true).unwrap();
+                let expected = Tokens { ids: whole.get_ids().to_vec(), truncated: !whole.get_overflowing().is_empty() };
+                assert_eq!(got, &expected, "max_length {max_length}, text of {} bytes", text.len());
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,14 @@
 //!   snapshot, compaction, text index) is logged and kept in [`CollectionStats::maintenance_error`],
 //!   never reported as a failed write — the next open replays or rebuilds from sled;
 //! - every search result is checked against sled and the visible state, so a deleted or replaced
-//!   document never appears, whichever index proposed it.
+//!   document never appears, whichever index proposed it; a document that a write in progress
+//!   replaces or deletes is reported as it was (`State::retiring`) until the write's switch, so it
+//!   never vanishes from searches meanwhile, not even from lexical ones (new texts enter the text
+//!   index before the switch, old ones leave it after);
+//! - searches are bounded by what the collection holds (`SearchParams::bounded`): k and depth by
+//!   its documents, ef by its points, whatever the caller asked;
+//! - a dropped collection takes no more writes: the drop waits for the writer lock and marks the
+//!   collection dropped under it, and every writer checks that mark once it holds the lock.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -169,6 +176,20 @@ impl SearchParams {
     fn side_depth(&self) -> usize {
         self.depth.unwrap_or(DEFAULT_DEPTH).max(self.k)
     }
+
+    /// The same, with `k` and the depth at most `documents` and `ef` at most `points`: no search
+    /// can return more than the collection holds, and every one of these sizes an allocation, so
+    /// a huge value (`k = 10⁹`, `usize::MAX`) must not reach one. Every search goes through here.
+    fn bounded(&self, documents: u64, points: u64) -> SearchParams {
+        let cap = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let documents = cap(documents);
+        SearchParams {
+            k: self.k.min(documents),
+            ef: self.ef.map(|ef| ef.min(cap(points).max(1))),
+            depth: Some(self.side_depth().min(documents)),
+            ..self.clone()
+        }
+    }
 }
 
 /// One search result.
@@ -236,7 +257,7 @@ struct Inner {
 }
 
 /// Owned by the single writer.
-struct WriterState {
+pub(crate) struct WriterState {
     /// Sequence number covered by the snapshot recorded in sled.
     snapshot_seq: Option<u64>,
     /// Internal ids of points that entered the graph for a write the database then refused:
@@ -267,10 +288,19 @@ struct State {
     metadata: HashMap<u64, Value>,
     /// Internal id of a passage after the first → its document's first internal id.
     owner: HashMap<u64, u64>,
+    /// Documents a write in progress replaces or deletes, by their visible first internal id:
+    /// sled no longer holds them, but searches still see them until the write's switch.
+    retiring: HashMap<u64, Retiring>,
     count: u64,
     /// Live vectors (at least `count`).
     points: u64,
     seq: u64,
+}
+
+/// A visible document that a write in progress retires, as a search reports it.
+struct Retiring {
+    id: String,
+    text: String,
 }
 
 /// One document of a write: borrowed parts, one vector or several (passages).
@@ -363,6 +393,7 @@ impl Collection {
                     tombstones,
                     metadata,
                     owner,
+                    retiring: HashMap::new(),
                     count,
                     points,
                     seq,
@@ -425,6 +456,7 @@ impl Collection {
             if doc.id.is_empty() {
                 return Err(Error::InvalidInput("a document has an empty id; give every document an id".into()));
             }
+            check_text(doc.id, doc.text)?;
             if doc.vectors.is_empty() || u32::try_from(doc.vectors.len()).is_err() {
                 return Err(Error::InvalidInput(format!(
                     "document {:?} has {} vectors; give it one per passage, at least one",
@@ -479,6 +511,7 @@ impl Collection {
         // Every retired internal id (tombstones), and the first of each retired document (text index).
         let mut old_ids = Vec::new();
         let mut old_docs = Vec::new();
+        let mut retiring = HashMap::new();
         for (i, doc) in docs.iter().enumerate() {
             if last.get(doc.id) != Some(&i) {
                 continue;
@@ -497,6 +530,7 @@ impl Collection {
                     old_docs.push(old.internal_id);
                     points = points.saturating_sub(u64::from(old.passages));
                     report.replaced += 1;
+                    retiring.insert(old.internal_id, Retiring { id: doc.id.to_string(), text: old.text });
                 }
                 None => {
                     count += 1;
@@ -527,6 +561,8 @@ impl Collection {
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
         batch.insert(POINTS_KEY, &encode_u64(points));
+        // Replaced documents stay visible, as they were, until the switch below.
+        self.write_state()?.retiring = retiring;
         // The batch goes to the database on another thread while its points enter the graph
         // (searches go on; they ignore internal ids above the visible sequence number until the
         // switch below, which waits for the database).
@@ -545,6 +581,7 @@ impl Collection {
             let lost: Vec<u64> = new_points.iter().map(|(_, iid)| *iid).collect();
             let mut st = self.write_state()?;
             st.tombstones.extend(lost.iter().copied());
+            st.retiring.clear();
             st.seq = seq;
             writer.lost.extend(lost);
             return Err(e);
@@ -554,8 +591,15 @@ impl Collection {
         if let Err(e) = inserted {
             self.maintenance_failed(&e);
         }
+        // The new texts reach the text index before the switch and the replaced ones leave it
+        // after (`after_write`), so a lexical search finds a replaced document throughout: the
+        // old version until the switch, the new one from then on (each hidden while invisible).
+        if let Err(e) = self.inner.text.add(&new_texts) {
+            self.maintenance_failed(&e);
+        }
         {
             let mut st = self.write_state()?;
+            st.retiring.clear();
             st.retire(&old_ids);
             st.metadata.extend(new_meta);
             st.owner.extend(new_owner);
@@ -563,7 +607,7 @@ impl Collection {
             st.points = points;
             st.seq = seq;
         }
-        self.after_write(&mut writer, &old_docs, &new_texts, seq);
+        self.after_write(&mut writer, &old_docs, seq);
         Ok(report)
     }
 
@@ -583,6 +627,7 @@ impl Collection {
     fn add_texts_split(&self, embedder: &dyn Embedder, docs: &[TextDoc], split: Option<Passages>) -> Result<UpsertReport> {
         self.check_pipeline(embedder)?;
         for doc in docs {
+            check_text(&doc.id, &doc.text)?;
             if doc.text.trim().is_empty() {
                 return Err(Error::InvalidInput(format!(
                     "document {:?} has an empty text; remove it or give it some text",
@@ -590,34 +635,35 @@ impl Collection {
                 )));
             }
         }
-        // Each document's pieces: the whole text, or its passages.
-        let mut truncated = 0;
+        // Each document's pieces: the whole text, or its passages. Only splitting needs every
+        // token of a text; a text encoded whole is tokenized as far as the encoder reads it.
         let mut pieces: Vec<Vec<&str>> = Vec::with_capacity(docs.len());
         for doc in docs {
-            let tokens = embedder.token_spans(&doc.text)?;
-            let cut = tokens.as_ref().is_some_and(|t| t.spans.len() > t.capacity);
-            match (split, tokens) {
-                (Some(p), Some(tokens)) => {
+            match split {
+                Some(p) => {
+                    let Some(tokens) = embedder.token_spans(&doc.text)? else {
+                        return Err(Error::InvalidInput(format!(
+                            "the embedder of {} does not show its tokens, so texts cannot be split into passages; index them whole",
+                            embedder.id()
+                        )));
+                    };
                     let (length, stride) = p.resolve(tokens.capacity)?;
                     let ranges = passages::split(&doc.text, &tokens, length, stride);
                     pieces.push(ranges.into_iter().map(|r| &doc.text[r]).collect());
                 }
-                (Some(_), None) => {
-                    return Err(Error::InvalidInput(format!(
-                        "the embedder of {} does not show its tokens, so texts cannot be split into passages; index them whole",
-                        embedder.id()
-                    )))
-                }
-                (None, _) => {
-                    truncated += usize::from(cut);
-                    pieces.push(vec![doc.text.as_str()]);
-                }
+                None => pieces.push(vec![doc.text.as_str()]),
             }
         }
         let flat: Vec<&str> = pieces.iter().flatten().copied().collect();
         let mut vectors = Vec::with_capacity(flat.len());
+        // Passages are cut to fit, so only texts encoded whole count as truncated.
+        let mut truncated = 0;
         for chunk in flat.chunks(EMBED_CHUNK) {
-            let got = embedder.embed(chunk)?;
+            let embedded = embedder.embed_counting_cuts(chunk)?;
+            if split.is_none() {
+                truncated += embedded.truncated;
+            }
+            let got = embedded.vectors;
             if got.len() != chunk.len() {
                 return Err(Error::Model(format!(
                     "the embedder returned {} vectors for {} texts",
@@ -655,6 +701,7 @@ impl Collection {
         let mut batch = writer.batch();
         let mut removed = Vec::new();
         let mut removed_docs = Vec::new();
+        let mut retiring = HashMap::new();
         let mut seen = HashSet::new();
         for id in ids {
             let id = id.as_ref();
@@ -673,6 +720,7 @@ impl Collection {
                     removed.push(iid);
                 }
                 removed_docs.push(old.internal_id);
+                retiring.insert(old.internal_id, Retiring { id: id.to_string(), text: old.text });
             }
         }
         if removed_docs.is_empty() {
@@ -681,15 +729,22 @@ impl Collection {
         batch.insert(SEQ_KEY, &encode_u64(seq));
         batch.insert(COUNT_KEY, &encode_u64(count));
         batch.insert(POINTS_KEY, &encode_u64(points));
-        self.commit(&mut writer, batch)?;
+        // Deleted documents stay visible, as they were, until the switch below.
+        self.write_state()?.retiring = retiring;
+        let committed = self.commit(&mut writer, batch);
+        if committed.is_err() {
+            self.write_state()?.retiring.clear();
+        }
+        committed?;
         {
             let mut st = self.write_state()?;
+            st.retiring.clear();
             st.retire(&removed);
             st.count = count;
             st.points = points;
             st.seq = seq;
         }
-        self.after_write(&mut writer, &removed_docs, &[], seq);
+        self.after_write(&mut writer, &removed_docs, seq);
         Ok(removed_docs.len())
     }
 
@@ -744,10 +799,11 @@ impl Collection {
             )));
         }
         let q = self.query_vector(query)?;
+        let st = self.read_state()?;
+        let params = &params.bounded(st.count, st.points);
         if params.k == 0 {
             return Ok(Vec::new());
         }
-        let st = self.read_state()?;
         // A few spare candidates cover documents deleted in sled by a writer that has not yet
         // updated the in-memory state (they are skipped in `hits`).
         let scored = self.dense_scored(&st, &q, params.k + 4, params)?;
@@ -761,6 +817,7 @@ impl Collection {
         self.check_alive()?;
         let q = self.query_vector(query)?;
         let st = self.read_state()?;
+        let k = k.min(usize::try_from(st.count).unwrap_or(usize::MAX));
         // Spare candidates, as in `search`; every point when passages may repeat a document.
         let want = if st.owner.is_empty() { k + 4 } else { st.points as usize };
         let mut seen = HashSet::new();
@@ -819,10 +876,11 @@ impl Collection {
     pub fn search_lexical(&self, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
         self.check_alive()?;
         check_query_text(text)?;
+        let st = self.read_state()?;
+        let params = &params.bounded(st.count, st.points);
         if params.k == 0 {
             return Ok(Vec::new());
         }
-        let st = self.read_state()?;
         let scored = self.lexical_scored(&st, text, params.k + 4, params)?;
         self.hits(&st, scored, params.k)
     }
@@ -834,10 +892,11 @@ impl Collection {
         check_query_text(text)?;
         params.fusion.validate()?;
         let q = self.query_vector(query)?;
+        let st = self.read_state()?;
+        let params = &params.bounded(st.count, st.points);
         if params.k == 0 {
             return Ok(Vec::new());
         }
-        let st = self.read_state()?;
         let depth = params.side_depth();
         let pairs = |s: Vec<Scored>| s.into_iter().map(|s| (s.internal_id, s.score)).collect::<Vec<_>>();
         let dense = pairs(self.dense_scored(&st, &q, depth, params)?);
@@ -998,10 +1057,10 @@ impl Collection {
 
     /// Writes a snapshot of the index and commits the text index if writes happened since.
     pub fn snapshot(&self) -> Result<()> {
-        if self.inner.dropped.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let mut writer = self.writer()?;
+        let mut writer = match self.writer() {
+            Err(Error::Dropped { .. }) => return Ok(()),
+            w => w?,
+        };
         self.inner.text.commit()?;
         let seq = self.read_state()?.seq;
         if writer.snapshot_seq == Some(seq) {
@@ -1029,11 +1088,15 @@ impl Collection {
         })
     }
 
-    /// Marks the handle unusable (the collection was dropped).
-    pub(crate) fn mark_dropped(&self) {
+    /// Marks the collection dropped once the write in progress, if any, is done, and returns
+    /// its writer lock: the store holds it while it removes the collection's data, so no write,
+    /// snapshot or compaction of any handle races the removal (each gets [`Error::Dropped`]).
+    pub(crate) fn begin_drop(&self) -> Result<MutexGuard<'_, WriterState>> {
+        let writer = self.inner.writer.lock().map_err(|_| poisoned())?;
         self.inner.dropped.store(true, Ordering::SeqCst);
         // Nothing may write into the index folder while the store removes it.
         self.inner.text.shut_down();
+        Ok(writer)
     }
 
     fn compact_locked(&self, writer: &mut WriterState) -> Result<()> {
@@ -1069,10 +1132,11 @@ impl Collection {
     }
 
     /// Brings the derived state up after a durable write: the text index learns the write
-    /// (`removed` internal ids go, `added` come), and compaction or a snapshot runs when due.
-    /// The write is already acknowledged, so trouble is logged and kept for `stats`, not returned.
-    fn after_write(&self, writer: &mut WriterState, removed: &[u64], added: &[(u64, &str)], seq: u64) {
-        let text = self.inner.text.apply(removed, added, seq);
+    /// (`removed` internal ids go; added ones came before the switch), and compaction or a
+    /// snapshot runs when due. The write is already acknowledged, so trouble is logged and kept
+    /// for `stats`, not returned.
+    fn after_write(&self, writer: &mut WriterState, removed: &[u64], seq: u64) {
+        let text = self.inner.text.apply(removed, &[], seq);
         if let Err(e) = text.and_then(|_| self.maintain(writer)) {
             self.maintenance_failed(&e);
         }
@@ -1115,6 +1179,10 @@ impl Collection {
     }
 
     fn hit(&self, st: &State, s: Scored) -> Result<Option<Hit>> {
+        let metadata = || st.metadata.get(&s.internal_id).cloned().unwrap_or(Value::Null);
+        if let Some(r) = st.retiring.get(&s.internal_id) {
+            return Ok(Some(Hit { id: r.id.clone(), score: s.score, text: r.text.clone(), metadata: metadata() }));
+        }
         let tree = &self.inner.tree;
         let Some(vec) = tree.get(internal_key(VECTOR_TAG, s.internal_id)).map_err(db_error)? else {
             return Ok(None);
@@ -1127,12 +1195,11 @@ impl Collection {
         if doc.internal_id != s.internal_id {
             return Ok(None);
         }
-        let metadata = st.metadata.get(&s.internal_id).cloned().unwrap_or(Value::Null);
         Ok(Some(Hit {
             id: external_id,
             score: s.score,
             text: doc.text,
-            metadata,
+            metadata: metadata(),
         }))
     }
 
@@ -1168,8 +1235,11 @@ impl Collection {
         Ok(())
     }
 
+    /// The writer lock of a collection that is not dropped (checked once the lock is held).
     fn writer(&self) -> Result<MutexGuard<'_, WriterState>> {
-        self.inner.writer.lock().map_err(|_| poisoned())
+        let writer = self.inner.writer.lock().map_err(|_| poisoned())?;
+        self.check_alive()?;
+        Ok(writer)
     }
 
     fn read_state(&self) -> Result<RwLockReadGuard<'_, State>> {
@@ -1221,7 +1291,34 @@ fn remove_internal(batch: &mut sled::Batch, internal_id: u64) {
     batch.insert(&internal_key(TOMB_TAG, internal_id), &[]);
 }
 
+/// The longest document text a collection takes, in bytes (UTF-8): 16 MiB, a few thousand pages.
+/// Its vector comes from its first tokens only (or from its passages), but the text index and
+/// sled hold it whole.
+pub const MAX_TEXT_BYTES: usize = 16 << 20;
+
+/// The longest query text, in bytes: 1 MiB.
+pub const MAX_QUERY_BYTES: usize = 1 << 20;
+
+fn check_text(id: &str, text: &str) -> Result<()> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "document {id:?} has a text of {} bytes, more than the {} MiB a document may hold; split it into \
+             several documents (or index it in passages of several documents)",
+            text.len(),
+            MAX_TEXT_BYTES >> 20
+        )));
+    }
+    Ok(())
+}
+
 fn check_query_text(text: &str) -> Result<()> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "the query text has {} bytes, more than the {} MiB a query may have; search with a shorter text",
+            text.len(),
+            MAX_QUERY_BYTES >> 20
+        )));
+    }
     if text.trim().is_empty() {
         return Err(Error::InvalidInput("the query text is empty; give some words to search for".into()));
     }

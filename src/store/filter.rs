@@ -50,6 +50,11 @@ impl std::str::FromStr for Filter {
     }
 }
 
+/// The deepest nesting a filter may have, in either form: parentheses, `NOT`s, `$and`/`$or`/
+/// `$not`. Parsing, matching and dropping a filter recurse once per level, so an unbounded
+/// depth (20,000 parentheses) would overflow the stack of whatever process runs isovec.
+pub const MAX_FILTER_DEPTH: usize = 64;
+
 /// One end of a numeric range.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bound {
@@ -117,7 +122,7 @@ impl Filter {
             return Ok(Filter::And(Vec::new()));
         }
         let mut input = expr;
-        let parsed = or_expr(&mut input).and_then(|f| {
+        let parsed = or_expr(&mut input, 0).and_then(|f| {
             space(&mut input)?;
             if input.is_empty() {
                 Ok(f)
@@ -138,34 +143,53 @@ impl Filter {
     /// Parses the JSON form, e.g. `{"lang": "en", "year": {"gte": 2020}}` or
     /// `{"$or": [{"lang": "en"}, {"$not": {"year": {"lt": 2020}}}]}`.
     pub fn from_json(json: &Value) -> Result<Filter> {
-        let Value::Object(map) = json else {
-            return Err(Error::InvalidInput(format!(
-                "a JSON filter must be an object like {{\"lang\": \"en\", \"year\": {{\"gte\": 2020}}}}, got {json}"
-            )));
-        };
-        let mut parts = Vec::new();
-        for (key, cond) in map {
-            match key.as_str() {
-                "$and" | "$or" => {
-                    let Value::Array(items) = cond else {
-                        return Err(Error::InvalidInput(format!(
-                            "filter {key}: needs an array of filter objects, e.g. {{\"{key}\": [{{\"lang\": \"en\"}}, {{\"year\": 2020}}]}}; got {cond}"
-                        )));
-                    };
-                    let subs = items.iter().map(Filter::from_json).collect::<Result<Vec<_>>>()?;
-                    parts.push(if key == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
-                }
-                "$not" => parts.push(Filter::Not(Box::new(Filter::from_json(cond)?))),
-                other if other.starts_with('$') => {
-                    return Err(Error::InvalidInput(format!(
-                        "filter: unknown combinator {other:?}; use \"$and\", \"$or\" or \"$not\" (a field whose name starts with '$' needs the expression form)"
-                    )))
-                }
-                _ => field_conditions(key, cond, &mut parts)?,
-            }
-        }
-        Ok(simplify(parts))
+        from_json_at(json, 0)
     }
+}
+
+/// [`Filter::from_json`] for a filter nested `depth` levels deep.
+fn from_json_at(json: &Value, depth: usize) -> Result<Filter> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(too_deep());
+    }
+    let Value::Object(map) = json else {
+        return Err(Error::InvalidInput(format!(
+            "a JSON filter must be an object like {{\"lang\": \"en\", \"year\": {{\"gte\": 2020}}}}, got {json}"
+        )));
+    };
+    let mut parts = Vec::new();
+    for (key, cond) in map {
+        match key.as_str() {
+            "$and" | "$or" => {
+                let Value::Array(items) = cond else {
+                    return Err(Error::InvalidInput(format!(
+                        "filter {key}: needs an array of filter objects, e.g. {{\"{key}\": [{{\"lang\": \"en\"}}, {{\"year\": 2020}}]}}; got {cond}"
+                    )));
+                };
+                let subs = items.iter().map(|f| from_json_at(f, depth + 1)).collect::<Result<Vec<_>>>()?;
+                parts.push(if key == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
+            }
+            "$not" => parts.push(Filter::Not(Box::new(from_json_at(cond, depth + 1)?))),
+            other if other.starts_with('$') => {
+                return Err(Error::InvalidInput(format!(
+                    "filter: unknown combinator {other:?}; use \"$and\", \"$or\" or \"$not\" (a field whose name starts with '$' needs the expression form)"
+                )))
+            }
+            _ => field_conditions(key, cond, &mut parts)?,
+        }
+    }
+    Ok(simplify(parts))
+}
+
+fn too_deep() -> Error {
+    Error::InvalidInput(format!("filter: {}", too_deep_message()))
+}
+
+fn too_deep_message() -> String {
+    format!(
+        "nested more than {MAX_FILTER_DEPTH} levels deep (parentheses, NOT, $and/$or/$not); \
+         write it flatter, e.g. a IN (1, 2, 3) rather than nested ORs"
+    )
 }
 
 /// The conditions of one field of the JSON form, appended to `parts`.
@@ -319,38 +343,53 @@ fn keyword(kw: &'static str) -> impl FnMut(&mut &str) -> Parsed<bool> {
     }
 }
 
-/// What follows a keyword: `next`, or an error that names the keyword when the input ends.
-fn operand(input: &mut &str, kw: &str, next: fn(&mut &str) -> Parsed<Filter>) -> Parsed<Filter> {
+/// What follows a keyword: `next` at nesting `depth`, or an error that names the keyword when
+/// the input ends.
+fn operand(
+    input: &mut &str,
+    kw: &str,
+    next: fn(&mut &str, usize) -> Parsed<Filter>,
+    depth: usize,
+) -> Parsed<Filter> {
     space(input)?;
     if input.is_empty() {
         return fail(format!("{kw} at the end"));
     }
-    next(input)
+    next(input, depth)
 }
 
-fn or_expr(input: &mut &str) -> Parsed<Filter> {
-    let mut parts = vec![and_expr(input)?];
+// Each rule takes the nesting depth of what it parses; `unary` counts a level for `NOT` and
+// for parentheses and stops at MAX_FILTER_DEPTH.
+
+fn or_expr(input: &mut &str, depth: usize) -> Parsed<Filter> {
+    let mut parts = vec![and_expr(input, depth)?];
     while keyword("or")(input)? {
-        parts.push(operand(input, "OR", and_expr)?);
+        parts.push(operand(input, "OR", and_expr, depth)?);
     }
     Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::Or(parts) })
 }
 
-fn and_expr(input: &mut &str) -> Parsed<Filter> {
-    let mut parts = vec![unary(input)?];
+fn and_expr(input: &mut &str, depth: usize) -> Parsed<Filter> {
+    let mut parts = vec![unary(input, depth)?];
     while keyword("and")(input)? {
-        parts.push(operand(input, "AND", unary)?);
+        parts.push(operand(input, "AND", unary, depth)?);
     }
     Ok(simplify(parts))
 }
 
-fn unary(input: &mut &str) -> Parsed<Filter> {
+fn unary(input: &mut &str, depth: usize) -> Parsed<Filter> {
     if keyword("not")(input)? {
-        return Ok(Filter::Not(Box::new(operand(input, "NOT", unary)?)));
+        if depth >= MAX_FILTER_DEPTH {
+            return Err(ErrMode::Cut(Syntax(Some(too_deep_message()))));
+        }
+        return Ok(Filter::Not(Box::new(operand(input, "NOT", unary, depth + 1)?)));
     }
     space(input)?;
     if opt('(').parse_next(input)?.is_some() {
-        let inner = operand(input, "'('", or_expr)?;
+        if depth >= MAX_FILTER_DEPTH {
+            return Err(ErrMode::Cut(Syntax(Some(too_deep_message()))));
+        }
+        let inner = operand(input, "'('", or_expr, depth + 1)?;
         space(input)?;
         if opt(')').parse_next(input)?.is_none() {
             return fail(format!("expected AND, OR or ')', found {}", next_piece(input)));
@@ -549,6 +588,32 @@ mod tests {
         let f = Filter::parse("a.b=1").unwrap();
         assert!(f.matches(&json!({"a": {"b": 1}})));
         assert!(!f.matches(&json!({"a": {"b": 2}})));
+    }
+
+    #[test]
+    fn nesting_is_bounded_in_both_forms() {
+        let nested = |n: usize| format!("{}a=1{}", "(".repeat(n), ")".repeat(n));
+        let nots = |n: usize| format!("{}a=1", "NOT ".repeat(n));
+        let doc = json!({"a": 1});
+        // At the limit: parses and means what it says.
+        assert!(Filter::parse(&nested(MAX_FILTER_DEPTH)).unwrap().matches(&doc));
+        assert_eq!(Filter::parse(&nots(MAX_FILTER_DEPTH)).unwrap().matches(&doc), MAX_FILTER_DEPTH % 2 == 0);
+        // Past it, and far past it (20,000 levels overflowed the stack): a clear error.
+        for expr in [nested(MAX_FILTER_DEPTH + 1), nested(20_000), nots(MAX_FILTER_DEPTH + 1), nots(20_000)] {
+            let e = Filter::parse(&expr).unwrap_err().to_string();
+            assert!(e.contains("nested more than 64 levels"), "{e}");
+        }
+        // JSON, built as a value (as the library and Python give it) and as text.
+        let json_nots = |n: usize| (0..n).fold(json!({"a": 1}), |f, _| json!({"$not": f}));
+        let json_ors = |n: usize| (0..n).fold(json!({"a": 1}), |f, _| json!({"$or": [f]}));
+        assert!(Filter::from_json(&json_ors(MAX_FILTER_DEPTH)).unwrap().matches(&doc));
+        assert!(Filter::from_json(&json_nots(MAX_FILTER_DEPTH)).is_ok());
+        for deep in [json_nots(MAX_FILTER_DEPTH + 1), json_ors(MAX_FILTER_DEPTH + 1), json_ors(1_000)] {
+            let e = Filter::from_json(&deep).unwrap_err().to_string();
+            assert!(e.contains("nested more than 64 levels"), "{e}");
+        }
+        let text = format!("{}{{\"a\": 1}}{}", "{\"$not\": ".repeat(20_000), "}".repeat(20_000));
+        assert!(text.parse::<Filter>().is_err());
     }
 
     #[test]

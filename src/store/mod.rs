@@ -40,8 +40,10 @@ use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
-pub use collection::{Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport};
-pub use filter::Filter;
+pub use collection::{
+    Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport, MAX_QUERY_BYTES, MAX_TEXT_BYTES,
+};
+pub use filter::{Filter, MAX_FILTER_DEPTH};
 pub use fusion::{Fusion, SearchMode};
 pub use text_index::{LexicalParams, TextIndexStats};
 pub use layout::{CollectionConfig, HnswParams, Metric};
@@ -153,6 +155,14 @@ impl Store {
                 "collection {name:?} already exists; open it, or drop it first"
             )));
         }
+        // Index folders are named after collections, and file systems that ignore case (macOS,
+        // Windows) would give two such names one folder.
+        if let Some(other) = self.collection_names()?.into_iter().find(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(Error::InvalidInput(format!(
+                "collection {name:?} differs from the existing {other:?} only in case, and would share its index folder \
+                 on file systems that ignore case; choose another name, or open {other:?}"
+            )));
+        }
         // A tree or snapshot left by an interrupted drop must not leak into the new collection.
         self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
         if index_dir.exists() {
@@ -237,9 +247,10 @@ impl Store {
         // Validated before anything is touched: the name becomes a folder that is removed.
         let index_dir = self.index_dir(name)?;
         let mut open = self.lock_open()?;
-        if let Some(c) = open.remove(name) {
-            c.mark_dropped();
-        }
+        let dropped = open.remove(name);
+        // Held until the data is gone: a write in progress on any handle finishes first, later
+        // ones get `Error::Dropped`.
+        let _writer = dropped.as_ref().map(Collection::begin_drop).transpose()?;
         let existed = self.configs.remove(name).map_err(db_error)?.is_some();
         self.db.flush().map_err(db_error)?;
         self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;

@@ -138,6 +138,9 @@ struct WriterState {
     applied_seq: u64,
     /// Sequence number the last commit recorded.
     committed_seq: u64,
+    /// Documents were added ahead of their write's sequence number ([`TextIndex::add`]) since
+    /// the last commit.
+    added_ahead: bool,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -241,6 +244,7 @@ impl TextIndex {
             writer: Mutex::new(WriterState {
                 writer: Some(writer),
                 applied_seq: covered,
+                added_ahead: false,
                 committed_seq: covered,
             }),
         })
@@ -333,6 +337,20 @@ impl TextIndex {
         Ok(())
     }
 
+    /// Hands a write's new documents to the index ahead of the write's [`TextIndex::apply`],
+    /// which then removes what it replaced: until then both versions are in the index, and the
+    /// caller's filter shows the visible one. The sequence number covered does not move, so a
+    /// commit in between records the earlier one and a replay after a crash removes or adds what
+    /// differs from sled.
+    pub fn add(&self, added: &[(u64, &str)]) -> Result<()> {
+        let mut st = self.writer()?;
+        for (iid, text) in added {
+            self.add_locked(&st, *iid, text)?;
+        }
+        st.added_ahead |= !added.is_empty();
+        Ok(())
+    }
+
     fn add_locked(&self, st: &WriterState, iid: u64, text: &str) -> Result<()> {
         let mut doc = TantivyDocument::default();
         doc.add_u64(self.fields.iid, iid);
@@ -357,9 +375,11 @@ impl TextIndex {
         let mut prepared = writer.prepare_commit().map_err(|e| text_error("commit", e))?;
         prepared.set_payload(&seq.to_string());
         prepared.commit().map_err(|e| text_error("commit", e))?;
-        st.committed_seq = seq;
-        drop(st);
+        // Reloaded before the lock goes: a search that finds nothing pending must find the
+        // commit in its searcher, or a document just switched in would be missing from it.
         self.reader.reload().map_err(|e| text_error("reloading after commit", e))?;
+        st.committed_seq = seq;
+        st.added_ahead = false;
         Ok(())
     }
 
@@ -376,7 +396,7 @@ impl TextIndex {
 
     /// Whether writes were handed over since the last commit.
     pub fn has_pending(&self) -> bool {
-        self.writer.lock().map(|st| st.applied_seq != st.committed_seq).unwrap_or(true)
+        self.writer.lock().map(|st| st.applied_seq != st.committed_seq || st.added_ahead).unwrap_or(true)
     }
 
     /// The `k` best documents by BM25 for `query` among the internal ids `allow` accepts,

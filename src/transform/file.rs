@@ -199,7 +199,7 @@ impl TransformFile {
 
     /// Reads a file written by [`TransformFile::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::user_file::read_regular(path, crate::user_file::MAX_TRANSFORM_BYTES, "transform file")?;
         Self::from_bytes(&bytes, path)
     }
 

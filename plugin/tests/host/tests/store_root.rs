@@ -125,3 +125,44 @@ fn only_functions_of_their_arguments_are_deterministic() {
     assert!(e.contains("non-deterministic"), "{e}");
     db.execute_batch("CREATE INDEX by_dims ON t(isovec_dims(v))").unwrap();
 }
+
+#[test]
+fn model_folders_and_transform_files_outside_the_root_are_refused() {
+    let db = connect();
+    // A transform "file" that never ends, a FIFO that would hang a read, a folder, all named
+    // directly or through a symlink inside the root; and a model folder outside it.
+    let fifo = base().join("outside/fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path, alive for the call.
+    assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0);
+    for (path, what) in [
+        (PathBuf::from("/dev/zero"), "transform file"),
+        (fifo.clone(), "transform file"),
+        (root().join("link/fifo"), "transform file"),
+        (base().join("outside"), "model folder"),
+        (root().join("link"), "model folder"),
+    ] {
+        let prefix = if what == "model folder" { "model:" } else { "transform:" };
+        let sql = format!("SELECT isovec_embed('x', '{prefix}{}')", quoted(&path));
+        let msg = error_of(&db, &sql);
+        assert!(msg.contains(what) && msg.contains(ROOT_VAR) && msg.contains("must be inside"), "{sql}\n  gave: {msg}");
+    }
+    // Inside the root, what is not a regular file is refused before anything is read.
+    let inner_fifo = root().join("sub/fifo");
+    let c = std::ffi::CString::new(inner_fifo.to_str().unwrap()).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", root().join("sub/zero")).unwrap();
+    for path in [inner_fifo, root().join("sub/zero"), root().join("sub")] {
+        let msg = error_of(&db, &format!("SELECT isovec_embed('x', 'transform:{}')", quoted(&path)));
+        assert!(msg.contains("not a regular file") || msg.contains("is a folder"), "{}: {msg}", path.display());
+    }
+    // The connection still answers.
+    let one: i64 = db.query_row("SELECT isovec_dims(x'0000803f')", [], |r| r.get(0)).unwrap();
+    assert_eq!(one, 1);
+}
+
+extern "C" {
+    #[link_name = "mkfifo"]
+    fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+}
