@@ -105,10 +105,18 @@ pub trait Embedder: Send + Sync {
     fn dims(&self) -> usize;
     /// One vector per text, in input order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
-    /// Like [`Embedder::embed`], also counting the texts cut at the encoder's length limit (0
-    /// for an embedder that does not say).
+    /// Like [`Embedder::embed`], also counting the texts cut at the encoder's length limit; by
+    /// default from [`Embedder::token_spans`] (none for an embedder that does not show its
+    /// tokens). isovec's [`Pipeline`] counts them as it tokenizes, reading no further into a text
+    /// than its input holds.
     fn embed_counting_cuts(&self, texts: &[&str]) -> Result<Embedded> {
-        Ok(Embedded { vectors: self.embed(texts)?, truncated: 0 })
+        let mut truncated = 0;
+        for text in texts {
+            if let Some(tokens) = self.token_spans(text)? {
+                truncated += usize::from(tokens.spans.len() > tokens.capacity);
+            }
+        }
+        Ok(Embedded { vectors: self.embed(texts)?, truncated })
     }
     /// The tokens of `text` as the encoder sees them before its length limit; `None` for an
     /// embedder that does not say (its long texts are neither counted as cut nor split).
