@@ -68,6 +68,7 @@ impl PackedB16 {
 
 /// C = A·B as [`super::matmul::matmul`] computes it (same arguments, `finish` on blocks of
 /// finished rows), with A and B rounded to bfloat16. Only call it where [`available`] is true.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_bf16(
     a: &[f32],
     lda: usize,
@@ -157,8 +158,8 @@ mod avx512 {
             // SAFETY: q < qb: within the qb·NR pairs of B (checked by `tile`).
             let (b0, b1): (__m512bh, __m512bh) = unsafe {
                 (
-                    std::mem::transmute(_mm512_loadu_si512(bp.add(q * NR).cast())),
-                    std::mem::transmute(_mm512_loadu_si512(bp.add(q * NR + 16).cast())),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(q * NR).cast())),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(q * NR + 16).cast())),
                 )
             };
             for r in 0..R {
