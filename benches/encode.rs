@@ -17,7 +17,9 @@ fn corpus() -> Vec<String> {
 
 fn encode(c: &mut Criterion) {
     // Measured as the CLI runs: with its process-wide settings.
-    isovec::encoder::tune_process();
+    if let Err(e) = isovec::encoder::tune_process() {
+        eprintln!("measured without the CLI's process settings: {e}");
+    }
     let Some(dir) = default_model() else { return };
     let texts = corpus();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -57,9 +57,14 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
+/// A dot product kernel of f32 slices.
+type DotFn = fn(&[f32], &[f32]) -> f32;
+/// A dot product kernel of a 16-bit query and one-byte codes.
+type DotCodeFn = fn(&[i16], &[i8]) -> i32;
+
 struct Kernels {
-    dot: fn(&[f32], &[f32]) -> f32,
-    dot_code: fn(&[i16], &[i8]) -> i32,
+    dot: DotFn,
+    dot_code: DotCodeFn,
     dot4: fn([&[f32]; 4], &[f32]) -> [f32; 4],
 }
 
@@ -151,8 +156,8 @@ mod x86 {
         let n = q.len().min(c.len());
         let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
         let mut j = 0;
-        // SAFETY (every load): j + 64 ≤ n, resp. j + 32 ≤ n, so the lanes read lie in both slices.
         while j + 64 <= n {
+            // SAFETY: j + 64 ≤ n, so the 64 lanes read from j lie in both slices.
             unsafe {
                 let c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(c.as_ptr().add(j).cast()));
                 let c1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(c.as_ptr().add(j + 32).cast()));
@@ -162,6 +167,7 @@ mod x86 {
             j += 64;
         }
         if j + 32 <= n {
+            // SAFETY: j + 32 ≤ n, so the 32 lanes read from j lie in both slices.
             unsafe {
                 let c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(c.as_ptr().add(j).cast()));
                 a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512(q.as_ptr().add(j).cast()), c0));
@@ -177,8 +183,8 @@ mod x86 {
         let n = q.len().min(c.len());
         let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         let mut j = 0;
-        // SAFETY (every load): j + 32 ≤ n, resp. j + 16 ≤ n, so the lanes read lie in both slices.
         while j + 32 <= n {
+            // SAFETY: j + 32 ≤ n, so the 32 lanes read from j lie in both slices.
             unsafe {
                 let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.as_ptr().add(j).cast()));
                 let c1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.as_ptr().add(j + 16).cast()));
@@ -188,6 +194,7 @@ mod x86 {
             j += 32;
         }
         if j + 16 <= n {
+            // SAFETY: j + 16 ≤ n, so the 16 lanes read from j lie in both slices.
             unsafe {
                 let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.as_ptr().add(j).cast()));
                 a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_loadu_si256(q.as_ptr().add(j).cast()), c0));
@@ -206,7 +213,7 @@ mod x86 {
     macro_rules! kernel {
         ($features:literal, $name:ident, $inner:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $body:expr) => {
             pub fn $name($($arg: $ty),*) -> $ret {
-                // Safety: only called on CPUs that have `$features` (see `kernels()`).
+                // SAFETY: only called on CPUs that have `$features` (see `kernels()`).
                 unsafe { $inner($($arg),*) }
             }
 
@@ -236,7 +243,7 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
             let tol = 1e-5 * (1.0 + n as f64);
-            let mut variants: Vec<fn(&[f32], &[f32]) -> f32> = vec![dot, dot_lanes::<8>];
+            let mut variants: Vec<DotFn> = vec![dot, dot_lanes::<8>];
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx512f") {
@@ -260,7 +267,7 @@ mod tests {
 
     #[test]
     fn every_code_kernel_gives_the_exact_integer_sum() {
-        let mut variants: Vec<fn(&[i16], &[i8]) -> i32> = vec![dot_code, dot_code_portable];
+        let mut variants: Vec<DotCodeFn> = vec![dot_code, dot_code_portable];
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {

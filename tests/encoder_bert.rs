@@ -31,6 +31,7 @@ fn last_hidden_state_matches_candle_transformers() {
 
     let cfg: candle_transformers::models::bert::Config =
         serde_json::from_str(&std::fs::read_to_string(&dir.config).unwrap()).unwrap();
+    // SAFETY: nothing changes the weights file while the test maps it.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&dir.weights], DType::F32, &dev).unwrap() };
     let reference = candle_transformers::models::bert::BertModel::load(vb, &cfg).unwrap();
     let mask_u32 = input.attention_mask.to_dtype(DType::U32).unwrap();

@@ -16,7 +16,7 @@ use isovec::store::{CollectionConfig, Filter, SearchMode, SearchParams, TextDoc}
 use isovec::transform::Transform;
 use isovec::{Embedder, Pipeline as CorePipeline};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyRuntimeWarning};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -272,11 +272,22 @@ fn parse_filter(filter: &str) -> Result<Filter, String> {
     }
 }
 
-/// Sets what the isovec command line sets for CPU encoding in a process that encodes only
-/// (one candle thread per operation, allocator thresholds); call it first, before other threads.
+/// Sets what the isovec command line sets for CPU encoding in a process that encodes only (one
+/// candle thread per operation, allocator thresholds) and returns True, if the process runs no
+/// other thread yet. Otherwise it changes nothing — changing the environment or the allocator
+/// while other threads may use them is unsound, and importing numpy alone starts threads — warns
+/// (RuntimeWarning) with the variables to set in the environment before Python starts instead
+/// (`isovec::encoder::TUNING_ENV`), and returns False.
 #[pyfunction]
-fn tune_process() {
-    isovec::encoder::tune_process();
+fn tune_process(py: Python<'_>) -> PyResult<bool> {
+    match isovec::encoder::tune_process() {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let message = std::ffi::CString::new(e.to_string()).unwrap_or_default();
+            PyErr::warn(py, py.get_type::<PyRuntimeWarning>().as_any(), &message, 1)?;
+            Ok(false)
+        }
+    }
 }
 
 /// The module `isovec._native`.

@@ -25,6 +25,8 @@ const EXP_MIN: f32 = -87.0;
 /// only multiplies, adds and integer bit operations, so loops over it vectorise.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
+    // Written so that NaN counts as an underflow too (it compares false).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     let underflow = !(x >= EXP_MIN);
     let x = if x > EXP_MIN { x } else { EXP_MIN };
     let shifted = x * LOG2_E + ROUND_MAGIC;
@@ -35,7 +37,8 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    // Cephes' 5.0000001e-1, which is 0.5 in f32.
+    p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     // The low bits of `shifted` hold n (two's complement); n ≥ −126, so n + 127 is a valid exponent.
     let n_bits = shifted.to_bits().wrapping_sub(ROUND_MAGIC.to_bits());

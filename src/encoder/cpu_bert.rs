@@ -109,7 +109,7 @@ impl Norm {
     #[inline(always)]
     fn apply(&self, row: &mut [f32]) {
         let n = row.len() as f64;
-        let mean = lane_sum(row, |v| f64::from(v)) / n;
+        let mean = lane_sum(row, f64::from) / n;
         let var = lane_sum(row, |v| (f64::from(v) - mean).powi(2)) / n;
         let inv = (1.0 / (var + f64::from(self.eps)).sqrt()) as f32;
         let mean = mean as f32;

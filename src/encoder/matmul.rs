@@ -126,6 +126,7 @@ impl<T: Stored> PackedB<T> {
 /// With a `partner`, the product is split in two: by rows when there are many (each half
 /// finishes its own rows), else by column panels, which halves the weights each core streams
 /// (one short query), finishing once both halves are done.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Stored>(
     a: &[f32],
     lda: usize,
@@ -195,6 +196,7 @@ pub(super) fn split_product(
 pub(super) type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
 
 /// C's columns of B's panels `panels` (the first of them at C's column 0), on this thread.
+#[allow(clippy::too_many_arguments)]
 fn product<T: Stored>(
     a: &[f32],
     lda: usize,
@@ -300,6 +302,7 @@ fn kernels() -> &'static Kernels {
 const PORTABLE_MR: usize = 4;
 
 /// The kernel of CPUs without AVX2 and FMA, in plain Rust.
+#[allow(clippy::too_many_arguments)]
 fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
     match rows {
         1 => portable_rows::<1>(kc, a, lda, b, c, ldc, cols, accumulate),
@@ -310,14 +313,15 @@ fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &m
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
     let at = |r: usize, kk: usize| a[r * lda + kk];
     let mut acc = [[0f32; NR]; R];
     for (kk, bv) in b.chunks_exact(NR).take(kc).enumerate() {
-        for r in 0..R {
+        for (r, sums) in acc.iter_mut().enumerate() {
             let x = at(r, kk);
-            for j in 0..NR {
-                acc[r][j] += x * bv[j];
+            for (s, &v) in sums.iter_mut().zip(bv) {
+                *s += x * v;
             }
         }
     }
@@ -360,6 +364,7 @@ mod avx2 {
     /// See [`super::TileFn`]; installed only after [`available`]. Every element is summed over
     /// the depth in the same order, with the same fused multiply-adds, as by the AVX-512 kernel,
     /// so both give the same bits.
+    #[allow(clippy::too_many_arguments)]
     pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
         super::check_tile(MR, rows, kc, a, lda, b, c, ldc, cols);
         for first in (0..cols).step_by(HALF) {
@@ -374,7 +379,12 @@ mod avx2 {
     }
 
     /// C[R × width] at column `first` (+)= A · B's columns first..first + width.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; A holds (R − 1)·lda + kc elements, B kc·NR, C (R − 1)·ldc +
+    /// first + width, `first` + 16 ≤ NR and `width` ≤ 16 (what `tile` checks).
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn rows_n<const R: usize>(
         kc: usize,
         a: &[f32],
@@ -389,14 +399,15 @@ mod avx2 {
         let mut lo = [_mm256_setzero_ps(); R];
         let mut hi = [_mm256_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        // SAFETY: kk < kc, r < R, first + 16 ≤ NR, and the caller checked that A holds
-        // (R − 1)·lda + kc elements and B kc·NR.
         for kk in 0..kc {
             // As in the AVX-512 kernel: this half's line of the weights, ahead.
             _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + first).cast(), _MM_HINT_T0);
-            let b0 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first)) };
-            let b1 = unsafe { _mm256_loadu_ps(bp.add(kk * NR + first + 8)) };
+            // SAFETY: kk < kc and first + 16 ≤ NR: within B's kc·NR elements (the caller
+            // checked).
+            let (b0, b1) = unsafe { (_mm256_loadu_ps(bp.add(kk * NR + first)), _mm256_loadu_ps(bp.add(kk * NR + first + 8))) };
             for r in 0..R {
+                // SAFETY: r < R and kk < kc: within A's (R − 1)·lda + kc elements (the caller
+                // checked).
                 let x = _mm256_set1_ps(unsafe { *ap.add(r * lda + kk) });
                 lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
                 hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
@@ -447,6 +458,7 @@ mod avx512 {
     pub const MR: usize = 12;
 
     /// See [`super::TileFn`]; installed only after detecting AVX-512F.
+    #[allow(clippy::too_many_arguments)]
     pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
         super::check_tile(MR, rows, kc, a, lda, b, c, ldc, cols);
         // SAFETY: the CPU has AVX-512F (see `kernels()`); the slices are long enough (asserted).
@@ -456,7 +468,13 @@ mod avx512 {
         }
     }
 
+    /// C[R × cols] (+)= A · B's first `cols` columns.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; A holds (R − 1)·lda + kc elements, B kc·NR, C (R − 1)·ldc + cols,
+    /// and `cols` ≤ NR (what `tile` checks).
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn rows_n<const R: usize>(
         kc: usize,
         a: &[f32],
@@ -470,16 +488,16 @@ mod avx512 {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        // SAFETY: kk < kc, r < R, and the caller checked that A holds (R − 1)·lda + kc
-        // elements and B kc·NR.
         for kk in 0..kc {
             // Weights stream from memory once per product: asked for PREFETCH_DEPTH
             // rows ahead (a hint: it reads nothing and never faults, past B's end too).
             _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR).cast(), _MM_HINT_T0);
             _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + 16).cast(), _MM_HINT_T0);
-            let b0 = unsafe { _mm512_loadu_ps(bp.add(kk * NR)) };
-            let b1 = unsafe { _mm512_loadu_ps(bp.add(kk * NR + 16)) };
+            // SAFETY: kk < kc: within B's kc·NR elements (the caller checked).
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(bp.add(kk * NR)), _mm512_loadu_ps(bp.add(kk * NR + 16))) };
             for r in 0..R {
+                // SAFETY: r < R and kk < kc: within A's (R − 1)·lda + kc elements (the caller
+                // checked).
                 let x = _mm512_set1_ps(unsafe { *ap.add(r * lda + kk) });
                 lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
                 hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);

@@ -68,6 +68,7 @@ impl PackedB16 {
 
 /// C = A·B as [`super::matmul::matmul`] computes it (same arguments, `finish` on blocks of
 /// finished rows), with A and B rounded to bfloat16. Only call it where [`available`] is true.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_bf16(
     a: &[f32],
     lda: usize,
@@ -143,21 +144,27 @@ mod avx512 {
         }
     }
 
+    /// C[R × cols] (+)= the A tile · the B panel slice.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and BF16; A holds R·qb pairs, B qb·NR, C (R − 1)·ldc + cols
+    /// elements, and `cols` ≤ NR (what `tile` checks).
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn rows_n<const R: usize>(qb: usize, a: &[u32], b: &[u32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
         for q in 0..qb {
-            // SAFETY: q < qb, r < R: within the R·qb pairs of A and qb·NR of B (checked by `tile`).
+            // SAFETY: q < qb: within the qb·NR pairs of B (checked by `tile`).
             let (b0, b1): (__m512bh, __m512bh) = unsafe {
                 (
-                    std::mem::transmute(_mm512_loadu_si512(bp.add(q * NR).cast())),
-                    std::mem::transmute(_mm512_loadu_si512(bp.add(q * NR + 16).cast())),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(q * NR).cast())),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(q * NR + 16).cast())),
                 )
             };
             for r in 0..R {
-                // SAFETY: as above; a pair of bfloat16 is 32 bits, like the lanes it is broadcast to.
+                // SAFETY: q < qb, r < R: within the R·qb pairs of A (checked by `tile`); a pair of
+                // bfloat16 is 32 bits, like the lanes it is broadcast to.
                 let x: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(*ap.add(q * R + r) as i32)) };
                 lo[r] = _mm512_dpbf16_ps(lo[r], x, b0);
                 hi[r] = _mm512_dpbf16_ps(hi[r], x, b1);
@@ -167,16 +174,19 @@ mod avx512 {
         let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
         let cp = c.as_mut_ptr();
         for r in 0..R {
-            // SAFETY: row r < R has `cols` valid elements at r·ldc (checked by `tile`).
+            // SAFETY: row r < R has `cols` valid elements at r·ldc (checked by `tile`), so `out`
+            // lies within C; masked loads and stores touch no other element. The upper half's
+            // address is formed with `wrapping_add`: with `cols` < 16 in C's last row it lies past
+            // C's end, where `add` would be undefined behaviour even though its mask is empty.
             unsafe {
                 let out = cp.add(r * ldc);
                 let (mut v0, mut v1) = (lo[r], hi[r]);
                 if accumulate {
                     v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask_lo, out));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask_hi, out.add(16)));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask_hi, out.wrapping_add(16)));
                 }
                 _mm512_mask_storeu_ps(out, mask_lo, v0);
-                _mm512_mask_storeu_ps(out.add(16), mask_hi, v1);
+                _mm512_mask_storeu_ps(out.wrapping_add(16), mask_hi, v1);
             }
         }
     }
@@ -211,6 +221,44 @@ mod tests {
         assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
         assert_eq!(bf16_bits(-2.5), 0xc020);
         assert!(f32::from_bits(bf16_bits(f32::NAN) << 16).is_nan());
+    }
+
+    /// A tile whose last row is narrower than 16 columns and ends exactly at C's end (the case
+    /// where the upper half's address lies past C): the row's sums are right and the buffer
+    /// beyond C is untouched.
+    #[test]
+    fn a_narrow_last_row_at_the_end_of_c_is_written_and_nothing_beyond() {
+        if !available() {
+            return;
+        }
+        let (rows, qb, ldc) = (3, 5, 40);
+        let a: Vec<u32> = values(rows * qb * 2, 3).chunks_exact(2).map(|p| pair(p[0], p[1])).collect();
+        let b: Vec<u32> = values(qb * NR * 2, 4).chunks_exact(2).map(|p| pair(p[0], p[1])).collect();
+        let half = |v: u32, hi: bool| f64::from(f32::from_bits(if hi { v & 0xffff_0000 } else { v << 16 }));
+        for cols in [1, 7, 15, 16] {
+            for accumulate in [false, true] {
+                let len = (rows - 1) * ldc + cols;
+                let mut buffer = vec![2f32; len + 64];
+                avx512::tile(rows, qb, &a, &b, &mut buffer[..len], ldc, cols, accumulate);
+                for r in 0..rows {
+                    for j in 0..cols {
+                        let sum: f64 = (0..qb)
+                            .map(|q| {
+                                let (x, y) = (a[q * rows + r], b[q * NR + j]);
+                                half(x, false) * half(y, false) + half(x, true) * half(y, true)
+                            })
+                            .sum();
+                        let want = sum + if accumulate { 2.0 } else { 0.0 };
+                        let got = f64::from(buffer[r * ldc + j]);
+                        assert!((got - want).abs() < 1e-4, "cols {cols}: C[{r}][{j}] = {got}, want {want}");
+                    }
+                    if r + 1 < rows {
+                        assert!(buffer[r * ldc + cols..(r + 1) * ldc].iter().all(|&v| v == 2.0), "cols {cols}: row {r} written past its columns");
+                    }
+                }
+                assert!(buffer[len..].iter().all(|&v| v == 2.0), "cols {cols}: written past C's end");
+            }
+        }
     }
 
     #[test]

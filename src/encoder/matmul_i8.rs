@@ -299,6 +299,11 @@ mod avx2 {
         }
     }
 
+    /// C[R × cols] = the A rows · one B panel, scaled.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; A holds (R − 1)·lda + 4·kq bytes, B kq·64, `scales` R rows and the
+    /// panel's 16 columns, C (R − 1)·ldc + cols elements, and `cols` ≤ 16 (what `tile` checks).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_n<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
@@ -315,6 +320,7 @@ mod avx2 {
                 )
             };
             for (r, sum) in sums.iter_mut().enumerate() {
+                // SAFETY: r < R, q < kq: within A's R rows of kq quads (checked by `tile`).
                 let x = _mm256_set1_epi32(unsafe { ap.add(r * lda + q * 4).cast::<i32>().read_unaligned() });
                 sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones));
                 sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones));
@@ -424,19 +430,33 @@ mod avx512 {
     }
 
     /// A tile of two panels (32 columns).
+    ///
+    /// # Safety
+    /// As for [`rows_panels`] with two panels.
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_n<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+        // SAFETY: this function's contract is that of `rows_panels` with P = 2.
         unsafe { rows_panels::<R, 2>(kq, a, lda, b, scales, c, ldc, cols) }
     }
 
     /// A tile of one panel (C's last 16 columns, where N is not a multiple of 32).
+    ///
+    /// # Safety
+    /// As for [`rows_panels`] with one panel.
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_one<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+        // SAFETY: this function's contract is that of `rows_panels` with P = 1.
         unsafe { rows_panels::<R, 1>(kq, a, lda, b, scales, c, ldc, cols) }
     }
 
+    /// C[R × cols] = the A rows · P B panels, scaled.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and VNNI; A holds (R − 1)·lda + 4·kq bytes, B P panels of kq·64,
+    /// `scales` R rows and the tile's P·16 columns, C (R − 1)·ldc + cols elements, and `cols`
+    /// ≤ P·16 (what `tile` checks).
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[inline]
     #[allow(clippy::too_many_arguments)]

@@ -45,7 +45,7 @@ pub use fetch::{default_model_dir, fetch_default_model};
 pub use model_dir::ModelDir;
 pub use pooling::Pooling;
 pub use tokenizer::{TextTokenizer, Tokens};
-pub use tuning::tune_process;
+pub use tuning::{tune_process, TUNING_ENV};
 
 use crate::{EncoderId, Error, Result};
 

@@ -144,7 +144,9 @@ pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progres
         let lookup = |sentences: &[String]| -> Vec<Vec<f32>> { sentences.iter().map(|s| vectors[index[s.as_str()]].clone()).collect() };
         let encoder_id = encoder.id(pooling);
         // `None` first, then each transform.
-        let mut configs: Vec<(String, Option<String>, Vec<Option<Arc<Transform>>>)> =
+        /// A configuration's name, its transform's fingerprint and its transform per set.
+        type Config = (String, Option<String>, Vec<Option<Arc<Transform>>>);
+        let mut configs: Vec<Config> =
             vec![("none".into(), None, eval_sets.iter().map(|_| None).collect())];
         for spec in &plan.transforms {
             progress.start(&format!("fitting {} on {} for {}", spec.kind.name(), spec.fit_on.name(), pooling), 0);

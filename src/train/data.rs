@@ -41,13 +41,16 @@ pub fn read_corpus(path: &Path) -> Result<Vec<String>> {
     Ok(sentences)
 }
 
+/// A CSV record: the line it starts on, and its fields.
+pub type CsvRecord = (usize, Vec<String>);
+
 /// Splits CSV text into records of fields (RFC 4180, by the `csv` crate: quoted fields may hold
 /// commas, doubled quotes and line breaks); each record comes with the line it starts on.
 ///
 /// The `csv` crate reads a quote that is never closed as running to the end of the file, and a
 /// quote inside an unquoted field as a plain character; both leave an odd number of quotes, which
 /// is refused here (a silently swallowed rest of the file would train on one giant "sentence").
-pub fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+pub fn parse_csv(text: &str) -> std::result::Result<Vec<CsvRecord>, (usize, String)> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut records = Vec::new();
     // The line a record starts on, counted here: the reader's own count puts a record after a

@@ -636,7 +636,7 @@ impl Trainer {
             progress.message(&format!("loss {:.4} | {rate:.2} steps/s | STS-B dev {dev_text}", loss_avg.unwrap_or(stats.loss)));
             progress.advance(self.step.saturating_sub(shown));
             shown = shown.max(self.step);
-            if self.config.eval_every > 0 && self.step % self.config.eval_every == 0 && self.step < total {
+            if self.config.eval_every > 0 && self.step.is_multiple_of(self.config.eval_every) && self.step < total {
                 let t = Instant::now();
                 if let Some(s) = evaluate(self, &mut report, &mut write_log)? {
                     last_dev = Some(s.spearman);
