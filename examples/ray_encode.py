@@ -60,7 +60,8 @@ class Encoder:
     """A Ray actor: one isovec pipeline, loaded once, encoding batches of documents."""
 
     def __init__(self, model_dir, pooling, transform):
-        isovec.tune_process()
+        # The actor's process already runs threads, so the encoding settings come from
+        # runtime_env (isovec.TUNING_ENV, see main) rather than isovec.tune_process().
         self.pipeline = isovec.Pipeline(model_dir, pooling, transform)
 
     def __call__(self, batch):
@@ -136,8 +137,10 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
     args = parser.parse_args()
     start = time.monotonic()
-    # One encoding thread per actor: the actors are the parallelism.
-    ray.init(num_cpus=args.workers, runtime_env={"env_vars": {"RAYON_NUM_THREADS": "1"}}, include_dashboard=False)
+    # One encoding thread per actor: the actors are the parallelism. isovec.TUNING_ENV: what
+    # tune_process() would set, given to each worker process before it starts.
+    env = {"RAYON_NUM_THREADS": "1", **isovec.TUNING_ENV}
+    ray.init(num_cpus=args.workers, runtime_env={"env_vars": env}, include_dashboard=False)
     rows = read_corpus(args.corpus, args.limit)
     written = encode(rows, args.out, args.model, args.pooling, args.transform, args.workers)
     seconds = time.monotonic() - start

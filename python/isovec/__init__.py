@@ -18,7 +18,12 @@ import numpy as np
 from . import _native
 from ._native import IsovecError, tune_process
 
-__all__ = ["Pipeline", "Store", "Collection", "IsovecError", "tune_process"]
+__all__ = ["Pipeline", "Store", "Collection", "IsovecError", "tune_process", "TUNING_ENV"]
+
+#: The environment ``tune_process()`` sets, as a dict: give it to a process before it starts
+#: (e.g. Ray's ``runtime_env={"env_vars": isovec.TUNING_ENV}``) when ``tune_process()`` cannot
+#: set it because threads already run.
+TUNING_ENV = dict(pair.split("=", 1) for pair in _native.TUNING_ENV.split())
 
 
 class Pipeline:

@@ -298,5 +298,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Store>()?;
     m.add_class::<Collection>()?;
     m.add_function(wrap_pyfunction!(tune_process, m)?)?;
+    m.add("TUNING_ENV", isovec::encoder::TUNING_ENV)?;
     Ok(())
 }

@@ -2,8 +2,10 @@
 errors as Python exceptions."""
 
 import json
+import os
 import pathlib
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -120,3 +122,38 @@ def test_parquet_written_by_pyarrow_imports_and_exports_bit_for_bit(pipeline, tm
     assert [None if m is None else json.loads(m) for m in back.column("metadata").to_pylist()] == [{"topic": "health"}, None, {"lang": "fr"}]
     got = np.array(back.column("vector").to_pylist(), dtype=np.float32)
     assert np.array_equal(got.view(np.uint32), vectors.view(np.uint32))
+
+
+# The process's own environment (os.environ is a copy Python took at start-up).
+C_GETENV = "import ctypes; getenv = ctypes.CDLL(None).getenv; getenv.restype = ctypes.c_char_p"
+
+
+def test_tune_process_declines_once_threads_run_and_says_what_to_set():
+    # pytest's process may already run threads (the encoder's pool after the tests above); one
+    # more, alive during the call, makes sure of it.
+    import os
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        scope = {}
+        exec(C_GETENV, scope)
+        before = scope["getenv"](b"CANDLE_NUM_THREADS")
+        with pytest.warns(RuntimeWarning, match="CANDLE_NUM_THREADS=1"):
+            assert isovec.tune_process() is False
+        assert scope["getenv"](b"CANDLE_NUM_THREADS") == before, "the environment was changed"
+    finally:
+        stop.set()
+        other.join()
+    assert isovec.TUNING_ENV["CANDLE_NUM_THREADS"] == "1" and "MALLOC_TRIM_THRESHOLD_" in isovec.TUNING_ENV
+
+
+def test_tune_process_applies_in_a_process_with_one_thread():
+    code = C_GETENV + "; import isovec; assert isovec.tune_process() is True; print(getenv(b'CANDLE_NUM_THREADS').decode())"
+    env = {k: v for k, v in os.environ.items() if k not in isovec.TUNING_ENV}
+    # numpy's BLAS starts a thread pool on import unless told to stay on one thread.
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and run.stdout.strip() == "1", run.stderr

@@ -57,7 +57,7 @@ def scifact(tmp_path_factory, data_dir, isovec_bin, pipeline):
     # Two workers, one encoding thread each; a small object store (the data is a few MB).
     ray.init(
         num_cpus=2,
-        runtime_env={"env_vars": {"RAYON_NUM_THREADS": "1"}},
+        runtime_env={"env_vars": {"RAYON_NUM_THREADS": "1", **isovec.TUNING_ENV}},
         include_dashboard=False,
         object_store_memory=256 << 20,
     )
