@@ -30,7 +30,7 @@ fn eight_searchers_and_one_writer() {
             let c = store.collection("default").unwrap();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let filter = (i % 3 == 0).then(|| Filter::parse("group=1").unwrap());
+                let filter = i.is_multiple_of(3).then(|| Filter::parse("group=1").unwrap());
                 let hits = c
                     .search(&random_unit(t * 1_000_000 + i, DIMS), &SearchParams { filter, ..SearchParams::k(10) })
                     .unwrap();

@@ -7,7 +7,7 @@ pub fn to_blob(vector: &[f32]) -> Vec<u8> {
 
 /// Decodes a BLOB written by [`to_blob`]; `what` names the argument in the error.
 pub fn from_blob(bytes: &[u8], what: &str) -> Result<Vec<f32>, String> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(format!(
             "{what} is a BLOB of {} bytes, not a vector of little-endian f32 (4 bytes each); \
              make vectors with isovec_embed()",

@@ -16,7 +16,9 @@ use isovec::{EncoderId, Error, Pipeline, PipelineId, Result, TransformId};
 /// Open stores by canonical directory.
 static STORES: LazyLock<Mutex<HashMap<PathBuf, Arc<Store>>>> = LazyLock::new(Default::default);
 /// Loaded encoders by canonical model folder and requested maximum length.
-static ENCODERS: LazyLock<Mutex<HashMap<(PathBuf, Option<usize>), Arc<Encoder>>>> = LazyLock::new(Default::default);
+static ENCODERS: LazyLock<Mutex<HashMap<EncoderKey, Arc<Encoder>>>> = LazyLock::new(Default::default);
+/// A model folder and the maximum length it was loaded for.
+type EncoderKey = (PathBuf, Option<usize>);
 /// Loaded transforms by canonical file path.
 static TRANSFORM_FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<Transform>>>> = LazyLock::new(Default::default);
 /// Every transform loaded so far, by id: how a collection's pipeline finds its transform.

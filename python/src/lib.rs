@@ -210,7 +210,7 @@ impl Collection {
         filter: Option<String>,
         mode: &str,
         ef: Option<usize>,
-    ) -> PyResult<Vec<(String, f32, String, Option<String>)>> {
+    ) -> PyResult<Vec<HitRow>> {
         let collection = self.inner.clone();
         let pipeline = self.pipeline.clone();
         let mode = mode.to_string();
@@ -261,6 +261,9 @@ impl Collection {
         call(py, move || Ok(collection.export_parquet(&path, &|_, _| {}).map_err(text)?.rows))
     }
 }
+
+/// A hit as Python receives it: id, score, text, metadata JSON (None without metadata).
+type HitRow = (String, f32, String, Option<String>);
 
 /// A filter expression (`lang=en AND year>=2020`) or JSON object text (`{"lang": "en"}`).
 fn parse_filter(filter: &str) -> Result<Filter, String> {

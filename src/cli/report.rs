@@ -233,6 +233,8 @@ fn sts_vs_ndcg(sts: &[StsRow], retrieval: &[RetrievalRow], pooling: Pooling) -> 
         .collect()
 }
 
+// One argument per part of the report (and its timings): a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn render(
     args: &ReportArgs,
     sets: &[StsSet],

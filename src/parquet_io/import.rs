@@ -407,7 +407,7 @@ impl Store {
             report.replaced += written.replaced as u64;
             Ok(())
         };
-        while let Some(batch) = next_rows(path, &mut reader, &info, report.rows)? {
+        while let Some(batch) = next_rows(path, &mut reader, info, report.rows)? {
             for row in batch {
                 report.rows += 1;
                 // Verification checked that a passage after the first follows its document's.

@@ -358,7 +358,7 @@ impl VectorRecord {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let external_id = Self::decode_external_id(bytes)?;
         let rest = &bytes[4 + external_id.len()..];
-        if rest.len() % 4 != 0 {
+        if !rest.len().is_multiple_of(4) {
             return Err(damaged("vector record length is not a multiple of 4"));
         }
         let vector = rest

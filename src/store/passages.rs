@@ -47,7 +47,7 @@ impl Passages {
 pub fn split(text: &str, tokens: &TokenSpans, length: usize, stride: usize) -> Vec<std::ops::Range<usize>> {
     let spans = &tokens.spans;
     if spans.len() <= length || length == 0 || stride == 0 {
-        return vec![0..text.len()];
+        return std::iter::once(0..text.len()).collect();
     }
     let mut out = Vec::new();
     let mut start = 0;

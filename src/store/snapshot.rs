@@ -156,6 +156,11 @@ fn plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
+/// The error for a damaged snapshot at `path`.
+fn damaged(what: String, path: &Path) -> Error {
+    Error::Damaged { what, path: Some(path.to_path_buf()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,9 +242,4 @@ mod tests {
         }
         assert!(refused > 0 && loaded > 0, "refused {refused}, loaded {loaded}");
     }
-}
-
-/// The error for a damaged snapshot at `path`.
-fn damaged(what: String, path: &Path) -> Error {
-    Error::Damaged { what, path: Some(path.to_path_buf()) }
 }

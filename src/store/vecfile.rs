@@ -24,11 +24,7 @@ pub struct Vectors {
 impl Vectors {
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        if self.dims == 0 {
-            0
-        } else {
-            self.data.len() / self.dims
-        }
+        self.data.len().checked_div(self.dims).unwrap_or(0)
     }
 
     /// Row `i`.
