@@ -8,8 +8,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::BagOfWords;
@@ -73,7 +72,6 @@ fn acknowledged_writes_survive_sigkill() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut acked: HashSet<String> = HashSet::new();
     let mut rng = rand::rng();
     let started = Instant::now();
@@ -82,44 +80,15 @@ fn acknowledged_writes_survive_sigkill() {
         Err(_) => 22,
     };
     for run in 0..runs {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .env(RUN_ENV, run.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(l).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
+        let mut child = common::ChildRun::spawn(
+            "crash_child",
+            &[(CHILD_ENV, dir.path().as_os_str()), (RUN_ENV, run.to_string().as_ref())],
+        );
         // Wait until the child has the store open (slow on a loaded machine), then kill it at
         // a random moment of its ingest loop.
-        let mut lines = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !lines.iter().any(|l: &String| l.ends_with("ready")) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) => lines.push(l),
-                Err(_) => panic!("run {run}: the child did not open the store: {:?}", child.try_wait()),
-            }
-        }
+        child.wait_ready(Duration::from_secs(60), &format!("run {run}"));
         std::thread::sleep(Duration::from_millis(rng.random_range(20..300)));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-        reader.join().unwrap();
-        lines.extend(rx.try_iter());
+        let lines = child.kill(); // SIGKILL on Unix
         let new: Vec<String> = lines.iter().filter_map(|l| l.strip_prefix("ack ")).map(str::to_string).collect();
         acked.extend(new);
 

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench_ann;
+pub mod bench_durability;
 pub mod bench_encode;
 pub mod bench_hybrid;
 pub mod common;
@@ -108,6 +109,8 @@ pub enum BenchCommand {
     Hybrid(bench_hybrid::BenchHybridArgs),
     /// SimCSE training steps/s and tokens/s.
     Train(train::BenchTrainArgs),
+    /// What surviving a power cut costs: single upserts/s and bulk docs/s, fsync against flush.
+    Durability(bench_durability::BenchDurabilityArgs),
 }
 
 /// Runs the command line; errors are printed with their causes.
@@ -144,6 +147,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Compact(args) => store_cmds::compact(&args),
         Command::Train(args) => train::run(args),
         Command::Bench(BenchCommand::Train(args)) => train::run_bench(args),
+        Command::Bench(BenchCommand::Durability(args)) => bench_durability::run(args),
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),

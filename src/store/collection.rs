@@ -4,7 +4,8 @@
 //!
 //! Invariants, enforced here:
 //! - one writer at a time (`writer` mutex); a write is applied to sled in one atomic batch and
-//!   flushed before it becomes visible in memory and before the call returns;
+//!   flushed, and fsynced (`store::durable`), before it becomes visible in memory and before
+//!   the call returns;
 //! - the in-memory state (`state`) changes under its write lock in one step per write, so a
 //!   search sees a write entirely or not at all: new points are inserted into the graph first,
 //!   under the read lock and while sled writes the batch, and stay invisible (internal id above
@@ -45,6 +46,7 @@ use crate::store::layout::{
     DocRecord, VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, PASSAGE_TAG, POINTS_KEY, SEQ_KEY,
     TOMB_TAG, VECTOR_TAG,
 };
+use crate::store::durable::Durable;
 use crate::store::passages::{self, Passages};
 use crate::store::snapshot::{self, Manifest};
 use crate::progress::Progress;
@@ -254,6 +256,8 @@ struct Inner {
     _lock: Arc<std::fs::File>,
     /// Told about index rebuilds.
     progress: Arc<dyn Progress>,
+    /// Makes a flushed write durable (fsync), shared with the store.
+    durable: Arc<Durable>,
 }
 
 /// Owned by the single writer.
@@ -321,6 +325,7 @@ impl Collection {
         index_dir: PathBuf,
         lock: Arc<std::fs::File>,
         progress: Arc<dyn Progress>,
+        durable: Arc<Durable>,
     ) -> Result<Collection> {
         let seq = decode_u64(tree.get(SEQ_KEY).map_err(db_error)?.as_deref())?;
         let count = decode_u64(tree.get(COUNT_KEY).map_err(db_error)?.as_deref())?;
@@ -403,6 +408,7 @@ impl Collection {
                 dropped: AtomicBool::new(false),
                 _lock: lock,
                 progress,
+                durable,
             }),
         };
         if rebuilt && count > 0 {
@@ -1173,7 +1179,7 @@ impl Collection {
     fn commit(&self, writer: &mut WriterState, batch: sled::Batch) -> Result<()> {
         self.inner.tree.apply_batch(batch).map_err(db_error)?;
         // sled flushes every 500 ms by itself; a write is acknowledged only once durable.
-        self.inner.db.flush().map_err(db_error)?;
+        self.inner.durable.flush(&self.inner.db)?;
         writer.lost.clear();
         Ok(())
     }

@@ -19,6 +19,7 @@
 #[cfg(feature = "async")]
 pub mod async_api;
 pub mod collection;
+mod durable;
 pub mod filter;
 pub mod fusion;
 mod graph;
@@ -40,6 +41,7 @@ use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
+pub use durable::Durability;
 pub use collection::{
     Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport, MAX_QUERY_BYTES, MAX_TEXT_BYTES,
 };
@@ -68,6 +70,8 @@ pub struct Store {
     lock: Arc<File>,
     /// Told about index rebuilds of the collections opened.
     progress: Arc<dyn Progress>,
+    /// fsyncs sled's files after each write (shared with the collections).
+    durable: Arc<durable::Durable>,
 }
 
 impl Store {
@@ -111,7 +115,7 @@ impl Store {
             if !create {
                 return Err(Error::NoStore { path: root.to_path_buf() });
             }
-            fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+            durable::create_dir_all(root)?;
         }
         let lock = lock_store(root)?;
         if !marker_path.exists() {
@@ -122,6 +126,7 @@ impl Store {
             crate::atomic_file::write_bytes(&marker_path, &serde_json::to_vec_pretty(&marker)?)?;
         }
         let db = open_sled(&root.join(SLED_DIR))?;
+        let durable = Arc::new(durable::Durable::open(&root.join(SLED_DIR), Durability::default())?);
         let configs = db.open_tree(COLLECTIONS_TREE).map_err(db_error)?;
         Ok(Store {
             root: root.to_path_buf(),
@@ -130,7 +135,20 @@ impl Store {
             open: Mutex::new(HashMap::new()),
             lock: Arc::new(lock),
             progress: Arc::new(Silent),
+            durable,
         })
+    }
+
+    /// Sets what the writes acknowledged from now on survive: a power cut
+    /// ([`Durability::Fsync`], the default) or a crash of the process only ([`Durability::Flush`]).
+    pub fn with_durability(self, durability: Durability) -> Store {
+        self.durable.set(durability);
+        self
+    }
+
+    /// What acknowledged writes survive.
+    pub fn durability(&self) -> Durability {
+        self.durable.durability()
     }
 
     /// Tells `progress` about the index rebuilds (of at least 10,000 entries) of the collections
@@ -171,7 +189,7 @@ impl Store {
         self.configs
             .insert(name, serde_json::to_vec(&config)?)
             .map_err(db_error)?;
-        self.db.flush().map_err(db_error)?;
+        self.durable.flush(&self.db)?;
         let collection = self.load(name, config)?;
         open.insert(name.to_string(), collection.clone());
         Ok(collection)
@@ -252,9 +270,9 @@ impl Store {
         // ones get `Error::Dropped`.
         let _writer = dropped.as_ref().map(Collection::begin_drop).transpose()?;
         let existed = self.configs.remove(name).map_err(db_error)?.is_some();
-        self.db.flush().map_err(db_error)?;
+        self.durable.flush(&self.db)?;
         self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
-        self.db.flush().map_err(db_error)?;
+        self.durable.flush(&self.db)?;
         if index_dir.exists() {
             fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
         }
@@ -273,7 +291,7 @@ impl Store {
     /// Snapshots and closes the store, reporting any error (dropping does the same silently).
     pub fn close(self) -> Result<()> {
         self.snapshot()?;
-        self.db.flush().map_err(db_error)?;
+        self.durable.flush(&self.db)?;
         Ok(())
     }
 
@@ -290,7 +308,7 @@ impl Store {
         layout::check_stored(name, &config)?;
         let index_dir = self.index_dir(name)?;
         let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
-        Collection::open(name, config, self.db.clone(), tree, index_dir, self.lock.clone(), self.progress.clone())
+        Collection::open(name, config, self.db.clone(), tree, index_dir, self.lock.clone(), self.progress.clone(), self.durable.clone())
     }
 
     /// The index folder of collection `name`; refuses names that are not plain folder names.
@@ -311,7 +329,7 @@ impl Drop for Store {
         if let Err(e) = self.snapshot() {
             tracing::warn!("store {}: snapshot on close failed ({e}); the next open replays or rebuilds", self.root.display());
         }
-        let _ = self.db.flush();
+        let _ = self.durable.flush(&self.db);
     }
 }
 

@@ -152,3 +152,61 @@ pub fn open_sled(dir: &std::path::Path) -> sled::Db {
         }
     }
 }
+
+/// A child process: this test binary re-run for the one test `test`, whose stdout lines are
+/// collected as they come (its stderr is dropped). The crash and power-cut tests use it.
+pub struct ChildRun {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+    /// The lines read so far.
+    pub lines: Vec<String>,
+}
+
+impl ChildRun {
+    /// Starts `test` of this binary with the environment variables `envs` added.
+    pub fn spawn(test: &str, envs: &[(&str, &std::ffi::OsStr)]) -> ChildRun {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        ChildRun { child, rx, reader, lines: Vec::new() }
+    }
+
+    /// Waits (up to `timeout`) for a line ending in `ready` (the harness prints
+    /// "test NAME ... " before the child's first line); panics, naming `what`, if none comes.
+    pub fn wait_ready(&mut self, timeout: std::time::Duration, what: &str) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.lines.iter().any(|l| l.ends_with("ready")) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.lines.push(l),
+                Err(_) => panic!("{what}: the child did not open the store: {:?}", self.child.try_wait()),
+            }
+        }
+    }
+
+    /// Kills the child with SIGKILL and returns every line it printed.
+    pub fn kill(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        self.lines.extend(self.rx.try_iter());
+        self.lines
+    }
+}
