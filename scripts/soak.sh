@@ -51,4 +51,7 @@ echo "soak: power cuts FAILED (exit $status; $cuts cuts asked for):" >&2
 grep -E '^run [0-9]+: ' "$log" | head -n 5 >&2 || true
 [ -n "$line" ] && echo "soak: $line" >&2
 grep -A 2 "panicked at" "$log" | head -n 6 >&2 || tail -n 20 "$log" >&2
+kept="$(mktemp /tmp/soak-powercut-XXXXXX.log)"
+cp "$log" "$kept"
+echo "soak: the whole log (with the run's seed, ISOVEC_POWERCUT_SEED): $kept" >&2
 exit 1

@@ -335,9 +335,12 @@ fn acknowledged_writes_survive_power_cuts() {
     };
     let store_dir = mnt.path().join("store");
     let mut model: HashMap<String, Option<u64>> = HashMap::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(
-        std::env::var("ISOVEC_POWERCUT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::rng().random()),
-    );
+    // The cut moments; ISOVEC_POWERCUT_SEED repeats a run's (the children's writes are the same
+    // for every seed; where a cut lands still depends on timing).
+    let seed: u64 =
+        std::env::var("ISOVEC_POWERCUT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::rng().random());
+    eprintln!("power cuts: seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let started = Instant::now();
     let (mut acks, mut faults, mut faulty_cuts, mut big) = (0usize, Faults::default(), 0usize, 0usize);
     let mut ops = HashMap::<&str, usize>::new();
@@ -382,7 +385,12 @@ fn acknowledged_writes_survive_power_cuts() {
             Ok(Err(e)) => panic!("run {run}: the store does not open after the cut ({live_now} acknowledged documents in it): {e}"),
             Err(_) => panic!("run {run}: the store does not open after the cut ({live_now} acknowledged documents in it): sled panicked (above)"),
         };
-        let c = match store.collection("default") {
+        // A panic below (sled's, on a tree it recovered wrong) names the cut it followed.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.collection("default")));
+        let opened = opened.unwrap_or_else(|_| {
+            panic!("run {run}: opening the collection after the cut panicked (above; seed {seed}, {live_now} acknowledged documents)")
+        });
+        let c = match opened {
             Ok(c) => c,
             // A cut before the collection was ever acknowledged.
             Err(_) if model.is_empty() => continue,
@@ -395,7 +403,12 @@ fn acknowledged_writes_survive_power_cuts() {
                 continue;
             }
         };
-        let f = check(&c, &mut model, in_flight.as_deref(), &recent, &mut rng);
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check(&c, &mut model, in_flight.as_deref(), &recent, &mut rng)
+        }));
+        let f = checked.unwrap_or_else(|_| {
+            panic!("run {run}: checking the store after the cut panicked (above; seed {seed}, {live_now} acknowledged documents)")
+        });
         if f.total() > 0 {
             faulty_cuts += 1;
             eprintln!(
