@@ -8,7 +8,8 @@ use isovec::encoder::{Encoder, EncoderOptions, Pooling};
 use isovec::test_support::default_model;
 
 fn corpus() -> Vec<String> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus.jsonl")).expect("fixtures/corpus.jsonl");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus.jsonl"))
+        .expect("fixtures/corpus.jsonl");
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["text"].as_str().map(String::from))
@@ -27,7 +28,8 @@ fn encode(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(refs.len() as u64));
     for batch in [16, 32, 64, 128] {
-        let encoder = Encoder::load(&dir, EncoderOptions { batch_size: batch, ..Default::default() }).expect("model loads");
+        let encoder =
+            Encoder::load(&dir, EncoderOptions { batch_size: batch, ..Default::default() }).expect("model loads");
         group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| {
             b.iter(|| encoder.encode(&refs, &[Pooling::Mean]).expect("encodes"))
         });

@@ -61,9 +61,7 @@ pub fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
 
 /// fsyncs a folder, which makes the creations, renames and removals inside it durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
 /// fsyncs every file and folder below `dir`, and `dir` itself.
@@ -73,9 +71,7 @@ fn sync_tree(dir: &Path) -> Result<()> {
         if path.is_dir() {
             sync_tree(&path)?;
         } else {
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io(&path, e))?;
+            File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, e))?;
         }
     }
     sync_dir(dir)
@@ -87,10 +83,12 @@ fn exchange(a: &Path, b: &Path) -> io::Result<bool> {
     {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+        let c =
+            |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
         let (ca, cb) = (c(a)?, c(b)?);
         // SAFETY: both arguments are NUL-terminated paths that outlive the call.
-        let rc = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+        let rc =
+            unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
         if rc == 0 {
             return Ok(true);
         }
@@ -128,7 +126,8 @@ mod tests {
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }

@@ -10,20 +10,13 @@ use std::path::PathBuf;
 pub enum Error {
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// A model folder is missing a file or tensor, or holds one of the wrong shape.
     #[error("model: {0}")]
     Model(String),
     /// A data file (benchmark, corpus, documents) has a line that cannot be parsed.
     #[error("{path}:{line}: {message}")]
-    Data {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Data { path: PathBuf, line: usize, message: String },
     /// The caller passed something isovec cannot use (the message names the valid choices).
     #[error("{0}")]
     InvalidInput(String),
@@ -117,9 +110,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

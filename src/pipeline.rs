@@ -42,7 +42,10 @@ impl PartialEq for EncoderId {
             // A legacy id knows only the weights (see the type's documentation).
             _ => true,
         };
-        same_files && self.weights_sha256 == other.weights_sha256 && self.pooling == other.pooling && self.max_length == other.max_length
+        same_files
+            && self.weights_sha256 == other.weights_sha256
+            && self.pooling == other.pooling
+            && self.max_length == other.max_length
     }
 }
 
@@ -160,17 +163,8 @@ impl Pipeline {
                 });
             }
         }
-        let id = PipelineId {
-            encoder: encoder_id,
-            transform: transform.as_ref().map(|t| t.id()),
-            normalize: true,
-        };
-        Ok(Pipeline {
-            encoder,
-            pooling,
-            transform,
-            id,
-        })
+        let id = PipelineId { encoder: encoder_id, transform: transform.as_ref().map(|t| t.id()), normalize: true };
+        Ok(Pipeline { encoder, pooling, transform, id })
     }
 
     /// The encoder.
@@ -237,5 +231,11 @@ impl Embedder for Pipeline {
 }
 
 fn describe(id: &EncoderId) -> String {
-    format!("{} ({}…) pooling {} max length {}", id.model, &id.weights_sha256[..id.weights_sha256.len().min(8)], id.pooling, id.max_length)
+    format!(
+        "{} ({}…) pooling {} max length {}",
+        id.model,
+        &id.weights_sha256[..id.weights_sha256.len().min(8)],
+        id.pooling,
+        id.max_length
+    )
 }

@@ -125,7 +125,8 @@ fn dot4_lanes<const L: usize>(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
     let full = n / L * L;
     for start in (0..full).step_by(L) {
         let wc = &w[start..start + L];
-        let (x0, x1, x2, x3) = (&r0[start..start + L], &r1[start..start + L], &r2[start..start + L], &r3[start..start + L]);
+        let (x0, x1, x2, x3) =
+            (&r0[start..start + L], &r1[start..start + L], &r2[start..start + L], &r3[start..start + L]);
         for j in 0..L {
             a0[j] += x0[j] * wc[j];
             a1[j] += x1[j] * wc[j];
@@ -280,8 +281,10 @@ mod tests {
         // Every tail length past 64-, 32- and 16-wide steps, and the extreme values (−32768 × −128
         // pairs would overflow a pair sum; the query stays within ±32767 and codes within ±127).
         for n in (0..=70).chain([383, 384, 385, 768]) {
-            let q: Vec<i16> = (0..n).map(|i| if i % 5 == 0 { 32767 } else { ((i * 7919 % 65535) as i32 - 32767) as i16 }).collect();
-            let c: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { -127 } else { ((i * 53 % 255) as i32 - 127) as i8 }).collect();
+            let q: Vec<i16> =
+                (0..n).map(|i| if i % 5 == 0 { 32767 } else { ((i * 7919 % 65535) as i32 - 32767) as i16 }).collect();
+            let c: Vec<i8> =
+                (0..n).map(|i| if i % 3 == 0 { -127 } else { ((i * 53 % 255) as i32 - 127) as i8 }).collect();
             let exact: i64 = q.iter().zip(&c).map(|(&x, &y)| i64::from(x) * i64::from(y)).sum();
             for (v, f) in variants.iter().enumerate() {
                 assert_eq!(i64::from(f(&q, &c)), exact, "kernel {v}, n {n}");

@@ -71,7 +71,8 @@ mod tests {
         assert!(lines[1].starts_with("|-") && lines[1].ends_with(":|"), "{t}");
         assert_eq!(lines[1].matches(':').count(), 1, "{t}");
         // Every line has the same display width: "日本" is two columns per character.
-        let width = |l: &str| l.chars().map(|c| if ('\u{3040}'..='\u{9fff}').contains(&c) { 2 } else { 1 }).sum::<usize>();
+        let width =
+            |l: &str| l.chars().map(|c| if ('\u{3040}'..='\u{9fff}').contains(&c) { 2 } else { 1 }).sum::<usize>();
         assert!(lines.iter().all(|l| width(l) == width(lines[0])), "{t}");
         // The number column is right-aligned.
         assert!(lines[2].contains("   0.5 |"), "{t}");
@@ -81,7 +82,8 @@ mod tests {
     #[cfg(feature = "cli")]
     #[test]
     fn plain_aligns_columns_and_right_aligns_numbers() {
-        let t = plain(&["id", "n"], &[1], vec![vec!["abcdefgh".to_string(), "7".into()], vec!["ü".into(), "123".into()]]);
+        let t =
+            plain(&["id", "n"], &[1], vec![vec!["abcdefgh".to_string(), "7".into()], vec!["ü".into(), "123".into()]]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3, "{t}");
         assert!(lines[1].ends_with("  7") && lines[2].ends_with("123"), "{t}");

@@ -54,10 +54,7 @@ pub fn read_regular_text(path: &Path, limit: u64, what: &str) -> Result<String> 
 fn check_metadata(path: &Path, meta: &std::fs::Metadata, limit: u64, what: &str) -> Result<u64> {
     if !meta.is_file() {
         let kind = if meta.is_dir() { "a folder" } else { "not a regular file (a device, FIFO or socket)" };
-        return Err(Error::InvalidInput(format!(
-            "{}: is {kind}; give the path of a {what}",
-            path.display()
-        )));
+        return Err(Error::InvalidInput(format!("{}: is {kind}; give the path of a {what}", path.display())));
     }
     if meta.len() > limit {
         return Err(too_large(path, meta.len(), limit, what));

@@ -27,8 +27,7 @@ pub fn normalized(v: &[f32]) -> Result<Vec<f32>> {
     let mut unit = v.to_vec();
     if !normalize(&mut unit) {
         return Err(Error::InvalidInput(
-            "vector is zero or contains NaN/infinity; cosine similarity needs a non-zero finite vector"
-                .into(),
+            "vector is zero or contains NaN/infinity; cosine similarity needs a non-zero finite vector".into(),
         ));
     }
     Ok(unit)
@@ -107,7 +106,8 @@ impl TopK {
     }
 
     pub(crate) fn into_sorted(self) -> Vec<Scored> {
-        let mut out: Vec<Scored> = self.heap.into_iter().map(|MinEntry(score, internal_id)| Scored { internal_id, score }).collect();
+        let mut out: Vec<Scored> =
+            self.heap.into_iter().map(|MinEntry(score, internal_id)| Scored { internal_id, score }).collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
         out
     }
@@ -149,7 +149,8 @@ mod tests {
             s ^= s << 17;
             (s % 2001) as f32 / 1000.0 - 1.0
         };
-        let docs: Vec<Vec<f32>> = (0..300).map(|_| normalized(&(0..19).map(|_| next()).collect::<Vec<_>>()).unwrap()).collect();
+        let docs: Vec<Vec<f32>> =
+            (0..300).map(|_| normalized(&(0..19).map(|_| next()).collect::<Vec<_>>()).unwrap()).collect();
         let query = normalized(&(0..19).map(|_| next()).collect::<Vec<_>>()).unwrap();
         let got = exact_top_k(&query, 20, docs.iter().enumerate().map(|(i, d)| (i as u64, d.as_slice())));
         let mut want: Vec<(f64, usize)> = docs

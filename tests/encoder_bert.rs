@@ -2,9 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use isovec::encoder::{
-    BatchInput, Bert, BertConfig, Encoder, EncoderOptions, Mode, ModelDir, Pooling,
-};
+use isovec::encoder::{BatchInput, Bert, BertConfig, Encoder, EncoderOptions, Mode, ModelDir, Pooling};
 use isovec::test_support::default_model;
 
 const SENTENCES: [&str; 4] = [
@@ -83,11 +81,8 @@ fn pooled_alone_equals_pooled_in_padded_batch() {
     for (i, s) in SENTENCES.iter().enumerate() {
         let alone = enc.encode(&[s], &Pooling::ALL).unwrap();
         for p in 0..Pooling::ALL.len() {
-            let d = alone.vectors[p][0]
-                .iter()
-                .zip(&batch.vectors[p][i])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let d =
+                alone.vectors[p][0].iter().zip(&batch.vectors[p][i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(d < 1e-5, "{} sentence {i}: {d}", Pooling::ALL[p]);
         }
     }

@@ -244,7 +244,11 @@ fn files_from_other_tools_list_vectors_or_text_only() {
     // Variable-length float lists, no passage or metadata column, the pipeline given.
     let with_vectors = dir.path().join("vectors.parquet");
     let pipeline = serde_json::to_string(emb.id()).unwrap();
-    write_foreign(&with_vectors, vec![("id", ids.clone()), ("text", text_col.clone()), ("vector", list.clone())], vec![(PIPELINE_KEY, pipeline)]);
+    write_foreign(
+        &with_vectors,
+        vec![("id", ids.clone()), ("text", text_col.clone()), ("vector", list.clone())],
+        vec![(PIPELINE_KEY, pipeline)],
+    );
     let checked = ParquetImport::verify(&with_vectors, &no_progress).unwrap();
     assert!(!checked.info().has_digest);
     store.import_parquet("v", &checked, None, &no_progress).unwrap();
@@ -291,12 +295,48 @@ fn bad_rows_are_refused_before_anything_is_written() {
     };
     let strings = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
     let cases: Vec<(Vec<(&str, ArrayRef)>, &str)> = vec![
-        (vec![("id", strings(vec!["a", "b"])), ("text", strings(vec!["t", "u"])), ("vector", list(vec![random_unit(1, DIMS), vec![0.0; DIMS]]))], "zero"),
-        (vec![("id", strings(vec!["a", "b"])), ("text", strings(vec!["t", "u"])), ("vector", list(vec![random_unit(1, DIMS), random_unit(2, DIMS + 1)]))], "values where"),
-        (vec![("id", strings(vec!["a", ""])), ("text", strings(vec!["t", "u"])), ("vector", list(vec![random_unit(1, DIMS), random_unit(2, DIMS)]))], "id is empty"),
-        (vec![("id", strings(vec!["a", "b"])), ("text", strings(vec!["t", "u"])), ("metadata", strings(vec!["{}", "[1]"])), ("vector", list(vec![random_unit(1, DIMS), random_unit(2, DIMS)]))], "JSON object"),
+        (
+            vec![
+                ("id", strings(vec!["a", "b"])),
+                ("text", strings(vec!["t", "u"])),
+                ("vector", list(vec![random_unit(1, DIMS), vec![0.0; DIMS]])),
+            ],
+            "zero",
+        ),
+        (
+            vec![
+                ("id", strings(vec!["a", "b"])),
+                ("text", strings(vec!["t", "u"])),
+                ("vector", list(vec![random_unit(1, DIMS), random_unit(2, DIMS + 1)])),
+            ],
+            "values where",
+        ),
+        (
+            vec![
+                ("id", strings(vec!["a", ""])),
+                ("text", strings(vec!["t", "u"])),
+                ("vector", list(vec![random_unit(1, DIMS), random_unit(2, DIMS)])),
+            ],
+            "id is empty",
+        ),
+        (
+            vec![
+                ("id", strings(vec!["a", "b"])),
+                ("text", strings(vec!["t", "u"])),
+                ("metadata", strings(vec!["{}", "[1]"])),
+                ("vector", list(vec![random_unit(1, DIMS), random_unit(2, DIMS)])),
+            ],
+            "JSON object",
+        ),
         (vec![("id", strings(vec!["a"])), ("vector", list(vec![random_unit(1, DIMS)]))], "no \"text\" column"),
-        (vec![("id", strings(vec!["a", "b"])), ("text", strings(vec!["t", "u"])), ("vector", Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef)], "lists of float32"),
+        (
+            vec![
+                ("id", strings(vec!["a", "b"])),
+                ("text", strings(vec!["t", "u"])),
+                ("vector", Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef),
+            ],
+            "lists of float32",
+        ),
     ];
     for (columns, expected) in cases {
         write_foreign(&file, columns, vec![(PIPELINE_KEY, pipeline.clone())]);

@@ -86,7 +86,14 @@ fn changing_a_tokenizer_or_config_file_changes_the_id() {
     write_tiny_model(&dir);
     let mut seen = vec![("vocab.txt", id_of(&dir))];
     // The vocabulary with two words swapped: other token ids, other vectors.
-    let swapped: Vec<&str> = VOCAB.iter().map(|w| match *w { "cat" => "dog", "dog" => "cat", w => w }).collect();
+    let swapped: Vec<&str> = VOCAB
+        .iter()
+        .map(|w| match *w {
+            "cat" => "dog",
+            "dog" => "cat",
+            w => w,
+        })
+        .collect();
     std::fs::write(dir.join("vocab.txt"), swapped.join("\n") + "\n").unwrap();
     seen.push(("vocab.txt with cat and dog swapped", id_of(&dir)));
     std::fs::write(dir.join("tokenizer_config.json"), r#"{"do_lower_case": false}"#).unwrap();
@@ -105,7 +112,8 @@ fn changing_a_tokenizer_or_config_file_changes_the_id() {
     let pipeline = Pipeline::new(encoder(&dir), Pooling::Mean, None).unwrap();
     assert_eq!(pipeline.embed(&["cat"]).unwrap(), cat_before, "a word the edit does not touch keeps its vector");
     seen.push(("tokenizer.json with sat and ran swapped", pipeline.id().clone()));
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     config["layer_norm_eps"] = serde_json::json!(1e-5);
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
     seen.push(("config.json", id_of(&dir)));
@@ -223,7 +231,8 @@ fn a_store_written_before_content_ids_opens_and_searches() {
         // Writing with today's pipeline goes to the same collection.
         let config = CollectionConfig::new(pipeline.dims(), pipeline.id().clone());
         let same = store.get_or_create_collection(name, config).unwrap();
-        let doc = TextDoc { id: "new".into(), text: "the dog sat on the mat".into(), metadata: serde_json::Value::Null };
+        let doc =
+            TextDoc { id: "new".into(), text: "the dog sat on the mat".into(), metadata: serde_json::Value::Null };
         assert_eq!(same.add_texts(pipeline, &[doc]).unwrap().inserted, 1);
         let written = same.get("new").unwrap().expect("the new document is stored").vector;
         assert_eq!(written, pipeline.embed(&["the dog sat on the mat"]).unwrap()[0]);

@@ -20,21 +20,38 @@ fn quick_report_has_every_section_and_chart() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "failed:\n{stderr}");
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
-    for section in ["## STS", "## Retrieval", "## Beside lexical matching", "## STS against retrieval", "## Anisotropy"] {
+    for section in ["## STS", "## Retrieval", "## Beside lexical matching", "## STS against retrieval", "## Anisotropy"]
+    {
         assert!(report.contains(section), "{section} missing:\n{report}");
     }
-    for chart in ["recall-at-k.svg", "recall-at-k-hnsw.svg", "dense-vs-hybrid.svg", "sts-vs-ndcg.svg", "cosine-histogram.svg"] {
+    for chart in
+        ["recall-at-k.svg", "recall-at-k-hnsw.svg", "dense-vs-hybrid.svg", "sts-vs-ndcg.svg", "cosine-histogram.svg"]
+    {
         let svg = std::fs::read_to_string(out.path().join(chart)).unwrap();
         assert!(svg.starts_with("<svg"), "{chart}");
         assert!(report.contains(chart), "{chart} not linked");
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
     // mean pooling × (none + 3 transforms) × 2 aggregations
     assert_eq!(json["sts"].as_array().unwrap().len(), 8);
     let retrieval = json["retrieval"].as_array().unwrap();
     // raw, whiten, whiten-128, flow; bm25; each of the four fused with BM25.
     let names: Vec<&str> = retrieval.iter().map(|r| r["pipeline"].as_str().unwrap()).collect();
-    assert_eq!(names, ["raw", "whiten", "whiten-128", "flow", "bm25", "hybrid:raw", "hybrid:whiten", "hybrid:whiten-128", "hybrid:flow"]);
+    assert_eq!(
+        names,
+        [
+            "raw",
+            "whiten",
+            "whiten-128",
+            "flow",
+            "bm25",
+            "hybrid:raw",
+            "hybrid:whiten",
+            "hybrid:whiten-128",
+            "hybrid:flow"
+        ]
+    );
     assert!(retrieval.iter().all(|r| r["exact"]["queries"] == 10));
     // Raw MiniLM vectors are anisotropic; whitening spreads them out.
     let aniso = json["anisotropy"].as_array().unwrap();

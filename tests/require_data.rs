@@ -24,9 +24,7 @@ fn probe() {
 fn run_probe(require: Option<&str>) -> (bool, String, String) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     // Without --nocapture: the skip line must get past libtest's capture.
-    cmd.args(["--exact", "probe"])
-        .env(PROBE_ENV, "1")
-        .env("ISOVEC_DATA", "/nonexistent/isovec-data");
+    cmd.args(["--exact", "probe"]).env(PROBE_ENV, "1").env("ISOVEC_DATA", "/nonexistent/isovec-data");
     match require {
         Some(v) => cmd.env(REQUIRE_DATA_ENV, v),
         None => cmd.env_remove(REQUIRE_DATA_ENV),
@@ -55,6 +53,10 @@ fn missing_data_fails_only_when_required() {
         assert!(passed, "{require:?}: a missing input is a skip:\n{stdout}{stderr}");
         let skips: Vec<&str> = stderr.lines().filter(|l| l.starts_with("skipped: ")).collect();
         assert_eq!(skips.len(), 1, "{require:?}: one stderr line says what was skipped:\n{stderr}");
-        assert!(skips[0].contains("probe: no /nonexistent/isovec-data/senteval") && skips[0].contains("ISOVEC_DATA"), "{}", skips[0]);
+        assert!(
+            skips[0].contains("probe: no /nonexistent/isovec-data/senteval") && skips[0].contains("ISOVEC_DATA"),
+            "{}",
+            skips[0]
+        );
     }
 }

@@ -48,7 +48,11 @@ fn concurrent_text_queries_are_batched_and_answered() {
         let docs: Vec<TextDoc> = topics
             .iter()
             .enumerate()
-            .map(|(i, t)| TextDoc { id: format!("d{i}"), text: format!("all about {t} and more {t}"), metadata: json!({"i": i}) })
+            .map(|(i, t)| TextDoc {
+                id: format!("d{i}"),
+                text: format!("all about {t} and more {t}"),
+                metadata: json!({"i": i}),
+            })
             .collect();
         let report = api.add_texts("default", docs).await.unwrap();
         assert_eq!(report.inserted, topics.len());

@@ -105,7 +105,11 @@ fn deletes_and_upserts_never_leak_into_filtered_results() {
     assert_eq!(c.delete(&deleted).unwrap(), deleted.len());
     let replaced: Vec<Doc> = (0..n)
         .filter(|i| i % 5 == 0 && i % 3 != 0)
-        .map(|i| Doc { metadata: json!({"group": 9, "n": i}), vector: random_unit(i + 50_000, DIMS), ..doc(i, DIMS, 4) })
+        .map(|i| Doc {
+            metadata: json!({"group": 9, "n": i}),
+            vector: random_unit(i + 50_000, DIMS),
+            ..doc(i, DIMS, 4)
+        })
         .collect();
     let report = c.upsert(&replaced).unwrap();
     assert_eq!((report.inserted, report.replaced), (0, replaced.len()));
@@ -220,7 +224,11 @@ fn text_search_and_bad_input() {
     let c = store.create_collection("default", emb.config()).unwrap();
     let docs = vec![
         TextDoc { id: "a".into(), text: "the cat sat on the mat".into(), metadata: json!({"topic": "pets"}) },
-        TextDoc { id: "b".into(), text: "stock markets fell sharply today".into(), metadata: json!({"topic": "finance"}) },
+        TextDoc {
+            id: "b".into(),
+            text: "stock markets fell sharply today".into(),
+            metadata: json!({"topic": "finance"}),
+        },
         TextDoc { id: "a".into(), text: "a cat chased the mouse".into(), metadata: json!({"topic": "pets"}) },
     ];
     let report = c.add_texts(&emb, &docs).unwrap();

@@ -24,7 +24,15 @@ fn index_search_delete_compact_the_fixture_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let emb: Arc<dyn Embedder> = Arc::new(BagOfWords::new(256));
-    let index = IndexArgs { target: target(&store_dir), file: corpus(), format: None, batch: 64, passages: false, passage_tokens: None, passage_stride: None };
+    let index = IndexArgs {
+        target: target(&store_dir),
+        file: corpus(),
+        format: None,
+        batch: 64,
+        passages: false,
+        passage_tokens: None,
+        passage_stride: None,
+    };
     store_cmds::index(&index, emb.clone()).unwrap();
     // Indexing twice is idempotent.
     store_cmds::index(&index, emb.clone()).unwrap();
@@ -44,15 +52,19 @@ fn index_search_delete_compact_the_fixture_corpus() {
     store_cmds::search(&search, &load).unwrap();
     store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(0.3), ..search.clone() }, &load).unwrap();
     // A lexical search loads no model.
-    let no_model = || -> anyhow::Result<Arc<dyn Embedder>> { anyhow::bail!("the lexical search tried to load a model") };
+    let no_model =
+        || -> anyhow::Result<Arc<dyn Embedder>> { anyhow::bail!("the lexical search tried to load a model") };
     store_cmds::search(&SearchArgs { mode: "lexical".into(), ..search.clone() }, &no_model).unwrap();
     // Options that only shape a hybrid search, or a bad weight, are refused.
     let err = store_cmds::search(&SearchArgs { alpha: Some(0.3), ..search.clone() }, &load).unwrap_err().to_string();
     assert!(err.contains("--mode hybrid"), "{err}");
-    let err = store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(2.0), ..search.clone() }, &load).unwrap_err().to_string();
+    let err = store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(2.0), ..search.clone() }, &load)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("[0, 1]"), "{err}");
     store_cmds::stats(&StatsArgs { store: store_dir.clone(), collection: None, json: false }).unwrap();
-    store_cmds::delete(&DeleteArgs { target: target(&store_dir), ids: vec!["ocean-02".into(), "nope".into()] }).unwrap();
+    store_cmds::delete(&DeleteArgs { target: target(&store_dir), ids: vec!["ocean-02".into(), "nope".into()] })
+        .unwrap();
     store_cmds::compact(&CompactArgs { target: target(&store_dir) }).unwrap();
 
     let store = Store::open_existing(&store_dir).unwrap();
@@ -64,9 +76,7 @@ fn index_search_delete_compact_the_fixture_corpus() {
     let hits = c.search_text(emb.as_ref(), "the drummer kept a steady beat", &SearchParams::k(1)).unwrap();
     assert_eq!(hits[0].id, "music-03");
     let f = Filter::parse("topic=cooking AND year<2005").unwrap();
-    let hits = c
-        .search_text(emb.as_ref(), "bread dough", &SearchParams::k(50).with_filter(f.clone()))
-        .unwrap();
+    let hits = c.search_text(emb.as_ref(), "bread dough", &SearchParams::k(50).with_filter(f.clone())).unwrap();
     assert!(!hits.is_empty());
     assert!(hits.iter().all(|h| f.matches(&h.metadata)));
     let expected = std::fs::read_to_string(corpus())
@@ -94,7 +104,15 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
     writeln!(f, "{{this is not json").unwrap();
     drop(f);
     let store_dir = dir.path().join("s");
-    let args = IndexArgs { target: target(&store_dir), file: file.clone(), format: None, batch: 4, passages: false, passage_tokens: None, passage_stride: None };
+    let args = IndexArgs {
+        target: target(&store_dir),
+        file: file.clone(),
+        format: None,
+        batch: 4,
+        passages: false,
+        passage_tokens: None,
+        passage_stride: None,
+    };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":7:") && err.contains("JSON"), "{err}");
     {
@@ -107,13 +125,29 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
     // Invalid UTF-8 in a plain text file.
     let text = dir.path().join("docs.txt");
     std::fs::write(&text, b"first line\nsecond \xff\xfe line\n").unwrap();
-    let args = IndexArgs { target: StoreArgs { store: store_dir.clone(), collection: "plain".into() }, file: text, format: None, batch: 10, passages: false, passage_tokens: None, passage_stride: None };
+    let args = IndexArgs {
+        target: StoreArgs { store: store_dir.clone(), collection: "plain".into() },
+        file: text,
+        format: None,
+        batch: 10,
+        passages: false,
+        passage_tokens: None,
+        passage_stride: None,
+    };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":2:") && err.contains("UTF-8"), "{err}");
     // An empty text and a store that does not exist.
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "{\"id\": \"e\", \"text\": \"  \"}\n").unwrap();
-    let args = IndexArgs { target: target(&store_dir), file: empty, format: None, batch: 10, passages: false, passage_tokens: None, passage_stride: None };
+    let args = IndexArgs {
+        target: target(&store_dir),
+        file: empty,
+        format: None,
+        batch: 10,
+        passages: false,
+        passage_tokens: None,
+        passage_stride: None,
+    };
     let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
     assert!(err.contains(":1:") && err.contains("empty"), "{err}");
     let missing = SearchArgs {

@@ -106,7 +106,9 @@ fn a_replaced_document_never_vanishes_from_searches() {
                 let params = SearchParams::k(3);
                 let hits = match (t + n) % 3 {
                     0 => c.search(&x.vector, &params).unwrap(),
-                    1 => c.search_lexical("okapi quagga", &params.with_mode(isovec::store::SearchMode::Lexical)).unwrap(),
+                    1 => {
+                        c.search_lexical("okapi quagga", &params.with_mode(isovec::store::SearchMode::Lexical)).unwrap()
+                    }
                     _ => c
                         .search_hybrid(&x.vector, "okapi quagga", &params.with_mode(isovec::store::SearchMode::Hybrid))
                         .unwrap(),

@@ -116,7 +116,11 @@ fn acknowledged_writes_survive_sigkill() {
         assert_eq!(found, stored, "run {run}: lexical search finds exactly the stored documents");
         for id in acked.iter().filter(|id| id.starts_with(&prefix)) {
             let hits = c.search_lexical(&text_of(id), &SearchParams::k(1).with_mode(SearchMode::Lexical)).unwrap();
-            assert_eq!(hits.first().map(|h| h.id.as_str()), Some(id.as_str()), "run {run}: {id} not found by its words");
+            assert_eq!(
+                hits.first().map(|h| h.id.as_str()),
+                Some(id.as_str()),
+                "run {run}: {id} not found by its words"
+            );
         }
         drop(c);
         drop(store);

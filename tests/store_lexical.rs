@@ -167,7 +167,8 @@ fn filters_apply_in_lexical_and_hybrid_modes() {
         let hits = c.search_text(&emb, "common", &params).unwrap();
         // Every allowed document (20 of them) and nothing else: full recall on a selective filter.
         assert_eq!(ids(&hits).into_iter().collect::<HashSet<_>>(), allowed, "{mode:?}");
-        let few = c.search_text(&emb, "common", &SearchParams::k(5).with_mode(mode).with_filter(filter.clone())).unwrap();
+        let few =
+            c.search_text(&emb, "common", &SearchParams::k(5).with_mode(mode).with_filter(filter.clone())).unwrap();
         assert_eq!(few.len(), 5, "{mode:?}: k results when k exist");
     }
 }
@@ -181,7 +182,8 @@ fn hybrid_fuses_the_two_rankings() {
     let query = "vaccines train the immune system";
     let qv = emb.vector(query);
     for fusion in [Fusion::Rrf { k: 60.0 }, Fusion::Convex { alpha: 0.5 }, Fusion::Convex { alpha: 0.2 }] {
-        let params = SearchParams { depth: Some(8), ..SearchParams::k(5).with_mode(SearchMode::Hybrid).with_fusion(fusion) };
+        let params =
+            SearchParams { depth: Some(8), ..SearchParams::k(5).with_mode(SearchMode::Hybrid).with_fusion(fusion) };
         let got = c.search_hybrid(&qv, query, &params).unwrap();
         // The same fusion applied to the two sides searched on their own.
         let dense: Vec<(String, f32)> =
@@ -223,7 +225,9 @@ fn check_all_found(dir: &Path, live: &[(String, String)]) {
 }
 
 fn unique_docs(range: std::ops::Range<usize>) -> Vec<TextDoc> {
-    range.map(|i| TextDoc { id: format!("u{i}"), text: format!("unique{i} marker{i} shared"), metadata: json!(null) }).collect()
+    range
+        .map(|i| TextDoc { id: format!("u{i}"), text: format!("unique{i} marker{i} shared"), metadata: json!(null) })
+        .collect()
 }
 
 #[test]
@@ -348,8 +352,9 @@ fn a_durable_write_is_not_reported_as_failed_when_maintenance_fails() {
     std::fs::rename(&index_dir, &moved).unwrap();
     std::fs::write(&index_dir, b"not a folder").unwrap();
     // Replacing 70 of 100 documents leaves 70 tombstones: a compaction starts, and fails.
-    let replaced: Vec<TextDoc> =
-        (0..70).map(|i| TextDoc { id: format!("u{i}"), text: format!("again{i} shared"), metadata: json!(null) }).collect();
+    let replaced: Vec<TextDoc> = (0..70)
+        .map(|i| TextDoc { id: format!("u{i}"), text: format!("again{i} shared"), metadata: json!(null) })
+        .collect();
     let report = c.add_texts(&emb, &replaced).expect("the write is durable, so it succeeds");
     assert_eq!(report.replaced, 70);
     let err = c.stats().unwrap().maintenance_error.expect("the failed compaction is reported");

@@ -118,7 +118,12 @@ fn check_search(c: &isovec::store::Collection, emb: &Words, docs: &[TextDoc], qu
     let mut seen = std::collections::HashSet::new();
     for (h, (id, score)) in got.iter().zip(&want) {
         assert!(seen.insert(h.id.clone()), "{query}: {} returned twice", h.id);
-        assert!((h.score as f64 - score).abs() < 1e-4, "{query}: {} scored {} (expected {id} at {score})", h.id, h.score);
+        assert!(
+            (h.score as f64 - score).abs() < 1e-4,
+            "{query}: {} scored {} (expected {id} at {score})",
+            h.id,
+            h.score
+        );
     }
     // Each hit carries its own document's best-passage score, and every document scoring
     // above the last one returned is there (ties at the cut may go either way).
@@ -180,7 +185,13 @@ fn documents_score_as_their_best_passage_once_in_every_mode_and_under_filters() 
     for q in queries {
         check_search(&c, &emb, &docs, q, &SearchParams::k(10).with_ef(400));
         // Selective filter: exact scan; broad filter: the HNSW search widens until k documents.
-        check_search(&c, &emb, &docs, q, &SearchParams::k(5).with_filter(Filter::parse("group=1").unwrap()).with_ef(400));
+        check_search(
+            &c,
+            &emb,
+            &docs,
+            q,
+            &SearchParams::k(5).with_filter(Filter::parse("group=1").unwrap()).with_ef(400),
+        );
         let all = SearchParams { ef: Some(400), ..SearchParams::k(60) };
         check_search(&c, &emb, &docs, q, &all.clone().with_filter(Filter::parse("group IN (0, 2)").unwrap()));
         check_search(&c, &emb, &docs, q, &all);
@@ -228,7 +239,10 @@ fn upserts_and_deletes_remove_every_passage_and_reopen_keeps_results() {
             assert_eq!(c.stats().unwrap().tombstones, 0);
         }
         assert_eq!(c.count().unwrap(), 59);
-        assert_eq!(c.stats().unwrap().points as usize, c.stats().unwrap().indexed_points - c.stats().unwrap().tombstones);
+        assert_eq!(
+            c.stats().unwrap().points as usize,
+            c.stats().unwrap().indexed_points - c.stats().unwrap().tombstones
+        );
         for q in ["tail26 mark26", "tail43 mark43", "short replacement", "filler9 filler10"] {
             check_search(&c, &emb, &docs, q, &params);
         }
@@ -248,7 +262,10 @@ fn a_store_written_before_passages_opens_and_behaves_the_same() {
         let store = Store::open(dir.path()).unwrap();
         let c = store.create_collection("default", emb.0.config()).unwrap();
         c.add_texts(&emb, &docs).unwrap();
-        let res = queries.iter().map(|q| c.search_text(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect()).collect();
+        let res = queries
+            .iter()
+            .map(|q| c.search_text(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect())
+            .collect();
         store.close().unwrap();
         res
     };
@@ -271,7 +288,8 @@ fn a_store_written_before_passages_opens_and_behaves_the_same() {
     let stats = c.stats().unwrap();
     assert_eq!((stats.documents, stats.points), (30, 30));
     for (q, expected) in queries.iter().zip(&before) {
-        let got: Vec<(String, f32)> = c.search_text(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect();
+        let got: Vec<(String, f32)> =
+            c.search_text(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect();
         assert_eq!(&got, expected, "{q}");
     }
     assert_eq!(c.get("d4").unwrap().unwrap().text, docs[4].text);

@@ -37,7 +37,9 @@ fn assert_damaged(result: isovec::Result<impl Sized>, what: &str) {
     let Err(e) = result else { panic!("{what}: a damaged configuration was accepted") };
     let message = e.to_string();
     assert!(
-        matches!(e, isovec::Error::Damaged { .. }) && message.contains("collection \"notes\"") && message.contains("damaged"),
+        matches!(e, isovec::Error::Damaged { .. })
+            && message.contains("collection \"notes\"")
+            && message.contains("damaged"),
         "{what}: {message}"
     );
 }

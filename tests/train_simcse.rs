@@ -6,12 +6,12 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use isovec::encoder::{Bert, BertConfig, Encoder, EncoderOptions, Mode, Pooling};
+use isovec::eval::sts::StsPair;
+use isovec::test_support::data_dir;
 use isovec::train::checkpoint::read_training_info;
 use isovec::train::data::Triplet;
 use isovec::train::optimizer::LinearSchedule;
-use isovec::eval::sts::StsPair;
 use isovec::train::{DevSet, MlpUse, ModelInit, SimcseConfig, Trainer};
-use isovec::test_support::data_dir;
 
 const WORDS: &str = "a the man woman dog cat is are plays playing guitar piano runs sleeps on in park house \
                      red blue big small child children eats food rides horse bike street water swims";
@@ -67,7 +67,9 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn a_step_changes_every_parameter() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_model_dir(tmp.path(), true);
-    let mut trainer = Trainer::new(tmp.path(), &ModelInit::Pretrained, config(Pooling::Cls, MlpUse::TrainOnly), &Device::Cpu).unwrap();
+    let mut trainer =
+        Trainer::new(tmp.path(), &ModelInit::Pretrained, config(Pooling::Cls, MlpUse::TrainOnly), &Device::Cpu)
+            .unwrap();
     let sentences: Vec<String> = SENTENCES.iter().map(|s| s.to_string()).collect();
     let data = trainer.tokenize_sentences(&sentences).unwrap();
     let before = trainer.variables().unwrap();
@@ -78,7 +80,8 @@ fn a_step_changes_every_parameter() {
     let stats = trainer.train_step(&data, &[0, 1, 2, 3], &schedule).unwrap();
     assert!(stats.loss.is_finite() && stats.grad_norm > 0.0 && stats.lr == 1e-3);
     for ((name, old), (_, new)) in before.iter().zip(trainer.variables().unwrap()) {
-        let d = max_diff(&old.flatten_all().unwrap().to_vec1().unwrap(), &new.flatten_all().unwrap().to_vec1().unwrap());
+        let d =
+            max_diff(&old.flatten_all().unwrap().to_vec1().unwrap(), &new.flatten_all().unwrap().to_vec1().unwrap());
         assert!(d > 0.0, "{name} did not change");
     }
 }
@@ -161,13 +164,12 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     let mut cfg = config(Pooling::Cls, MlpUse::TrainOnly);
     cfg.max_steps = Some(4);
     cfg.eval_every = 2;
-    let mut trainer = Trainer::new(tmp.path(), &ModelInit::Random { layers: 1, hidden: 8, heads: 2 }, cfg, &Device::Cpu).unwrap();
+    let mut trainer =
+        Trainer::new(tmp.path(), &ModelInit::Random { layers: 1, hidden: 8, heads: 2 }, cfg, &Device::Cpu).unwrap();
     let sentences: Vec<String> = SENTENCES.iter().map(|s| s.to_string()).collect();
     let data = trainer.tokenize_sentences(&sentences).unwrap();
     let dev = DevSet::new(
-        (0..4)
-            .map(|i| StsPair { a: SENTENCES[i].into(), b: SENTENCES[i + 4].into(), score: i as f64 + 1.5 })
-            .collect(),
+        (0..4).map(|i| StsPair { a: SENTENCES[i].into(), b: SENTENCES[i + 4].into(), score: i as f64 + 1.5 }).collect(),
     );
     let out = tmp.path().join("run");
     let report = trainer.fit(&data, Some(&dev), &out, serde_json::json!({}), &isovec::progress::Silent).unwrap();
@@ -184,7 +186,8 @@ fn fit_keeps_the_best_checkpoint_and_a_last_one() {
     assert_eq!(log.lines().filter(|l| l.contains("\"loss\"")).count(), 4);
     assert_eq!(log.lines().filter(|l| l.contains("stsb_dev")).count(), 3, "before, step 2, after");
     // Random init with 1 layer of width 8 is what was written.
-    let cfg: BertConfig = serde_json::from_str(&std::fs::read_to_string(out.join("last/config.json")).unwrap()).unwrap();
+    let cfg: BertConfig =
+        serde_json::from_str(&std::fs::read_to_string(out.join("last/config.json")).unwrap()).unwrap();
     assert_eq!((cfg.num_hidden_layers, cfg.hidden_size), (1, 8));
 }
 

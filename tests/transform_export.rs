@@ -39,7 +39,8 @@ fn whitening_arrays_applied_in_f64_give_isovecs_vectors() {
         let out = dir.path().join("arrays");
         let run = export(&path, &out);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("transform.json")).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("transform.json")).unwrap()).unwrap();
         let mean: Vec<f64> = serde_json::from_value(json["mean"].clone()).unwrap();
         let matrix: Vec<Vec<f64>> = serde_json::from_value(json["matrix"].clone()).unwrap();
         let k = k.unwrap_or(12);

@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut parts = data.splitn(3, |&b| b == 0);
-    let (corpus, queries, qrels) = (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
+    let (corpus, queries, qrels) =
+        (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
     let dir = isovec_fuzz::scratch_file("beir/corpus.jsonl", corpus);
     let dir = dir.parent().unwrap();
     isovec_fuzz::scratch_file("beir/queries.jsonl", queries);

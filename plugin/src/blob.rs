@@ -14,10 +14,7 @@ pub fn from_blob(bytes: &[u8], what: &str) -> Result<Vec<f32>, String> {
             bytes.len()
         ));
     }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 #[cfg(test)]

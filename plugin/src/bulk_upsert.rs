@@ -176,7 +176,11 @@ impl Bulk {
         let kept = match self.written {
             0 => "no rows were written".to_string(),
             n => {
-                let batches = if self.batches == 1 { "1 durable batch".to_string() } else { format!("{} durable batches", self.batches) };
+                let batches = if self.batches == 1 {
+                    "1 durable batch".to_string()
+                } else {
+                    format!("{} durable batches", self.batches)
+                };
                 format!("rows 1–{n} were written ({batches}) and are kept")
             }
         };

@@ -82,10 +82,7 @@ pub fn encoder(dir: &Path, max_length: Option<usize>) -> Result<Arc<Encoder>> {
         return Ok(e.clone());
     }
     // In the process's precision (`ISOVEC_DTYPE`, read at load).
-    let options = EncoderOptions {
-        max_length,
-        ..crate::precision::encoder_options()?
-    };
+    let options = EncoderOptions { max_length, ..crate::precision::encoder_options()? };
     // Loaded from the path as given: the model's name (its folder name) labels pipeline ids.
     let encoder = Arc::new(Encoder::load(dir, options)?);
     encoders.insert(key, encoder.clone());

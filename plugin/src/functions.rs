@@ -65,9 +65,7 @@ fn embed(ctx: &Context<'_>) -> rusqlite::Result<Value> {
         return Ok(Value::Null);
     };
     let spec = if ctx.len() > 1 { text_arg(ctx.get_raw(1), F, "the pipeline")? } else { None };
-    let pipeline = PipelineSpec::parse(spec.as_deref())
-        .and_then(|s| s.resolve())
-        .map_err(|e| isovec_error(F, e))?;
+    let pipeline = PipelineSpec::parse(spec.as_deref()).and_then(|s| s.resolve()).map_err(|e| isovec_error(F, e))?;
     let vector = pipeline
         .embed(&[text.as_str()])
         .map_err(|e| isovec_error(F, e))?
@@ -86,7 +84,8 @@ fn vector_arg(v: ValueRef<'_>, function: &str, what: &str) -> rusqlite::Result<O
 
 fn cosine(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     const F: &str = "isovec_cosine";
-    let (Some(a), Some(b)) = (vector_arg(ctx.get_raw(0), F, "the first vector")?, vector_arg(ctx.get_raw(1), F, "the second vector")?)
+    let (Some(a), Some(b)) =
+        (vector_arg(ctx.get_raw(0), F, "the first vector")?, vector_arg(ctx.get_raw(1), F, "the second vector")?)
     else {
         return Ok(Value::Null);
     };
@@ -146,7 +145,9 @@ pub fn metadata_arg(v: ValueRef<'_>, function: &str) -> rusqlite::Result<Json> {
         Some(m) if m.trim().is_empty() => Ok(Json::Null),
         Some(m) => {
             let json: Json = serde_json::from_str(&m).map_err(|e| {
-                sql_error(format!("{function}: the metadata is not valid JSON ({e}); give an object like '{{\"lang\": \"en\"}}'"))
+                sql_error(format!(
+                    "{function}: the metadata is not valid JSON ({e}); give an object like '{{\"lang\": \"en\"}}'"
+                ))
             })?;
             if !(json.is_object() || json.is_null()) {
                 return Err(sql_error(format!("{function}: the metadata must be a JSON object, got {json}")));
@@ -165,9 +166,8 @@ fn upsert(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     let metadata = if ctx.len() > 4 { metadata_arg(ctx.get_raw(4), F)? } else { Json::Null };
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
     let (collection, pipeline) = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
-    let report = collection
-        .add_texts(pipeline.as_ref(), &[TextDoc { id, text, metadata }])
-        .map_err(|e| isovec_error(F, e))?;
+    let report =
+        collection.add_texts(pipeline.as_ref(), &[TextDoc { id, text, metadata }]).map_err(|e| isovec_error(F, e))?;
     Ok(Value::Integer(report.inserted as i64))
 }
 

@@ -22,9 +22,7 @@ pub fn guarded<T>(function: &str, f: impl FnOnce() -> rusqlite::Result<T>) -> ru
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown cause".into());
-            Err(sql_error(format!(
-                "{function}: internal error ({why}); the statement was stopped, please report it"
-            )))
+            Err(sql_error(format!("{function}: internal error ({why}); the statement was stopped, please report it")))
         }
     }
 }

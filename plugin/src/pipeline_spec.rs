@@ -39,10 +39,7 @@ impl PipelineSpec {
     pub fn parse(text: Option<&str>) -> Result<PipelineSpec> {
         let text = text.map(str::trim).unwrap_or("");
         if text.is_empty() || text == "default" {
-            return Ok(PipelineSpec::Model {
-                dir: default_model_dir(),
-                pooling: Pooling::Mean.name().into(),
-            });
+            return Ok(PipelineSpec::Model { dir: default_model_dir(), pooling: Pooling::Mean.name().into() });
         }
         if let Some(path) = text.strip_prefix("transform:") {
             return nonempty(path, text).map(|p| PipelineSpec::Transform(p.into()));
@@ -59,10 +56,7 @@ impl PipelineSpec {
             Some((dir, pooling)) => (dir, pooling.parse::<Pooling>()?.name()),
             None => (rest, Pooling::Mean.name()),
         };
-        Ok(PipelineSpec::Model {
-            dir: nonempty(dir, text)?.into(),
-            pooling: pooling.into(),
-        })
+        Ok(PipelineSpec::Model { dir: nonempty(dir, text)?.into(), pooling: pooling.into() })
     }
 
     /// Loads (or takes from the cache) the pipeline this names.
@@ -107,12 +101,13 @@ fn nonempty<'a>(part: &'a str, whole: &str) -> Result<&'a str> {
     }
 }
 
-fn build(encoder: Arc<Encoder>, pooling: Pooling, transform: Option<Arc<isovec::transform::Transform>>) -> Result<Arc<Pipeline>> {
-    let id = PipelineId {
-        encoder: encoder.id(pooling),
-        transform: transform.as_ref().map(|t| t.id()),
-        normalize: true,
-    };
+fn build(
+    encoder: Arc<Encoder>,
+    pooling: Pooling,
+    transform: Option<Arc<isovec::transform::Transform>>,
+) -> Result<Arc<Pipeline>> {
+    let id =
+        PipelineId { encoder: encoder.id(pooling), transform: transform.as_ref().map(|t| t.id()), normalize: true };
     if let Some(p) = cache::pipeline(&id) {
         return Ok(p);
     }
@@ -196,7 +191,9 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert!(matches!(PipelineSpec::parse(None).unwrap(), PipelineSpec::Model { dir, .. } if dir == default_model_dir()));
+        assert!(
+            matches!(PipelineSpec::parse(None).unwrap(), PipelineSpec::Model { dir, .. } if dir == default_model_dir())
+        );
         assert_eq!(
             PipelineSpec::parse(Some("model:/m/bert#cls")).unwrap(),
             PipelineSpec::Model { dir: "/m/bert".into(), pooling: "cls".into() }
@@ -205,7 +202,10 @@ mod tests {
             PipelineSpec::parse(Some("/m/bert")).unwrap(),
             PipelineSpec::Model { dir: "/m/bert".into(), pooling: "mean".into() }
         );
-        assert_eq!(PipelineSpec::parse(Some("transform:w.safetensors")).unwrap(), PipelineSpec::Transform("w.safetensors".into()));
+        assert_eq!(
+            PipelineSpec::parse(Some("transform:w.safetensors")).unwrap(),
+            PipelineSpec::Transform("w.safetensors".into())
+        );
         assert_eq!(
             PipelineSpec::parse(Some("store:st#docs")).unwrap(),
             PipelineSpec::Collection { store: "st".into(), collection: "docs".into() }

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use isovec::store::{Fusion, Hit, SearchMode, SearchParams};
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::vtab::{eponymous_only_module, Context, IndexConstraintOp, IndexInfo, VTab, VTabConnection, VTabCursor, Values};
+use rusqlite::vtab::{
+    eponymous_only_module, Context, IndexConstraintOp, IndexInfo, VTab, VTabConnection, VTabCursor, Values,
+};
 use rusqlite::{ffi, Connection};
 
 use crate::cache;
@@ -93,10 +95,7 @@ fn plan(info: &mut IndexInfo) -> rusqlite::Result<()> {
         }
     }
     if let Some(missing) = (0..REQUIRED).find(|&a| slot[a].is_none() && !unusable[a]) {
-        return Err(sql_error(format!(
-            "{NAME}: the {} argument is missing; call it as {USAGE}",
-            ARG_NAMES[missing]
-        )));
+        return Err(sql_error(format!("{NAME}: the {} argument is missing; call it as {USAGE}", ARG_NAMES[missing])));
     }
     if (0..slot.len()).any(|a| slot[a].is_none() && unusable[a]) {
         // This plan would need a value not yet known (e.g. from a table joined later): SQLite
@@ -234,15 +233,15 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
         return collection.search_lexical(&query, &params).map_err(|e| isovec_error(NAME, e));
     }
     let pipeline = pipeline_for_id(&collection.config().pipeline).map_err(|e| isovec_error(NAME, e))?;
-    collection
-        .search_text(pipeline.as_ref(), &query, &params)
-        .map_err(|e| isovec_error(NAME, e))
+    collection.search_text(pipeline.as_ref(), &query, &params).map_err(|e| isovec_error(NAME, e))
 }
 
 /// `dense`, `lexical`, `hybrid`, `hybrid:rrf` or `hybrid:convex=A`.
 fn parse_mode(text: &str) -> rusqlite::Result<(SearchMode, Fusion)> {
     let bad = |e: isovec::Error| {
-        sql_error(format!("{NAME}: mode {text:?}: {e}; use 'dense', 'lexical', 'hybrid', 'hybrid:rrf' or 'hybrid:convex=0.5'"))
+        sql_error(format!(
+            "{NAME}: mode {text:?}: {e}; use 'dense', 'lexical', 'hybrid', 'hybrid:rrf' or 'hybrid:convex=0.5'"
+        ))
     };
     let (mode, fusion) = match text.trim().split_once(':') {
         None => (text, None),
@@ -256,7 +255,10 @@ fn parse_mode(text: &str) -> rusqlite::Result<(SearchMode, Fusion)> {
         }
         Some(f) => match f.split_once('=') {
             Some(("convex", a)) => {
-                let alpha = a.trim().parse::<f32>().map_err(|_| bad(isovec::Error::InvalidInput(format!("{a:?} is not a number"))))?;
+                let alpha = a
+                    .trim()
+                    .parse::<f32>()
+                    .map_err(|_| bad(isovec::Error::InvalidInput(format!("{a:?} is not a number"))))?;
                 Fusion::parse("convex", Some(alpha)).map_err(bad)?
             }
             Some(_) => return Err(bad(isovec::Error::InvalidInput(format!("unknown fusion {f:?}")))),

@@ -29,15 +29,12 @@ pub fn configure_from_env() -> Result<()> {
         return Ok(());
     };
     let given = Path::new(&raw);
-    let root = std::fs::canonicalize(given)
-        .ok()
-        .filter(|p| p.is_dir())
-        .ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "{ROOT_VAR}={}: not an existing directory; create it, or unset {ROOT_VAR} to allow stores anywhere",
-                given.display()
-            ))
-        })?;
+    let root = std::fs::canonicalize(given).ok().filter(|p| p.is_dir()).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{ROOT_VAR}={}: not an existing directory; create it, or unset {ROOT_VAR} to allow stores anywhere",
+            given.display()
+        ))
+    })?;
     let fixed = ROOT.get_or_init(|| root.clone());
     if *fixed != root {
         return Err(Error::InvalidInput(format!(

@@ -45,7 +45,12 @@ fn text<E: std::fmt::Display>(e: E) -> String {
 
 /// Loads a pipeline: a model folder (default: the installed default model), a pooling, an
 /// optional transform file, a precision (`f32`, `f16`, `bf16`, `int8`).
-fn load_pipeline(model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>, dtype: &str) -> Result<CorePipeline, String> {
+fn load_pipeline(
+    model_dir: Option<PathBuf>,
+    pooling: &str,
+    transform: Option<PathBuf>,
+    dtype: &str,
+) -> Result<CorePipeline, String> {
     let options = EncoderOptions::default().with_precision(dtype).map_err(text)?;
     let dir = model_dir.clone().unwrap_or_else(default_model_dir);
     if model_dir.is_none() && !dir.join("model.safetensors").is_file() {
@@ -73,7 +78,13 @@ struct Pipeline {
 impl Pipeline {
     #[new]
     #[pyo3(signature = (model_dir=None, pooling="mean", transform=None, dtype="f32"))]
-    fn new(py: Python<'_>, model_dir: Option<PathBuf>, pooling: &str, transform: Option<PathBuf>, dtype: &str) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        model_dir: Option<PathBuf>,
+        pooling: &str,
+        transform: Option<PathBuf>,
+        dtype: &str,
+    ) -> PyResult<Self> {
         let (pooling, dtype) = (pooling.to_string(), dtype.to_string());
         let inner = call(py, move || load_pipeline(model_dir, &pooling, transform, &dtype))?;
         Ok(Pipeline { inner: Arc::new(inner) })
@@ -111,7 +122,8 @@ struct Store {
 
 impl Store {
     fn get(&self) -> PyResult<Arc<isovec::store::Store>> {
-        let guard = self.inner.lock().map_err(|_| IsovecError::new_err("the store's lock is poisoned; open it again"))?;
+        let guard =
+            self.inner.lock().map_err(|_| IsovecError::new_err("the store's lock is poisoned; open it again"))?;
         guard.clone().ok_or_else(|| IsovecError::new_err("the store is closed; open it again"))
     }
 }
@@ -139,7 +151,13 @@ impl Store {
 
     /// Imports a Parquet file into collection `name`; returns (rows, inserted, replaced).
     #[pyo3(signature = (name, path, pipeline=None))]
-    fn import_parquet(&self, py: Python<'_>, name: String, path: PathBuf, pipeline: Option<&Pipeline>) -> PyResult<(u64, u64, u64)> {
+    fn import_parquet(
+        &self,
+        py: Python<'_>,
+        name: String,
+        path: PathBuf,
+        pipeline: Option<&Pipeline>,
+    ) -> PyResult<(u64, u64, u64)> {
         let store = self.get()?;
         let embedder = pipeline.map(|p| p.inner.clone());
         call(py, move || {
@@ -172,7 +190,13 @@ impl Collection {
     /// Encodes and upserts documents; `metadata` holds one JSON object text (or None) per
     /// document. Returns (inserted, replaced).
     #[pyo3(signature = (ids, texts, metadata=None))]
-    fn add(&self, py: Python<'_>, ids: Vec<String>, texts: Vec<String>, metadata: Option<Vec<Option<String>>>) -> PyResult<(usize, usize)> {
+    fn add(
+        &self,
+        py: Python<'_>,
+        ids: Vec<String>,
+        texts: Vec<String>,
+        metadata: Option<Vec<Option<String>>>,
+    ) -> PyResult<(usize, usize)> {
         if ids.len() != texts.len() || metadata.as_ref().is_some_and(|m| m.len() != ids.len()) {
             return Err(IsovecError::new_err(format!(
                 "{} ids, {} texts and {} metadata: give one of each per document",
@@ -188,7 +212,9 @@ impl Collection {
             let mut metadata = metadata.unwrap_or_default().into_iter();
             for (id, text) in ids.into_iter().zip(texts) {
                 let metadata = match metadata.next().flatten() {
-                    Some(json) => serde_json::from_str(&json).map_err(|e| format!("metadata of {id:?} is not JSON: {e}"))?,
+                    Some(json) => {
+                        serde_json::from_str(&json).map_err(|e| format!("metadata of {id:?} is not JSON: {e}"))?
+                    }
                     None => serde_json::Value::Null,
                 };
                 docs.push(TextDoc { id, text, metadata });
@@ -220,7 +246,10 @@ impl Collection {
                     return Err("an exact search takes no filter; use mode=\"dense\" with a filter".to_string());
                 }
                 if ef.is_some() {
-                    return Err("an exact search scans every vector and takes no ef; give ef with mode=\"dense\" or \"hybrid\"".to_string());
+                    return Err(
+                        "an exact search scans every vector and takes no ef; give ef with mode=\"dense\" or \"hybrid\""
+                            .to_string(),
+                    );
                 }
                 let query = pipeline.embed(&[text.as_str()]).map_err(self::text)?;
                 collection.check_pipeline(pipeline.as_ref()).map_err(self::text)?;
@@ -230,7 +259,9 @@ impl Collection {
                 let mut params = SearchParams::k(k).with_mode(mode);
                 if let Some(ef) = ef {
                     if !(1..=MAX_EF).contains(&ef) {
-                        return Err(format!("ef = {ef} is out of range; give a width in 1..={MAX_EF} (32–400 is typical)"));
+                        return Err(format!(
+                            "ef = {ef} is out of range; give a width in 1..={MAX_EF} (32–400 is typical)"
+                        ));
                     }
                     params = params.with_ef(ef);
                 }
@@ -268,7 +299,8 @@ type HitRow = (String, f32, String, Option<String>);
 /// A filter expression (`lang=en AND year>=2020`) or JSON object text (`{"lang": "en"}`).
 fn parse_filter(filter: &str) -> Result<Filter, String> {
     if filter.trim_start().starts_with('{') {
-        let json: serde_json::Value = serde_json::from_str(filter).map_err(|e| format!("filter is not valid JSON: {e}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(filter).map_err(|e| format!("filter is not valid JSON: {e}"))?;
         Filter::from_json(&json).map_err(text)
     } else {
         Filter::parse(filter).map_err(text)

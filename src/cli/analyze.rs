@@ -11,8 +11,8 @@ use super::common::{parse_poolings, progress_bar, BarProgress, ModelArgs, Source
 use crate::eval::anisotropy::{analyze, Anisotropy};
 use crate::eval::histogram_svg::write_histogram_svg;
 use crate::eval::token_frequency::frequency_table;
-use crate::transform::TransformKind;
 use crate::transform::FlowConfig;
+use crate::transform::TransformKind;
 use crate::Pipeline;
 
 /// Options of `isovec analyze`.
@@ -103,7 +103,8 @@ fn token_table(encoder: &crate::encoder::Encoder, sentences: &[&str]) -> anyhow:
         .context("the model has no embeddings.word_embeddings.weight")?;
     let embeddings: Vec<Vec<f32>> = table.to_vec2()?;
     let mut counts = vec![0u64; embeddings.len()];
-    let special: Vec<u32> = ["[CLS]", "[SEP]", "[PAD]"].iter().filter_map(|t| encoder.tokenizer().token_id(t)).collect();
+    let special: Vec<u32> =
+        ["[CLS]", "[SEP]", "[PAD]"].iter().filter_map(|t| encoder.tokenizer().token_id(t)).collect();
     for tokens in encoder.tokenizer().tokenize(sentences)? {
         for id in tokens.ids {
             if !special.contains(&id) {
@@ -117,7 +118,8 @@ fn token_table(encoder: &crate::encoder::Encoder, sentences: &[&str]) -> anyhow:
     let rows = frequency_table(&embeddings, &counts, &ks);
     println!();
     println!("Token embeddings by corpus frequency rank (ℓ2 norm; mean k-NN ℓ2 distance and dot product)");
-    let header = ["rank", "tokens", "mean ℓ2 norm", "3-NN ℓ2", "5-NN ℓ2", "7-NN ℓ2", "3-NN dot", "5-NN dot", "7-NN dot"];
+    let header =
+        ["rank", "tokens", "mean ℓ2 norm", "3-NN ℓ2", "5-NN ℓ2", "7-NN ℓ2", "3-NN dot", "5-NN dot", "7-NN dot"];
     let cells = rows.into_iter().map(|r| {
         let mut cells = vec![r.bucket.to_string(), r.tokens.to_string(), format!("{:.3}", r.mean_l2_norm)];
         cells.extend(r.knn_l2.iter().chain(&r.knn_dot).map(|x| format!("{x:.3}")));

@@ -15,9 +15,9 @@ use rayon::prelude::*;
 
 use crate::cli::common::PipelineArgs;
 use crate::eval::ann::load_ann_gt;
-use crate::vector::exact_top_k;
 use crate::store::vecfile::{read_npy, Vectors};
 use crate::store::{CollectionConfig, Doc, HnswParams, SearchParams, Store};
+use crate::vector::exact_top_k;
 use crate::{EncoderId, PipelineId};
 
 /// Timed passes over the queries per `ef`; queries/s is the median pass's.
@@ -143,12 +143,16 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
         transform: None,
         normalize: true,
     };
-    let config = CollectionConfig {
-        hnsw,
-        ..CollectionConfig::new(base.dims, pipeline)
-    };
+    let config = CollectionConfig { hnsw, ..CollectionConfig::new(base.dims, pipeline) };
     let n = base.rows();
-    println!("ANN benchmark: {n} base × {} dims, {} queries, m={} ef_construction={} default ef={}", base.dims, queries.rows(), hnsw.m, hnsw.ef_construction, hnsw.ef_search);
+    println!(
+        "ANN benchmark: {n} base × {} dims, {} queries, m={} ef_construction={} default ef={}",
+        base.dims,
+        queries.rows(),
+        hnsw.m,
+        hnsw.ef_construction,
+        hnsw.ef_search
+    );
     println!("threads available: {}", rayon::current_num_threads());
 
     // Build through the store API: sled writes + parallel HNSW insertion.
@@ -222,7 +226,11 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
         let texts: Vec<&str> = texts.iter().map(String::as_str).take(args.text_queries).collect();
         let pipeline = args.pipeline.load()?;
         if crate::Embedder::dims(pipeline.as_ref()) != base.dims {
-            bail!("the pipeline makes {}-dimensional vectors, the base set has {}", crate::Embedder::dims(pipeline.as_ref()), base.dims);
+            bail!(
+                "the pipeline makes {}-dimensional vectors, the base set has {}",
+                crate::Embedder::dims(pipeline.as_ref()),
+                base.dims
+            );
         }
         crate::Embedder::embed(pipeline.as_ref(), &texts[..1.min(texts.len())])?;
         let start = Instant::now();
@@ -231,7 +239,12 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
             collection.search(&v[0], &params)?;
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("{:<34} {:>10.0} queries/s ({} texts, one at a time)", "text queries (encode + search)", texts.len() as f64 / secs, texts.len());
+        println!(
+            "{:<34} {:>10.0} queries/s ({} texts, one at a time)",
+            "text queries (encode + search)",
+            texts.len() as f64 / secs,
+            texts.len()
+        );
         report["text_queries_per_s"] = (texts.len() as f64 / secs).into();
     }
 
@@ -276,7 +289,8 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
     drop(collection);
     drop(store);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -80,9 +80,21 @@ pub fn run(args: BenchDurabilityArgs) -> anyhow::Result<()> {
     let single: Vec<f64> = results.iter().map(|rs| median(rs.iter().map(|r| r.single_per_s).collect())).collect();
     let bulk: Vec<f64> = results.iter().map(|rs| median(rs.iter().map(|r| r.bulk_per_s).collect())).collect();
     let rows = vec![
-        vec!["fsync (default: survives a power cut)".to_string(), format!("{:.0}", single[0]), format!("{:.0}", bulk[0])],
-        vec!["flush (survives a process crash only)".to_string(), format!("{:.0}", single[1]), format!("{:.0}", bulk[1])],
-        vec!["fsync / flush".to_string(), format!("{:.2}×", single[0] / single[1]), format!("{:.2}×", bulk[0] / bulk[1])],
+        vec![
+            "fsync (default: survives a power cut)".to_string(),
+            format!("{:.0}", single[0]),
+            format!("{:.0}", bulk[0]),
+        ],
+        vec![
+            "flush (survives a process crash only)".to_string(),
+            format!("{:.0}", single[1]),
+            format!("{:.0}", bulk[1]),
+        ],
+        vec![
+            "fsync / flush".to_string(),
+            format!("{:.2}×", single[0] / single[1]),
+            format!("{:.2}×", bulk[0] / bulk[1]),
+        ],
     ];
     println!(
         "durability: median of {} rounds; {} single-document upserts and {} documents in batches of {}, {} dims, in {}",

@@ -103,14 +103,23 @@ pub fn run(args: BenchEncodeArgs) -> anyhow::Result<()> {
                 times.push(start.elapsed().as_secs_f64());
             }
             times.sort_by(f64::total_cmp);
-            let row = Row { corpus, batch, items: refs.len(), tokens, median_s: times[times.len() / 2], peak_rss_mb: peak_rss_mb() };
+            let row = Row {
+                corpus,
+                batch,
+                items: refs.len(),
+                tokens,
+                median_s: times[times.len() / 2],
+                peak_rss_mb: peak_rss_mb(),
+            };
             eprintln!("{corpus} batch {batch}: {:.1}/s", row.items as f64 / row.median_s);
-            measures.push(Measure::new(format!("{key}_batch{batch}"))
-                .with("items", refs.len() as f64)
-                .with("items_per_s", row.items as f64 / row.median_s)
-                .with("tokens_per_s", row.tokens as f64 / row.median_s)
-                .with("median_s", row.median_s)
-                .with("peak_rss_mb", row.peak_rss_mb));
+            measures.push(
+                Measure::new(format!("{key}_batch{batch}"))
+                    .with("items", refs.len() as f64)
+                    .with("items_per_s", row.items as f64 / row.median_s)
+                    .with("tokens_per_s", row.tokens as f64 / row.median_s)
+                    .with("median_s", row.median_s)
+                    .with("peak_rss_mb", row.peak_rss_mb),
+            );
             rows.push(row);
         }
     }
@@ -173,7 +182,11 @@ impl Measure {
 
 /// Encodes each query alone (tokenise, forward, mean pooling, L2 normalisation), as a search
 /// does, after some warm-up queries; reports latency percentiles.
-fn single_query_latency(args: &BenchEncodeArgs, dir: &std::path::Path, base: &EncoderOptions) -> anyhow::Result<Measure> {
+fn single_query_latency(
+    args: &BenchEncodeArgs,
+    dir: &std::path::Path,
+    base: &EncoderOptions,
+) -> anyhow::Result<Measure> {
     let path = args.data.data.join("ann/queries.txt");
     let queries = crate::eval::text_file::read_lines(&path)?;
     let queries: Vec<&str> = queries.iter().map(String::as_str).take(args.queries).collect();

@@ -150,7 +150,8 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
     // index from sled (every document's text through the analyzer into tantivy, one commit).
     let text_dir = dir.join("index").join(COLLECTION).join(TEXT_DIR);
     let (open_with_text, _) = timed_open(&dir)?;
-    std::fs::remove_dir_all(&text_dir).with_context(|| format!("removing {} to time its rebuild", text_dir.display()))?;
+    std::fs::remove_dir_all(&text_dir)
+        .with_context(|| format!("removing {} to time its rebuild", text_dir.display()))?;
     let (open_rebuilding_text, store) = timed_open(&dir)?;
     let collection = store.collection(COLLECTION)?;
     let stats = collection.stats()?;
@@ -198,7 +199,13 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
 
     let command: Vec<String> = std::env::args().collect();
     let ms = |l: &Latencies| format!("{:.2} / {:.2} / {:.2}", l.p(50.0), l.p(90.0), l.p(99.0));
-    println!("Hybrid benchmark: {n} documents, {} queries, k = {}, {} (fusion {}), one query at a time on 1 thread", queries.len(), args.k, stats.pipeline, params[2].fusion.name());
+    println!(
+        "Hybrid benchmark: {n} documents, {} queries, k = {}, {} (fusion {}), one query at a time on 1 thread",
+        queries.len(),
+        args.k,
+        stats.pipeline,
+        params[2].fusion.name()
+    );
     println!("command: `{}`\n", command.join(" "));
     let mut rows = vec![
         vec!["upsert of all documents with precomputed vectors (sled + HNSW + text)".to_string(), format!("{upsert_secs:.1} s")],
@@ -221,7 +228,10 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
     }
     rows.push(vec!["hybrid p50 / dense p50 (target ≤ 1.25)".into(), format!("{:.3}", hybrid.p(50.0) / dense.p(50.0))]);
     rows.push(vec!["lexical p50 (target < 2 ms)".into(), format!("{:.3} ms", lexical.p(50.0))]);
-    rows.push(vec!["queries with no result: dense / lexical / hybrid".into(), format!("{} / {} / {}", empty[0], empty[1], empty[2])]);
+    rows.push(vec![
+        "queries with no result: dense / lexical / hybrid".into(),
+        format!("{} / {} / {}", empty[0], empty[1], empty[2]),
+    ]);
     print!("{}", crate::table::markdown(&["figure", "value"], 1, rows));
     if let Some(path) = &args.json {
         let text_build = open_rebuilding_text - open_with_text;
@@ -240,7 +250,8 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
             m["empty_results"] = empty[i].into();
             report[mode.name()] = m;
         }
-        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     drop(collection);
     store.close()?;

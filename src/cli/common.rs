@@ -65,7 +65,8 @@ impl ModelArgs {
             );
         }
         let options = self.options()?;
-        let encoder = Encoder::load(&dir, options).with_context(|| format!("loading the model from {}", dir.display()))?;
+        let encoder =
+            Encoder::load(&dir, options).with_context(|| format!("loading the model from {}", dir.display()))?;
         Ok(Arc::new(encoder))
     }
 }

@@ -39,7 +39,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let embedded = pipeline.embed_with_progress(&refs, &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     if embedded.truncated > 0 {
-        eprintln!("{} of {} texts were truncated at {} tokens", embedded.truncated, refs.len(), pipeline.encoder().tokenizer().max_length());
+        eprintln!(
+            "{} of {} texts were truncated at {} tokens",
+            embedded.truncated,
+            refs.len(),
+            pipeline.encoder().tokenizer().max_length()
+        );
     }
     match &args.out {
         Some(path) => {

@@ -91,7 +91,8 @@ impl RetrievalArgs {
     /// Loads the BEIR split named by `--dataset` (under `data`) and `--split`, cut to the limits.
     pub fn load_data(&self, data: &std::path::Path) -> anyhow::Result<BeirData> {
         let dir = data.join(&self.dataset);
-        let full = load_beir(&dir, &self.split).with_context(|| format!("loading the BEIR folder {}", dir.display()))?;
+        let full =
+            load_beir(&dir, &self.split).with_context(|| format!("loading the BEIR folder {}", dir.display()))?;
         Ok(match (self.max_queries, self.max_docs) {
             (None, None) => full,
             (q, d) => retrieval_run::subset(&full, q.unwrap_or(usize::MAX), d.unwrap_or(usize::MAX)),
@@ -108,20 +109,13 @@ impl RetrievalArgs {
             seed: self.seed,
             ..FlowConfig::default()
         };
-        let pipelines = self
-            .pipelines
-            .iter()
-            .map(|p| RetrievalPipeline::parse(p.trim(), &flow))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pipelines =
+            self.pipelines.iter().map(|p| RetrievalPipeline::parse(p.trim(), &flow)).collect::<Result<Vec<_>, _>>()?;
         let pooling: Pooling = self.pooling.parse()?;
         Ok(RetrievalPlan {
             pipelines,
             pooling,
-            hnsw: HnswParams {
-                m: self.hnsw_m,
-                ef_construction: self.ef_construction,
-                ef_search: self.ef_search,
-            },
+            hnsw: HnswParams { m: self.hnsw_m, ef_construction: self.ef_construction, ef_search: self.ef_search },
             store_dir,
             anisotropy_pairs,
             fusion: crate::store::Fusion::default(),
@@ -205,7 +199,8 @@ pub fn run(args: EvalRetrievalArgs) -> anyhow::Result<()> {
             "skipped": outcome.skipped,
             "rows": outcome.rows,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("rows written to {}", path.display());
     }
     Ok(())
@@ -213,7 +208,10 @@ pub fn run(args: EvalRetrievalArgs) -> anyhow::Result<()> {
 
 /// `LEN`, `LEN:STRIDE`, `max` or `max:STRIDE` as passages.
 fn parse_passages(s: &str) -> anyhow::Result<crate::store::Passages> {
-    let number = |t: &str| t.parse::<usize>().map_err(|_| anyhow::anyhow!("--passages {s}: {t:?} is not a number of tokens; e.g. --passages 128:96"));
+    let number = |t: &str| {
+        t.parse::<usize>()
+            .map_err(|_| anyhow::anyhow!("--passages {s}: {t:?} is not a number of tokens; e.g. --passages 128:96"))
+    };
     let (len, stride) = match s.split_once(':') {
         Some((l, st)) => (l, Some(number(st)?)),
         None => (s, None),

@@ -74,12 +74,7 @@ impl EvalStsArgs {
             };
             transforms.push(TransformSpec { kind, fit_on: FitSource::parse(source) });
         }
-        Ok(StsPlan {
-            sets,
-            split,
-            poolings: parse_poolings(&self.pooling)?,
-            transforms,
-        })
+        Ok(StsPlan { sets, split, poolings: parse_poolings(&self.pooling)?, transforms })
     }
 }
 
@@ -92,7 +87,8 @@ pub fn run(args: EvalStsArgs) -> anyhow::Result<()> {
     print!("{}", sts_table::markdown_table(&rows, &plan.sets));
     if let Some(path) = &args.json {
         let json = serde_json::json!({ "rows": rows });
-        std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("rows written to {}", path.display());
     }
     Ok(())

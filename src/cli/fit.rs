@@ -90,7 +90,12 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let encoded = encoder.encode_with_progress(&refs, &[pooling], &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     if encoded.truncated > 0 {
-        eprintln!("{} of {} sentences were truncated at {} tokens", encoded.truncated, refs.len(), encoder.tokenizer().max_length());
+        eprintln!(
+            "{} of {} sentences were truncated at {} tokens",
+            encoded.truncated,
+            refs.len(),
+            encoder.tokenizer().max_length()
+        );
     }
     let kind = match args.kind {
         FitKind::Whiten => TransformKind::Whiten { dims: args.dims },

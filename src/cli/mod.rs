@@ -7,9 +7,9 @@ pub mod bench_encode;
 pub mod bench_hybrid;
 pub mod common;
 pub mod embed;
-pub mod export;
 pub mod eval_retrieval;
 pub mod eval_sts;
+pub mod export;
 pub mod fit;
 pub mod import;
 pub mod model;
@@ -141,7 +141,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Index(cmd) => store_cmds::index(&cmd.index, cmd.pipeline.load()?).map(drop),
-        Command::Search(cmd) => store_cmds::search(&cmd.search, &|| Ok(cmd.pipeline.load()? as std::sync::Arc<dyn crate::Embedder>)),
+        Command::Search(cmd) => {
+            store_cmds::search(&cmd.search, &|| Ok(cmd.pipeline.load()? as std::sync::Arc<dyn crate::Embedder>))
+        }
         Command::Delete(args) => store_cmds::delete(&args),
         Command::Stats(args) => store_cmds::stats(&args),
         Command::Compact(args) => store_cmds::compact(&args),

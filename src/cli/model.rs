@@ -40,8 +40,18 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
             let cfg = dir.read_config()?;
             println!("folder      {}", dir.path.display());
             println!("weights     {} (sha256 {})", dir.weights.display(), dir.weights_sha256()?);
-            println!("tokenizer   {}", dir.tokenizer_json.as_ref().or(dir.vocab_txt.as_ref()).map(|p| p.display().to_string()).unwrap_or_default());
-            println!("layers      {} × hidden {} × heads {}", cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads);
+            println!(
+                "tokenizer   {}",
+                dir.tokenizer_json
+                    .as_ref()
+                    .or(dir.vocab_txt.as_ref())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            );
+            println!(
+                "layers      {} × hidden {} × heads {}",
+                cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads
+            );
             println!("max length  {}", cfg.max_position_embeddings);
         }
     }

@@ -11,7 +11,6 @@ use clap::Args;
 use super::common::{BarProgress, DataArgs, ModelArgs};
 use super::eval_retrieval::{run_comparison, RetrievalArgs};
 use crate::encoder::Pooling;
-use crate::table;
 use crate::eval::anisotropy::Anisotropy;
 use crate::eval::histogram_svg::write_histogram_svg;
 use crate::eval::retrieval_charts::{write_recall_curves_svg, write_scatter_svg};
@@ -19,6 +18,7 @@ use crate::eval::retrieval_run::{markdown_tables, RetrievalRow};
 use crate::eval::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use crate::eval::sts::{Split, StsSet};
 use crate::eval::sts_table::{self, FitSource, StsPlan, StsRow, TransformSpec};
+use crate::table;
 use crate::transform::{FlowConfig, TransformKind};
 
 /// Options of `isovec report`.
@@ -143,7 +143,8 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     )?;
     let hybrid = dense_and_hybrid(&outcome.rows);
     if !hybrid.is_empty() {
-        let points: Vec<(String, f64, f64)> = hybrid.iter().map(|h| (h.dense.clone(), h.dense_ndcg, h.hybrid_ndcg)).collect();
+        let points: Vec<(String, f64, f64)> =
+            hybrid.iter().map(|h| (h.dense.clone(), h.dense_ndcg, h.hybrid_ndcg)).collect();
         write_scatter_svg(
             &args.out.join("dense-vs-hybrid.svg"),
             "nDCG@10 alone and fused with BM25",
@@ -155,7 +156,16 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     let labelled: Vec<(&str, &Anisotropy)> = outcome.anisotropy.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_histogram_svg(&args.out.join("cosine-histogram.svg"), &labelled)?;
 
-    let report = render(&args, &sets, &sts_rows, &outcome, &points, &hybrid, &data, [sts_seconds, retrieval_seconds, started.elapsed().as_secs_f64()]);
+    let report = render(
+        &args,
+        &sets,
+        &sts_rows,
+        &outcome,
+        &points,
+        &hybrid,
+        &data,
+        [sts_seconds, retrieval_seconds, started.elapsed().as_secs_f64()],
+    );
     let md = args.out.join("report.md");
     std::fs::write(&md, report).with_context(|| format!("writing {}", md.display()))?;
     let json = serde_json::json!({
@@ -169,15 +179,15 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
         })).collect::<Vec<_>>(),
     });
     let json_path = args.out.join("report.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
     eprintln!("report: {}", md.display());
     Ok(())
 }
 
 /// Adds `bm25` and `hybrid:<p>` for each dense pipeline `p` that lacks them.
 fn add_lexical_rows(pipelines: &mut Vec<String>) {
-    let dense: Vec<String> =
-        pipelines.iter().filter(|p| *p != "bm25" && !p.starts_with("hybrid:")).cloned().collect();
+    let dense: Vec<String> = pipelines.iter().filter(|p| *p != "bm25" && !p.starts_with("hybrid:")).cloned().collect();
     if !pipelines.iter().any(|p| p == "bm25") {
         pipelines.push("bm25".into());
     }
@@ -249,7 +259,10 @@ fn render(
     let model = args.model.model_dir();
     let model = match &args.model.model {
         // The default model's folder is machine-specific; its name says which it is.
-        None => format!("`{}` (the default model)", model.file_name().map_or_else(|| model.display().to_string(), |n| n.to_string_lossy().into_owned())),
+        None => format!(
+            "`{}` (the default model)",
+            model.file_name().map_or_else(|| model.display().to_string(), |n| n.to_string_lossy().into_owned())
+        ),
         Some(_) => format!("`{}`", model.display()),
     };
     let _ = writeln!(md, "# isovec report\n");
@@ -309,7 +322,12 @@ fn render(
     let _ = writeln!(md, "## Anisotropy of the corpus vectors\n");
     let _ = writeln!(md, "Random document pairs: {}.\n", args.pairs);
     let rows = outcome.anisotropy.iter().map(|(name, a)| {
-        vec![name.to_string(), format!("{:.3}", a.mean_cosine), format!("{:.3}", a.top1_variance_share), format!("{:.3}", a.top10_variance_share)]
+        vec![
+            name.to_string(),
+            format!("{:.3}", a.mean_cosine),
+            format!("{:.3}", a.top1_variance_share),
+            format!("{:.3}", a.top10_variance_share),
+        ]
     });
     md.push_str(&table::markdown(&["pipeline", "mean cosine", "top-1 PC variance", "top-10 PC variance"], 1, rows));
     let _ = writeln!(md, "\n![cosine histograms](cosine-histogram.svg)");

@@ -12,7 +12,9 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::common::BarProgress;
-use crate::store::{CollectionConfig, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
+use crate::store::{
+    CollectionConfig, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport,
+};
 use crate::{Embedder, Error};
 
 /// Which store and collection a command works on.
@@ -137,11 +139,7 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
         Some(f) => f,
         None => detect_format(&args.file)?,
     };
-    let file_name = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "input".into());
+    let file_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
     let bar = indicatif::ProgressBar::new(total_bytes);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
@@ -159,9 +157,7 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
         let mut batch: Vec<(usize, TextDoc)> = Vec::with_capacity(batch_size);
         while batch.len() < batch_size {
             buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .with_context(|| format!("reading {}", args.file.display()))?;
+            let n = reader.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", args.file.display()))?;
             if n == 0 {
                 done = true;
                 break;
@@ -169,18 +165,21 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
             bytes_read += n as u64;
             line_no += 1;
             let line = std::str::from_utf8(&buf).map_err(|e| {
-                data_error(&args.file, line_no, &format!("not valid UTF-8 ({e}); convert the file to UTF-8"), totals.inserted + totals.replaced)
+                data_error(
+                    &args.file,
+                    line_no,
+                    &format!("not valid UTF-8 ({e}); convert the file to UTF-8"),
+                    totals.inserted + totals.replaced,
+                )
             })?;
             let line = line.trim_end_matches(['\n', '\r']);
             if line.trim().is_empty() {
                 continue;
             }
             let doc = match format {
-                InputFormat::Text => TextDoc {
-                    id: format!("{file_name}:{line_no}"),
-                    text: line.to_string(),
-                    metadata: Value::Null,
-                },
+                InputFormat::Text => {
+                    TextDoc { id: format!("{file_name}:{line_no}"), text: line.to_string(), metadata: Value::Null }
+                }
                 InputFormat::Jsonl => parse_json_line(line)
                     .map_err(|m| data_error(&args.file, line_no, &m, totals.inserted + totals.replaced))?,
             };
@@ -191,10 +190,7 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
         }
         let docs: Vec<TextDoc> = batch.iter().map(|(_, d)| d.clone()).collect();
         let written = if args.passages {
-            let passages = Passages {
-                length: args.passage_tokens,
-                stride: args.passage_stride,
-            };
+            let passages = Passages { length: args.passage_tokens, stride: args.passage_stride };
             collection.add_texts_in_passages(embedder.as_ref(), &docs, passages)
         } else {
             collection.add_texts(embedder.as_ref(), &docs)
@@ -205,7 +201,9 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
         })?;
         for id in &report.duplicate_ids {
             let lines: Vec<String> = batch.iter().filter(|(_, d)| &d.id == id).map(|(l, _)| l.to_string()).collect();
-            bar.suspend(|| eprintln!("warning: id {id:?} appears on lines {}; the last one was kept", lines.join(", ")));
+            bar.suspend(|| {
+                eprintln!("warning: id {id:?} appears on lines {}; the last one was kept", lines.join(", "))
+            });
         }
         totals.inserted += report.inserted;
         totals.replaced += report.replaced;
@@ -214,7 +212,10 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
         totals.truncated += report.truncated;
         let docs_done = totals.inserted + totals.replaced;
         bar.set_position(bytes_read);
-        bar.set_message(format!("{docs_done} docs, {:.0} docs/s", docs_done as f64 / start.elapsed().as_secs_f64().max(1e-9)));
+        bar.set_message(format!(
+            "{docs_done} docs, {:.0} docs/s",
+            docs_done as f64 / start.elapsed().as_secs_f64().max(1e-9)
+        ));
     }
     bar.finish_and_clear();
     drop(collection);
@@ -255,14 +256,7 @@ pub fn search(args: &SearchArgs, load: &dyn Fn() -> anyhow::Result<Arc<dyn Embed
     let store = open_store(&args.target.store, false)?;
     let collection = store.collection(&args.target.collection)?;
     let filter = args.filter.as_deref().map(str::parse::<Filter>).transpose()?;
-    let params = SearchParams {
-        ef: args.ef,
-        filter,
-        mode,
-        fusion,
-        depth: args.depth,
-        ..SearchParams::k(args.k)
-    };
+    let params = SearchParams { ef: args.ef, filter, mode, fusion, depth: args.depth, ..SearchParams::k(args.k) };
     let query = args.query.join(" ");
     let hits = match mode {
         SearchMode::Lexical => collection.search_lexical(&query, &params)?,
@@ -311,7 +305,14 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
     for s in &rows {
         println!(
             "{:<16} {:>10} {:>10} {:>10} {:>5} {:>10} {:>12}  {}",
-            s.name, s.documents, s.indexed_points, s.tombstones, s.dims, s.text_index.documents, s.text_index.bytes, s.pipeline
+            s.name,
+            s.documents,
+            s.indexed_points,
+            s.tombstones,
+            s.dims,
+            s.text_index.documents,
+            s.text_index.bytes,
+            s.pipeline
         );
     }
     for s in &rows {

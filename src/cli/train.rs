@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::encoder::{default_model_dir, Pooling};
 use super::common::{BarProgress, DeviceArgs};
+use crate::encoder::{default_model_dir, Pooling};
 use crate::progress::{Progress, Silent};
 use crate::train::checkpoint::read_training_info;
 use crate::train::data::{read_corpus, read_triplets};
@@ -232,7 +232,9 @@ pub fn run_simcse(args: &SimcseArgs) -> anyhow::Result<()> {
             format!("reading STS-B dev under {} (pass --data DIR or set ISOVEC_DATA)", dir.display())
         })?),
         None => {
-            tracing::warn!("no --data and no ISOVEC_DATA: training without STS-B dev evaluation; only OUTPUT/last is written");
+            tracing::warn!(
+                "no --data and no ISOVEC_DATA: training without STS-B dev evaluation; only OUTPUT/last is written"
+            );
             None
         }
     };

@@ -31,7 +31,8 @@ pub const ARRAYS_FILE: &str = "transform.json";
 pub fn run(command: TransformCommand) -> anyhow::Result<()> {
     match command {
         TransformCommand::Export(args) => {
-            let transform = Transform::load(&args.transform).with_context(|| format!("loading {}", args.transform.display()))?;
+            let transform =
+                Transform::load(&args.transform).with_context(|| format!("loading {}", args.transform.display()))?;
             let path = write_arrays(&transform, &args.transform, &args.out)?;
             eprintln!("wrote {} ({})", path.display(), transform.kind());
             Ok(())

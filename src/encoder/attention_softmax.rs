@@ -126,8 +126,7 @@ impl CustomOp2 for MaskedSoftmax {
         let (CpuStorage::F32(scores), CpuStorage::F32(mask)) = (scores, mask) else {
             candle_core::bail!("masked softmax: f32 only")
         };
-        let (Some((s0, s1)), Some((m0, m1))) =
-            (scores_layout.contiguous_offsets(), mask_layout.contiguous_offsets())
+        let (Some((s0, s1)), Some((m0, m1))) = (scores_layout.contiguous_offsets(), mask_layout.contiguous_offsets())
         else {
             candle_core::bail!("masked softmax: contiguous inputs only")
         };
@@ -190,10 +189,8 @@ mod tests {
         let scores = Tensor::from_vec(scores, (b, h, q, k), &Device::Cpu).unwrap();
         // Item 0 sees all keys, item 1 the first 4, item 2 the first 1.
         let lengths = [7usize, 4, 1];
-        let mask: Vec<f32> = lengths
-            .iter()
-            .flat_map(|&n| (0..k).map(move |j| if j < n { 0.0 } else { -1e4 }))
-            .collect();
+        let mask: Vec<f32> =
+            lengths.iter().flat_map(|&n| (0..k).map(move |j| if j < n { 0.0 } else { -1e4 })).collect();
         let mask = Tensor::from_vec(mask, (b, 1, 1, k), &Device::Cpu).unwrap();
         let scale = 1.0 / 8f64.sqrt();
         let fused = masked_softmax(&scores, &mask, scale).unwrap();
@@ -201,8 +198,7 @@ mod tests {
         let diff = (fused.clone() - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-6, "max |fused − candle| = {diff}");
         // Masked keys get no weight; every row sums to 1.
-        let p: Vec<Vec<Vec<Vec<f32>>>> =
-            (0..b).map(|i| fused.get(i).unwrap().to_vec3::<f32>().unwrap()).collect();
+        let p: Vec<Vec<Vec<Vec<f32>>>> = (0..b).map(|i| fused.get(i).unwrap().to_vec3::<f32>().unwrap()).collect();
         for (i, item) in p.iter().enumerate() {
             for row in item.iter().flatten() {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);

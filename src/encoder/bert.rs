@@ -283,12 +283,7 @@ impl Bert {
         } else {
             None
         };
-        Ok(Bert {
-            embeddings: Embeddings::load(vb.pp("embeddings"), cfg)?,
-            layers,
-            pooler,
-            config: cfg.clone(),
-        })
+        Ok(Bert { embeddings: Embeddings::load(vb.pp("embeddings"), cfg)?, layers, pooler, config: cfg.clone() })
     }
 
     /// The configuration the model was built from.
@@ -311,8 +306,7 @@ impl Bert {
         let (b, s) = input.input_ids.dims2()?;
         // 0 for real tokens, a large negative number for padding, added to attention scores
         // (in the weights' precision: -1e4 is exact in f16 and close enough in bf16).
-        let mask = ((input.attention_mask.reshape((b, 1, 1, s))? - 1.0)? * 1e4)?
-            .to_dtype(self.dtype())?;
+        let mask = ((input.attention_mask.reshape((b, 1, 1, s))? - 1.0)? * 1e4)?.to_dtype(self.dtype())?;
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
         hidden.push(self.embeddings.forward(input, mode)?);
         for layer in &self.layers {
@@ -326,9 +320,6 @@ impl Bert {
             }
             None => None,
         };
-        Ok(BertOutput {
-            hidden_states: hidden,
-            pooler_output,
-        })
+        Ok(BertOutput { hidden_states: hidden, pooler_output })
     }
 }

@@ -79,7 +79,16 @@ impl Affine {
 
     /// C = A·Wᵀ with `finish` as [`matmul`] takes it (the bias is the caller's, in `finish`).
     #[allow(clippy::too_many_arguments)]
-    fn apply(&self, a: &[f32], lda: usize, m: usize, c: &mut [f32], ldc: usize, partner: Option<&Partner>, finish: impl Fn(usize, &mut [f32]) + Sync) {
+    fn apply(
+        &self,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        c: &mut [f32],
+        ldc: usize,
+        partner: Option<&Partner>,
+        finish: impl Fn(usize, &mut [f32]) + Sync,
+    ) {
         match &self.weight {
             Weight::Bf16Products(w) => matmul_bf16(a, lda, m, w, c, ldc, partner, finish),
             Weight::Bf16Weights(w) => matmul(a, lda, m, w, c, ldc, partner, finish),
@@ -227,7 +236,14 @@ impl CpuBert {
             let mut rest = ids;
             while !rest.is_empty() {
                 let mut tokens = 0;
-                let texts = rest.iter().take_while(|s| { tokens += s.len(); tokens <= PASS_TOKENS }).count().max(1);
+                let texts = rest
+                    .iter()
+                    .take_while(|s| {
+                        tokens += s.len();
+                        tokens <= PASS_TOKENS
+                    })
+                    .count()
+                    .max(1);
                 let (pass, after) = rest.split_at(texts);
                 for (all, part) in out.iter_mut().zip(self.encode_pass(pass, poolings, partner)?) {
                     all.extend(part);
@@ -253,7 +269,14 @@ impl CpuBert {
         let states = self.forward(ids, &keep, partner)?;
         let state = |l: usize| states[l].as_deref().expect("kept above");
         let h = self.hidden;
-        let starts: Vec<usize> = ids.iter().scan(0, |t, s| { let o = *t; *t += s.len(); Some(o) }).collect();
+        let starts: Vec<usize> = ids
+            .iter()
+            .scan(0, |t, s| {
+                let o = *t;
+                *t += s.len();
+                Some(o)
+            })
+            .collect();
         sources
             .iter()
             .map(|source| {
@@ -309,9 +332,7 @@ impl CpuBert {
                 states[i] = Some(x.clone());
             }
             let qkv_bias = &layer.qkv.bias;
-            layer.qkv.apply(&x, h, tokens, &mut qkv, 3 * h, partner, |_, rows| {
-                add_bias(rows, qkv_bias)
-            });
+            layer.qkv.apply(&x, h, tokens, &mut qkv, 3 * h, partner, |_, rows| add_bias(rows, qkv_bias));
             let mut start = 0;
             for s in ids {
                 scratch.run(&qkv, start, s.len(), h, self.heads, &mut context);
@@ -321,9 +342,7 @@ impl CpuBert {
             ao.apply(&context, h, tokens, &mut attended, h, partner, residual_norm(ao, an, &x, h));
             let inter = &layer.intermediate;
             let n_inner = inter.outputs();
-            inter.apply(&attended, h, tokens, &mut inner, n_inner, partner, |_, rows| {
-                add_bias_gelu(rows, &inter.bias)
-            });
+            inter.apply(&attended, h, tokens, &mut inner, n_inner, partner, |_, rows| add_bias_gelu(rows, &inter.bias));
             let (o, on) = (&layer.output, &layer.output_norm);
             o.apply(&inner, n_inner, tokens, &mut x, h, partner, residual_norm(o, on, &attended, h));
         }
@@ -402,7 +421,12 @@ multiversion! {
 
 /// The `finish` of a dense layer followed by residual and LayerNorm: row += bias + residual row,
 /// then normalised (rows `h` wide).
-fn residual_norm<'a>(a: &'a Affine, norm: &'a Norm, residual: &'a [f32], h: usize) -> impl Fn(usize, &mut [f32]) + Sync + 'a {
+fn residual_norm<'a>(
+    a: &'a Affine,
+    norm: &'a Norm,
+    residual: &'a [f32],
+    h: usize,
+) -> impl Fn(usize, &mut [f32]) + Sync + 'a {
     move |first, rows| add_residual_norm(rows, &a.bias, &residual[first * h..], norm)
 }
 
@@ -460,7 +484,8 @@ mod tests {
         let input = BatchInput::from_ids(&ids, 0, &Device::Cpu).unwrap();
         let out = bert.forward(&input, Mode::Differentiable).unwrap();
         for (p, pooling) in Pooling::ALL.iter().enumerate() {
-            let want = pooling.pool(&out, &input.attention_mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want =
+                pooling.pool(&out, &input.attention_mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(fast[p].len(), want.len());
             let diff = fast[p].iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             let size = want.iter().map(|v| v.abs()).fold(0f32, f32::max);
@@ -475,14 +500,18 @@ mod tests {
         tiny(&map);
         let tensors = |dtype| -> std::collections::HashMap<String, Tensor> {
             let vars = map.data().lock().unwrap();
-            vars.iter().map(|(name, v)| (name.clone(), v.as_tensor().to_dtype(DType::BF16).unwrap().to_dtype(dtype).unwrap())).collect()
+            vars.iter()
+                .map(|(name, v)| (name.clone(), v.as_tensor().to_dtype(DType::BF16).unwrap().to_dtype(dtype).unwrap()))
+                .collect()
         };
         let cfg = BertConfig::tiny(60, 72, 2, 3);
-        let load = |dtype| Bert::load(VarBuilder::from_tensors(tensors(dtype), dtype, &Device::Cpu), &cfg, true).unwrap();
+        let load =
+            |dtype| Bert::load(VarBuilder::from_tensors(tensors(dtype), dtype, &Device::Cpu), &cfg, true).unwrap();
         let (half, full) = (load(DType::BF16), load(DType::F32));
         let half = CpuBert::new(&half, false).unwrap().expect("bf16 runs on any CPU");
         let full = CpuBert::new(&full, false).unwrap().unwrap();
-        let texts: Vec<Vec<u32>> = [40usize, 7].iter().map(|&n| (0..n).map(|i| ((i * 13 + n) % 60) as u32).collect()).collect();
+        let texts: Vec<Vec<u32>> =
+            [40usize, 7].iter().map(|&n| (0..n).map(|i| ((i * 13 + n) % 60) as u32).collect()).collect();
         let ids: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
         for parallel in [false, true] {
             let got = half.encode(&ids, &[Pooling::Mean], parallel).unwrap().remove(0);

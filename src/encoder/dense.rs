@@ -20,9 +20,7 @@ pub struct Dense {
 impl Dense {
     /// Loads `weight` and `bias` for `input` → `output` features.
     pub fn load(input: usize, output: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Dense {
-            linear: candle_nn::linear(input, output, vb)?,
-        })
+        Ok(Dense { linear: candle_nn::linear(input, output, vb)? })
     }
 
     /// The parameters: `weight` (out × in) and `bias` (out).

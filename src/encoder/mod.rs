@@ -26,8 +26,8 @@ pub mod gelu;
 mod matmul;
 mod matmul_bf16;
 mod matmul_i8;
-mod partner;
 pub mod model_dir;
+mod partner;
 pub mod pooling;
 pub mod tokenizer;
 mod tuning;
@@ -72,13 +72,7 @@ pub struct EncoderOptions {
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions {
-            max_length: None,
-            batch_size: 32,
-            device: Device::Cpu,
-            dtype: DType::F32,
-            int8: false,
-        }
+        EncoderOptions { max_length: None, batch_size: 32, device: Device::Cpu, dtype: DType::F32, int8: false }
     }
 }
 
@@ -91,11 +85,7 @@ impl EncoderOptions {
             "f16" => (DType::F16, false),
             "bf16" => (DType::BF16, false),
             "int8" => (DType::F32, true),
-            _ => {
-                return Err(Error::InvalidInput(format!(
-                    "precision {name:?} is not one of f32, f16, bf16, int8"
-                )))
-            }
+            _ => return Err(Error::InvalidInput(format!("precision {name:?} is not one of f32, f16, bf16, int8"))),
         };
         Ok(EncoderOptions { dtype, int8, ..self })
     }
@@ -105,9 +95,7 @@ impl EncoderOptions {
 fn check_dtype(dtype: DType) -> Result<()> {
     match dtype {
         DType::F32 | DType::F16 | DType::BF16 => Ok(()),
-        other => Err(Error::InvalidInput(format!(
-            "the encoder runs in f32, f16 or bf16, not {other:?}"
-        ))),
+        other => Err(Error::InvalidInput(format!("the encoder runs in f32, f16 or bf16, not {other:?}"))),
     }
 }
 
@@ -171,9 +159,8 @@ impl Encoder {
         let with_pooler = weights.contains_key("pooler.dense.weight");
         // The VarBuilder converts each f32 checkpoint tensor to the requested precision.
         let vb = VarBuilder::from_tensors(weights, options.dtype, &options.device);
-        let bert = Bert::load(vb, &config, with_pooler).map_err(|e| {
-            Error::Model(format!("{}: {e}", dir.weights.display()))
-        })?;
+        let bert = Bert::load(vb, &config, with_pooler)
+            .map_err(|e| Error::Model(format!("{}: {e}", dir.weights.display())))?;
         // Hashed at every load, no cache: for the default model's 90 MB this took 68 ms of a
         // 160 ms load (sha2 with the CPU's SHA instructions, 2-core machine), and a cache keyed by
         // size and mtime would be fooled by edits that keep both.
@@ -196,9 +183,7 @@ impl Encoder {
         }
         let tokenizer = TextTokenizer::load(dir, max_length)?;
         let files_sha256 = dir.files_sha256(&weights_sha256)?;
-        let pad_id = tokenizer
-            .token_id("[PAD]")
-            .unwrap_or(bert.config().pad_token_id as u32);
+        let pad_id = tokenizer.token_id("[PAD]").unwrap_or(bert.config().pad_token_id as u32);
         check_int8(&options)?;
         let cpu = cpu_bert::CpuBert::new(&bert, options.int8)?;
         Ok(Encoder {

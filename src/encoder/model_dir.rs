@@ -41,9 +41,8 @@ impl ModelDir {
             let p = path.join(name);
             p.is_file().then_some(p)
         };
-        let config = file("config.json").ok_or_else(|| {
-            Error::Model(format!("{}: config.json is missing", path.display()))
-        })?;
+        let config =
+            file("config.json").ok_or_else(|| Error::Model(format!("{}: config.json is missing", path.display())))?;
         let tokenizer_json = file("tokenizer.json");
         let vocab_txt = file("vocab.txt");
         if tokenizer_json.is_none() && vocab_txt.is_none() {
@@ -52,14 +51,12 @@ impl ModelDir {
                 path.display()
             )));
         }
-        let weights = file("model.safetensors")
-            .or_else(|| file("pytorch_model.bin"))
-            .ok_or_else(|| {
-                Error::Model(format!(
-                    "{}: no weights: neither model.safetensors nor pytorch_model.bin is there",
-                    path.display()
-                ))
-            })?;
+        let weights = file("model.safetensors").or_else(|| file("pytorch_model.bin")).ok_or_else(|| {
+            Error::Model(format!(
+                "{}: no weights: neither model.safetensors nor pytorch_model.bin is there",
+                path.display()
+            ))
+        })?;
         for (file, limit, what) in [
             (Some(&config), user_file::MAX_CONFIG_BYTES, "model config.json"),
             (tokenizer_json.as_ref(), user_file::MAX_TOKENIZER_BYTES, "tokenizer file"),
@@ -70,13 +67,7 @@ impl ModelDir {
                 user_file::check_regular(file, limit, what)?;
             }
         }
-        Ok(ModelDir {
-            path: path.to_path_buf(),
-            config,
-            tokenizer_json,
-            vocab_txt,
-            weights,
-        })
+        Ok(ModelDir { path: path.to_path_buf(), config, tokenizer_json, vocab_txt, weights })
     }
 
     /// The folder's name, used as the model's human-readable name.
@@ -92,18 +83,21 @@ impl ModelDir {
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<BertConfig> {
         let text = user_file::read_regular_text(&self.config, user_file::MAX_CONFIG_BYTES, "model config.json")?;
-        serde_json::from_str(&text).map_err(|e| {
-            Error::Model(format!("{}: not a BERT config: {e}", self.config.display()))
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Model(format!("{}: not a BERT config: {e}", self.config.display())))
     }
 
     /// Whether the tokenizer lower-cases, from `tokenizer_config.json` (default: true, as BERT uncased).
     pub fn lowercase(&self) -> bool {
-        user_file::read_regular_text(&self.path.join("tokenizer_config.json"), user_file::MAX_CONFIG_BYTES, "tokenizer_config.json")
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
-            .unwrap_or(true)
+        user_file::read_regular_text(
+            &self.path.join("tokenizer_config.json"),
+            user_file::MAX_CONFIG_BYTES,
+            "tokenizer_config.json",
+        )
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
+        .unwrap_or(true)
     }
 
     /// sha256 of the weights file, hex.
@@ -117,12 +111,18 @@ impl ModelDir {
     /// Each part is hashed as the tokenizer and model read it (file bytes), so any edit to those
     /// files changes the result; the folder's name and other files do not.
     pub fn files_sha256(&self, weights_sha256: &str) -> Result<String> {
-        let mut manifest = format!("isovec model files 1\nweights {weights_sha256}\nconfig.json {}\n", sha256_file(&self.config)?);
+        let mut manifest =
+            format!("isovec model files 1\nweights {weights_sha256}\nconfig.json {}\n", sha256_file(&self.config)?);
         match (&self.tokenizer_json, &self.vocab_txt) {
             (Some(json), _) => manifest += &format!("tokenizer.json {}\n", sha256_file(json)?),
-            (None, Some(vocab)) => manifest += &format!("vocab.txt {}\nlowercase {}\n", sha256_file(vocab)?, self.lowercase()),
+            (None, Some(vocab)) => {
+                manifest += &format!("vocab.txt {}\nlowercase {}\n", sha256_file(vocab)?, self.lowercase())
+            }
             (None, None) => {
-                return Err(Error::Model(format!("{}: neither tokenizer.json nor vocab.txt is there", self.path.display())))
+                return Err(Error::Model(format!(
+                    "{}: neither tokenizer.json nor vocab.txt is there",
+                    self.path.display()
+                )))
             }
         }
         Ok(hex::encode(Sha256::digest(manifest.as_bytes())))
@@ -130,16 +130,12 @@ impl ModelDir {
 
     /// Reads every tensor of the weights file as f32, with any `bert.` prefix removed.
     pub fn read_weights(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
-        let context = |e: candle_core::Error| {
-            Error::Model(format!("{}: cannot read weights: {e}", self.weights.display()))
-        };
+        let context =
+            |e: candle_core::Error| Error::Model(format!("{}: cannot read weights: {e}", self.weights.display()));
         let raw: Vec<(String, Tensor)> = if self.weights.extension().is_some_and(|e| e == "bin") {
             candle_core::pickle::read_all(&self.weights).map_err(context)?
         } else {
-            candle_core::safetensors::load(&self.weights, device)
-                .map_err(context)?
-                .into_iter()
-                .collect()
+            candle_core::safetensors::load(&self.weights, device).map_err(context)?.into_iter().collect()
         };
         let has_prefix = raw.iter().any(|(k, _)| k.starts_with("bert."));
         let mut out = HashMap::with_capacity(raw.len());
@@ -149,10 +145,7 @@ impl ModelDir {
                 (true, None) => continue, // heads (cls.*) of a pre-training checkpoint
                 (false, _) => name,
             };
-            let tensor = tensor
-                .to_dtype(DType::F32)
-                .and_then(|t| t.to_device(device))
-                .map_err(context)?;
+            let tensor = tensor.to_dtype(DType::F32).and_then(|t| t.to_device(device)).map_err(context)?;
             out.insert(name, tensor);
         }
         Ok(out)

@@ -302,7 +302,12 @@ mod tests {
             let absent = Partner::new();
             let runs = [(); 4].map(|_| AtomicUsize::new(0));
             absent.join(
-                || absent.join(|| _ = runs[0].fetch_add(1, Ordering::Relaxed), || _ = runs[1].fetch_add(1, Ordering::Relaxed)),
+                || {
+                    absent.join(
+                        || _ = runs[0].fetch_add(1, Ordering::Relaxed),
+                        || _ = runs[1].fetch_add(1, Ordering::Relaxed),
+                    )
+                },
                 || _ = runs[2].fetch_add(1, Ordering::Relaxed),
             );
             absent.join(|| {}, || absent.join(|| {}, || _ = runs[3].fetch_add(1, Ordering::Relaxed)));
@@ -315,10 +320,20 @@ mod tests {
                 let runs = [(); 4].map(|_| AtomicUsize::new(0));
                 for _ in 0..500 {
                     partner.join(
-                        || partner.join(|| _ = runs[0].fetch_add(1, Ordering::Relaxed), || _ = runs[1].fetch_add(1, Ordering::Relaxed)),
+                        || {
+                            partner.join(
+                                || _ = runs[0].fetch_add(1, Ordering::Relaxed),
+                                || _ = runs[1].fetch_add(1, Ordering::Relaxed),
+                            )
+                        },
                         // On the partner's thread when it claims this half: a join there must
                         // not wait for the partner, which is itself.
-                        || partner.join(|| _ = runs[2].fetch_add(1, Ordering::Relaxed), || _ = runs[3].fetch_add(1, Ordering::Relaxed)),
+                        || {
+                            partner.join(
+                                || _ = runs[2].fetch_add(1, Ordering::Relaxed),
+                                || _ = runs[3].fetch_add(1, Ordering::Relaxed),
+                            )
+                        },
                     );
                 }
                 assert_eq!(runs.map(AtomicUsize::into_inner), [500; 4]);
@@ -372,7 +387,10 @@ mod tests {
                             for _ in 0..2000 {
                                 // The job is a different closure on each side: one run in place
                                 // of the other would show in the counts.
-                                partner.join(|| _ = runs[side].fetch_add(1, Ordering::Relaxed), || _ = runs[side + 1].fetch_add(1, Ordering::Relaxed));
+                                partner.join(
+                                    || _ = runs[side].fetch_add(1, Ordering::Relaxed),
+                                    || _ = runs[side + 1].fetch_add(1, Ordering::Relaxed),
+                                );
                             }
                         });
                     }

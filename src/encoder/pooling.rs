@@ -104,16 +104,10 @@ impl std::fmt::Display for Pooling {
 impl std::str::FromStr for Pooling {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Pooling::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                let valid: Vec<_> = Pooling::ALL.iter().map(|p| p.name()).collect();
-                Error::InvalidInput(format!(
-                    "unknown pooling {s:?}; valid poolings: {}",
-                    valid.join(", ")
-                ))
-            })
+        Pooling::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
+            let valid: Vec<_> = Pooling::ALL.iter().map(|p| p.name()).collect();
+            Error::InvalidInput(format!("unknown pooling {s:?}; valid poolings: {}", valid.join(", ")))
+        })
     }
 }
 

@@ -33,9 +33,8 @@ impl TextTokenizer {
     /// Loads `tokenizer.json`, or builds BERT's WordPiece pipeline from `vocab.txt`.
     pub fn load(dir: &ModelDir, max_length: usize) -> Result<Self> {
         let mut inner = match (&dir.tokenizer_json, &dir.vocab_txt) {
-            (Some(json), _) => Tokenizer::from_file(json).map_err(|e| {
-                Error::Model(format!("{}: cannot read the tokenizer: {e}", json.display()))
-            })?,
+            (Some(json), _) => Tokenizer::from_file(json)
+                .map_err(|e| Error::Model(format!("{}: cannot read the tokenizer: {e}", json.display())))?,
             (None, Some(vocab)) => bert_wordpiece(vocab, dir.lowercase())?,
             (None, None) => {
                 return Err(Error::Model(format!(
@@ -63,19 +62,10 @@ impl TextTokenizer {
     }
 
     fn new(inner: Tokenizer, max_length: usize) -> Result<Self> {
-        let empty = inner
-            .encode("", true)
-            .map_err(|e| Error::Model(format!("tokenizer cannot encode: {e}")))?;
+        let empty = inner.encode("", true).map_err(|e| Error::Model(format!("tokenizer cannot encode: {e}")))?;
         let mut whole = inner.clone();
-        whole
-            .with_truncation(None)
-            .map_err(|e| Error::Model(format!("tokenizer without a length limit: {e}")))?;
-        Ok(TextTokenizer {
-            special_count: empty.get_ids().len(),
-            inner,
-            whole,
-            max_length,
-        })
+        whole.with_truncation(None).map_err(|e| Error::Model(format!("tokenizer without a length limit: {e}")))?;
+        Ok(TextTokenizer { special_count: empty.get_ids().len(), inner, whole, max_length })
     }
 
     /// The maximum number of tokens, special tokens included.
@@ -86,10 +76,7 @@ impl TextTokenizer {
     /// Every token of `text` (special tokens left out, none cut) as its byte range in `text`,
     /// and how many of them one input holds.
     pub fn token_spans(&self, text: &str) -> Result<crate::pipeline::TokenSpans> {
-        let enc = self
-            .whole
-            .encode(text, false)
-            .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
+        let enc = self.whole.encode(text, false).map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
         Ok(crate::pipeline::TokenSpans {
             spans: enc.get_offsets().iter().map(|&(a, b)| a..b).collect(),
             capacity: self.max_length.saturating_sub(self.special_count),
@@ -134,10 +121,7 @@ impl TextTokenizer {
                          nothing to encode; remove it or give it some text"
                     )));
                 }
-                Ok(Tokens {
-                    truncated: !enc.get_overflowing().is_empty(),
-                    ids: enc.get_ids().to_vec(),
-                })
+                Ok(Tokens { truncated: !enc.get_overflowing().is_empty(), ids: enc.get_ids().to_vec() })
             })
             .collect()
     }
@@ -156,10 +140,8 @@ impl TextTokenizer {
     fn encode_growing(&self, text: &str, mut window: usize) -> Result<tokenizers::Encoding> {
         loop {
             let prefix = prefix_before_space(text, window);
-            let enc = self
-                .inner
-                .encode(prefix, true)
-                .map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
+            let enc =
+                self.inner.encode(prefix, true).map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
             if prefix.len() == text.len() || !enc.get_overflowing().is_empty() {
                 return Ok(enc);
             }
@@ -201,9 +183,8 @@ fn bert_wordpiece(vocab: &std::path::Path, lowercase: bool) -> Result<Tokenizer>
         .build()
         .map_err(|e| Error::Model(format!("{}: not a WordPiece vocabulary: {e}", vocab.display())))?;
     let special = |t: &str| {
-        wordpiece_id(&wordpiece, t).ok_or_else(|| {
-            Error::Model(format!("{}: the vocabulary has no {t} token", vocab.display()))
-        })
+        wordpiece_id(&wordpiece, t)
+            .ok_or_else(|| Error::Model(format!("{}: the vocabulary has no {t} token", vocab.display())))
     };
     let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
     let mut tokenizer = Tokenizer::new(wordpiece);
@@ -211,10 +192,7 @@ fn bert_wordpiece(vocab: &std::path::Path, lowercase: bool) -> Result<Tokenizer>
         .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
         .map_err(|e| Error::Model(format!("{}: {e}", vocab.display())))?
         .with_pre_tokenizer(Some(BertPreTokenizer))
-        .with_post_processor(Some(BertProcessing::new(
-            ("[SEP]".into(), sep),
-            ("[CLS]".into(), cls),
-        )));
+        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
     Ok(tokenizer)
 }
 
@@ -270,7 +248,8 @@ mod tests {
             while !long.is_char_boundary(cut) {
                 cut += 1;
             }
-            let texts = [long.as_str(), &giant_word, &space_tail, &short_then_spaces, &at_window, "short text", &long[..cut]];
+            let texts =
+                [long.as_str(), &giant_word, &space_tail, &short_then_spaces, &at_window, "short text", &long[..cut]];
             let bounded = tok.tokenize(&texts).unwrap();
             for (text, got) in texts.iter().zip(&bounded) {
                 // The reference: the whole text through the tokenizer, cut at max_length by it.

@@ -43,11 +43,7 @@ pub struct Anisotropy {
 /// With fewer than two vectors the cosine statistics are 0 and the histogram counts are 0.
 pub fn analyze(vectors: &[Vec<f32>], pairs: usize, seed: u64) -> Anisotropy {
     let dims = vectors.first().map_or(0, Vec::len);
-    let used: Vec<&[f32]> = vectors
-        .iter()
-        .filter(|v| v.len() == dims)
-        .map(Vec::as_slice)
-        .collect();
+    let used: Vec<&[f32]> = vectors.iter().filter(|v| v.len() == dims).map(Vec::as_slice).collect();
     let cosines = random_pair_cosines(&used, pairs, seed);
     let finite: Vec<f64> = cosines.iter().copied().filter(|c| c.is_finite()).collect();
     let mean_cosine = if cosines.is_empty() {
@@ -82,10 +78,7 @@ fn random_pair_cosines(vectors: &[&[f32]], pairs: usize, seed: u64) -> Vec<f64> 
             (i, if j >= i { j + 1 } else { j })
         })
         .collect();
-    picks
-        .par_iter()
-        .map(|&(i, j)| cosine(vectors[i], vectors[j]))
-        .collect()
+    picks.par_iter().map(|&(i, j)| cosine(vectors[i], vectors[j])).collect()
 }
 
 fn histogram(cosines: &[f64]) -> Vec<(f64, f64, usize)> {
@@ -98,13 +91,7 @@ fn histogram(cosines: &[f64]) -> Vec<(f64, f64, usize)> {
     counts
         .into_iter()
         .enumerate()
-        .map(|(b, count)| {
-            (
-                -1.0 + b as f64 * width,
-                -1.0 + (b + 1) as f64 * width,
-                count,
-            )
-        })
+        .map(|(b, count)| (-1.0 + b as f64 * width, -1.0 + (b + 1) as f64 * width, count))
         .collect()
 }
 
@@ -182,11 +169,7 @@ mod tests {
         }
         exact /= count;
         let a = analyze(&vectors, 200_000, 42);
-        assert!(
-            (a.mean_cosine - exact).abs() < 0.01,
-            "{} vs {exact}",
-            a.mean_cosine
-        );
+        assert!((a.mean_cosine - exact).abs() < 0.01, "{} vs {exact}", a.mean_cosine);
         assert_eq!(a, analyze(&vectors, 200_000, 42));
         assert_ne!(a.mean_cosine, analyze(&vectors, 200_000, 43).mean_cosine);
         let counted: usize = a.cosine_histogram.iter().map(|b| b.2).sum();
@@ -225,10 +208,7 @@ mod tests {
         let axes = [[3.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
         let (s, c) = (0.6f32, 0.8f32);
         let rotate = |v: [f32; 3]| vec![c * v[0] - s * v[1], s * v[0] + c * v[1], v[2]];
-        let vectors: Vec<Vec<f32>> = axes
-            .iter()
-            .flat_map(|&v| [rotate(v), rotate(v.map(|x| -x))])
-            .collect();
+        let vectors: Vec<Vec<f32>> = axes.iter().flat_map(|&v| [rotate(v), rotate(v.map(|x| -x))]).collect();
         let an = analyze(&vectors, 10, 1);
         assert!((an.top1_variance_share - 18.0 / 22.0).abs() < 1e-6);
     }

@@ -45,10 +45,7 @@ pub fn recall_at_k(found: &[Vec<usize>], truth: &[Vec<usize>], k: usize) -> f64 
             if want.is_empty() {
                 return 0.0;
             }
-            let got: HashSet<usize> = found
-                .get(q)
-                .map(|ids| ids.iter().take(k).copied().collect())
-                .unwrap_or_default();
+            let got: HashSet<usize> = found.get(q).map(|ids| ids.iter().take(k).copied().collect()).unwrap_or_default();
             got.intersection(&want).count() as f64 / want.len() as f64
         })
         .sum();
@@ -91,10 +88,7 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         std::fs::write(&path, "3\t1\t2\n0\t4\t5\n").unwrap();
-        assert_eq!(
-            load_ann_gt(&path).unwrap(),
-            vec![vec![3, 1, 2], vec![0, 4, 5]]
-        );
+        assert_eq!(load_ann_gt(&path).unwrap(), vec![vec![3, 1, 2], vec![0, 4, 5]]);
     }
 
     #[test]
@@ -110,16 +104,11 @@ mod tests {
         assert!(gt.iter().all(|row| row.len() == 100));
         assert!(gt.iter().flatten().all(|&i| i < sentences.len()));
         // neighbours of a query are distinct base sentences
-        assert!(gt
-            .iter()
-            .all(|row| row.iter().collect::<HashSet<_>>().len() == row.len()));
+        assert!(gt.iter().all(|row| row.iter().collect::<HashSet<_>>().len() == row.len()));
         let base: HashSet<&str> = sentences.iter().map(String::as_str).collect();
         assert_eq!(base.len(), sentences.len(), "base sentences are distinct");
         assert!(queries.iter().all(|q| !base.contains(q.as_str())));
         // queries.txt is not gzip
-        assert!(matches!(
-            load_lines_gz(&dir.join("queries.txt")),
-            Err(Error::Data { .. })
-        ));
+        assert!(matches!(load_lines_gz(&dir.join("queries.txt")), Err(Error::Data { .. })));
     }
 }

@@ -11,45 +11,28 @@ use crate::{Error, Result};
 /// with the series name and its mean cosine (e.g. "before" and "after" whitening).
 pub fn write_histogram_svg(path: &Path, series: &[(&str, &Anisotropy)]) -> Result<()> {
     let shares: Vec<Vec<(f64, f64)>> = series.iter().map(|(_, a)| bin_shares(a)).collect();
-    let top = shares
-        .iter()
-        .flatten()
-        .map(|&(_, y)| y)
-        .fold(0.0f64, f64::max);
+    let top = shares.iter().flatten().map(|&(_, y)| y).fold(0.0f64, f64::max);
     let y_max = (top * 1.1).max(0.01);
     let draw_error = |e: &dyn std::fmt::Display| {
-        Error::io(
-            path,
-            std::io::Error::other(format!("drawing the histogram failed: {e}")),
-        )
+        Error::io(path, std::io::Error::other(format!("drawing the histogram failed: {e}")))
     };
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_error(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Cosine similarity of random sentence pairs",
-            ("sans-serif", 24),
-        )
+        .caption("Cosine similarity of random sentence pairs", ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(-1.0f64..1.0f64, 0.0f64..y_max)
         .map_err(|e| draw_error(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("cosine")
-        .y_desc("share of pairs")
-        .draw()
-        .map_err(|e| draw_error(&e))?;
+    chart.configure_mesh().x_desc("cosine").y_desc("share of pairs").draw().map_err(|e| draw_error(&e))?;
     for (index, ((label, stats), points)) in series.iter().zip(shares).enumerate() {
         let color = Palette99::pick(index).to_rgba();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| draw_error(&e))?
             .label(format!("{label} (mean cos {:.3})", stats.mean_cosine))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     chart
         .configure_series_labels()
@@ -69,11 +52,7 @@ fn bin_shares(stats: &Anisotropy) -> Vec<(f64, f64)> {
         .cosine_histogram
         .iter()
         .map(|&(lo, hi, count)| {
-            let share = if total == 0 {
-                0.0
-            } else {
-                count as f64 / total as f64
-            };
+            let share = if total == 0 { 0.0 } else { count as f64 / total as f64 };
             ((lo + hi) / 2.0, share)
         })
         .collect()

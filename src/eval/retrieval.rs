@@ -48,11 +48,7 @@ pub fn load_beir(dir: &Path, split: &str) -> Result<BeirData> {
     }
     let qrels = load_qrels(&qrels_path)?;
     let plain = dir.join("corpus.jsonl");
-    let corpus_path = if plain.is_file() {
-        plain
-    } else {
-        dir.join("corpus.jsonl.gz")
-    };
+    let corpus_path = if plain.is_file() { plain } else { dir.join("corpus.jsonl.gz") };
     let corpus = read_jsonl(&corpus_path)?
         .into_iter()
         .map(|(line, v)| {
@@ -72,11 +68,7 @@ pub fn load_beir(dir: &Path, split: &str) -> Result<BeirData> {
             queries.push(BeirQuery { id, text });
         }
     }
-    Ok(BeirData {
-        corpus,
-        queries,
-        qrels,
-    })
+    Ok(BeirData { corpus, queries, qrels })
 }
 
 fn available_splits(qrels_dir: &Path) -> Vec<String> {
@@ -105,10 +97,7 @@ fn load_qrels(path: &Path) -> Result<Qrels> {
         let score = fields.get(2).map(|s| s.trim().parse::<i32>());
         match (fields.len(), score) {
             (n, Some(Ok(score))) if n >= 3 => {
-                qrels
-                    .entry(fields[0].trim().to_string())
-                    .or_default()
-                    .insert(fields[1].trim().to_string(), score);
+                qrels.entry(fields[0].trim().to_string()).or_default().insert(fields[1].trim().to_string(), score);
             }
             _ if i == 0 => continue,
             _ => {
@@ -130,13 +119,11 @@ fn read_jsonl(path: &Path) -> Result<Vec<(usize, serde_json::Value)>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map(|v| (i + 1, v))
-                .map_err(|e| Error::Data {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message: format!("not a JSON object: {e}"),
-                })
+            serde_json::from_str(l).map(|v| (i + 1, v)).map_err(|e| Error::Data {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message: format!("not a JSON object: {e}"),
+            })
         })
         .collect()
 }
@@ -146,42 +133,25 @@ fn json_id(path: &Path, line: usize, v: &serde_json::Value) -> Result<String> {
     match v.get("_id") {
         Some(serde_json::Value::String(s)) => Ok(s.clone()),
         Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
-        _ => Err(Error::Data {
-            path: path.to_path_buf(),
-            line,
-            message: "missing `_id` (string or number)".to_string(),
-        }),
+        _ => {
+            Err(Error::Data { path: path.to_path_buf(), line, message: "missing `_id` (string or number)".to_string() })
+        }
     }
 }
 
 /// A string field; a missing or null optional field is empty.
-fn json_text(
-    path: &Path,
-    line: usize,
-    v: &serde_json::Value,
-    key: &str,
-    required: bool,
-) -> Result<String> {
+fn json_text(path: &Path, line: usize, v: &serde_json::Value, key: &str, required: bool) -> Result<String> {
     match v.get(key) {
         Some(serde_json::Value::String(s)) => Ok(s.clone()),
         None | Some(serde_json::Value::Null) if !required => Ok(String::new()),
-        _ => Err(Error::Data {
-            path: path.to_path_buf(),
-            line,
-            message: format!("missing string field `{key}`"),
-        }),
+        _ => Err(Error::Data { path: path.to_path_buf(), line, message: format!("missing string field `{key}`") }),
     }
 }
 
 /// The first `k` distinct ids of a ranking (a repeated id counts once, at its first rank).
 fn top_k<S: AsRef<str>>(ranking: &[S], k: usize) -> Vec<&str> {
     let mut seen = HashSet::new();
-    ranking
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|id| seen.insert(*id))
-        .take(k)
-        .collect()
+    ranking.iter().map(AsRef::as_ref).filter(|id| seen.insert(*id)).take(k).collect()
 }
 
 /// Graded relevance of a doc; unjudged and negative judgements count as 0.
@@ -193,19 +163,10 @@ fn gain(judged: &HashMap<String, i32>, id: &str) -> f64 {
 /// from the judged relevances sorted in descending order; 0 when nothing is relevant.
 pub fn ndcg_at_k<S: AsRef<str>>(ranking: &[S], judged: &HashMap<String, i32>, k: usize) -> f64 {
     let discount = |rank0: usize| 1.0 / ((rank0 + 2) as f64).log2();
-    let dcg: f64 = top_k(ranking, k)
-        .iter()
-        .enumerate()
-        .map(|(i, id)| gain(judged, id) * discount(i))
-        .sum();
+    let dcg: f64 = top_k(ranking, k).iter().enumerate().map(|(i, id)| gain(judged, id) * discount(i)).sum();
     let mut ideal: Vec<f64> = judged.values().map(|&r| r.max(0) as f64).collect();
     ideal.sort_by(|a, b| b.total_cmp(a));
-    let idcg: f64 = ideal
-        .iter()
-        .take(k)
-        .enumerate()
-        .map(|(i, g)| g * discount(i))
-        .sum();
+    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g * discount(i)).sum();
     if idcg > 0.0 {
         dcg / idcg
     } else {
@@ -215,10 +176,7 @@ pub fn ndcg_at_k<S: AsRef<str>>(ranking: &[S], judged: &HashMap<String, i32>, k:
 
 /// MRR@k as BEIR: 1 / rank of the first relevant (relevance > 0) doc in the top k, else 0.
 pub fn mrr_at_k<S: AsRef<str>>(ranking: &[S], judged: &HashMap<String, i32>, k: usize) -> f64 {
-    top_k(ranking, k)
-        .iter()
-        .position(|id| gain(judged, id) > 0.0)
-        .map_or(0.0, |i| 1.0 / (i + 1) as f64)
+    top_k(ranking, k).iter().position(|id| gain(judged, id) > 0.0).map_or(0.0, |i| 1.0 / (i + 1) as f64)
 }
 
 /// Recall@k as pytrec_eval: relevant (relevance > 0) docs in the top k / all relevant docs;
@@ -228,10 +186,7 @@ pub fn recall_at_k<S: AsRef<str>>(ranking: &[S], judged: &HashMap<String, i32>, 
     if relevant == 0 {
         return 0.0;
     }
-    let found = top_k(ranking, k)
-        .iter()
-        .filter(|id| gain(judged, id) > 0.0)
-        .count();
+    let found = top_k(ranking, k).iter().filter(|id| gain(judged, id) > 0.0).count();
     found as f64 / relevant as f64
 }
 
@@ -295,10 +250,7 @@ mod tests {
     // Ranking d1..d5; d2 rel 2 (rank 2), d4 rel 1 (rank 4), d9 rel 3 (not retrieved), d3 rel 0.
     fn example() -> (Vec<String>, HashMap<String, i32>) {
         let ranking = ["d1", "d2", "d3", "d4", "d5"].map(String::from).to_vec();
-        (
-            ranking,
-            judged(&[("d2", 2), ("d4", 1), ("d9", 3), ("d3", 0)]),
-        )
+        (ranking, judged(&[("d2", 2), ("d4", 1), ("d9", 3), ("d3", 0)]))
     }
 
     #[test]
@@ -309,10 +261,7 @@ mod tests {
         let want5 = (2.0 / l3 + 1.0 / 5f64.log2()) / (3.0 + 2.0 / l3 + 0.5);
         assert!(close(ndcg_at_k(&ranking, &q, 5), want5));
         // @2: DCG = 2/log2(3); IDCG = 3 + 2/log2(3)
-        assert!(close(
-            ndcg_at_k(&ranking, &q, 2),
-            (2.0 / l3) / (3.0 + 2.0 / l3)
-        ));
+        assert!(close(ndcg_at_k(&ranking, &q, 2), (2.0 / l3) / (3.0 + 2.0 / l3)));
         assert_eq!(ndcg_at_k(&ranking, &q, 1), 0.0);
         // The ideal order scores 1.
         assert!(close(ndcg_at_k(&["d9", "d2", "d4"], &q, 10), 1.0));
@@ -376,11 +325,7 @@ mod tests {
             "{\"_id\": \"q1\", \"text\": \"first\"}\n{\"_id\": \"q2\", \"text\": \"unjudged\"}\n",
         )
         .unwrap();
-        std::fs::write(
-            d.join("qrels/test.tsv"),
-            "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\t7\t0\n",
-        )
-        .unwrap();
+        std::fs::write(d.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\t7\t0\n").unwrap();
         let data = load_beir(d, "test").unwrap();
         assert_eq!(data.corpus.len(), 2);
         assert_eq!(data.corpus[1].id, "7");
@@ -389,21 +334,13 @@ mod tests {
         assert_eq!(data.qrels["q1"]["d1"], 2);
         let msg = load_beir(d, "dev").unwrap_err().to_string();
         assert!(msg.contains("test"), "{msg}");
-        std::fs::write(
-            d.join("qrels/test.tsv"),
-            "query-id\tcorpus-id\tscore\nq1\td1\n",
-        )
-        .unwrap();
+        std::fs::write(d.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td1\n").unwrap();
         match load_beir(d, "test").unwrap_err() {
             Error::Data { line, .. } => assert_eq!(line, 2),
             other => panic!("unexpected {other}"),
         }
         std::fs::write(d.join("qrels/test.tsv"), "q1\td1\t1\n").unwrap();
-        std::fs::write(
-            d.join("queries.jsonl"),
-            "{\"_id\": \"q1\", \"text\": \"ok\"}\n{broken\n",
-        )
-        .unwrap();
+        std::fs::write(d.join("queries.jsonl"), "{\"_id\": \"q1\", \"text\": \"ok\"}\n{broken\n").unwrap();
         match load_beir(d, "test").unwrap_err() {
             Error::Data { line, .. } => assert_eq!(line, 2),
             other => panic!("unexpected {other}"),
@@ -420,14 +357,7 @@ mod tests {
         assert_eq!(sci.qrels.values().map(HashMap::len).sum::<usize>(), 919);
         let ids: HashSet<&str> = sci.corpus.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids.len(), 5183, "document ids are unique");
-        assert!(sci
-            .qrels
-            .values()
-            .flat_map(|j| j.keys())
-            .all(|d| ids.contains(d.as_str())));
-        assert!(sci
-            .corpus
-            .iter()
-            .all(|d| !d.title.is_empty() && !d.text.is_empty()));
+        assert!(sci.qrels.values().flat_map(|j| j.keys()).all(|d| ids.contains(d.as_str())));
+        assert!(sci.corpus.iter().all(|d| !d.title.is_empty() && !d.text.is_empty()));
     }
 }

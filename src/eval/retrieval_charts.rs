@@ -40,9 +40,7 @@ pub fn write_recall_curves_svg(path: &Path, title: &str, series: &[(String, [f64
             .map_err(|e| err(&e))?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| err(&e))?;
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(|e| err(&e))?;
     }
     chart
         .configure_series_labels()
@@ -56,7 +54,13 @@ pub fn write_recall_curves_svg(path: &Path, title: &str, series: &[(String, [f64
 }
 
 /// Writes labelled points `(label, x, y)`; the axes span the data with a margin.
-pub fn write_scatter_svg(path: &Path, title: &str, x_desc: &str, y_desc: &str, points: &[(String, f64, f64)]) -> Result<()> {
+pub fn write_scatter_svg(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(String, f64, f64)],
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| draw_error(path, e);
     let span = |values: Vec<f64>| {
         let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -81,9 +85,7 @@ pub fn write_scatter_svg(path: &Path, title: &str, x_desc: &str, y_desc: &str, p
     chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(|e| err(&e))?;
     for (index, (label, x, y)) in points.iter().enumerate() {
         let color = Palette99::pick(index).to_rgba();
-        chart
-            .draw_series(std::iter::once(Circle::new((*x, *y), 6, color.filled())))
-            .map_err(|e| err(&e))?;
+        chart.draw_series(std::iter::once(Circle::new((*x, *y), 6, color.filled()))).map_err(|e| err(&e))?;
         chart
             .draw_series(std::iter::once(Text::new(label.clone(), (*x, *y), ("sans-serif", 16).into_font())))
             .map_err(|e| err(&e))?;
@@ -109,7 +111,14 @@ mod tests {
         let text = std::fs::read_to_string(&curves).unwrap();
         assert!(text.starts_with("<svg") && text.contains("whiten-128") && text.contains("raw"));
         let scatter = dir.path().join("scatter.svg");
-        write_scatter_svg(&scatter, "t", "STS avg", "nDCG@10", &[("flow".into(), 70.0, 0.6), ("raw".into(), 75.0, 0.64)]).unwrap();
+        write_scatter_svg(
+            &scatter,
+            "t",
+            "STS avg",
+            "nDCG@10",
+            &[("flow".into(), 70.0, 0.6), ("raw".into(), 75.0, 0.64)],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&scatter).unwrap();
         assert!(text.contains("flow") && text.contains("STS avg") && text.contains("nDCG@10"));
         // A single point still gets a usable axis range.

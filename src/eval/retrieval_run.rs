@@ -18,9 +18,11 @@ use super::anisotropy::{analyze, Anisotropy};
 use super::retrieval::{evaluate as score_runs, ndcg_at_k, BeirData, BeirDoc, RetrievalMetrics};
 use super::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use crate::encoder::{Encoder, Pooling};
-use crate::store::fusion::{fuse, DEFAULT_DEPTH};
-use crate::store::{Collection, CollectionConfig, Fusion, HnswParams, Passages, PassagesDoc, SearchMode, SearchParams, Store};
 use crate::progress::Progress;
+use crate::store::fusion::{fuse, DEFAULT_DEPTH};
+use crate::store::{
+    Collection, CollectionConfig, Fusion, HnswParams, Passages, PassagesDoc, SearchMode, SearchParams, Store,
+};
 use crate::transform::{FlowConfig, Transform, TransformKind};
 use crate::vector::exact_top_k;
 use crate::{Error, Pipeline, Result};
@@ -231,12 +233,9 @@ pub fn document_text(doc: &BeirDoc) -> String {
 /// the first corpus documents up to `max_docs` in all (judged ones are never dropped).
 pub fn subset(data: &BeirData, max_queries: usize, max_docs: usize) -> BeirData {
     let queries: Vec<_> = data.queries.iter().take(max_queries).cloned().collect();
-    let qrels: super::retrieval::Qrels = queries
-        .iter()
-        .filter_map(|q| data.qrels.get(&q.id).map(|j| (q.id.clone(), j.clone())))
-        .collect();
-    let judged: std::collections::HashSet<&str> =
-        qrels.values().flat_map(|j| j.keys()).map(String::as_str).collect();
+    let qrels: super::retrieval::Qrels =
+        queries.iter().filter_map(|q| data.qrels.get(&q.id).map(|j| (q.id.clone(), j.clone()))).collect();
+    let judged: std::collections::HashSet<&str> = qrels.values().flat_map(|j| j.keys()).map(String::as_str).collect();
     let mut room = max_docs.saturating_sub(judged.len());
     let corpus = data
         .corpus
@@ -303,13 +302,7 @@ fn encode_split(
     progress.finish();
     let first = |mut v: Vec<Vec<Vec<f32>>>| v.drain(..).next().unwrap_or_default();
     Ok((
-        EncodedSplit {
-            encoder,
-            pooling,
-            docs: first(docs.vectors),
-            owners,
-            queries: first(encoded_queries.vectors),
-        },
+        EncodedSplit { encoder, pooling, docs: first(docs.vectors), owners, queries: first(encoded_queries.vectors) },
         docs.truncated,
     ))
 }
@@ -332,12 +325,8 @@ pub fn evaluate(
     if plan.pipelines.is_empty() {
         return Err(Error::InvalidInput("no pipelines given; e.g. --pipelines raw,whiten,flow".into()));
     }
-    let mut outcome = RetrievalOutcome {
-        rows: Vec::new(),
-        truncated: Vec::new(),
-        anisotropy: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut outcome =
+        RetrievalOutcome { rows: Vec::new(), truncated: Vec::new(), anisotropy: Vec::new(), skipped: Vec::new() };
     // Each dense pipeline is indexed once, for every row that uses its collection.
     let mut bases: Vec<RetrievalPipeline> = Vec::new();
     for p in &plan.pipelines {
@@ -364,7 +353,8 @@ pub fn evaluate(
             }
             _ => {
                 if main.is_none() {
-                    let (encoded, truncated) = encode_split(encoder.clone(), plan.pooling, data, plan.passages, progress)?;
+                    let (encoded, truncated) =
+                        encode_split(encoder.clone(), plan.pooling, data, plan.passages, progress)?;
                     outcome.truncated.push((encoder.name().to_string(), truncated, encoder.tokenizer().max_length()));
                     main = Some(encoded);
                 }
@@ -452,7 +442,14 @@ impl Indexed<'_> {
     }
 
     /// A row with this collection's facts and the given rankings (judged queries in data order).
-    fn row(&self, pipeline: &str, data: &BeirData, runs: [Vec<Vec<String>>; 2], seconds: [f64; 2], index_bytes: u64) -> RetrievalRow {
+    fn row(
+        &self,
+        pipeline: &str,
+        data: &BeirData,
+        runs: [Vec<Vec<String>>; 2],
+        seconds: [f64; 2],
+        index_bytes: u64,
+    ) -> RetrievalRow {
         let [hnsw_runs, exact_runs] = runs;
         let ann_recall10 = ann_recall(&hnsw_runs, &exact_runs, 10);
         let per_query = |runs: &[Vec<String>]| per_query_ndcg10(data, runs);
@@ -490,12 +487,7 @@ impl Indexed<'_> {
         // Every passage scored; a document keeps its best, first seen in rank order.
         let ranked = exact_top(&self.queries[i], &self.docs, self.docs.len());
         let mut seen = std::collections::HashSet::new();
-        ranked
-            .into_iter()
-            .filter(|(p, _)| seen.insert(owners[*p]))
-            .map(|(p, s)| (owners[p], s))
-            .take(k)
-            .collect()
+        ranked.into_iter().filter(|(p, _)| seen.insert(owners[*p])).map(|(p, s)| (owners[p], s)).take(k).collect()
     }
 }
 
@@ -526,10 +518,8 @@ fn index_pipeline<'a>(
     std::fs::create_dir_all(&store_dir).map_err(|e| Error::io(&store_dir, e))?;
     let store = Store::open(&store_dir)?;
     store.drop_collection(&collection_name)?;
-    let config = CollectionConfig {
-        hnsw: plan.hnsw,
-        ..CollectionConfig::new(dims, crate::Embedder::id(&pipeline).clone())
-    };
+    let config =
+        CollectionConfig { hnsw: plan.hnsw, ..CollectionConfig::new(dims, crate::Embedder::id(&pipeline).clone()) };
     let collection = store.create_collection(&collection_name, config)?;
     progress.start(&format!("indexing {name}"), data.corpus.len());
     let build_start = Instant::now();
@@ -615,7 +605,13 @@ fn lexical_row(ix: &Indexed, data: &BeirData, progress: &dyn Progress) -> Result
 
 /// `hybrid:<dense>`: the store's hybrid search (`hnsw`), and the same fusion of the exact dense
 /// ranking with the store's lexical one (`exact`).
-fn hybrid_row(name: &str, ix: &Indexed, fusion: Fusion, data: &BeirData, progress: &dyn Progress) -> Result<RetrievalRow> {
+fn hybrid_row(
+    name: &str,
+    ix: &Indexed,
+    fusion: Fusion,
+    data: &BeirData,
+    progress: &dyn Progress,
+) -> Result<RetrievalRow> {
     let params = SearchParams { depth: Some(DEFAULT_DEPTH), ..SearchParams::k(RANKING_DEPTH) }
         .with_mode(SearchMode::Hybrid)
         .with_fusion(fusion);
@@ -657,10 +653,8 @@ fn add_p_values(rows: &mut [RetrievalRow]) {
 
 /// A valid collection name for a pipeline name (`simcse:x/y` has characters names cannot).
 fn collection_name(pipeline: &str) -> String {
-    let cleaned: String = pipeline
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect();
+    let cleaned: String =
+        pipeline.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     format!("retrieval_{cleaned}")
 }
 
@@ -732,9 +726,15 @@ fn format_p(p: f64) -> String {
 /// Renders the rows as two Markdown tables: quality (through the store, and exact) and cost.
 pub fn markdown_tables(rows: &[RetrievalRow]) -> String {
     let quality = rows.iter().flat_map(|r| {
-        let searches = [("exact", &r.exact, r.p_vs_raw.map(|p| p.exact)), ("store", &r.hnsw, r.p_vs_raw.map(|p| p.hnsw))];
+        let searches =
+            [("exact", &r.exact, r.p_vs_raw.map(|p| p.exact)), ("store", &r.hnsw, r.p_vs_raw.map(|p| p.hnsw))];
         searches.map(|(search, m, p)| {
-            let mut cells = vec![r.pipeline.clone(), search.to_string(), format!("{:.4}", m.ndcg10), p.map_or("-".to_string(), format_p)];
+            let mut cells = vec![
+                r.pipeline.clone(),
+                search.to_string(),
+                format!("{:.4}", m.ndcg10),
+                p.map_or("-".to_string(), format_p),
+            ];
             cells.extend([m.mrr10, m.recall1, m.recall5, m.recall10, m.recall100].map(|x| format!("{x:.4}")));
             cells
         })
@@ -757,7 +757,16 @@ pub fn markdown_tables(rows: &[RetrievalRow]) -> String {
         ]
     });
     let header = [
-        "pipeline", "dims", "docs", "queries", "ANN recall@10", "fit s", "index build s", "HNSW q/s", "exact q/s", "index bytes",
+        "pipeline",
+        "dims",
+        "docs",
+        "queries",
+        "ANN recall@10",
+        "fit s",
+        "index build s",
+        "HNSW q/s",
+        "exact q/s",
+        "index bytes",
         "store bytes",
     ];
     out.push('\n');

@@ -40,15 +40,7 @@ impl StsSet {
 
     /// Every set, in the order papers list them.
     pub fn all() -> [StsSet; 7] {
-        [
-            StsSet::Sts12,
-            StsSet::Sts13,
-            StsSet::Sts14,
-            StsSet::Sts15,
-            StsSet::Sts16,
-            StsSet::StsB,
-            StsSet::SickR,
-        ]
+        [StsSet::Sts12, StsSet::Sts13, StsSet::Sts14, StsSet::Sts15, StsSet::Sts16, StsSet::StsB, StsSet::SickR]
     }
 
     /// The splits the set has, in train/dev/test order.
@@ -77,19 +69,15 @@ impl FromStr for StsSet {
             "sickr" | "sick-r" | "sick" => Some(StsSet::SickR),
             _ => None,
         };
-        alias
-            .or_else(|| {
-                StsSet::all()
-                    .into_iter()
-                    .find(|set| set.name().eq_ignore_ascii_case(&lower))
-            })
-            .ok_or_else(|| {
+        alias.or_else(|| StsSet::all().into_iter().find(|set| set.name().eq_ignore_ascii_case(&lower))).ok_or_else(
+            || {
                 let valid: Vec<&str> = StsSet::all().iter().map(|s| s.name()).collect();
                 Error::InvalidInput(format!(
                     "unknown STS set `{s}`; valid: {} (also stsb, sickr, sick)",
                     valid.join(", ")
                 ))
-            })
+            },
+        )
     }
 }
 
@@ -131,9 +119,7 @@ impl FromStr for Split {
             "dev" | "trial" => Ok(Split::Dev),
             "test" => Ok(Split::Test),
             "all" => Ok(Split::All),
-            _ => Err(Error::InvalidInput(format!(
-                "unknown split `{s}`; valid: train, dev (or trial), test, all"
-            ))),
+            _ => Err(Error::InvalidInput(format!("unknown split `{s}`; valid: train, dev (or trial), test, all"))),
         }
     }
 }
@@ -165,10 +151,7 @@ impl StsDataset {
     /// Every sentence of both sides, deduplicated, in first-seen order.
     pub fn sentences(&self) -> Vec<&str> {
         let mut seen = HashSet::new();
-        self.pairs()
-            .flat_map(|p| [p.a.as_str(), p.b.as_str()])
-            .filter(|s| seen.insert(*s))
-            .collect()
+        self.pairs().flat_map(|p| [p.a.as_str(), p.b.as_str()]).filter(|s| seen.insert(*s)).collect()
     }
 
     /// Number of scored pairs over all subsets.
@@ -191,48 +174,13 @@ impl StsDataset {
 /// (STS12's `ALL` concatenation, STS13's `SMT` gold without input).
 fn sts_year_subsets(set: StsSet) -> (&'static str, &'static [&'static str]) {
     match set {
-        StsSet::Sts12 => (
-            "STS12-en-test",
-            &[
-                "MSRpar",
-                "MSRvid",
-                "SMTeuroparl",
-                "surprise.OnWN",
-                "surprise.SMTnews",
-            ],
-        ),
+        StsSet::Sts12 => ("STS12-en-test", &["MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"]),
         StsSet::Sts13 => ("STS13-en-test", &["FNWN", "headlines", "OnWN"]),
-        StsSet::Sts14 => (
-            "STS14-en-test",
-            &[
-                "deft-forum",
-                "deft-news",
-                "headlines",
-                "images",
-                "OnWN",
-                "tweet-news",
-            ],
-        ),
-        StsSet::Sts15 => (
-            "STS15-en-test",
-            &[
-                "answers-forums",
-                "answers-students",
-                "belief",
-                "headlines",
-                "images",
-            ],
-        ),
-        StsSet::Sts16 => (
-            "STS16-en-test",
-            &[
-                "answer-answer",
-                "headlines",
-                "plagiarism",
-                "postediting",
-                "question-question",
-            ],
-        ),
+        StsSet::Sts14 => ("STS14-en-test", &["deft-forum", "deft-news", "headlines", "images", "OnWN", "tweet-news"]),
+        StsSet::Sts15 => ("STS15-en-test", &["answers-forums", "answers-students", "belief", "headlines", "images"]),
+        StsSet::Sts16 => {
+            ("STS16-en-test", &["answer-answer", "headlines", "plagiarism", "postediting", "question-question"])
+        }
         StsSet::StsB | StsSet::SickR => ("", &[]),
     }
 }
@@ -253,9 +201,7 @@ pub fn load(data_dir: &Path, set: StsSet, split: Split) -> Result<StsDataset> {
     for one in splits {
         match set {
             StsSet::StsB => {
-                let path = data_dir
-                    .join("senteval/STS/STSBenchmark")
-                    .join(format!("sts-{}.csv", one.name()));
+                let path = data_dir.join("senteval/STS/STSBenchmark").join(format!("sts-{}.csv", one.name()));
                 subsets.push(load_stsb_file(&path)?);
             }
             StsSet::SickR => {
@@ -276,29 +222,17 @@ pub fn load(data_dir: &Path, set: StsSet, split: Split) -> Result<StsDataset> {
             }
         }
     }
-    Ok(StsDataset {
-        set,
-        split,
-        subsets,
-    })
+    Ok(StsDataset { set, split, subsets })
 }
 
 fn data_error(path: &Path, line: usize, message: String) -> Error {
-    Error::Data {
-        path: path.to_path_buf(),
-        line,
-        message,
-    }
+    Error::Data { path: path.to_path_buf(), line, message }
 }
 
 fn parse_score(path: &Path, line: usize, field: &str) -> Result<f64> {
     match field.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err(data_error(
-            path,
-            line,
-            format!("gold score `{field}` is not a number"),
-        )),
+        _ => Err(data_error(path, line, format!("gold score `{field}` is not a number"))),
     }
 }
 
@@ -330,24 +264,11 @@ fn load_sts_year_subset(dir: &Path, name: &str) -> Result<StsSubset> {
         let score = parse_score(&gold_path, line, gold)?;
         let mut fields = input.split('\t');
         match (fields.next(), fields.next(), fields.next()) {
-            (Some(a), Some(b), None) => pairs.push(StsPair {
-                a: a.to_string(),
-                b: b.to_string(),
-                score,
-            }),
-            _ => {
-                return Err(data_error(
-                    &input_path,
-                    line,
-                    "expected two TAB-separated sentences".to_string(),
-                ))
-            }
+            (Some(a), Some(b), None) => pairs.push(StsPair { a: a.to_string(), b: b.to_string(), score }),
+            _ => return Err(data_error(&input_path, line, "expected two TAB-separated sentences".to_string())),
         }
     }
-    Ok(StsSubset {
-        name: name.to_string(),
-        pairs,
-    })
+    Ok(StsSubset { name: name.to_string(), pairs })
 }
 
 /// One STS-B file (SentEval copy or original): TAB-separated, score in field 5, sentences in
@@ -374,10 +295,7 @@ fn load_stsb_file(path: &Path) -> Result<StsSubset> {
             score: parse_score(path, i + 1, fields[4])?,
         });
     }
-    Ok(StsSubset {
-        name: file_stem(path),
-        pairs,
-    })
+    Ok(StsSubset { name: file_stem(path), pairs })
 }
 
 /// One SICK file: a header line, then pair_ID, sentence_A, sentence_B, relatedness_score, ...
@@ -402,16 +320,11 @@ fn load_sick_file(path: &Path) -> Result<StsSubset> {
             score: parse_score(path, i + 1, fields[3])?,
         });
     }
-    Ok(StsSubset {
-        name: file_stem(path),
-        pairs,
-    })
+    Ok(StsSubset { name: file_stem(path), pairs })
 }
 
 fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Spearman ×100 under the two aggregations papers use.
@@ -428,10 +341,7 @@ pub struct StsScore {
 /// If `sims` does not have exactly one value per pair both fields are NaN (no partial score
 /// that could be mistaken for a real one); [`try_score`] reports that as an error instead.
 pub fn score(ds: &StsDataset, sims: &[f64]) -> StsScore {
-    try_score(ds, sims).unwrap_or(StsScore {
-        all: f64::NAN,
-        wmean: f64::NAN,
-    })
+    try_score(ds, sims).unwrap_or(StsScore { all: f64::NAN, wmean: f64::NAN })
 }
 
 /// Like [`score`], but a wrong number of similarities is an error.
@@ -456,11 +366,7 @@ pub fn try_score(ds: &StsDataset, sims: &[f64]) -> Result<StsScore> {
         }
         start = end;
     }
-    let wmean = if total == 0 {
-        0.0
-    } else {
-        weighted / total as f64 * 100.0
-    };
+    let wmean = if total == 0 { 0.0 } else { weighted / total as f64 * 100.0 };
     Ok(StsScore { all, wmean })
 }
 
@@ -486,11 +392,7 @@ mod tests {
     use crate::test_support::data_dir;
 
     fn pair(a: &str, b: &str, score: f64) -> StsPair {
-        StsPair {
-            a: a.into(),
-            b: b.into(),
-            score,
-        }
+        StsPair { a: a.into(), b: b.into(), score }
     }
 
     fn two_subsets() -> StsDataset {
@@ -500,16 +402,9 @@ mod tests {
             subsets: vec![
                 StsSubset {
                     name: "one".into(),
-                    pairs: vec![
-                        pair("a", "b", 1.0),
-                        pair("b", "c", 2.0),
-                        pair("c", "a", 3.0),
-                    ],
+                    pairs: vec![pair("a", "b", 1.0), pair("b", "c", 2.0), pair("c", "a", 3.0)],
                 },
-                StsSubset {
-                    name: "two".into(),
-                    pairs: vec![pair("d", "a", 1.0), pair("e", "e", 2.0)],
-                },
+                StsSubset { name: "two".into(), pairs: vec![pair("d", "a", 1.0), pair("e", "e", 2.0)] },
             ],
         }
     }
@@ -558,11 +453,7 @@ mod tests {
     fn invalid_utf8_is_a_data_error_with_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sts-test.csv");
-        std::fs::write(
-            &path,
-            b"g\tf\t2012\t1\t2.5\ta b\tc d\ng\tf\t2012\t2\t1.0\tbad \xfe\tx\n",
-        )
-        .unwrap();
+        std::fs::write(&path, b"g\tf\t2012\t1\t2.5\ta b\tc d\ng\tf\t2012\t2\t1.0\tbad \xfe\tx\n").unwrap();
         match load_stsb_file(&path).unwrap_err() {
             Error::Data { path: p, line, .. } => {
                 assert_eq!(p, path);
@@ -576,11 +467,7 @@ mod tests {
     fn malformed_lines_are_data_errors_with_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("SICK_test_annotated.txt");
-        std::fs::write(
-            &path,
-            "pair_ID\tA\tB\tscore\r\n1\ta\tb\t3.5\r\n2\tonly two\r\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "pair_ID\tA\tB\tscore\r\n1\ta\tb\t3.5\r\n2\tonly two\r\n").unwrap();
         match load_sick_file(&path).unwrap_err() {
             Error::Data { line, .. } => assert_eq!(line, 3),
             other => panic!("unexpected {other}"),
@@ -607,11 +494,7 @@ mod tests {
     #[test]
     fn sts_year_blank_gold_lines_are_dropped_and_crlf_stripped() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("STS.input.y.txt"),
-            "a\tb\r\nc\td\r\ne\tf\r\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("STS.input.y.txt"), "a\tb\r\nc\td\r\ne\tf\r\n").unwrap();
         std::fs::write(dir.path().join("STS.gs.y.txt"), "4.0\n\n 1.5 \n").unwrap();
         let subset = load_sts_year_subset(dir.path(), "y").unwrap();
         assert_eq!(subset.pairs, vec![pair("a", "b", 4.0), pair("e", "f", 1.5)]);
@@ -619,16 +502,9 @@ mod tests {
 
     #[test]
     fn missing_data_says_where_data_should_be() {
-        let msg = load(Path::new("/nonexistent/data"), StsSet::StsB, Split::Test)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("sts-test.csv") && msg.contains("--data"),
-            "{msg}"
-        );
-        let msg = load(Path::new("/x"), StsSet::Sts13, Split::Train)
-            .unwrap_err()
-            .to_string();
+        let msg = load(Path::new("/nonexistent/data"), StsSet::StsB, Split::Test).unwrap_err().to_string();
+        assert!(msg.contains("sts-test.csv") && msg.contains("--data"), "{msg}");
+        let msg = load(Path::new("/x"), StsSet::Sts13, Split::Train).unwrap_err().to_string();
         assert!(msg.contains("STS13") && msg.contains("test"), "{msg}");
     }
 

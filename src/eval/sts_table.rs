@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::sts::{self, StsDataset, StsSet, Split};
+use super::sts::{self, Split, StsDataset, StsSet};
 use crate::encoder::{Encoder, Pooling};
 use crate::progress::Progress;
-use crate::vector::cosine;
 use crate::transform::{Transform, TransformKind};
+use crate::vector::cosine;
 use crate::{Error, Pipeline, Result};
 
 /// Where a transform is fitted (never on labels).
@@ -97,7 +97,12 @@ pub fn read_fit_sentences(path: &Path) -> Result<Vec<String>> {
 }
 
 /// Runs the comparison; `progress` is told what is being done.
-pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progress: &dyn Progress) -> Result<Vec<StsRow>> {
+pub fn evaluate(
+    encoder: &Arc<Encoder>,
+    data_dir: &Path,
+    plan: &StsPlan,
+    progress: &dyn Progress,
+) -> Result<Vec<StsRow>> {
     // Every sentence needed: evaluation pairs, target corpora, fitting files.
     let mut eval_sets: Vec<StsDataset> = Vec::new();
     let mut target: HashMap<StsSet, Vec<String>> = HashMap::new();
@@ -135,19 +140,24 @@ pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progres
     progress.start(&format!("encoding {} sentences with {} poolings", unique.len(), plan.poolings.len()), 0);
     let encoded = encoder.encode(&unique, &plan.poolings)?;
     if encoded.truncated > 0 {
-        progress.message(&format!("{} sentences were truncated at {} tokens", encoded.truncated, encoder.tokenizer().max_length()));
+        progress.message(&format!(
+            "{} sentences were truncated at {} tokens",
+            encoded.truncated,
+            encoder.tokenizer().max_length()
+        ));
     }
 
     let mut rows = Vec::new();
     for (p, &pooling) in plan.poolings.iter().enumerate() {
         let vectors = &encoded.vectors[p];
-        let lookup = |sentences: &[String]| -> Vec<Vec<f32>> { sentences.iter().map(|s| vectors[index[s.as_str()]].clone()).collect() };
+        let lookup = |sentences: &[String]| -> Vec<Vec<f32>> {
+            sentences.iter().map(|s| vectors[index[s.as_str()]].clone()).collect()
+        };
         let encoder_id = encoder.id(pooling);
         // `None` first, then each transform.
         /// A configuration's name, its transform's fingerprint and its transform per set.
         type Config = (String, Option<String>, Vec<Option<Arc<Transform>>>);
-        let mut configs: Vec<Config> =
-            vec![("none".into(), None, eval_sets.iter().map(|_| None).collect())];
+        let mut configs: Vec<Config> = vec![("none".into(), None, eval_sets.iter().map(|_| None).collect())];
         for spec in &plan.transforms {
             progress.start(&format!("fitting {} on {} for {}", spec.kind.name(), spec.fit_on.name(), pooling), 0);
             let fitted = match &spec.fit_on {
@@ -171,7 +181,8 @@ pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progres
                 let raw: Vec<Vec<f32>> = sentences.iter().map(|s| vectors[index[s]].clone()).collect();
                 let vs = Pipeline::new(encoder.clone(), pooling, transform.clone())?.apply(raw)?;
                 let pos: HashMap<&str, usize> = sentences.iter().enumerate().map(|(i, s)| (*s, i)).collect();
-                let sims: Vec<f64> = ds.pairs().map(|pair| cosine(&vs[pos[pair.a.as_str()]], &vs[pos[pair.b.as_str()]])).collect();
+                let sims: Vec<f64> =
+                    ds.pairs().map(|pair| cosine(&vs[pos[pair.a.as_str()]], &vs[pos[pair.b.as_str()]])).collect();
                 let score = sts::try_score(ds, &sims)?;
                 all.insert(ds.set.name().to_string(), score.all);
                 wmean.insert(ds.set.name().to_string(), score.wmean);
@@ -196,7 +207,8 @@ pub fn evaluate(encoder: &Arc<Encoder>, data_dir: &Path, plan: &StsPlan, progres
 /// Renders rows as a Markdown table with the set columns in `sets` order.
 pub fn markdown_table(rows: &[StsRow], sets: &[StsSet]) -> String {
     let names: Vec<&str> = sets.iter().map(|s| s.name()).chain(["avg"]).collect();
-    let header: Vec<&str> = ["model", "pooling", "transform", "fit on", "agg"].into_iter().chain(names.iter().copied()).collect();
+    let header: Vec<&str> =
+        ["model", "pooling", "transform", "fit on", "agg"].into_iter().chain(names.iter().copied()).collect();
     let cells = rows.iter().map(|r| {
         let mut cells = vec![
             r.model.clone(),

@@ -32,13 +32,11 @@ pub fn read_raw(path: &Path) -> Result<Vec<u8>> {
 /// Decompresses a gzip stream read from `path` (named in the error).
 pub fn gunzip(path: &Path, raw: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(raw.len() * 4);
-    flate2::read::MultiGzDecoder::new(raw)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Data {
-            path: path.to_path_buf(),
-            line: 0,
-            message: format!("not a valid gzip file ({e}); re-download it or pass the plain file"),
-        })?;
+    flate2::read::MultiGzDecoder::new(raw).read_to_end(&mut out).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!("not a valid gzip file ({e}); re-download it or pass the plain file"),
+    })?;
     Ok(out)
 }
 
@@ -116,9 +114,6 @@ mod tests {
     fn missing_file_points_at_the_data_flag() {
         let err = read_lines(Path::new("/nonexistent/isovec/x.txt")).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("/nonexistent/isovec/x.txt") && msg.contains("--data"),
-            "{msg}"
-        );
+        assert!(msg.contains("/nonexistent/isovec/x.txt") && msg.contains("--data"), "{msg}");
     }
 }

@@ -5,12 +5,8 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 /// Frequency-rank buckets as the paper labels them, with their [start, end) ranks.
-const BUCKETS: [(&str, usize, usize); 4] = [
-    ("(0,100)", 0, 100),
-    ("[100,500)", 100, 500),
-    ("[500,5K)", 500, 5_000),
-    ("[5K,…)", 5_000, usize::MAX),
-];
+const BUCKETS: [(&str, usize, usize); 4] =
+    [("(0,100)", 0, 100), ("[100,500)", 100, 500), ("[500,5K)", 500, 5_000), ("[5K,…)", 5_000, usize::MAX)];
 
 /// Query tokens per matrix block: a block's dot products with the pool take
 /// pool × 256 × 4 bytes (31 MB for a 30k vocabulary).
@@ -47,20 +43,10 @@ pub struct FreqBucketRow {
 /// Defined values: ids beyond `counts` count as unseen; rows whose dimension differs from row 0
 /// are left out of both buckets and pool; a k larger than the available neighbours uses all of
 /// them, and k = 0 gives 0.
-pub fn frequency_table(
-    embeddings: &[Vec<f32>],
-    counts: &[u64],
-    ks: &[usize],
-) -> Vec<FreqBucketRow> {
+pub fn frequency_table(embeddings: &[Vec<f32>], counts: &[u64], ks: &[usize]) -> Vec<FreqBucketRow> {
     let dims = embeddings.first().map_or(0, Vec::len);
-    let valid: Vec<usize> = (0..embeddings.len())
-        .filter(|&id| embeddings[id].len() == dims)
-        .collect();
-    let mut seen: Vec<usize> = valid
-        .iter()
-        .copied()
-        .filter(|&id| counts.get(id).is_some_and(|&c| c > 0))
-        .collect();
+    let valid: Vec<usize> = (0..embeddings.len()).filter(|&id| embeddings[id].len() == dims).collect();
+    let mut seen: Vec<usize> = valid.iter().copied().filter(|&id| counts.get(id).is_some_and(|&c| c > 0)).collect();
     seen.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
     let k_max = ks.iter().copied().max().unwrap_or(0);
     let neighbours = nearest_neighbours(embeddings, &valid, &seen, dims, k_max);
@@ -95,20 +81,13 @@ fn bucket_row(
             if used.is_empty() {
                 return 0.0;
             }
-            used.iter()
-                .map(|&n| f(&embeddings[t], &embeddings[n]))
-                .sum::<f64>()
-                / used.len() as f64
+            used.iter().map(|&n| f(&embeddings[t], &embeddings[n])).sum::<f64>() / used.len() as f64
         }))
     };
     FreqBucketRow {
         bucket: label.to_string(),
         tokens: tokens.len(),
-        mean_l2_norm: mean(
-            &mut tokens
-                .iter()
-                .map(|&t| dot(&embeddings[t], &embeddings[t]).sqrt()),
-        ),
+        mean_l2_norm: mean(&mut tokens.iter().map(|&t| dot(&embeddings[t], &embeddings[t]).sqrt())),
         knn_l2: ks.iter().map(|&k| knn_mean(k, l2)).collect(),
         knn_dot: ks.iter().map(|&k| knn_mean(k, dot)).collect(),
     }
@@ -119,11 +98,7 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn l2(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
-        .sum::<f64>()
-        .sqrt()
+    a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>().sqrt()
 }
 
 /// For each query id, the ids of its `k` nearest pool embeddings by ℓ2, nearest first.
@@ -139,10 +114,7 @@ fn nearest_neighbours(
     }
     // Pool as a (pool × d) matrix so that pool · queries is one GEMM per block.
     let pool_matrix = DMatrix::from_fn(pool.len(), dims, |r, c| embeddings[pool[r]][c]);
-    let pool_norms: Vec<f32> = pool
-        .iter()
-        .map(|&p| embeddings[p].iter().map(|x| x * x).sum())
-        .collect();
+    let pool_norms: Vec<f32> = pool.iter().map(|&p| embeddings[p].iter().map(|x| x * x).sum()).collect();
     queries
         .par_chunks(QUERY_BLOCK)
         .flat_map_iter(|block| {
@@ -201,13 +173,7 @@ mod tests {
         // dots with them: 0, 0, 2·1.9 = 3.8, 3·1 = 3: mean 6.8/4 = 1.7; norms 0,1,2,3: mean 1.5
         // 2-NN adds t0→t4 (1.9), t1→t3 (2; t4 is √4.61 ≈ 2.15), t2→t0 (2), t3→t0 (3):
         // distances (1.45 + 1.5 + 1.05 + 2.5)/4 = 1.625; dots (0 + 1.5 + 1.9 + 1.5)/4 = 1.225
-        let emb = vec![
-            vec![0.0, 0.0],
-            vec![1.0, 0.0],
-            vec![0.0, 2.0],
-            vec![3.0, 0.0],
-            vec![0.0, 1.9],
-        ];
+        let emb = vec![vec![0.0, 0.0], vec![1.0, 0.0], vec![0.0, 2.0], vec![3.0, 0.0], vec![0.0, 1.9]];
         let counts = [10, 9, 8, 7, 0];
         let rows = frequency_table(&emb, &counts, &[1, 2]);
         assert_eq!(rows.len(), 4);
@@ -218,51 +184,29 @@ mod tests {
         assert!(close(r.knn_dot[0], 1.7));
         assert!(close(r.knn_l2[1], 1.625));
         assert!(close(r.knn_dot[1], 1.225));
-        assert!(rows[1..]
-            .iter()
-            .all(|r| r.tokens == 0 && r.mean_l2_norm.is_nan()));
+        assert!(rows[1..].iter().all(|r| r.tokens == 0 && r.mean_l2_norm.is_nan()));
     }
 
     /// Independent O(n²) f64 recomputation of the whole table.
-    fn brute_force(
-        emb: &[Vec<f32>],
-        counts: &[u64],
-        ks: &[usize],
-    ) -> Vec<(usize, f64, Vec<f64>, Vec<f64>)> {
+    fn brute_force(emb: &[Vec<f32>], counts: &[u64], ks: &[usize]) -> Vec<(usize, f64, Vec<f64>, Vec<f64>)> {
         let mut seen: Vec<usize> = (0..emb.len()).filter(|&i| counts[i] > 0).collect();
         seen.sort_by_key(|&i| (std::cmp::Reverse(counts[i]), i));
         let bounds = [(0, 100), (100, 500), (500, 5000), (5000, usize::MAX)];
         bounds
             .iter()
             .map(|&(s, e)| {
-                let toks: Vec<usize> = seen
-                    .iter()
-                    .copied()
-                    .skip(s)
-                    .take(e.saturating_sub(s))
-                    .collect();
+                let toks: Vec<usize> = seen.iter().copied().skip(s).take(e.saturating_sub(s)).collect();
                 let n = toks.len() as f64;
-                let norm = toks
-                    .iter()
-                    .map(|&t| dot(&emb[t], &emb[t]).sqrt())
-                    .sum::<f64>()
-                    / n;
+                let norm = toks.iter().map(|&t| dot(&emb[t], &emb[t]).sqrt()).sum::<f64>() / n;
                 let mut l2s = vec![0.0; ks.len()];
                 let mut dots = vec![0.0; ks.len()];
                 for &t in &toks {
-                    let mut others: Vec<(f64, usize)> = (0..emb.len())
-                        .filter(|&o| o != t)
-                        .map(|o| (l2(&emb[t], &emb[o]), o))
-                        .collect();
+                    let mut others: Vec<(f64, usize)> =
+                        (0..emb.len()).filter(|&o| o != t).map(|o| (l2(&emb[t], &emb[o]), o)).collect();
                     others.sort_by(|a, b| a.0.total_cmp(&b.0));
                     for (ki, &k) in ks.iter().enumerate() {
                         l2s[ki] += others[..k].iter().map(|o| o.0).sum::<f64>() / k as f64 / n;
-                        dots[ki] += others[..k]
-                            .iter()
-                            .map(|o| dot(&emb[t], &emb[o.1]))
-                            .sum::<f64>()
-                            / k as f64
-                            / n;
+                        dots[ki] += others[..k].iter().map(|o| dot(&emb[t], &emb[o.1])).sum::<f64>() / k as f64 / n;
                     }
                 }
                 (toks.len(), norm, l2s, dots)
@@ -277,15 +221,11 @@ mod tests {
         let emb: Vec<Vec<f32>> = (0..700)
             .map(|i| {
                 let scale = 0.5 + i as f32 / 700.0;
-                (0..8)
-                    .map(|_| rng.random_range(-1.0..1.0f32) * scale)
-                    .collect()
+                (0..8).map(|_| rng.random_range(-1.0..1.0f32) * scale).collect()
             })
             .collect();
         // Zipf-like counts with ties and about one unseen token in seven.
-        let counts: Vec<u64> = (0..700u64)
-            .map(|i| if i % 7 == 3 { 0 } else { 100_000 / (i + 1) })
-            .collect();
+        let counts: Vec<u64> = (0..700u64).map(|i| if i % 7 == 3 { 0 } else { 100_000 / (i + 1) }).collect();
         let ks = [3, 5, 7];
         let got = frequency_table(&emb, &counts, &ks);
         let want = brute_force(&emb, &counts, &ks);
@@ -298,11 +238,7 @@ mod tests {
             assert!(close(g.mean_l2_norm, w.1), "{}", g.bucket);
             for (i, k) in ks.iter().enumerate() {
                 let (l2_got, l2_want) = (g.knn_l2[i], w.2[i]);
-                assert!(
-                    close(l2_got, l2_want),
-                    "{} k={k}: {l2_got} vs {l2_want}",
-                    g.bucket
-                );
+                assert!(close(l2_got, l2_want), "{} k={k}: {l2_got} vs {l2_want}", g.bucket);
                 assert!(close(g.knn_dot[i], w.3[i]), "{} k={k}", g.bucket);
             }
         }
@@ -317,14 +253,8 @@ mod tests {
         // token's nearest other token is the next one, at chord 2·sin(π/n) and dot cos(2π/n).
         let n = 5010;
         let step = 2.0 * std::f64::consts::PI / n as f64;
-        let emb: Vec<Vec<f32>> = (0..n)
-            .map(|i| {
-                vec![
-                    (i as f64 * step).cos() as f32,
-                    (i as f64 * step).sin() as f32,
-                ]
-            })
-            .collect();
+        let emb: Vec<Vec<f32>> =
+            (0..n).map(|i| vec![(i as f64 * step).cos() as f32, (i as f64 * step).sin() as f32]).collect();
         let counts: Vec<u64> = (0..n as u64).map(|i| 6000 - i).collect();
         let rows = frequency_table(&emb, &counts, &[1]);
         let sizes: Vec<usize> = rows.iter().map(|r| r.tokens).collect();
@@ -333,21 +263,14 @@ mod tests {
         assert_eq!(labels, vec!["(0,100)", "[100,500)", "[500,5K)", "[5K,…)"]);
         for r in &rows {
             assert!(close(r.mean_l2_norm, 1.0));
-            assert!(
-                close(r.knn_l2[0], 2.0 * (step / 2.0).sin()),
-                "{}: {}",
-                r.bucket,
-                r.knn_l2[0]
-            );
+            assert!(close(r.knn_l2[0], 2.0 * (step / 2.0).sin()), "{}: {}", r.bucket, r.knn_l2[0]);
             assert!(close(r.knn_dot[0], step.cos()));
         }
     }
 
     #[test]
     fn degenerate_inputs_have_defined_values() {
-        assert!(frequency_table(&[], &[], &[3])
-            .iter()
-            .all(|r| r.tokens == 0));
+        assert!(frequency_table(&[], &[], &[3]).iter().all(|r| r.tokens == 0));
         // Short counts, a wrong-dimension row, k beyond the vocabulary, k = 0.
         let emb = vec![vec![0.0, 0.0], vec![1.0, 0.0], vec![5.0]];
         let rows = frequency_table(&emb, &[3, 2, 1], &[0, 1, 10]);

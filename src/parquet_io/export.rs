@@ -27,13 +27,18 @@ pub struct ExportReport {
 
 /// The columns export writes, for vectors of `dims` dimensions.
 fn schema(dims: usize) -> Result<SchemaRef> {
-    let size = i32::try_from(dims).map_err(|_| Error::InvalidInput(format!("{dims} dimensions do not fit in a Parquet list")))?;
+    let size = i32::try_from(dims)
+        .map_err(|_| Error::InvalidInput(format!("{dims} dimensions do not fit in a Parquet list")))?;
     Ok(Arc::new(Schema::new(vec![
         Field::new(ID_COLUMN, DataType::Utf8, false),
         Field::new(TEXT_COLUMN, DataType::Utf8, false),
         Field::new(METADATA_COLUMN, DataType::Utf8, true),
         Field::new(PASSAGE_COLUMN, DataType::UInt32, false),
-        Field::new(VECTOR_COLUMN, DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), size), false),
+        Field::new(
+            VECTOR_COLUMN,
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), size),
+            false,
+        ),
     ])))
 }
 
@@ -56,7 +61,8 @@ impl Rows {
     fn take_batch(&mut self, schema: &SchemaRef, dims: usize) -> Result<RecordBatch> {
         let rows = std::mem::take(self);
         let item = Arc::new(Field::new("item", DataType::Float32, false));
-        let vectors = FixedSizeListArray::try_new(item, dims as i32, Arc::new(Float32Array::from(rows.vectors)), None).map_err(arrow_error)?;
+        let vectors = FixedSizeListArray::try_new(item, dims as i32, Arc::new(Float32Array::from(rows.vectors)), None)
+            .map_err(arrow_error)?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(rows.ids)),
             Arc::new(StringArray::from(rows.texts)),
@@ -93,7 +99,8 @@ impl Collection {
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| write_error(path, e))?))
                 .build();
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| write_error(path, e))?;
+            let mut writer =
+                ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| write_error(path, e))?;
             let total = self.count()?;
             let pipeline = serde_json::to_string(&config.pipeline)?;
             let metric = match config.metric {

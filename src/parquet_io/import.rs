@@ -79,7 +79,10 @@ impl ParquetImport {
                     match info.dims {
                         None => info.dims = Some(v.len()),
                         Some(d) if d != v.len() => {
-                            return Err(damaged(path, format!("row {rows} has a vector of {} values where the rows before have {d}", v.len())));
+                            return Err(damaged(
+                                path,
+                                format!("row {rows} has a vector of {} values where the rows before have {d}", v.len()),
+                            ));
                         }
                         Some(_) => {}
                     }
@@ -97,7 +100,10 @@ impl ParquetImport {
         }
         if let Some(expected) = digest {
             if computed.finish() != expected {
-                return Err(damaged(path, format!("its rows do not match the digest written at export ({DIGEST_KEY}); the file is damaged")));
+                return Err(damaged(
+                    path,
+                    format!("its rows do not match the digest written at export ({DIGEST_KEY}); the file is damaged"),
+                ));
             }
         }
         Ok(ParquetImport { path: path.to_path_buf(), info, len })
@@ -145,18 +151,24 @@ fn open(path: &Path) -> Result<(ParquetRecordBatchReader, FileInfo, Header)> {
     let value = |key: &str| kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let pipeline = match value(PIPELINE_KEY) {
         Some(json) => Some(
-            serde_json::from_str::<PipelineId>(&json).map_err(|e| damaged(path, format!("its {PIPELINE_KEY} metadata is not a pipeline id ({e})")))?,
+            serde_json::from_str::<PipelineId>(&json)
+                .map_err(|e| damaged(path, format!("its {PIPELINE_KEY} metadata is not a pipeline id ({e})")))?,
         ),
         None => None,
     };
     if let Some(metric) = value(METRIC_KEY) {
         if metric != "cosine" {
-            return Err(damaged(path, format!("its vectors are compared by {metric:?}; isovec collections use cosine")));
+            return Err(damaged(
+                path,
+                format!("its vectors are compared by {metric:?}; isovec collections use cosine"),
+            ));
         }
     }
     let has_vectors = schema.index_of(VECTOR_COLUMN).is_ok();
     let dims = match value(DIMS_KEY) {
-        Some(d) => Some(d.parse::<usize>().map_err(|_| damaged(path, format!("its {DIMS_KEY} metadata {d:?} is not a number")))?),
+        Some(d) => Some(
+            d.parse::<usize>().map_err(|_| damaged(path, format!("its {DIMS_KEY} metadata {d:?} is not a number")))?,
+        ),
         None => None,
     };
     let rows = builder.metadata().file_metadata().num_rows();
@@ -166,7 +178,13 @@ fn open(path: &Path) -> Result<(ParquetRecordBatchReader, FileInfo, Header)> {
             return Err(damaged(path, format!("its footer gives {rows} rows where its {ROWS_KEY} metadata says {r}")));
         }
     }
-    let info = FileInfo { pipeline, dims: if has_vectors { dims } else { None }, rows, has_vectors, has_digest: value(DIGEST_KEY).is_some() };
+    let info = FileInfo {
+        pipeline,
+        dims: if has_vectors { dims } else { None },
+        rows,
+        has_vectors,
+        has_digest: value(DIGEST_KEY).is_some(),
+    };
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
@@ -187,7 +205,12 @@ fn column_names(schema: &arrow_schema::Schema) -> String {
 }
 
 /// The next batch of rows (`None` at the end); `before` rows were read already.
-fn next_rows(path: &Path, reader: &mut ParquetRecordBatchReader, info: &FileInfo, before: u64) -> Result<Option<Vec<Row>>> {
+fn next_rows(
+    path: &Path,
+    reader: &mut ParquetRecordBatchReader,
+    info: &FileInfo,
+    before: u64,
+) -> Result<Option<Vec<Row>>> {
     let Some(batch) = reader.next() else {
         return Ok(None);
     };
@@ -252,9 +275,7 @@ fn passage_numbers(array: &ArrayRef) -> std::result::Result<Vec<u32>, String> {
         DataType::UInt64 => array.as_primitive::<UInt64Type>().values().iter().map(|v| *v as i128).collect(),
         other => return Err(format!("the {PASSAGE_COLUMN:?} column holds {other}; it must hold integers")),
     };
-    wide.into_iter()
-        .map(|v| u32::try_from(v).map_err(|_| format!("passage number {v} is out of range")))
-        .collect()
+    wide.into_iter().map(|v| u32::try_from(v).map_err(|_| format!("passage number {v} is out of range"))).collect()
 }
 
 /// A column of Float32 lists (fixed-size or not), one vector a row, each of `dims` values.
@@ -278,10 +299,9 @@ fn vector_rows(array: &ArrayRef, dims: Option<usize>) -> std::result::Result<Vec
         }
         other => return Err(format!("the {VECTOR_COLUMN:?} column holds {other}; it must hold lists of float32")),
     };
-    let floats = values
-        .as_any()
-        .downcast_ref::<Float32Array>()
-        .ok_or_else(|| format!("the {VECTOR_COLUMN:?} column holds lists of {}; it must hold float32", values.data_type()))?;
+    let floats = values.as_any().downcast_ref::<Float32Array>().ok_or_else(|| {
+        format!("the {VECTOR_COLUMN:?} column holds lists of {}; it must hold float32", values.data_type())
+    })?;
     if floats.null_count() > 0 {
         // Nulls may sit in the values of null rows only, and there are none.
         let any_used = offsets.windows(2).any(|w| (w[0]..w[1]).any(|j| floats.is_null(j)));
@@ -295,7 +315,9 @@ fn vector_rows(array: &ArrayRef, dims: Option<usize>) -> std::result::Result<Vec
         .map(|w| {
             let v = raw.get(w[0]..w[1]).ok_or("a vector's values lie outside the column")?.to_vec();
             match dims {
-                Some(d) if d != v.len() => Err(format!("a vector has {} values where the file's {DIMS_KEY} is {d}", v.len())),
+                Some(d) if d != v.len() => {
+                    Err(format!("a vector has {} values where the file's {DIMS_KEY} is {d}", v.len()))
+                }
                 _ => Ok(v),
             }
         })
@@ -345,7 +367,13 @@ impl Store {
     /// vectors is encoded by `embedder`, which must then be given (and be the collection's
     /// pipeline). Rows are upserted in batches, so an I/O error midway leaves the batches before
     /// it written; importing the file again completes it.
-    pub fn import_parquet(&self, name: &str, file: &ParquetImport, embedder: Option<&dyn Embedder>, progress: &dyn Fn(u64, u64)) -> Result<ImportReport> {
+    pub fn import_parquet(
+        &self,
+        name: &str,
+        file: &ParquetImport,
+        embedder: Option<&dyn Embedder>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<ImportReport> {
         let path = file.path();
         let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
         if len != file.len {
@@ -377,7 +405,11 @@ impl Store {
         };
         if let Some(existing) = &existing {
             if existing.pipeline != config.pipeline {
-                let source = if info.has_vectors { format!("the vectors in {}", path.display()) } else { "the pipeline given".to_string() };
+                let source = if info.has_vectors {
+                    format!("the vectors in {}", path.display())
+                } else {
+                    "the pipeline given".to_string()
+                };
                 return Err(Error::PipelineMismatch {
                     expected: format!("{} (collection {name})", existing.pipeline),
                     found: format!("{} ({source})", config.pipeline),
@@ -421,7 +453,12 @@ impl Store {
                     Some(m) => serde_json::from_str(m)?,
                     None => Value::Null,
                 };
-                pending.push(PassagesDoc { id: row.id, text: row.text, metadata, vectors: row.vector.into_iter().collect() });
+                pending.push(PassagesDoc {
+                    id: row.id,
+                    text: row.text,
+                    metadata,
+                    vectors: row.vector.into_iter().collect(),
+                });
             }
             // The last document may go on in the next batch.
             if pending.len() > 1 {

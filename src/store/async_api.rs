@@ -36,11 +36,7 @@ impl AsyncStore {
     pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(batch_queries(rx, embedder.clone()));
-        AsyncStore {
-            store,
-            embedder,
-            queries: tx,
-        }
+        AsyncStore { store, embedder, queries: tx }
     }
 
     /// The underlying store.
@@ -57,12 +53,7 @@ impl AsyncStore {
             return blocking(move || collection.search_lexical(&text, &params)).await;
         }
         let (reply, answer) = oneshot::channel();
-        let job = QueryJob {
-            collection,
-            text: text.to_string(),
-            params,
-            reply,
-        };
+        let job = QueryJob { collection, text: text.to_string(), params, reply };
         self.queries.send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -101,9 +92,7 @@ impl AsyncStore {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Background(format!("a background task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Background(format!("a background task failed: {e}")))?
 }
 
 fn stopped() -> Error {
@@ -165,9 +154,8 @@ fn answer_batch(jobs: Vec<QueryJob>, embedder: &dyn Embedder) {
         Ok(vectors) => {
             let n = vectors.len();
             for job in ready {
-                let _ = job.reply.send(Err(Error::Model(format!(
-                    "the embedder returned {n} vectors for {n_texts} texts"
-                ))));
+                let _ =
+                    job.reply.send(Err(Error::Model(format!("the embedder returned {n} vectors for {n_texts} texts"))));
             }
         }
         Err(e) => {

@@ -36,20 +36,19 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use serde_json::Value;
 
+use crate::progress::Progress;
+use crate::store::durable::Durable;
 use crate::store::filter::Filter;
 use crate::store::fusion::{fuse, Fusion, SearchMode, DEFAULT_DEPTH};
 use crate::store::index::Index;
-use crate::vector::{exact_top_k, normalized, Scored};
-use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::store::layout::{
-    self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig,
-    DocRecord, VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, PASSAGE_TAG, POINTS_KEY, SEQ_KEY,
-    TOMB_TAG, VECTOR_TAG,
+    self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig, DocRecord,
+    VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, PASSAGE_TAG, POINTS_KEY, SEQ_KEY, TOMB_TAG, VECTOR_TAG,
 };
-use crate::store::durable::Durable;
 use crate::store::passages::{self, Passages};
 use crate::store::snapshot::{self, Manifest};
-use crate::progress::Progress;
+use crate::store::text_index::{TextIndex, TextIndexStats};
+use crate::vector::{exact_top_k, normalized, Scored};
 use crate::{Embedder, Error, Result};
 
 /// A filter allowing at most this share of the collection is answered by an exact scan.
@@ -141,14 +140,7 @@ pub struct SearchParams {
 impl SearchParams {
     /// The `k` best, dense, default width, no filter.
     pub fn k(k: usize) -> Self {
-        SearchParams {
-            k,
-            ef: None,
-            filter: None,
-            mode: SearchMode::Dense,
-            fusion: Fusion::default(),
-            depth: None,
-        }
+        SearchParams { k, ef: None, filter: None, mode: SearchMode::Dense, fusion: Fusion::default(), depth: None }
     }
 
     /// The same, in `mode`.
@@ -317,6 +309,8 @@ struct Entry<'a> {
 
 impl Collection {
     /// Opens a collection's tree and brings its index up to date (snapshot + replay, or rebuild).
+    // Called from one place (`Store::load`), with the collection's parts and the store's shared handles.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         name: &str,
         config: CollectionConfig,
@@ -347,8 +341,7 @@ impl Collection {
         let mut metadata = HashMap::new();
         for kv in tree.scan_prefix([META_TAG]) {
             let (k, v) = kv.map_err(db_error)?;
-            let value: Value =
-                serde_json::from_slice(&v).map_err(|_| layout::damaged("metadata is not JSON"))?;
+            let value: Value = serde_json::from_slice(&v).map_err(|_| layout::damaged("metadata is not JSON"))?;
             metadata.insert(internal_id_of(&k)?, value);
         }
         let manifest: Option<Manifest> = match tree.get(MANIFEST_KEY).map_err(db_error)? {
@@ -479,12 +472,10 @@ impl Collection {
             let mut vectors = Vec::with_capacity(doc.vectors.len());
             for vector in &doc.vectors {
                 if vector.len() != dims {
-                    return Err(Error::Dimension {
-                        expected: dims,
-                        found: vector.len(),
-                    });
+                    return Err(Error::Dimension { expected: dims, found: vector.len() });
                 }
-                vectors.push(normalized(vector).map_err(|e| Error::InvalidInput(format!("document {:?}: {e}", doc.id)))?);
+                vectors
+                    .push(normalized(vector).map_err(|e| Error::InvalidInput(format!("document {:?}: {e}", doc.id)))?);
             }
             normalized_vectors.push(vectors);
         }
@@ -506,10 +497,7 @@ impl Collection {
             (st.seq, st.count, st.points)
         };
         let mut batch = writer.batch();
-        let mut report = UpsertReport {
-            duplicate_ids,
-            ..Default::default()
-        };
+        let mut report = UpsertReport { duplicate_ids, ..Default::default() };
         let mut new_points = Vec::with_capacity(last.len());
         let mut new_texts = Vec::with_capacity(last.len());
         let mut new_meta = Vec::new();
@@ -578,7 +566,8 @@ impl Collection {
             std::thread::scope(|s| {
                 let commit = s.spawn(move || self.commit(writer, batch));
                 let inserted = st.index.insert(&new_points);
-                let committed = commit.join().unwrap_or_else(|_| Err(Error::Background("the database write panicked".into())));
+                let committed =
+                    commit.join().unwrap_or_else(|_| Err(Error::Background("the database write panicked".into())));
                 (committed, inserted)
             })
         };
@@ -626,11 +615,21 @@ impl Collection {
     /// Like [`Collection::add_texts`], but a text longer than a passage is split into
     /// overlapping passages, each encoded whole: nothing is cut, and the document's dense score
     /// is its best passage's. The embedder must show its tokens ([`Embedder::token_spans`]).
-    pub fn add_texts_in_passages(&self, embedder: &dyn Embedder, docs: &[TextDoc], passages: Passages) -> Result<UpsertReport> {
+    pub fn add_texts_in_passages(
+        &self,
+        embedder: &dyn Embedder,
+        docs: &[TextDoc],
+        passages: Passages,
+    ) -> Result<UpsertReport> {
         self.add_texts_split(embedder, docs, Some(passages))
     }
 
-    fn add_texts_split(&self, embedder: &dyn Embedder, docs: &[TextDoc], split: Option<Passages>) -> Result<UpsertReport> {
+    fn add_texts_split(
+        &self,
+        embedder: &dyn Embedder,
+        docs: &[TextDoc],
+        split: Option<Passages>,
+    ) -> Result<UpsertReport> {
         self.check_pipeline(embedder)?;
         for doc in docs {
             check_text(&doc.id, &doc.text)?;
@@ -917,10 +916,7 @@ impl Collection {
     fn query_vector(&self, query: &[f32]) -> Result<Vec<f32>> {
         let dims = self.inner.config.dims;
         if query.len() != dims {
-            return Err(Error::Dimension {
-                expected: dims,
-                found: query.len(),
-            });
+            return Err(Error::Dimension { expected: dims, found: query.len() });
         }
         normalized(query)
     }
@@ -971,12 +967,8 @@ impl Collection {
         let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
         let scored = match filter {
             Some(f) => {
-                let mut allowed: Vec<u64> = st
-                    .metadata
-                    .iter()
-                    .filter(|(_, m)| f.matches(m))
-                    .map(|(id, _)| *id)
-                    .collect();
+                let mut allowed: Vec<u64> =
+                    st.metadata.iter().filter(|(_, m)| f.matches(m)).map(|(id, _)| *id).collect();
                 allowed.sort_unstable();
                 let share = allowed.len() as f64 / st.points.max(1) as f64;
                 if share <= EXACT_SCAN_SHARE || allowed.len() <= ef {
@@ -1032,10 +1024,8 @@ impl Collection {
             return self.search_lexical(text, params);
         }
         self.check_pipeline(embedder)?;
-        let vector = embedder
-            .embed(&[text])?
-            .pop()
-            .ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
+        let vector =
+            embedder.embed(&[text])?.pop().ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
         match params.mode {
             SearchMode::Hybrid => self.search_hybrid(&vector, text, params),
             _ => self.search(&vector, params),
@@ -1110,7 +1100,13 @@ impl Collection {
         // keeps writes out, so nothing is missed.
         let points = self.read_state()?.points;
         let index = Index::new(&self.inner.config.hnsw, self.inner.config.dims, points as usize)?;
-        insert_range(&index, self.inner.tree.scan_prefix([VECTOR_TAG]), points, &self.inner.name, self.inner.progress.as_ref())?;
+        insert_range(
+            &index,
+            self.inner.tree.scan_prefix([VECTOR_TAG]),
+            points,
+            &self.inner.name,
+            self.inner.progress.as_ref(),
+        )?;
         self.write_state()?.index = index;
         self.persist_snapshot(writer, true)
     }
@@ -1201,12 +1197,7 @@ impl Collection {
         if doc.internal_id != s.internal_id {
             return Ok(None);
         }
-        Ok(Some(Hit {
-            id: external_id,
-            score: s.score,
-            text: doc.text,
-            metadata: metadata(),
-        }))
+        Ok(Some(Hit { id: external_id, score: s.score, text: doc.text, metadata: metadata() }))
     }
 
     /// Exact top-k over the given internal ids, vectors read from sled.

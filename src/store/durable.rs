@@ -188,7 +188,7 @@ mod tests {
     fn creates_nested_folders_and_syncs_a_store_with_blobs() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b/sled");
-        create_dir_all(&dir.parent().unwrap().to_path_buf()).unwrap();
+        create_dir_all(dir.parent().unwrap()).unwrap();
         assert!(tmp.path().join("a/b").is_dir());
         let db = sled::open(&dir).unwrap();
         let durable = Durable::open(&dir, Durability::Fsync).unwrap();

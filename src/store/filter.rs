@@ -78,11 +78,7 @@ pub enum Filter {
     /// The field equals one of the values.
     In { key: String, values: Vec<Value> },
     /// The field is a number within the bounds.
-    Range {
-        key: String,
-        lower: Option<Bound>,
-        upper: Option<Bound>,
-    },
+    Range { key: String, lower: Option<Bound>, upper: Option<Bound> },
 }
 
 impl Filter {
@@ -102,8 +98,9 @@ impl Filter {
             Filter::Or(parts) => parts.iter().any(|f| f.matches(metadata)),
             Filter::Not(inner) => !inner.matches(metadata),
             Filter::Eq { key, value } => field(metadata, key).is_some_and(|v| any_elem(v, |x| values_equal(x, value))),
-            Filter::In { key, values } => field(metadata, key)
-                .is_some_and(|v| any_elem(v, |x| values.iter().any(|w| values_equal(x, w)))),
+            Filter::In { key, values } => {
+                field(metadata, key).is_some_and(|v| any_elem(v, |x| values.iter().any(|w| values_equal(x, w))))
+            }
             Filter::Range { key, lower, upper } => field(metadata, key).is_some_and(|v| {
                 any_elem(v, |x| {
                     let Some(n) = x.as_f64() else { return false };
@@ -207,7 +204,9 @@ fn field_conditions(key: &str, cond: &Value, parts: &mut Vec<Filter>) -> Result<
     };
     for (op, value) in ops {
         let part = match op.as_str() {
-            "eq" | "ne" => comparison(key, if op == "eq" { "=" } else { "!=" }, value.clone()).map_err(Error::InvalidInput)?,
+            "eq" | "ne" => {
+                comparison(key, if op == "eq" { "=" } else { "!=" }, value.clone()).map_err(Error::InvalidInput)?
+            }
             "in" => match value {
                 Value::Array(values) => Filter::In { key: key.to_string(), values: values.clone() },
                 _ => return Err(Error::InvalidInput(format!("filter {key}: \"in\" needs an array, got {value}"))),
@@ -247,9 +246,7 @@ fn comparison(key: &str, op: &str, value: Value) -> std::result::Result<Filter, 
         "!=" => return Ok(Filter::Not(Box::new(Filter::Eq { key, value }))),
         _ => {}
     }
-    let n = value
-        .as_f64()
-        .ok_or_else(|| format!("{key}{op}{value}: ranges need a number"))?;
+    let n = value.as_f64().ok_or_else(|| format!("{key}{op}{value}: ranges need a number"))?;
     let (lower, upper) = match op {
         ">" => (Some(Bound { value: n, inclusive: false }), None),
         ">=" => (Some(Bound { value: n, inclusive: true }), None),
@@ -345,12 +342,7 @@ fn keyword(kw: &'static str) -> impl FnMut(&mut &str) -> Parsed<bool> {
 
 /// What follows a keyword: `next` at nesting `depth`, or an error that names the keyword when
 /// the input ends.
-fn operand(
-    input: &mut &str,
-    kw: &str,
-    next: fn(&mut &str, usize) -> Parsed<Filter>,
-    depth: usize,
-) -> Parsed<Filter> {
+fn operand(input: &mut &str, kw: &str, next: fn(&mut &str, usize) -> Parsed<Filter>, depth: usize) -> Parsed<Filter> {
     space(input)?;
     if input.is_empty() {
         return fail(format!("{kw} at the end"));
@@ -475,9 +467,7 @@ fn next_piece(rest: &str) -> String {
 }
 
 fn syntax(expr: &str, message: &str) -> Error {
-    Error::InvalidInput(format!(
-        "filter {expr:?}: {message}; example: lang=en AND year>=2020 AND tag IN (a, \"b c\")"
-    ))
+    Error::InvalidInput(format!("filter {expr:?}: {message}; example: lang=en AND year>=2020 AND tag IN (a, \"b c\")"))
 }
 
 #[cfg(test)]
@@ -511,8 +501,7 @@ mod tests {
     #[test]
     fn expression_and_json_forms_agree() {
         let a = Filter::parse("lang=en AND year>=2020 and tag IN (a, \"b c\", 3)").unwrap();
-        let b = Filter::from_json(&json!({"lang": "en", "year": {"gte": 2020}, "tag": ["a", "b c", 3]}))
-            .unwrap();
+        let b = Filter::from_json(&json!({"lang": "en", "year": {"gte": 2020}, "tag": ["a", "b c", 3]})).unwrap();
         // serde_json's map is sorted by key, so compare by behaviour on a grid of documents.
         for doc in [
             json!({"lang": "en", "year": 2021, "tag": "a"}),
@@ -539,7 +528,14 @@ mod tests {
 
     #[test]
     fn not_equal_is_the_complement_of_equal() {
-        let docs = [json!({"x": 1}), json!({"x": 2}), json!({}), json!({"x": [1, 3]}), json!({"x": [2, 3]}), json!({"x": "1"})];
+        let docs = [
+            json!({"x": 1}),
+            json!({"x": 2}),
+            json!({}),
+            json!({"x": [1, 3]}),
+            json!({"x": [2, 3]}),
+            json!({"x": "1"}),
+        ];
         assert_eq!(hits(&Filter::parse("x=1").unwrap(), &docs), [0, 3]);
         // Absent fields and arrays without the value pass; numbers compare by value, not text.
         assert_eq!(hits(&Filter::parse("x!=1").unwrap(), &docs), [1, 2, 4, 5]);
@@ -755,14 +751,26 @@ mod tests {
     }
 
     fn keyword(kw: &str, rng: &mut StdRng) -> String {
-        if rng.random_bool(0.5) { kw.to_uppercase() } else { kw.to_lowercase() }
+        if rng.random_bool(0.5) {
+            kw.to_uppercase()
+        } else {
+            kw.to_lowercase()
+        }
     }
 
     /// Text of `e`, parenthesised when its operator binds less tightly than `context` (OR 1,
     /// AND 2, NOT 3), and now and then when it need not be.
     fn render(e: &Expr, context: u8, rng: &mut StdRng) -> String {
         let (own, text) = match e {
-            Expr::Cmp(key, op, v) => (4, format!("{key}{}{op}{}{}", if rng.random_bool(0.5) { " " } else { "" }, " ".repeat(rng.random_range(0..2)), render_value(v, rng))),
+            Expr::Cmp(key, op, v) => (
+                4,
+                format!(
+                    "{key}{}{op}{}{}",
+                    if rng.random_bool(0.5) { " " } else { "" },
+                    " ".repeat(rng.random_range(0..2)),
+                    render_value(v, rng)
+                ),
+            ),
             Expr::In(key, values) => {
                 let items: Vec<String> = values.iter().map(|v| render_value(v, rng)).collect();
                 (4, format!("{key} {} ({})", keyword("in", rng), items.join(", ")))

@@ -153,10 +153,7 @@ pub fn fuse<K: Clone + Eq + Hash + Ord>(dense: &[(K, f32)], lexical: &[(K, f32)]
 fn min_max<K>(ranking: &[(K, f32)]) -> Vec<f64> {
     let lo = ranking.iter().map(|(_, s)| *s as f64).fold(f64::INFINITY, f64::min);
     let hi = ranking.iter().map(|(_, s)| *s as f64).fold(f64::NEG_INFINITY, f64::max);
-    ranking
-        .iter()
-        .map(|(_, s)| if hi > lo { (*s as f64 - lo) / (hi - lo) } else { 1.0 })
-        .collect()
+    ranking.iter().map(|(_, s)| if hi > lo { (*s as f64 - lo) / (hi - lo) } else { 1.0 }).collect()
 }
 
 #[cfg(test)]
@@ -189,9 +186,11 @@ mod tests {
             assert!((got[k] as f64 - w).abs() < 1e-6, "{k}: {} vs {w}", got[k]);
         }
         // α = 1 is the dense ranking; α = 0 the lexical one (documents only on the other side last).
-        let only_dense: Vec<&str> = fuse(&dense, &lexical, Fusion::Convex { alpha: 1.0 }).into_iter().map(|(k, _)| k).collect();
+        let only_dense: Vec<&str> =
+            fuse(&dense, &lexical, Fusion::Convex { alpha: 1.0 }).into_iter().map(|(k, _)| k).collect();
         assert_eq!(&only_dense[..3], ["a", "b", "c"]);
-        let only_lexical: Vec<&str> = fuse(&dense, &lexical, Fusion::Convex { alpha: 0.0 }).into_iter().map(|(k, _)| k).collect();
+        let only_lexical: Vec<&str> =
+            fuse(&dense, &lexical, Fusion::Convex { alpha: 0.0 }).into_iter().map(|(k, _)| k).collect();
         assert_eq!(&only_lexical[..3], ["c", "d", "a"]);
     }
 

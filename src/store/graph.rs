@@ -22,8 +22,8 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as Mem};
 use std::sync::Mutex;
 
-use crate::vector::Scored;
 use crate::simd::{dot, dot_code};
+use crate::vector::Scored;
 
 /// Highest layer a node can have (levels are drawn geometrically; 16 layers hold 2^64 nodes at m 16).
 pub(crate) const MAX_LEVEL: usize = 15;
@@ -422,7 +422,8 @@ impl Graph {
         // reaches i on some level finds its links on every lower level too.
         let mut backlinks: Vec<(usize, Vec<u32>)> = Vec::new();
         for l in (0..=level.min(top_level)).rev() {
-            let mut found = self.search_layer(&q, Candidate(best, current), self.ef_construction, l, None, &mut visited);
+            let mut found =
+                self.search_layer(&q, Candidate(best, current), self.ef_construction, l, None, &mut visited);
             found.retain(|c| c.1 != i);
             let Some(&nearest) = found.first() else { continue };
             let chosen = self.diverse(&found, self.m);
@@ -587,15 +588,13 @@ fn prefetch(v: &[i8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vector::{exact_top_k, normalized};
     use crate::transform::synthetic::Gaussian;
+    use crate::vector::{exact_top_k, normalized};
     use std::collections::HashSet;
 
     fn vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut g = Gaussian::new(seed);
-        (0..n)
-            .map(|_| normalized(&(0..dims).map(|_| g.sample() as f32).collect::<Vec<_>>()).unwrap())
-            .collect()
+        (0..n).map(|_| normalized(&(0..dims).map(|_| g.sample() as f32).collect::<Vec<_>>()).unwrap()).collect()
     }
 
     fn ids(found: &[Scored]) -> Vec<u64> {
@@ -727,7 +726,13 @@ mod tests {
     fn wider_vectors_widen_the_scales() {
         let dims = 8;
         let small: Vec<(Vec<f32>, u64)> = (0..50u64)
-            .map(|i| (normalized(&(0..dims).map(|j| 1.0 + ((i + j as u64) % 5) as f32 * 0.1).collect::<Vec<_>>()).unwrap(), i))
+            .map(|i| {
+                (
+                    normalized(&(0..dims).map(|j| 1.0 + ((i + j as u64) % 5) as f32 * 0.1).collect::<Vec<_>>())
+                        .unwrap(),
+                    i,
+                )
+            })
             .collect();
         let mut graph = Graph::new(dims, 4, 16, 100);
         graph.append(&small);
@@ -756,7 +761,8 @@ mod tests {
             graph.append(&items);
             for query in vectors(5, dims, 6) {
                 let q = graph.query_code(&query);
-                let largest = query.iter().zip(&graph.scales).map(|(x, s)| f64::from((x * s).abs())).fold(0.0, f64::max);
+                let largest =
+                    query.iter().zip(&graph.scales).map(|(x, s)| f64::from((x * s).abs())).fold(0.0, f64::max);
                 for i in 0..graph.len() as u32 {
                     let exact: f64 = query
                         .iter()
@@ -839,4 +845,3 @@ mod tests {
         }
     }
 }
-

@@ -80,11 +80,9 @@ pub fn write(graph: &Graph, path: &Path) -> Result<Sum> {
 /// Reads a graph written by [`write`] with its length and checksum; errors on a file that is not
 /// one, is cut short or holds links outside the graph.
 pub fn read(path: &Path) -> Result<(Graph, Sum)> {
-    let damaged = |what: &str| {
-        Error::Damaged {
-            what: format!("the index snapshot {} is damaged ({what}); it will be rebuilt", path.display()),
-            path: Some(path.to_path_buf()),
-        }
+    let damaged = |what: &str| Error::Damaged {
+        what: format!("the index snapshot {} is damaged ({what}); it will be rebuilt", path.display()),
+        path: Some(path.to_path_buf()),
     };
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -102,7 +100,12 @@ pub fn read(path: &Path) -> Result<(Graph, Sum)> {
         return Err(damaged(&format!("format {format}, byte order {order:#x}; this isovec reads format {FORMAT}")));
     }
     let (dims, m, n_nodes) = (dims as u64, m as u64, n);
-    if dims == 0 || !(2..=255).contains(&m) || ef_construction == 0 || top as usize > MAX_LEVEL || n >= u64::from(u32::MAX) {
+    if dims == 0
+        || !(2..=255).contains(&m)
+        || ef_construction == 0
+        || top as usize > MAX_LEVEL
+        || n >= u64::from(u32::MAX)
+    {
         return Err(damaged("impossible parameters in the header"));
     }
     // The length the header implies must be the file's: that bounds every allocation below.

@@ -40,9 +40,7 @@ impl Index {
     /// An empty index of `dims`-dimensional vectors sized for about `capacity` of them; errors
     /// on parameters out of range (callers check stored configurations first).
     pub fn new(params: &HnswParams, dims: usize, capacity: usize) -> Result<Self> {
-        params
-            .validate()
-            .map_err(|e| Error::Index(format!("cannot build an HNSW index: {e}")))?;
+        params.validate().map_err(|e| Error::Index(format!("cannot build an HNSW index: {e}")))?;
         if dims == 0 {
             return Err(Error::Index("cannot build an HNSW index of 0-dimensional vectors".into()));
         }

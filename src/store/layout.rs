@@ -99,11 +99,7 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams {
-            m: 24,
-            ef_construction: 100,
-            ef_search: 48,
-        }
+        HnswParams { m: 24, ef_construction: 100, ef_search: 48 }
     }
 }
 
@@ -197,9 +193,7 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     if ok {
         Ok(())
     } else {
@@ -249,9 +243,7 @@ pub fn decode_u64(bytes: Option<&[u8]>) -> Result<u64> {
     match bytes {
         None => Ok(0),
         Some(b) => {
-            let arr: [u8; 8] = b
-                .try_into()
-                .map_err(|_| damaged("counter record is not 8 bytes"))?;
+            let arr: [u8; 8] = b.try_into().map_err(|_| damaged("counter record is not 8 bytes"))?;
             Ok(u64::from_le_bytes(arr))
         }
     }
@@ -310,8 +302,7 @@ impl DocRecord {
             }
             text = &text[4..];
         }
-        let text = String::from_utf8(text.to_vec())
-            .map_err(|_| damaged("document text is not UTF-8"))?;
+        let text = String::from_utf8(text.to_vec()).map_err(|_| damaged("document text is not UTF-8"))?;
         Ok(DocRecord { internal_id, passages, text })
     }
 
@@ -361,14 +352,8 @@ impl VectorRecord {
         if !rest.len().is_multiple_of(4) {
             return Err(damaged("vector record length is not a multiple of 4"));
         }
-        let vector = rest
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok(VectorRecord {
-            external_id,
-            vector,
-        })
+        let vector = rest.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(VectorRecord { external_id, vector })
     }
 }
 
@@ -391,11 +376,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let d = DocRecord {
-            internal_id: 42,
-            passages: 1,
-            text: "héllo".into(),
-        };
+        let d = DocRecord { internal_id: 42, passages: 1, text: "héllo".into() };
         assert_eq!(DocRecord::decode(&d.encode()).unwrap(), d);
         let p = DocRecord { passages: 3, ..d.clone() };
         assert_eq!(DocRecord::decode(&p.encode()).unwrap(), p);

@@ -41,15 +41,16 @@ use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
-pub use durable::Durability;
 pub use collection::{
-    Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport, MAX_QUERY_BYTES, MAX_TEXT_BYTES,
+    Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport, MAX_QUERY_BYTES,
+    MAX_TEXT_BYTES,
 };
+pub use durable::Durability;
 pub use filter::{Filter, MAX_FILTER_DEPTH};
 pub use fusion::{Fusion, SearchMode};
-pub use text_index::{LexicalParams, TextIndexStats};
 pub use layout::{CollectionConfig, HnswParams, Metric};
 pub use passages::Passages;
+pub use text_index::{LexicalParams, TextIndexStats};
 
 use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
 
@@ -89,11 +90,9 @@ impl Store {
         let marker_path = root.join(MARKER_FILE);
         if marker_path.exists() {
             let bytes = fs::read(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
-            let marker: Marker = serde_json::from_slice(&bytes).map_err(|_| {
-                Error::Damaged {
-                    what: format!("{} is damaged; this is not a readable isovec store", marker_path.display()),
-                    path: Some(marker_path.clone()),
-                }
+            let marker: Marker = serde_json::from_slice(&bytes).map_err(|_| Error::Damaged {
+                what: format!("{} is damaged; this is not a readable isovec store", marker_path.display()),
+                path: Some(marker_path.clone()),
             })?;
             if marker.kind != "isovec" || marker.format != FORMAT_VERSION {
                 return Err(Error::VersionMismatch {
@@ -119,10 +118,7 @@ impl Store {
         }
         let lock = lock_store(root)?;
         if !marker_path.exists() {
-            let marker = Marker {
-                kind: "isovec".into(),
-                format: FORMAT_VERSION,
-            };
+            let marker = Marker { kind: "isovec".into(), format: FORMAT_VERSION };
             crate::atomic_file::write_bytes(&marker_path, &serde_json::to_vec_pretty(&marker)?)?;
         }
         let db = open_sled(&root.join(SLED_DIR))?;
@@ -169,9 +165,7 @@ impl Store {
         config.validate()?;
         let mut open = self.lock_open()?;
         if self.configs.get(name).map_err(db_error)?.is_some() {
-            return Err(Error::InvalidInput(format!(
-                "collection {name:?} already exists; open it, or drop it first"
-            )));
+            return Err(Error::InvalidInput(format!("collection {name:?} already exists; open it, or drop it first")));
         }
         // Index folders are named after collections, and file systems that ignore case (macOS,
         // Windows) would give two such names one folder.
@@ -186,9 +180,7 @@ impl Store {
         if index_dir.exists() {
             fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
         }
-        self.configs
-            .insert(name, serde_json::to_vec(&config)?)
-            .map_err(db_error)?;
+        self.configs.insert(name, serde_json::to_vec(&config)?).map_err(db_error)?;
         self.durable.flush(&self.db)?;
         let collection = self.load(name, config)?;
         open.insert(name.to_string(), collection.clone());
@@ -208,10 +200,7 @@ impl Store {
                     });
                 }
                 if existing.dims != config.dims {
-                    return Err(Error::Dimension {
-                        expected: existing.dims,
-                        found: config.dims,
-                    });
+                    return Err(Error::Dimension { expected: existing.dims, found: config.dims });
                 }
                 self.collection(name)
             }
@@ -251,11 +240,7 @@ impl Store {
 
     /// The names of every collection (read without their configurations).
     fn collection_names(&self) -> Result<Vec<String>> {
-        self.configs
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k.map_err(db_error)?).into_owned()))
-            .collect()
+        self.configs.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k.map_err(db_error)?).into_owned())).collect()
     }
 
     /// Deletes a collection with its documents and index; returns whether it existed.
@@ -308,7 +293,16 @@ impl Store {
         layout::check_stored(name, &config)?;
         let index_dir = self.index_dir(name)?;
         let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
-        Collection::open(name, config, self.db.clone(), tree, index_dir, self.lock.clone(), self.progress.clone(), self.durable.clone())
+        Collection::open(
+            name,
+            config,
+            self.db.clone(),
+            tree,
+            index_dir,
+            self.lock.clone(),
+            self.progress.clone(),
+            self.durable.clone(),
+        )
     }
 
     /// The index folder of collection `name`; refuses names that are not plain folder names.
@@ -318,16 +312,17 @@ impl Store {
     }
 
     fn lock_open(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Collection>>> {
-        self.open
-            .lock()
-            .map_err(|_| Error::Poisoned("opening a collection"))
+        self.open.lock().map_err(|_| Error::Poisoned("opening a collection"))
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.snapshot() {
-            tracing::warn!("store {}: snapshot on close failed ({e}); the next open replays or rebuilds", self.root.display());
+            tracing::warn!(
+                "store {}: snapshot on close failed ({e}); the next open replays or rebuilds",
+                self.root.display()
+            );
         }
         let _ = self.durable.flush(&self.db);
     }
@@ -345,7 +340,9 @@ fn open_sled(dir: &Path) -> Result<sled::Db> {
         match sled::Config::new().path(dir).open() {
             Ok(db) => return Ok(db),
             // sled reports its lock failure as an `Other` error with this text.
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && start.elapsed() < SLED_LOCK_WAIT => {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && start.elapsed() < SLED_LOCK_WAIT =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(e) => return Err(Error::Database(format!("opening the database in {}: {e}", dir.display()))),

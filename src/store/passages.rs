@@ -19,10 +19,7 @@ pub struct Passages {
 impl Passages {
     /// Passages of `length` tokens, `stride` apart (`None`: three quarters of the length).
     pub fn new(length: usize, stride: Option<usize>) -> Self {
-        Passages {
-            length: Some(length),
-            stride,
-        }
+        Passages { length: Some(length), stride }
     }
 
     /// The length and stride for an encoder that holds `capacity` tokens, checked.

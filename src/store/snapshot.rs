@@ -53,10 +53,7 @@ pub struct Manifest {
 /// Writes `index` (covering sequence number `seq`) as a new snapshot under `root`.
 pub fn write(index: &Index, root: &Path, seq: u64) -> Result<Manifest> {
     fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = root.join(format!("tmp-{seq}-{nanos}"));
     fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let result = write_into(index, root, &tmp, seq);
@@ -91,47 +88,54 @@ fn write_into(index: &Index, root: &Path, tmp: &Path, seq: u64) -> Result<Manife
 /// Reads the snapshot's graph file and returns the index if the file matches the manifest.
 pub fn load(root: &Path, manifest: &Manifest) -> Result<Index> {
     if manifest.format != FORMAT {
-        return Err(damaged(format!(
-            "the index snapshot in {} is in format {} (format 0: written by an isovec that used hnsw_rs); \
+        return Err(damaged(
+            format!(
+                "the index snapshot in {} is in format {} (format 0: written by an isovec that used hnsw_rs); \
              this isovec reads format {FORMAT}",
-            root.join(&manifest.folder).display(),
-            manifest.format
-        ), &root.join(&manifest.folder)));
+                root.join(&manifest.folder).display(),
+                manifest.format
+            ),
+            &root.join(&manifest.folder),
+        ));
     }
     let [file] = manifest.files.as_slice() else {
-        return Err(damaged(format!(
-            "the snapshot manifest lists {} files, expected one; it is damaged",
-            manifest.files.len()
-        ), &root.join(&manifest.folder)));
+        return Err(damaged(
+            format!("the snapshot manifest lists {} files, expected one; it is damaged", manifest.files.len()),
+            &root.join(&manifest.folder),
+        ));
     };
     // The names come from the database: a damaged one must not lead outside the index folder.
     if !manifest.folder.starts_with("snap-") || !plain_name(&manifest.folder) || file.name != GRAPH_FILE {
-        return Err(damaged(format!(
-            "snapshot manifest names a file outside {} ({:?}/{:?}); it is damaged",
-            root.display(),
-            manifest.folder,
-            file.name
-        ), &root.join(&manifest.folder)));
+        return Err(damaged(
+            format!(
+                "snapshot manifest names a file outside {} ({:?}/{:?}); it is damaged",
+                root.display(),
+                manifest.folder,
+                file.name
+            ),
+            &root.join(&manifest.folder),
+        ));
     }
     let path = root.join(&manifest.folder).join(&file.name);
     let (index, sum) = Index::read_file(&path)?;
     if sum.len != file.len || sum.crc32 != file.crc32 {
-        return Err(damaged(format!(
-            "snapshot file {} is damaged (length {}, expected {}; crc {:08x}, expected {:08x})",
-            path.display(),
-            sum.len,
-            file.len,
-            sum.crc32,
-            file.crc32
-        ), &root.join(&manifest.folder)));
+        return Err(damaged(
+            format!(
+                "snapshot file {} is damaged (length {}, expected {}; crc {:08x}, expected {:08x})",
+                path.display(),
+                sum.len,
+                file.len,
+                sum.crc32,
+                file.crc32
+            ),
+            &root.join(&manifest.folder),
+        ));
     }
     if index.len() as u64 != manifest.points {
-        return Err(damaged(format!(
-            "snapshot {} holds {} points, manifest says {}",
-            path.display(),
-            index.len(),
-            manifest.points
-        ), &root.join(&manifest.folder)));
+        return Err(damaged(
+            format!("snapshot {} holds {} points, manifest says {}", path.display(), index.len(), manifest.points),
+            &root.join(&manifest.folder),
+        ));
     }
     Ok(index)
 }
@@ -164,15 +168,14 @@ fn damaged(what: String, path: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vector::normalized;
     use crate::store::layout::HnswParams;
+    use crate::vector::normalized;
 
     #[test]
     fn damaged_files_are_refused_before_loading() {
         let index = Index::new(&HnswParams::default(), 3, 100).unwrap();
-        let items: Vec<(Vec<f32>, u64)> = (0..100u64)
-            .map(|i| (normalized(&[i as f32 + 1.0, 1.0, (i % 7) as f32]).unwrap(), i))
-            .collect();
+        let items: Vec<(Vec<f32>, u64)> =
+            (0..100u64).map(|i| (normalized(&[i as f32 + 1.0, 1.0, (i % 7) as f32]).unwrap(), i)).collect();
         index.insert(&items).unwrap();
         let root = tempfile::tempdir().unwrap();
         let manifest = write(&index, root.path(), 100).unwrap();

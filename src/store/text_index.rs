@@ -27,18 +27,16 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
-use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
-};
+use tantivy::postings::Postings;
+use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use tantivy::postings::Postings;
 use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, TERMINATED};
 
-use crate::vector::{Scored, TopK};
-use crate::store::layout::{db_error, internal_id_of, DocRecord, DOC_TAG, VECTOR_TAG};
 use crate::progress::Progress;
+use crate::store::layout::{db_error, internal_id_of, DocRecord, DOC_TAG, VECTOR_TAG};
+use crate::vector::{Scored, TopK};
 use crate::{Error, Result};
 
 /// Folder of the text index inside the collection's index folder.
@@ -71,7 +69,10 @@ impl LexicalParams {
     /// Errors unless `k1` is finite and ≥ 0 and `b` lies in [0, 1].
     pub fn validate(&self) -> Result<()> {
         if !(self.k1.is_finite() && self.k1 >= 0.0) {
-            return Err(Error::InvalidInput(format!("BM25 k1 must be a finite number ≥ 0 (usual: 1.2), got {}", self.k1)));
+            return Err(Error::InvalidInput(format!(
+                "BM25 k1 must be a finite number ≥ 0 (usual: 1.2), got {}",
+                self.k1
+            )));
         }
         if !(self.b.is_finite() && (0.0..=1.0).contains(&self.b)) {
             return Err(Error::InvalidInput(format!("BM25 b must lie in [0, 1] (usual: 0.75), got {}", self.b)));
@@ -146,9 +147,7 @@ struct WriterState {
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let iid = builder.add_u64_field("iid", NumericOptions::default().set_indexed().set_fast());
-    let indexing = TextFieldIndexing::default()
-        .set_tokenizer(ANALYZER)
-        .set_index_option(IndexRecordOption::WithFreqs);
+    let indexing = TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqs);
     let body = builder.add_text_field("body", TextOptions::default().set_indexing_options(indexing));
     (builder.build(), Fields { iid, body })
 }
@@ -228,9 +227,8 @@ impl TextIndex {
 
     fn wrap(dir: &Path, index: Index, fields: Fields, params: LexicalParams, covered: u64) -> Result<TextIndex> {
         index.tokenizers().register(ANALYZER, analyzer());
-        let writer: IndexWriter = index
-            .writer_with_num_threads(1, WRITER_MEMORY)
-            .map_err(|e| text_error("cannot open the writer", e))?;
+        let writer: IndexWriter =
+            index.writer_with_num_threads(1, WRITER_MEMORY).map_err(|e| text_error("cannot open the writer", e))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -251,7 +249,14 @@ impl TextIndex {
     }
 
     /// A new index in `dir` (replacing whatever is there) holding every live document of `tree`.
-    fn rebuild(dir: &Path, tree: &sled::Tree, seq: u64, params: LexicalParams, name: &str, progress: &dyn Progress) -> Result<TextIndex> {
+    fn rebuild(
+        dir: &Path,
+        tree: &sled::Tree,
+        seq: u64,
+        params: LexicalParams,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<TextIndex> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -422,10 +427,8 @@ impl TextIndex {
         let mut n_tokens = 0u64;
         for segment in searcher.segment_readers() {
             n_docs += u64::from(segment.max_doc());
-            n_tokens += segment
-                .inverted_index(self.fields.body)
-                .map_err(|e| text_error("unreadable", e))?
-                .total_num_tokens();
+            n_tokens +=
+                segment.inverted_index(self.fields.body).map_err(|e| text_error("unreadable", e))?.total_num_tokens();
         }
         if n_docs == 0 {
             return Ok(Vec::new());
@@ -445,8 +448,9 @@ impl TextIndex {
             let mut scores = vec![0f32; segment.max_doc() as usize];
             let mut touched = Vec::new();
             for (term, weight) in &idf {
-                let Some(mut postings) =
-                    inverted.read_postings(term, IndexRecordOption::WithFreqs).map_err(|e| text_error("unreadable", e))?
+                let Some(mut postings) = inverted
+                    .read_postings(term, IndexRecordOption::WithFreqs)
+                    .map_err(|e| text_error("unreadable", e))?
                 else {
                     continue;
                 };
@@ -492,9 +496,7 @@ impl TextIndex {
     }
 
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, WriterState>> {
-        self.writer
-            .lock()
-            .map_err(|_| Error::Poisoned("writing the text index"))
+        self.writer.lock().map_err(|_| Error::Poisoned("writing the text index"))
     }
 }
 
@@ -515,7 +517,8 @@ fn shut_down() -> Error {
 
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+        })
         .unwrap_or(0)
 }
-

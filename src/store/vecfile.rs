@@ -38,11 +38,8 @@ const MAX_HEADER_LEN: usize = 1 << 16;
 
 /// Writes vectors as a `.npy` file, replacing any file at `path` atomically.
 pub fn write_npy(path: &Path, vectors: &Vectors) -> Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        vectors.rows(),
-        vectors.dims
-    );
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", vectors.rows(), vectors.dims);
     // Magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple
     // of 64 and ended by a newline, as the format asks.
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
@@ -65,17 +62,21 @@ pub fn write_npy(path: &Path, vectors: &Vectors) -> Result<()> {
 /// Every length in the file is checked against the file's size before memory is reserved for
 /// it, and the data is read in chunks straight into the result.
 pub fn read_npy(path: &Path) -> Result<Vectors> {
-    let bad = |message: String| Error::Data {
+    let bad = |message: String| {
+        Error::Data {
         path: path.to_path_buf(),
         line: 0,
         message: format!("{message}; expected a .npy file of dtype '<f4' and shape (rows, dims), e.g. numpy.save(path, x.astype('<f4'))"),
+    }
     };
     let io = |e| Error::io(path, e);
     let file = File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
     let mut r = BufReader::new(file);
     let mut read = |buf: &mut [u8], what: &str| match r.read_exact(buf) {
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(bad(format!("the file ends inside the {what} ({file_len} bytes)"))),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            Err(bad(format!("the file ends inside the {what} ({file_len} bytes)")))
+        }
         other => other.map_err(io),
     };
     let mut pre = [0u8; 10];
@@ -133,11 +134,10 @@ pub fn read_npy(path: &Path) -> Result<Vectors> {
         return Err(bad(format!("shape {shape} has rows of 0 dimensions")));
     }
     let data_len = after_prefix - header_len as u64;
-    let needed = rows
-        .checked_mul(dims)
-        .and_then(|n| n.checked_mul(4))
-        .filter(|&n| n as u64 == data_len)
-        .ok_or_else(|| bad(format!("data holds {data_len} bytes, shape ({rows}, {dims}) needs {rows} × {dims} × 4")))?;
+    let needed =
+        rows.checked_mul(dims).and_then(|n| n.checked_mul(4)).filter(|&n| n as u64 == data_len).ok_or_else(|| {
+            bad(format!("data holds {data_len} bytes, shape ({rows}, {dims}) needs {rows} × {dims} × 4"))
+        })?;
     let mut data = Vec::with_capacity(needed / 4);
     let mut chunk = vec![0u8; 1 << 16];
     let mut left = needed;
@@ -216,10 +216,7 @@ mod tests {
     fn npy_round_trip_and_rejects_damage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
-        let v = Vectors {
-            dims: 3,
-            data: (0..12).map(|i| i as f32 * 0.5 - 1.0).collect(),
-        };
+        let v = Vectors { dims: 3, data: (0..12).map(|i| i as f32 * 0.5 - 1.0).collect() };
         write_npy(&path, &v).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         // The header is padded so the data starts on a 64-byte boundary.
@@ -247,7 +244,8 @@ mod tests {
         let err = error_for(&huge);
         assert!(err.contains("header length 4294967295 is larger than the file (12 bytes)"), "{err}");
         // rows × dims × 4 overflows usize.
-        let overflow = npy(&format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 3), }}", usize::MAX / 2), &[0; 12]);
+        let overflow =
+            npy(&format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 3), }}", usize::MAX / 2), &[0; 12]);
         let err = error_for(&overflow);
         assert!(err.contains("data holds 12 bytes"), "{err}");
         // A shape far larger than the data (no overflow) is refused the same way.

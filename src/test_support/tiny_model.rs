@@ -14,8 +14,9 @@ use crate::encoder::{Bert, BertConfig};
 
 /// The vocabulary of the tiny model: BERT's special tokens, then lower-case words.
 pub const VOCAB: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "sat", "ran", "on", "mat", "in", "park", "bread",
-    "rises", "oven", "hot", "ship", "sails", "sea", "cold", "rain", "falls", "city", "night", "music", "plays", "loud",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "sat", "ran", "on", "mat", "in", "park",
+    "bread", "rises", "oven", "hot", "ship", "sails", "sea", "cold", "rain", "falls", "city", "night", "music",
+    "plays", "loud",
 ];
 
 /// Writes the tiny model folder: config.json, vocab.txt and model.safetensors whose every value

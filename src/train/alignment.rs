@@ -23,11 +23,7 @@ pub fn alignment(a: &[Vec<f32>], b: &[Vec<f32>]) -> Result<f64> {
             b.len()
         )));
     }
-    let total: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| squared_distance(&normalized(x), &normalized(y)))
-        .sum();
+    let total: f64 = a.iter().zip(b).map(|(x, y)| squared_distance(&normalized(x), &normalized(y))).sum();
     Ok(total / a.len() as f64)
 }
 
@@ -41,12 +37,7 @@ pub fn uniformity(vectors: &[Vec<f32>]) -> Result<f64> {
     // Sum of exp over pairs i < j; terms are ≤ 1, so f64 holds millions of them without trouble.
     let total: f64 = (0..n)
         .into_par_iter()
-        .map(|i| {
-            unit[i + 1..]
-                .iter()
-                .map(|u| (-2.0 * squared_distance(&unit[i], u)).exp())
-                .sum::<f64>()
-        })
+        .map(|i| unit[i + 1..].iter().map(|u| (-2.0 * squared_distance(&unit[i], u)).exp()).sum::<f64>())
         .sum();
     let pairs = (n * (n - 1) / 2) as f64;
     Ok((total / pairs).ln())

@@ -34,11 +34,7 @@ pub fn bench_train(
     steps: usize,
     device: &Device,
 ) -> Result<TrainBench> {
-    let config = SimcseConfig {
-        batch_size,
-        max_length,
-        ..SimcseConfig::unsupervised()
-    };
+    let config = SimcseConfig { batch_size, max_length, ..SimcseConfig::unsupervised() };
     let mut trainer = Trainer::new(model_dir, &ModelInit::Pretrained, config, device)?;
     let data = trainer.tokenize_sentences(sentences)?;
     let TrainingData::Sentences(ids) = &data else {
@@ -47,10 +43,7 @@ pub fn bench_train(
     if ids.len() < batch_size {
         return Err(Error::InvalidInput(format!("the benchmark needs at least {batch_size} sentences")));
     }
-    let schedule = LinearSchedule {
-        warmup_steps: 0,
-        total_steps: steps + 1,
-    };
+    let schedule = LinearSchedule { warmup_steps: 0, total_steps: steps + 1 };
     let batch_at = |k: usize| -> Vec<usize> { (0..batch_size).map(|i| (k * batch_size + i) % ids.len()).collect() };
     trainer.train_step(&data, &batch_at(0), &schedule)?;
     let mut tokens = 0usize;

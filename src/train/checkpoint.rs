@@ -76,7 +76,8 @@ pub fn write_checkpoint(
         map.insert("architectures".into(), serde_json::json!(["BertModel"]));
     }
     let config_path = staging.join("config.json");
-    std::fs::write(&config_path, serde_json::to_string_pretty(&config_json)?).map_err(|e| Error::io(&config_path, e))?;
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config_json)?)
+        .map_err(|e| Error::io(&config_path, e))?;
 
     for file in TOKENIZER_FILES {
         let from = tokenizer_from.path.join(file);
@@ -86,10 +87,8 @@ pub fn write_checkpoint(
         }
     }
 
-    let contiguous = tensors
-        .iter()
-        .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))
-        .collect::<Result<HashMap<_, _>>>()?;
+    let contiguous =
+        tensors.iter().map(|(k, t)| Ok((k.clone(), t.contiguous()?))).collect::<Result<HashMap<_, _>>>()?;
     let weights = staging.join("model.safetensors");
     candle_core::safetensors::save(&contiguous, &weights)?;
 

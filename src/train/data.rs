@@ -25,12 +25,8 @@ fn read_text(path: &Path) -> Result<String> {
 
 /// Reads one sentence a line, skipping blank lines.
 pub fn read_corpus(path: &Path) -> Result<Vec<String>> {
-    let sentences: Vec<String> = read_text(path)?
-        .lines()
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let sentences: Vec<String> =
+        read_text(path)?.lines().map(|l| l.trim()).filter(|l| !l.is_empty()).map(str::to_string).collect();
     if sentences.is_empty() {
         return Err(Error::Data {
             path: path.into(),
@@ -82,11 +78,7 @@ pub fn parse_csv(text: &str) -> std::result::Result<Vec<CsvRecord>, (usize, Stri
 /// Reads `sent0,sent1,hard_neg` triplets (a header line, then CSV records).
 pub fn read_triplets(path: &Path) -> Result<Vec<Triplet>> {
     let text = read_text(path)?;
-    let records = parse_csv(&text).map_err(|(line, message)| Error::Data {
-        path: path.into(),
-        line,
-        message,
-    })?;
+    let records = parse_csv(&text).map_err(|(line, message)| Error::Data { path: path.into(), line, message })?;
     let mut records = records.into_iter().filter(|(_, f)| !(f.len() == 1 && f[0].trim().is_empty()));
     let expected = ["sent0", "sent1", "hard_neg"];
     match records.next() {
@@ -108,11 +100,7 @@ pub fn read_triplets(path: &Path) -> Result<Vec<Triplet>> {
     }
     let triplets = records
         .map(|(line, f)| match <[String; 3]>::try_from(f) {
-            Ok([anchor, positive, hard_negative]) => Ok(Triplet {
-                anchor,
-                positive,
-                hard_negative,
-            }),
+            Ok([anchor, positive, hard_negative]) => Ok(Triplet { anchor, positive, hard_negative }),
             Err(f) => Err(Error::Data {
                 path: path.into(),
                 line,
@@ -121,11 +109,7 @@ pub fn read_triplets(path: &Path) -> Result<Vec<Triplet>> {
         })
         .collect::<Result<Vec<_>>>()?;
     if triplets.is_empty() {
-        return Err(Error::Data {
-            path: path.into(),
-            line: 2,
-            message: "no triplets after the header".into(),
-        });
+        return Err(Error::Data { path: path.into(), line: 2, message: "no triplets after the header".into() });
     }
     Ok(triplets)
 }
@@ -160,11 +144,14 @@ mod tests {
         let good = dir.path().join("good.csv");
         std::fs::write(&good, "sent0,sent1,hard_neg\n\"A man , outside .\",A man .,A woman .\n").unwrap();
         let t = read_triplets(&good).unwrap();
-        assert_eq!(t, vec![Triplet {
-            anchor: "A man , outside .".into(),
-            positive: "A man .".into(),
-            hard_negative: "A woman .".into(),
-        }]);
+        assert_eq!(
+            t,
+            vec![Triplet {
+                anchor: "A man , outside .".into(),
+                positive: "A man .".into(),
+                hard_negative: "A woman .".into(),
+            }]
+        );
         let bad = dir.path().join("bad.csv");
         std::fs::write(&bad, "sent0,sent1,hard_neg\nonly,two\n").unwrap();
         let err = read_triplets(&bad).unwrap_err().to_string();

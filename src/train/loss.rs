@@ -30,17 +30,12 @@ pub fn info_nce(
         )));
     }
     if temperature <= 0.0 {
-        return Err(Error::InvalidInput(format!(
-            "temperature must be positive, got {temperature}"
-        )));
+        return Err(Error::InvalidInput(format!("temperature must be positive, got {temperature}")));
     }
     let candidates = match hard_negatives {
         Some(n) => {
             if n.dim(1)? != d {
-                return Err(Error::Dimension {
-                    expected: d,
-                    found: n.dim(1)?,
-                });
+                return Err(Error::Dimension { expected: d, found: n.dim(1)? });
             }
             Tensor::cat(&[positives, n], 0)?
         }

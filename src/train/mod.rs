@@ -10,4 +10,6 @@ pub mod optimizer;
 pub mod simcse;
 
 pub use bench::{bench_train, TrainBench};
-pub use simcse::{DevScores, DevSet, FitReport, MlpUse, ModelInit, Objective, SimcseConfig, StepStats, Trainer, TrainingData};
+pub use simcse::{
+    DevScores, DevSet, FitReport, MlpUse, ModelInit, Objective, SimcseConfig, StepStats, Trainer, TrainingData,
+};

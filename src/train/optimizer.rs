@@ -27,13 +27,7 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// The Hugging Face Trainer defaults that the SimCSE scripts ran with (no weight decay).
     fn default() -> Self {
-        AdamWConfig {
-            lr: 3e-5,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        AdamWConfig { lr: 3e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
 }
 
@@ -89,21 +83,9 @@ impl AdamW {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let slots = vars
             .into_iter()
-            .map(|(name, var)| {
-                Ok(Slot {
-                    decay: decays(&name),
-                    m: var.zeros_like()?,
-                    v: var.zeros_like()?,
-                    name,
-                    var,
-                })
-            })
+            .map(|(name, var)| Ok(Slot { decay: decays(&name), m: var.zeros_like()?, v: var.zeros_like()?, name, var }))
             .collect::<Result<Vec<_>>>()?;
-        Ok(AdamW {
-            slots,
-            config,
-            steps: 0,
-        })
+        Ok(AdamW { slots, config, steps: 0 })
     }
 
     /// Updates made so far.
@@ -131,20 +113,13 @@ impl AdamW {
         let bias2 = 1.0 - c.beta2.powi(t);
         for slot in &mut self.slots {
             let g = grads.get(slot.var.as_tensor()).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "no gradient reached {}: the loss does not depend on it",
-                    slot.name
-                ))
+                Error::InvalidInput(format!("no gradient reached {}: the loss does not depend on it", slot.name))
             })?;
             slot.m = ((&slot.m * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&slot.m / bias1)? / ((&slot.v / bias2)?.sqrt()? + c.eps)?)?;
             let theta = slot.var.as_tensor().detach();
-            let theta = if slot.decay && c.weight_decay > 0.0 {
-                (theta * (1.0 - lr * c.weight_decay))?
-            } else {
-                theta
-            };
+            let theta = if slot.decay && c.weight_decay > 0.0 { (theta * (1.0 - lr * c.weight_decay))? } else { theta };
             slot.var.set(&(theta - (update * lr)?)?)?;
         }
         Ok(())
@@ -194,10 +169,7 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_linearly() {
-        let s = LinearSchedule {
-            warmup_steps: 10,
-            total_steps: 110,
-        };
+        let s = LinearSchedule { warmup_steps: 10, total_steps: 110 };
         assert_eq!(s.factor(0), 0.0);
         assert!((s.factor(5) - 0.5).abs() < 1e-12);
         assert_eq!(s.factor(10), 1.0);
@@ -205,10 +177,7 @@ mod tests {
         assert!((s.factor(109) - 0.01).abs() < 1e-12);
         assert_eq!(s.factor(110), 0.0);
         assert_eq!(s.factor(500), 0.0);
-        let no_warmup = LinearSchedule {
-            warmup_steps: 0,
-            total_steps: 4,
-        };
+        let no_warmup = LinearSchedule { warmup_steps: 0, total_steps: 4 };
         let f: Vec<f64> = (0..4).map(|i| no_warmup.factor(i)).collect();
         assert_eq!(f, vec![1.0, 0.75, 0.5, 0.25]);
     }
@@ -243,20 +212,17 @@ mod tests {
         let dev = Device::Cpu;
         let w = Var::from_tensor(&Tensor::new(&[1f32, -2.], &dev).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::new(&[0.5f32], &dev).unwrap()).unwrap();
-        let cfg = AdamWConfig {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.5,
-        };
-        let mut opt = AdamW::new(vec![("x.weight".into(), w.clone()), ("x.bias".into(), b.clone())], cfg.clone()).unwrap();
+        let cfg = AdamWConfig { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.5 };
+        let mut opt =
+            AdamW::new(vec![("x.weight".into(), w.clone()), ("x.bias".into(), b.clone())], cfg.clone()).unwrap();
         assert_eq!(opt.decayed(), vec!["x.weight"]);
         // Reference in f64: loss = Σ w² + 3b, so g_w = 2w, g_b = 3.
         let (mut rw, mut rb) = ([1f64, -2.], 0.5f64);
         let (mut mw, mut vw, mut mb, mut vb) = ([0f64; 2], [0f64; 2], 0f64, 0f64);
         for t in 1..=2 {
-            let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap() + (b.as_tensor().sum_all().unwrap() * 3.0).unwrap()).unwrap();
+            let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap()
+                + (b.as_tensor().sum_all().unwrap() * 3.0).unwrap())
+            .unwrap();
             let grads = loss.backward().unwrap();
             opt.step(&grads, cfg.lr).unwrap();
             let (b1, b2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.99f64.powi(t));

@@ -17,9 +17,9 @@ use super::checkpoint::{read_training_info, write_checkpoint, TrainingInfo};
 use super::data::{epoch_batches, Triplet};
 use super::loss::info_nce;
 use super::optimizer::{clip_grad_norm, AdamW, AdamWConfig, LinearSchedule};
+use crate::encoder::{BatchInput, Bert, BertConfig, Mode, ModelDir, Pooling, TextTokenizer};
 use crate::eval::spearman::spearman;
 use crate::eval::sts::{self, Split, StsPair, StsSet};
-use crate::encoder::{BatchInput, Bert, BertConfig, Mode, ModelDir, Pooling, TextTokenizer};
 use crate::progress::Progress;
 use crate::vector::cosine;
 use crate::{Error, Result};
@@ -95,10 +95,7 @@ impl SimcseConfig {
             batch_size: 64,
             epochs: 1,
             max_steps: None,
-            optimizer: AdamWConfig {
-                lr: 3e-5,
-                ..AdamWConfig::default()
-            },
+            optimizer: AdamWConfig { lr: 3e-5, ..AdamWConfig::default() },
             warmup_steps: 0,
             max_grad_norm: 1.0,
             seed: 42,
@@ -115,10 +112,7 @@ impl SimcseConfig {
             mlp: MlpUse::Keep,
             batch_size: 512,
             epochs: 3,
-            optimizer: AdamWConfig {
-                lr: 5e-5,
-                ..AdamWConfig::default()
-            },
+            optimizer: AdamWConfig { lr: 5e-5, ..AdamWConfig::default() },
             ..Self::unsupervised()
         }
     }
@@ -303,10 +297,7 @@ impl Trainer {
             bert_config.attention_probs_dropout_prob = p;
         }
         if !(0.0..1.0).contains(&config.word_deletion) {
-            return Err(Error::InvalidInput(format!(
-                "word deletion must be in [0, 1), not {}",
-                config.word_deletion
-            )));
+            return Err(Error::InvalidInput(format!("word deletion must be in [0, 1), not {}", config.word_deletion)));
         }
         if config.max_length > bert_config.max_position_embeddings {
             return Err(Error::InvalidInput(format!(
@@ -319,11 +310,7 @@ impl Trainer {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let bert = Bert::load(vb.clone(), &bert_config, false)?;
         let h = bert_config.hidden_size;
-        let mlp = if use_mlp {
-            Some(candle_nn::linear(h, h, vb.pp("mlp").pp("dense"))?)
-        } else {
-            None
-        };
+        let mlp = if use_mlp { Some(candle_nn::linear(h, h, vb.pp("mlp").pp("dense"))?) } else { None };
 
         // Replace candle's default initial values: by the checkpoint's, or by a seeded BERT init.
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
@@ -344,9 +331,9 @@ impl Trainer {
             } else if matches!(init, ModelInit::Random { .. }) {
                 fresh_value(name, var.dims(), &mut rng, device)?
             } else {
-                weights.remove(name).ok_or_else(|| {
-                    Error::Model(format!("{}: tensor {name} is missing", source.weights.display()))
-                })?
+                weights
+                    .remove(name)
+                    .ok_or_else(|| Error::Model(format!("{}: tensor {name} is missing", source.weights.display())))?
             };
             if value.dims() != var.dims() {
                 return Err(Error::Model(format!(
@@ -414,10 +401,8 @@ impl Trainer {
 
     /// Tokenizes triplets for training.
     pub fn tokenize_triplets(&self, triplets: &[Triplet]) -> Result<TrainingData> {
-        let flat: Vec<&str> = triplets
-            .iter()
-            .flat_map(|t| [t.anchor.as_str(), t.positive.as_str(), t.hard_negative.as_str()])
-            .collect();
+        let flat: Vec<&str> =
+            triplets.iter().flat_map(|t| [t.anchor.as_str(), t.positive.as_str(), t.hard_negative.as_str()]).collect();
         let mut ids = self.tokenizer.tokenize(&flat)?.into_iter().map(|t| t.ids);
         let mut out = Vec::with_capacity(triplets.len());
         while let (Some(a), Some(p), Some(n)) = (ids.next(), ids.next(), ids.next()) {
@@ -432,7 +417,8 @@ impl Trainer {
         let out = self.bert.forward(&input, mode)?;
         match (self.config.pooling, &self.mlp) {
             (Pooling::Cls, Some(mlp)) => {
-                let last = out.hidden_states.last().ok_or_else(|| Error::Model("BERT returned no hidden states".into()))?;
+                let last =
+                    out.hidden_states.last().ok_or_else(|| Error::Model("BERT returned no hidden states".into()))?;
                 let cls = last.narrow(1, 0, 1)?.squeeze(1)?;
                 if training || self.config.mlp == MlpUse::Keep {
                     Ok(mlp.forward(&cls)?.tanh()?)
@@ -565,10 +551,7 @@ impl Trainer {
         }
         let per_epoch = data.len().div_ceil(self.config.batch_size);
         let total = self.config.max_steps.unwrap_or(self.config.epochs * per_epoch);
-        let schedule = LinearSchedule {
-            warmup_steps: self.config.warmup_steps,
-            total_steps: total,
-        };
+        let schedule = LinearSchedule { warmup_steps: self.config.warmup_steps, total_steps: total };
         std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
         let log_path = out_dir.join("log.jsonl");
         let mut log = std::fs::OpenOptions::new()
@@ -596,10 +579,15 @@ impl Trainer {
             last_checkpoint: None,
         };
         let best_dir = out_dir.join("best");
-        let evaluate = |trainer: &Trainer, report: &mut FitReport, write_log: &mut dyn FnMut(serde_json::Value) -> Result<()>| -> Result<Option<DevScores>> {
+        let evaluate = |trainer: &Trainer,
+                        report: &mut FitReport,
+                        write_log: &mut dyn FnMut(serde_json::Value) -> Result<()>|
+         -> Result<Option<DevScores>> {
             let Some(dev) = dev else { return Ok(None) };
             let s = trainer.evaluate(dev)?;
-            write_log(serde_json::json!({"step": trainer.step, "stsb_dev": s.spearman, "alignment": s.alignment, "uniformity": s.uniformity}))?;
+            write_log(
+                serde_json::json!({"step": trainer.step, "stsb_dev": s.spearman, "alignment": s.alignment, "uniformity": s.uniformity}),
+            )?;
             if report.best.is_none_or(|(_, b)| s.spearman > b.spearman) {
                 report.best = Some((trainer.step, s));
                 trainer.save(&best_dir, Some(s), args.clone())?;
@@ -630,10 +618,15 @@ impl Trainer {
             let stats = self.train_step(data, &batch, &schedule)?;
             report.steps += 1;
             loss_avg = Some(loss_avg.map_or(stats.loss, |a| 0.9 * a + 0.1 * stats.loss));
-            write_log(serde_json::json!({"step": self.step, "loss": stats.loss, "grad_norm": stats.grad_norm, "lr": stats.lr}))?;
+            write_log(
+                serde_json::json!({"step": self.step, "loss": stats.loss, "grad_norm": stats.grad_norm, "lr": stats.lr}),
+            )?;
             let rate = report.steps as f64 / (started.elapsed().as_secs_f64() - eval_seconds).max(1e-9);
             let dev_text = last_dev.map_or("-".to_string(), |d| format!("{d:.2}"));
-            progress.message(&format!("loss {:.4} | {rate:.2} steps/s | STS-B dev {dev_text}", loss_avg.unwrap_or(stats.loss)));
+            progress.message(&format!(
+                "loss {:.4} | {rate:.2} steps/s | STS-B dev {dev_text}",
+                loss_avg.unwrap_or(stats.loss)
+            ));
             progress.advance(self.step.saturating_sub(shown));
             shown = shown.max(self.step);
             if self.config.eval_every > 0 && self.step.is_multiple_of(self.config.eval_every) && self.step < total {

@@ -73,11 +73,9 @@ impl StoredTensor {
     /// The values as f32 (f64 arrays are rounded).
     pub fn to_f32(&self) -> Vec<f32> {
         match self.dtype {
-            StoredDtype::F32 => self
-                .bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            StoredDtype::F32 => {
+                self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            }
             StoredDtype::F64 => self.to_f64().into_iter().map(|v| v as f32).collect(),
         }
     }
@@ -129,10 +127,7 @@ impl TransformFile {
         }
         let metadata = HashMap::from([
             (FAMILY_KEY.to_string(), self.family.clone()),
-            (
-                ENCODER_KEY.to_string(),
-                serde_json::to_string(&self.encoder)?,
-            ),
+            (ENCODER_KEY.to_string(), serde_json::to_string(&self.encoder)?),
             (CONFIG_KEY.to_string(), self.config.clone()),
             (FORMAT_KEY.to_string(), FORMAT_VERSION.to_string()),
         ]);
@@ -151,24 +146,15 @@ impl TransformFile {
         };
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| damaged(e.to_string()))?;
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| damaged(e.to_string()))?;
-        let meta = header
-            .metadata()
-            .as_ref()
-            .ok_or_else(|| damaged("no isovec metadata".into()))?;
-        let get = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| damaged(format!("metadata has no `{key}`")))
-        };
+        let meta = header.metadata().as_ref().ok_or_else(|| damaged("no isovec metadata".into()))?;
+        let get = |key: &str| meta.get(key).cloned().ok_or_else(|| damaged(format!("metadata has no `{key}`")));
         let format = get(FORMAT_KEY)?;
         if format != FORMAT_VERSION {
-            return Err(damaged(format!(
-                "format version {format}, this isovec reads version {FORMAT_VERSION}"
-            )));
+            return Err(damaged(format!("format version {format}, this isovec reads version {FORMAT_VERSION}")));
         }
         let family = get(FAMILY_KEY)?;
-        let encoder: EncoderId = serde_json::from_str(&get(ENCODER_KEY)?)
-            .map_err(|e| damaged(format!("encoder metadata: {e}")))?;
+        let encoder: EncoderId =
+            serde_json::from_str(&get(ENCODER_KEY)?).map_err(|e| damaged(format!("encoder metadata: {e}")))?;
         let config = get(CONFIG_KEY)?;
         let mut stored = Vec::new();
         for (name, view) in tensors.tensors() {
@@ -177,19 +163,9 @@ impl TransformFile {
                 Dtype::F64 => StoredDtype::F64,
                 other => return Err(damaged(format!("tensor {name} has dtype {other:?}"))),
             };
-            stored.push(StoredTensor {
-                name,
-                dtype,
-                shape: view.shape().to_vec(),
-                bytes: view.data().to_vec(),
-            });
+            stored.push(StoredTensor { name, dtype, shape: view.shape().to_vec(), bytes: view.data().to_vec() });
         }
-        Ok(TransformFile {
-            family,
-            encoder,
-            config,
-            tensors: stored,
-        })
+        Ok(TransformFile { family, encoder, config, tensors: stored })
     }
 
     /// Writes the file, replacing any file at `path` atomically.
@@ -205,16 +181,12 @@ impl TransformFile {
 
     /// The array called `name`, which must have `shape`; `origin` names the file in errors.
     pub fn tensor(&self, name: &str, shape: &[usize], origin: &Path) -> Result<&StoredTensor> {
-        let t = self
-            .tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| {
-                Error::Transform(format!(
-                    "{}: tensor `{name}` is missing; the file is damaged, re-fit the transform",
-                    origin.display()
-                ))
-            })?;
+        let t = self.tensors.iter().find(|t| t.name == name).ok_or_else(|| {
+            Error::Transform(format!(
+                "{}: tensor `{name}` is missing; the file is damaged, re-fit the transform",
+                origin.display()
+            ))
+        })?;
         if t.shape != shape {
             return Err(Error::Transform(format!(
                 "{}: tensor `{name}` has shape {:?}, its configuration needs {:?}; \

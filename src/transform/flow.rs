@@ -71,22 +71,23 @@ struct StoredConfig {
 
 /// Trains a flow on `vectors` of `encoder` (f32 on the CPU), seeded by `config.seed`; each step
 /// is told to `progress`, with the smoothed loss as the message.
-pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig, progress: &dyn Progress) -> Result<Flow> {
+pub fn fit_flow(
+    vectors: &[Vec<f32>],
+    encoder: &EncoderId,
+    config: &FlowConfig,
+    progress: &dyn Progress,
+) -> Result<Flow> {
     config.validate()?;
-    let first = vectors.first().ok_or_else(|| {
-        Error::InvalidInput("the flow needs vectors to train on; got none".to_string())
-    })?;
+    let first = vectors
+        .first()
+        .ok_or_else(|| Error::InvalidInput("the flow needs vectors to train on; got none".to_string()))?;
     let dims = first.len();
     super::check_dims(dims, vectors)?;
     if vectors.len() < 2 {
-        return Err(Error::InvalidInput(
-            "the flow needs at least 2 vectors to train on; fit on more sentences".into(),
-        ));
+        return Err(Error::InvalidInput("the flow needs at least 2 vectors to train on; fit on more sentences".into()));
     }
     if vectors.iter().flatten().any(|v| !v.is_finite()) {
-        return Err(Error::InvalidInput(
-            "a training vector holds NaN or infinity; check the encoder output".into(),
-        ));
+        return Err(Error::InvalidInput("a training vector holds NaN or infinity; check the encoder output".into()));
     }
     let subspace = Subspace::fit(vectors, encoder)?;
     let device = Device::Cpu;
@@ -96,18 +97,8 @@ pub fn fit_flow(vectors: &[Vec<f32>], encoder: &EncoderId, config: &FlowConfig, 
     };
     let glow = Glow::new(data.dim(1)?, config, DType::F32, &device)?;
     let losses = train::train(&glow, &data, config, progress)?;
-    tracing::info!(
-        steps = losses.len(),
-        final_loss = losses.last().copied().unwrap_or(f64::NAN),
-        "flow trained"
-    );
-    Ok(Flow {
-        encoder: encoder.clone(),
-        config: config.clone(),
-        subspace,
-        glow,
-        losses,
-    })
+    tracing::info!(steps = losses.len(), final_loss = losses.last().copied().unwrap_or(f64::NAN), "flow trained");
+    Ok(Flow { encoder: encoder.clone(), config: config.clone(), subspace, glow, losses })
 }
 
 impl Flow {
@@ -123,10 +114,7 @@ impl Flow {
             // Reading weights from CPU tensors cannot fail; keep the id total anyway.
             Err(e) => format!("unreadable-weights: {e}"),
         };
-        TransformId {
-            kind: self.kind(),
-            sha256,
-        }
+        TransformId { kind: self.kind(), sha256 }
     }
 
     /// The encoder + pooling it was trained on.
@@ -136,9 +124,7 @@ impl Flow {
 
     /// Dimension of accepted vectors.
     pub fn input_dims(&self) -> usize {
-        self.subspace
-            .as_ref()
-            .map_or(self.glow.dims(), Subspace::input_dims)
+        self.subspace.as_ref().map_or(self.glow.dims(), Subspace::input_dims)
     }
 
     /// Dimension of returned vectors: the input's, less the directions without variance in the
@@ -176,11 +162,7 @@ impl Flow {
         })
     }
 
-    fn map_chunks(
-        &self,
-        vectors: &[Vec<f32>],
-        f: impl Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Vec<Vec<f32>>> {
+    fn map_chunks(&self, vectors: &[Vec<f32>], f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(vectors.len());
         for chunk in vectors.chunks(APPLY_CHUNK) {
             let t = to_tensor(chunk, self.glow.dims(), &Device::Cpu)?;
@@ -236,20 +218,12 @@ impl Flow {
         if file.family != FAMILY {
             return Err(damaged(format!("holds a `{}` transform", file.family)));
         }
-        let config: StoredConfig =
-            serde_json::from_str(&file.config).map_err(|e| damaged(e.to_string()))?;
+        let config: StoredConfig = serde_json::from_str(&file.config).map_err(|e| damaged(e.to_string()))?;
         config.flow.validate().map_err(|e| damaged(e.to_string()))?;
         // Check sizes against the stored tensors before allocating parameters for them, so a
         // damaged configuration cannot make us allocate more than the file itself holds.
-        let one_step = FlowConfig {
-            levels: 1,
-            steps_per_level: 1,
-            width: 1,
-            ..config.flow.clone()
-        };
-        let per_step = Glow::new(2, &one_step, DType::F32, &Device::Cpu)?
-            .params()
-            .len();
+        let one_step = FlowConfig { levels: 1, steps_per_level: 1, width: 1, ..config.flow.clone() };
+        let per_step = Glow::new(2, &one_step, DType::F32, &Device::Cpu)?.params().len();
         let subspace_tensors = if config.input_dims.is_some() { 2 } else { 0 };
         let expected = config
             .flow
@@ -266,11 +240,7 @@ impl Flow {
             )));
         }
         file.tensor("level0.step0.actnorm.bias", &[1, config.dims], path)?;
-        file.tensor(
-            "level0.step0.coupling.w1",
-            &[config.dims / 2, config.flow.width],
-            path,
-        )?;
+        file.tensor("level0.step0.coupling.w1", &[config.dims / 2, config.flow.width], path)?;
         let subspace = match config.input_dims {
             Some(d) if d <= config.dims => {
                 return Err(damaged(format!("subspace of {} in {d} dimensions", config.dims)))
@@ -285,8 +255,8 @@ impl Flow {
             }
             None => None,
         };
-        let glow = Glow::new(config.dims, &config.flow, DType::F32, &Device::Cpu)
-            .map_err(|e| damaged(e.to_string()))?;
+        let glow =
+            Glow::new(config.dims, &config.flow, DType::F32, &Device::Cpu).map_err(|e| damaged(e.to_string()))?;
         for p in &glow.params() {
             let stored = file.tensor(&p.name, p.var.dims(), path)?;
             let values = stored.to_f32();
@@ -296,13 +266,7 @@ impl Flow {
             let t = Tensor::from_vec(values, p.var.shape(), &Device::Cpu)?;
             p.var.set(&t)?;
         }
-        Ok(Flow {
-            encoder: file.encoder,
-            config: config.flow,
-            subspace,
-            glow,
-            losses: Vec::new(),
-        })
+        Ok(Flow { encoder: file.encoder, config: config.flow, subspace, glow, losses: Vec::new() })
     }
 }
 

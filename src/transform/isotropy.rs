@@ -35,11 +35,7 @@ mod tests {
 
     #[test]
     fn identical_directions_give_one_and_opposite_pairs_give_minus_one() {
-        let same = vec![
-            vec![1.0, 2.0, 3.0],
-            vec![2.0, 4.0, 6.0],
-            vec![0.5, 1.0, 1.5],
-        ];
+        let same = vec![vec![1.0, 2.0, 3.0], vec![2.0, 4.0, 6.0], vec![0.5, 1.0, 1.5]];
         assert!((mean_random_pair_cosine(&same, 100, 1) - 1.0).abs() < 1e-12);
         let opposite = vec![vec![1.0, -2.0], vec![-1.0, 2.0]];
         assert!((mean_random_pair_cosine(&opposite, 50, 2) + 1.0).abs() < 1e-12);
@@ -47,11 +43,7 @@ mod tests {
 
     #[test]
     fn orthogonal_pairs_give_zero_and_degenerate_input_gives_nan() {
-        let basis = vec![
-            vec![1.0, 0.0, 0.0],
-            vec![0.0, 1.0, 0.0],
-            vec![0.0, 0.0, 3.0],
-        ];
+        let basis = vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 3.0]];
         assert!(mean_random_pair_cosine(&basis, 100, 3).abs() < 1e-12);
         assert!(mean_random_pair_cosine(&basis[..1], 100, 3).is_nan());
     }

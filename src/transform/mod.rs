@@ -17,9 +17,7 @@ use std::path::Path;
 
 use crate::{EncoderId, Error, Result, TransformId};
 
-pub use flow::{
-    fit_flow, measure_flow_fit, CouplingKind, Flow, FlowConfig, FlowFitTiming, PermutationKind,
-};
+pub use flow::{fit_flow, measure_flow_fit, CouplingKind, Flow, FlowConfig, FlowFitTiming, PermutationKind};
 pub use isotropy::mean_random_pair_cosine;
 pub use kind::TransformKind;
 pub use whiten::{fit_whitening, Whitening, WhiteningAccumulator};
@@ -122,19 +120,11 @@ impl From<Flow> for Transform {
 /// A readable one-line name of an encoder id for error messages.
 fn describe_encoder(e: &EncoderId) -> String {
     let short = e.weights_sha256.get(..12).unwrap_or(&e.weights_sha256);
-    format!(
-        "{}/{} (weights {short}, max_length {})",
-        e.model, e.pooling, e.max_length
-    )
+    format!("{}/{} (weights {short}, max_length {})", e.model, e.pooling, e.max_length)
 }
 
 /// Checks that vectors come from the encoder a transform was fitted on and have its dimension.
-fn check_input(
-    fitted_on: &EncoderId,
-    dims: usize,
-    encoder: &EncoderId,
-    vectors: &[Vec<f32>],
-) -> Result<()> {
+fn check_input(fitted_on: &EncoderId, dims: usize, encoder: &EncoderId, vectors: &[Vec<f32>]) -> Result<()> {
     if fitted_on != encoder {
         return Err(Error::PipelineMismatch {
             expected: format!("vectors of {}", describe_encoder(fitted_on)),
@@ -150,10 +140,7 @@ fn check_input(
 /// Checks that every vector has `dims` dimensions.
 fn check_dims(dims: usize, vectors: &[Vec<f32>]) -> Result<()> {
     match vectors.iter().find(|v| v.len() != dims) {
-        Some(v) => Err(Error::Dimension {
-            expected: dims,
-            found: v.len(),
-        }),
+        Some(v) => Err(Error::Dimension { expected: dims, found: v.len() }),
         None => Ok(()),
     }
 }

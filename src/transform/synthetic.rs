@@ -12,9 +12,7 @@ pub struct Gaussian {
 impl Gaussian {
     /// A sampler seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Gaussian {
-            rng: StdRng::seed_from_u64(seed),
-        }
+        Gaussian { rng: StdRng::seed_from_u64(seed) }
     }
 
     /// One N(0, 1) sample.
@@ -30,9 +28,7 @@ pub fn anisotropic_gaussian(n: usize, dims: usize, rank: usize, seed: u64) -> Ve
     let mut g = Gaussian::new(seed);
     let mean: Vec<f64> = (0..dims).map(|_| 2.0 + g.sample()).collect();
     // Column j of A has scale 1/(1+j): a decaying spectrum.
-    let a: Vec<Vec<f64>> = (0..rank)
-        .map(|j| (0..dims).map(|_| g.sample() / (1.0 + j as f64)).collect())
-        .collect();
+    let a: Vec<Vec<f64>> = (0..rank).map(|j| (0..dims).map(|_| g.sample() / (1.0 + j as f64)).collect()).collect();
     (0..n)
         .map(|_| {
             let latent: Vec<f64> = (0..rank).map(|_| g.sample()).collect();

@@ -1,17 +1,12 @@
 use std::path::Path;
 
 use super::synthetic::anisotropic_gaussian;
-use crate::progress::Silent;
 use super::test_support::encoder;
 use super::*;
+use crate::progress::Silent;
 
 fn small_flow_config() -> FlowConfig {
-    FlowConfig {
-        levels: 2,
-        steps_per_level: 2,
-        width: 8,
-        ..FlowConfig::default()
-    }
+    FlowConfig { levels: 2, steps_per_level: 2, width: 8, ..FlowConfig::default() }
 }
 
 #[test]
@@ -20,12 +15,8 @@ fn load_detects_the_kind_and_keeps_id_and_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let transforms: Vec<Transform> = vec![
         fit_whitening(&data, &encoder("mean"), None).unwrap().into(),
-        fit_whitening(&data, &encoder("mean"), Some(4))
-            .unwrap()
-            .into(),
-        fit_flow(&data, &encoder("mean"), &small_flow_config(), &Silent)
-            .unwrap()
-            .into(),
+        fit_whitening(&data, &encoder("mean"), Some(4)).unwrap().into(),
+        fit_flow(&data, &encoder("mean"), &small_flow_config(), &Silent).unwrap().into(),
     ];
     let expected = [("whiten", 12), ("whiten-4", 4), ("flow", 12)];
     for (t, (kind, out_dims)) in transforms.iter().zip(expected) {
@@ -42,10 +33,7 @@ fn load_detects_the_kind_and_keeps_id_and_outputs() {
         let out = t.apply(&encoder("mean"), &data).unwrap();
         assert_eq!(out[0].len(), out_dims);
         assert_eq!(loaded.apply(&encoder("mean"), &data).unwrap(), out);
-        assert!(matches!(
-            loaded.apply(&encoder("cls"), &data),
-            Err(Error::PipelineMismatch { .. })
-        ));
+        assert!(matches!(loaded.apply(&encoder("cls"), &data), Err(Error::PipelineMismatch { .. })));
     }
     // Different parameters, different ids.
     assert_ne!(transforms[0].id().sha256, transforms[1].id().sha256);
@@ -63,9 +51,7 @@ fn damaged_or_foreign_files_are_clear_errors() {
     let data = anisotropic_gaussian(200, 8, 8, 2);
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
-    Transform::from(fit_flow(&data, &encoder("mean"), &small_flow_config(), &Silent).unwrap())
-        .save(&good)
-        .unwrap();
+    Transform::from(fit_flow(&data, &encoder("mean"), &small_flow_config(), &Silent).unwrap()).save(&good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
 
     let missing = dir.path().join("missing.safetensors");
@@ -79,21 +65,14 @@ fn damaged_or_foreign_files_are_clear_errors() {
     // Truncations at several places, garbage, an empty file.
     for cut in [0, 4, 8, 40, bytes.len() / 2, bytes.len() - 1] {
         let p = write("cut.safetensors", &bytes[..cut]);
-        assert!(
-            matches!(load_error(&p), Error::Transform(_)),
-            "cut at {cut}"
-        );
+        assert!(matches!(load_error(&p), Error::Transform(_)), "cut at {cut}");
     }
     let p = write("garbage.safetensors", &[0xff; 300]);
     assert!(matches!(load_error(&p), Error::Transform(_)));
 
     // A valid safetensors file without isovec metadata (e.g. a model's weights).
     let foreign = safetensors::serialize(
-        vec![(
-            "w",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &[0u8; 8])
-                .unwrap(),
-        )],
+        vec![("w", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &[0u8; 8]).unwrap())],
         None,
     )
     .unwrap();
@@ -109,9 +88,7 @@ fn damaged_or_foreign_files_are_clear_errors() {
     let mut file = file::TransformFile::from_bytes(&bytes, &good).unwrap();
     file.family = "pca".into();
     let p = write("unknown.safetensors", &file.to_bytes().unwrap());
-    assert!(load_error(&p)
-        .to_string()
-        .contains("unknown transform kind"));
+    assert!(load_error(&p).to_string().contains("unknown transform kind"));
     let mut file = file::TransformFile::from_bytes(&bytes, &good).unwrap();
     file.config = "{\"dims\": 8, \"flow\": {\"levels\": 0}}".into();
     let p = write("badconfig.safetensors", &file.to_bytes().unwrap());
@@ -122,29 +99,14 @@ fn damaged_or_foreign_files_are_clear_errors() {
 fn whitening_and_flow_bring_random_pair_cosine_near_zero() {
     let data = anisotropic_gaussian(4000, 16, 16, 5);
     let before = mean_random_pair_cosine(&data, 20_000, 1);
-    assert!(
-        before > 0.5,
-        "synthetic data should sit in a narrow cone: {before}"
-    );
+    assert!(before > 0.5, "synthetic data should sit in a narrow cone: {before}");
 
-    let whitened = fit_whitening(&data, &encoder("mean"), None)
-        .unwrap()
-        .apply(&encoder("mean"), &data)
-        .unwrap();
+    let whitened = fit_whitening(&data, &encoder("mean"), None).unwrap().apply(&encoder("mean"), &data).unwrap();
     let after_whitening = mean_random_pair_cosine(&whitened, 20_000, 1);
-    assert!(
-        after_whitening.abs() < 0.05,
-        "after whitening: {after_whitening}"
-    );
+    assert!(after_whitening.abs() < 0.05, "after whitening: {after_whitening}");
 
-    let config = FlowConfig {
-        epochs: 3.0,
-        ..FlowConfig::default()
-    };
-    let z = fit_flow(&data, &encoder("mean"), &config, &Silent)
-        .unwrap()
-        .apply(&encoder("mean"), &data)
-        .unwrap();
+    let config = FlowConfig { epochs: 3.0, ..FlowConfig::default() };
+    let z = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap().apply(&encoder("mean"), &data).unwrap();
     let after_flow = mean_random_pair_cosine(&z, 20_000, 1);
     assert!(after_flow.abs() < 0.05, "after flow: {after_flow}");
     eprintln!("mean random-pair cosine: raw {before:.3}, whitened {after_whitening:.4}, flow {after_flow:.4}");

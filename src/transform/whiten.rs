@@ -60,10 +60,7 @@ impl WhiteningAccumulator {
     /// Adds one vector.
     pub fn push(&mut self, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dims {
-            return Err(Error::Dimension {
-                expected: self.dims,
-                found: vector.len(),
-            });
+            return Err(Error::Dimension { expected: self.dims, found: vector.len() });
         }
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidInput(format!(
@@ -71,15 +68,8 @@ impl WhiteningAccumulator {
                 self.count
             )));
         }
-        let shift = self
-            .shift
-            .get_or_insert_with(|| vector.iter().map(|&v| f64::from(v)).collect());
-        self.pending.extend(
-            vector
-                .iter()
-                .zip(shift.iter())
-                .map(|(&v, s)| f64::from(v) - s),
-        );
+        let shift = self.shift.get_or_insert_with(|| vector.iter().map(|&v| f64::from(v)).collect());
+        self.pending.extend(vector.iter().zip(shift.iter()).map(|(&v, s)| f64::from(v) - s));
         self.count += 1;
         if self.pending.len() >= BUFFER_ROWS * self.dims {
             self.flush();
@@ -133,19 +123,14 @@ impl WhiteningAccumulator {
         let d = self.dims;
         let requested = k;
         if let Some(k) = requested.filter(|&k| k == 0 || k > d) {
-            return Err(Error::InvalidInput(format!(
-                "whitening can keep 1 to {d} dimensions, not {k}"
-            )));
+            return Err(Error::InvalidInput(format!("whitening can keep 1 to {d} dimensions, not {k}")));
         }
         let eigen = SymmetricEigen::new(cov);
         let mut order: Vec<usize> = (0..d).collect();
         order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
         let largest = eigen.eigenvalues[order[0]];
         let floor = largest.max(0.0) * RELATIVE_EIGENVALUE_FLOOR;
-        let usable = order
-            .iter()
-            .take_while(|&&i| eigen.eigenvalues[i] > floor && eigen.eigenvalues[i] > 0.0)
-            .count();
+        let usable = order.iter().take_while(|&&i| eigen.eigenvalues[i] > floor && eigen.eigenvalues[i] > 0.0).count();
         // Full whitening keeps every direction that has variance: vectors after a final
         // LayerNorm lie in a hyperplane (and some dimensions may be constant), and those
         // zero-variance directions cannot be scaled to unit variance.
@@ -153,7 +138,10 @@ impl WhiteningAccumulator {
             Some(k) => k,
             None => {
                 if usable < d {
-                    tracing::warn!("whitening: {} of {d} directions have no variance; keeping the other {usable}", d - usable);
+                    tracing::warn!(
+                        "whitening: {} of {d} directions have no variance; keeping the other {usable}",
+                        d - usable
+                    );
                 }
                 usable
             }
@@ -168,27 +156,16 @@ impl WhiteningAccumulator {
             )));
         }
         let eigenvalues: Vec<f64> = order[..k].iter().map(|&i| eigen.eigenvalues[i]).collect();
-        let projection = DMatrix::from_fn(d, k, |r, c| {
-            eigen.eigenvectors[(r, order[c])] / eigenvalues[c].sqrt()
-        });
-        Ok(Whitening {
-            encoder: self.encoder,
-            mean,
-            projection,
-            eigenvalues,
-        })
+        let projection = DMatrix::from_fn(d, k, |r, c| eigen.eigenvectors[(r, order[c])] / eigenvalues[c].sqrt());
+        Ok(Whitening { encoder: self.encoder, mean, projection, eigenvalues })
     }
 }
 
 /// Fits whitening on `vectors` of `encoder`, keeping `k` dimensions (all if `None`).
-pub fn fit_whitening(
-    vectors: &[Vec<f32>],
-    encoder: &EncoderId,
-    k: Option<usize>,
-) -> Result<Whitening> {
-    let first = vectors.first().ok_or_else(|| {
-        Error::InvalidInput("whitening needs vectors to fit on; got none".to_string())
-    })?;
+pub fn fit_whitening(vectors: &[Vec<f32>], encoder: &EncoderId, k: Option<usize>) -> Result<Whitening> {
+    let first = vectors
+        .first()
+        .ok_or_else(|| Error::InvalidInput("whitening needs vectors to fit on; got none".to_string()))?;
     let mut acc = WhiteningAccumulator::new(encoder.clone(), first.len());
     acc.push_batch(vectors)?;
     acc.finish(k)
@@ -224,10 +201,7 @@ impl Whitening {
 
     /// Kind plus sha256 of the parameters.
     pub fn id(&self) -> TransformId {
-        TransformId {
-            kind: self.kind(),
-            sha256: self.to_file().parameters_sha256(),
-        }
+        TransformId { kind: self.kind(), sha256: self.to_file().parameters_sha256() }
     }
 
     /// The encoder + pooling it was fitted on.
@@ -266,14 +240,9 @@ impl Whitening {
         let d = self.input_dims();
         let mut out = Vec::with_capacity(vectors.len());
         for chunk in vectors.chunks(1024) {
-            let centred =
-                DMatrix::from_fn(chunk.len(), d, |r, c| f64::from(chunk[r][c]) - self.mean[c]);
+            let centred = DMatrix::from_fn(chunk.len(), d, |r, c| f64::from(chunk[r][c]) - self.mean[c]);
             let whitened = centred * &self.projection;
-            out.extend(
-                whitened
-                    .row_iter()
-                    .map(|row| row.iter().map(|&v| v as f32).collect::<Vec<f32>>()),
-            );
+            out.extend(whitened.row_iter().map(|row| row.iter().map(|&v| v as f32).collect::<Vec<f32>>()));
         }
         Ok(out)
     }
@@ -290,10 +259,7 @@ impl Whitening {
 
     fn to_file(&self) -> TransformFile {
         let (d, k) = (self.input_dims(), self.output_dims());
-        let config = WhiteningConfig {
-            input_dims: d,
-            output_dims: k,
-        };
+        let config = WhiteningConfig { input_dims: d, output_dims: k };
         // Row-major d × k.
         let projection: Vec<f64> = self.projection.transpose().as_slice().to_vec();
         TransformFile {
@@ -317,10 +283,7 @@ impl Whitening {
             )));
         }
         let config: WhiteningConfig = serde_json::from_str(&file.config).map_err(|e| {
-            Error::Transform(format!(
-                "{}: damaged whitening configuration ({e}); re-fit it",
-                path.display()
-            ))
+            Error::Transform(format!("{}: damaged whitening configuration ({e}); re-fit it", path.display()))
         })?;
         let (d, k) = (config.input_dims, config.output_dims);
         if d == 0 || k == 0 || k > d {

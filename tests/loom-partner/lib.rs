@@ -69,7 +69,10 @@ mod models {
             let default = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
                 let payload = info.payload();
-                let text = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
                 if !matches!(text, Some("boom there" | "the second half of a matrix product panicked")) {
                     default(info);
                 }
@@ -114,7 +117,10 @@ mod models {
             })
         });
         assert!(CLAIMED.load(std::sync::atomic::Ordering::Relaxed), "no execution where the partner ran the job");
-        assert!(TAKEN_BACK.load(std::sync::atomic::Ordering::Relaxed), "no execution where the caller took the job back");
+        assert!(
+            TAKEN_BACK.load(std::sync::atomic::Ordering::Relaxed),
+            "no execution where the caller took the job back"
+        );
     }
 
     /// Two joins in a row reuse the job's cell: the second join's write must come after the
@@ -173,17 +179,24 @@ mod models {
                 struct Borrowed(*const Partner);
                 // SAFETY: the pointee is `Sync` and outlives the thread (joined below).
                 unsafe impl Send for Borrowed {}
-                let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+                let counts =
+                    Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
                 let other = {
                     let (borrowed, counts) = (Borrowed(partner), counts.clone());
                     thread::spawn(move || {
                         let borrowed = borrowed;
                         // SAFETY: see `Borrowed`.
                         let partner = unsafe { &*borrowed.0 };
-                        partner.join(|| _ = counts[2].fetch_add(1, Ordering::Relaxed), || _ = counts[3].fetch_add(1, Ordering::Relaxed));
+                        partner.join(
+                            || _ = counts[2].fetch_add(1, Ordering::Relaxed),
+                            || _ = counts[3].fetch_add(1, Ordering::Relaxed),
+                        );
                     })
                 };
-                partner.join(|| _ = counts[0].fetch_add(1, Ordering::Relaxed), || _ = counts[1].fetch_add(1, Ordering::Relaxed));
+                partner.join(
+                    || _ = counts[0].fetch_add(1, Ordering::Relaxed),
+                    || _ = counts[1].fetch_add(1, Ordering::Relaxed),
+                );
                 other.join().expect("the other joining thread panicked");
                 assert_eq!(counts.each_ref().map(|c| c.load(Ordering::Relaxed)), [1; 4]);
             })

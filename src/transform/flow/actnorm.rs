@@ -26,10 +26,7 @@ pub(crate) struct ActNorm {
 impl ActNorm {
     /// An identity actnorm over `dims` dimensions (to be initialised from data).
     pub fn new(dims: usize, init: &Init) -> Result<Self> {
-        Ok(ActNorm {
-            bias: init.zeros(1, dims)?,
-            log_scale: init.zeros(1, dims)?,
-        })
+        Ok(ActNorm { bias: init.zeros(1, dims)?, log_scale: init.zeros(1, dims)? })
     }
 
     /// Normalises `x` (batch × n). With `data_init`, first sets b and s so that this batch's
@@ -40,29 +37,24 @@ impl ActNorm {
             let x = x.detach();
             let mean = x.mean_keepdim(0)?;
             let std = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?.sqrt()?;
-            let floor = (std.mean_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * INIT_STD_FLOOR).max(0.0);
+            let floor =
+                (std.mean_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * INIT_STD_FLOOR).max(0.0);
             let std = std.maximum(floor)?;
             self.bias.set(&mean.neg()?)?;
             self.log_scale.set(&(std + INIT_EPS)?.log()?.neg()?)?;
         }
-        let y = x
-            .broadcast_add(self.bias.as_tensor())?
-            .broadcast_mul(&self.log_scale.exp()?)?;
+        let y = x.broadcast_add(self.bias.as_tensor())?.broadcast_mul(&self.log_scale.exp()?)?;
         Ok((y, self.log_scale.sum_all()?))
     }
 
     /// Undoes [`ActNorm::forward`].
     pub fn inverse(&self, y: &Tensor) -> Result<Tensor> {
-        Ok(y.broadcast_mul(&self.log_scale.neg()?.exp()?)?
-            .broadcast_sub(self.bias.as_tensor())?)
+        Ok(y.broadcast_mul(&self.log_scale.neg()?.exp()?)?.broadcast_sub(self.bias.as_tensor())?)
     }
 
     /// The parameters, named under `prefix`.
     pub fn params(&self, prefix: &str, out: &mut Vec<Param>) {
         out.push(Param::trainable(format!("{prefix}.bias"), &self.bias));
-        out.push(Param::trainable(
-            format!("{prefix}.log_scale"),
-            &self.log_scale,
-        ));
+        out.push(Param::trainable(format!("{prefix}.log_scale"), &self.log_scale));
     }
 }

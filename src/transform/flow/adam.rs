@@ -35,18 +35,10 @@ impl Adam {
             .into_iter()
             .map(|var| {
                 let n = var.elem_count();
-                Moments {
-                    var,
-                    first: vec![0.0; n],
-                    second: vec![0.0; n],
-                }
+                Moments { var, first: vec![0.0; n], second: vec![0.0; n] }
             })
             .collect();
-        Adam {
-            params,
-            learning_rate,
-            step: 0,
-        }
+        Adam { params, learning_rate, step: 0 }
     }
 
     /// Back-propagates `loss` and updates every parameter that has a gradient.
@@ -67,18 +59,12 @@ impl Adam {
             let grad: Vec<f64> = grad.flatten_all()?.to_dtype(DType::F64)?.to_vec1()?;
             let theta = p.var.as_tensor();
             let mut values: Vec<f64> = theta.flatten_all()?.to_dtype(DType::F64)?.to_vec1()?;
-            for (((x, g), m), v) in values
-                .iter_mut()
-                .zip(&grad)
-                .zip(&mut p.first)
-                .zip(&mut p.second)
-            {
+            for (((x, g), m), v) in values.iter_mut().zip(&grad).zip(&mut p.first).zip(&mut p.second) {
                 *m = BETA1 * *m + (1.0 - BETA1) * g;
                 *v = BETA2 * *v + (1.0 - BETA2) * g * g;
                 *x -= self.learning_rate * (*m / correct1) / ((*v / correct2).sqrt() + EPSILON);
             }
-            let updated =
-                Tensor::from_vec(values, theta.shape(), theta.device())?.to_dtype(theta.dtype())?;
+            let updated = Tensor::from_vec(values, theta.shape(), theta.device())?.to_dtype(theta.dtype())?;
             p.var.set(&updated)?;
         }
         Ok(())
@@ -96,12 +82,7 @@ mod tests {
     fn loss(theta: &Var) -> Tensor {
         let a = Tensor::new(&[[1.0f64, 2.0, -1.0], [0.5, -3.0, 2.0]], &Device::Cpu).unwrap();
         let b = Tensor::new(&[[1.0f64], [-2.0]], &Device::Cpu).unwrap();
-        (a.matmul(theta.as_tensor()).unwrap() - b)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
+        (a.matmul(theta.as_tensor()).unwrap() - b).unwrap().sqr().unwrap().sum_all().unwrap()
     }
 
     #[test]
@@ -110,28 +91,15 @@ mod tests {
         let ours = Var::from_tensor(&start).unwrap();
         let reference = Var::from_tensor(&start).unwrap();
         let mut adam = Adam::new(vec![ours.clone()], 0.05);
-        let params = ParamsAdamW {
-            lr: 0.05,
-            weight_decay: 0.0,
-            ..ParamsAdamW::default()
-        };
+        let params = ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..ParamsAdamW::default() };
         let mut adamw = AdamW::new(vec![reference.clone()], params).unwrap();
         for _ in 0..20 {
             adam.backward_step(&loss(&ours)).unwrap();
             adamw.backward_step(&loss(&reference)).unwrap();
         }
         let a: Vec<f64> = ours.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        let b: Vec<f64> = reference
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let moved: f64 = a
-            .iter()
-            .zip([0.3, -0.2, 0.7])
-            .map(|(x, s)| (x - s).abs())
-            .sum();
+        let b: Vec<f64> = reference.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let moved: f64 = a.iter().zip([0.3, -0.2, 0.7]).map(|(x, s)| (x - s).abs()).sum();
         assert!(moved > 0.5, "Adam barely moved: {a:?}");
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");

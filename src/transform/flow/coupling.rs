@@ -72,16 +72,11 @@ impl Coupling {
         let h = self.norm1.forward(&h, data_init)?.0.relu()?;
         let h = h.matmul(self.w2.as_tensor())?;
         let h = self.norm2.forward(&h, data_init)?.0.relu()?;
-        Ok(h.matmul(self.w3.as_tensor())?
-            .broadcast_add(self.b3.as_tensor())?)
+        Ok(h.matmul(self.w3.as_tensor())?.broadcast_add(self.b3.as_tensor())?)
     }
 
     /// The shift and log-scale (affine only) the network gives for x₁.
-    fn shift_and_log_scale(
-        &self,
-        first: &Tensor,
-        data_init: bool,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    fn shift_and_log_scale(&self, first: &Tensor, data_init: bool) -> Result<(Tensor, Option<Tensor>)> {
         let h = self.network(first, data_init)?;
         match self.kind {
             CouplingKind::Additive => Ok((h, None)),

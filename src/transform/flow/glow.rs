@@ -191,8 +191,7 @@ impl Glow {
                 let prefix = format!("level{i}.step{j}");
                 step.norm.params(&format!("{prefix}.actnorm"), &mut out);
                 step.mix.params(&format!("{prefix}.permutation"), &mut out);
-                step.coupling
-                    .params(&format!("{prefix}.coupling"), &mut out);
+                step.coupling.params(&format!("{prefix}.coupling"), &mut out);
             }
         }
         out

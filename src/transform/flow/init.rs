@@ -16,20 +16,12 @@ pub(crate) struct Param {
 impl Param {
     /// A trainable parameter.
     pub fn trainable(name: String, var: &Var) -> Self {
-        Param {
-            name,
-            var: var.clone(),
-            trainable: true,
-        }
+        Param { name, var: var.clone(), trainable: true }
     }
 
     /// A fixed buffer.
     pub fn fixed(name: String, var: &Var) -> Self {
-        Param {
-            name,
-            var: var.clone(),
-            trainable: false,
-        }
+        Param { name, var: var.clone(), trainable: false }
     }
 }
 
@@ -43,18 +35,12 @@ pub(crate) struct Init {
 impl Init {
     /// A creator seeded with `seed`.
     pub fn new(seed: u64, dtype: DType, device: Device) -> Self {
-        Init {
-            gaussian: Gaussian::new(seed),
-            dtype,
-            device,
-        }
+        Init { gaussian: Gaussian::new(seed), dtype, device }
     }
 
     /// A rows × cols parameter with N(0, std²) entries.
     pub fn normal(&mut self, rows: usize, cols: usize, std: f64) -> Result<Var> {
-        let values: Vec<f64> = (0..rows * cols)
-            .map(|_| std * self.gaussian.sample())
-            .collect();
+        let values: Vec<f64> = (0..rows * cols).map(|_| std * self.gaussian.sample()).collect();
         self.with_values(values, rows, cols)
     }
 

@@ -54,9 +54,7 @@ impl Permutation {
         match kind {
             PermutationKind::Reverse => {
                 let order: Vec<u32> = (0..dims as u32).rev().collect();
-                Ok(Permutation::Reverse {
-                    index: Tensor::from_vec(order, dims, &init.device)?,
-                })
+                Ok(Permutation::Reverse { index: Tensor::from_vec(order, dims, &init.device)? })
             }
             PermutationKind::Lu => Ok(Permutation::Lu(LuConv::new(dims, init)?)),
         }
@@ -108,9 +106,7 @@ impl LuConv {
         // The column-major storage of M is the row-major storage of Mᵀ.
         let transposed = |m: &DMatrix<f64>| m.as_slice().to_vec();
         let mask = |keep: fn(usize, usize) -> bool| -> Result<Tensor> {
-            let v: Vec<f64> = (0..n * n)
-                .map(|k| if keep(k / n, k % n) { 1.0 } else { 0.0 })
-                .collect();
+            let v: Vec<f64> = (0..n * n).map(|k| if keep(k / n, k % n) { 1.0 } else { 0.0 }).collect();
             Ok(Tensor::from_vec(v, (n, n), &init.device)?.to_dtype(init.dtype)?)
         };
         Ok(LuConv {
@@ -126,12 +122,7 @@ impl LuConv {
 
     /// The permutation as an index vector for `index_select`, checked to be a permutation.
     fn order_index(&self) -> Result<Tensor> {
-        let order: Vec<f32> = self
-            .order
-            .as_tensor()
-            .flatten_all()?
-            .to_dtype(DType::F32)?
-            .to_vec1()?;
+        let order: Vec<f32> = self.order.as_tensor().flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
         let n = order.len();
         let mut seen = vec![false; n];
         let mut index = Vec::with_capacity(n);
@@ -180,19 +171,14 @@ impl LuConv {
         };
         let strict_lower = to_f64(&(self.lower_t.as_tensor() * &self.above)?)?.transpose();
         let strict_upper = to_f64(&(self.upper_t.as_tensor() * &self.below)?)?.transpose();
-        let diag: Vec<f64> = self
-            .diagonal()?
-            .to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec1()?;
+        let diag: Vec<f64> = self.diagonal()?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
         let lu = (strict_lower + DMatrix::identity(n, n))
             * (strict_upper + DMatrix::from_diagonal(&nalgebra::DVector::from_vec(diag)));
-        let inverse = lu.try_inverse().ok_or_else(|| {
-            Error::Transform("the flow's 1×1 convolution is singular; re-fit it".into())
-        })?;
+        let inverse = lu
+            .try_inverse()
+            .ok_or_else(|| Error::Transform("the flow's 1×1 convolution is singular; re-fit it".into()))?;
         // Row form x = h (LU)⁻ᵀ; the column-major storage of (LU)⁻¹ is the row-major (LU)⁻ᵀ.
-        let inv_t = Tensor::from_vec(inverse.as_slice().to_vec(), (n, n), y.device())?
-            .to_dtype(y.dtype())?;
+        let inv_t = Tensor::from_vec(inverse.as_slice().to_vec(), (n, n), y.device())?.to_dtype(y.dtype())?;
         Ok(h.matmul(&inv_t)?)
     }
 }

@@ -69,18 +69,12 @@ impl Subspace {
             null.len(),
             kept.len()
         );
-        Ok(Some(Subspace {
-            basis,
-            offset: offset.iter().copied().collect(),
-        }))
+        Ok(Some(Subspace { basis, offset: offset.iter().copied().collect() }))
     }
 
     /// Rebuilds a subspace from its stored parts (`basis` row-major d × r).
     pub fn from_parts(d: usize, r: usize, basis: &[f64], offset: Vec<f64>) -> Subspace {
-        Subspace {
-            basis: DMatrix::from_row_slice(d, r, basis),
-            offset,
-        }
+        Subspace { basis: DMatrix::from_row_slice(d, r, basis), offset }
     }
 
     /// The basis row-major (d × r) and the offset, for storing.
@@ -145,7 +139,5 @@ fn most_aligned_coordinates(null: &DMatrix<f64>) -> Vec<usize> {
 }
 
 fn to_rows(m: &DMatrix<f64>) -> Vec<Vec<f32>> {
-    m.row_iter()
-        .map(|row| row.iter().map(|&v| v as f32).collect())
-        .collect()
+    m.row_iter().map(|row| row.iter().map(|&v| v as f32).collect()).collect()
 }

@@ -18,21 +18,11 @@ fn combos() -> Vec<(CouplingKind, PermutationKind)> {
 }
 
 fn small_config(coupling: CouplingKind, permutation: PermutationKind) -> FlowConfig {
-    FlowConfig {
-        levels: 2,
-        steps_per_level: 2,
-        width: 8,
-        coupling,
-        permutation,
-        ..FlowConfig::default()
-    }
+    FlowConfig { levels: 2, steps_per_level: 2, width: 8, coupling, permutation, ..FlowConfig::default() }
 }
 
 fn tensor(vectors: &[Vec<f32>], dtype: DType) -> Tensor {
-    to_tensor(vectors, vectors[0].len(), &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
+    to_tensor(vectors, vectors[0].len(), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
 }
 
 /// A flow with non-trivial parameters: every coupling weight and LU factor (including the
@@ -47,9 +37,7 @@ fn randomised_glow(config: &FlowConfig, data: &[Vec<f32>], dtype: DType, std: f6
             if p.trainable && p.name.contains("norm") == actnorms {
                 let (rows, cols) = p.var.dims2().unwrap();
                 let delta = noise.normal(rows, cols, std).unwrap();
-                p.var
-                    .set(&(p.var.as_tensor() + delta.as_tensor()).unwrap())
-                    .unwrap();
+                p.var.set(&(p.var.as_tensor() + delta.as_tensor()).unwrap()).unwrap();
             }
         }
     };
@@ -76,20 +64,10 @@ fn inverse_of_forward_is_identity_for_all_variants() {
             let err = ((back - &u).unwrap().abs().unwrap() / scale).unwrap();
             let err = err.max_all().unwrap().to_dtype(DType::F64).unwrap();
             let err = err.to_scalar::<f64>().unwrap();
-            assert!(
-                err < bound,
-                "{dtype:?} {coupling:?}/{permutation:?}: max |u − f⁻¹(f(u))|/(1+|u|) = {err}"
-            );
+            assert!(err < bound, "{dtype:?} {coupling:?}/{permutation:?}: max |u − f⁻¹(f(u))|/(1+|u|) = {err}");
             // The flow must actually change the vectors, or the check above is vacuous.
             let moved = (z - &u).unwrap().abs().unwrap().max_all().unwrap();
-            assert!(
-                moved
-                    .to_dtype(DType::F64)
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap()
-                    > 0.1
-            );
+            assert!(moved.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() > 0.1);
         }
     }
 }
@@ -109,9 +87,7 @@ fn numerical_log_det(glow: &Glow, u: &[f64]) -> f64 {
     }
     let batch = Tensor::from_vec(rows, (2 * d, d), &Device::Cpu).unwrap();
     let z: Vec<Vec<f64>> = glow.forward(&batch, false).unwrap().0.to_vec2().unwrap();
-    let jacobian = DMatrix::from_fn(d, d, |out, inp| {
-        (z[2 * inp][out] - z[2 * inp + 1][out]) / (2.0 * h)
-    });
+    let jacobian = DMatrix::from_fn(d, d, |out, inp| (z[2 * inp][out] - z[2 * inp + 1][out]) / (2.0 * h));
     jacobian.lu().determinant().abs().ln()
 }
 
@@ -120,8 +96,7 @@ fn log_determinant_matches_numerical_jacobian_for_all_variants() {
     for dims in [12, 11] {
         let data = anisotropic_gaussian(64, dims, dims, 8);
         for (coupling, permutation) in combos() {
-            let glow =
-                randomised_glow(&small_config(coupling, permutation), &data, DType::F64, 0.3);
+            let glow = randomised_glow(&small_config(coupling, permutation), &data, DType::F64, 0.3);
             for row in data.iter().take(3) {
                 let u: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
                 let t = Tensor::from_vec(u.clone(), (1, dims), &Device::Cpu).unwrap();
@@ -131,10 +106,7 @@ fn log_determinant_matches_numerical_jacobian_for_all_variants() {
                     (analytic - numeric).abs() < 1e-6,
                     "d={dims} {coupling:?}/{permutation:?}: analytic {analytic} vs numeric {numeric}"
                 );
-                assert!(
-                    analytic.abs() > 0.1,
-                    "log-det {analytic} is trivially small"
-                );
+                assert!(analytic.abs() > 0.1, "log-det {analytic} is trivially small");
             }
         }
     }
@@ -143,26 +115,15 @@ fn log_determinant_matches_numerical_jacobian_for_all_variants() {
 #[test]
 fn odd_sizes_work_and_too_many_levels_are_rejected() {
     let data = anisotropic_gaussian(200, 7, 7, 1);
-    let config = FlowConfig {
-        levels: 3,
-        epochs: 0.5,
-        ..small_config(CouplingKind::Additive, PermutationKind::Reverse)
-    };
+    let config =
+        FlowConfig { levels: 3, epochs: 0.5, ..small_config(CouplingKind::Additive, PermutationKind::Reverse) };
     // 7 → 4 → 2.
     let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     let z = flow.apply(&encoder("mean"), &data).unwrap();
     assert_eq!(z[0].len(), 7);
     // 5 → 3 → 2 → 1: the fourth level would have a single dimension.
     let data5 = anisotropic_gaussian(50, 5, 5, 1);
-    let err = fit_flow(
-        &data5,
-        &encoder("mean"),
-        &FlowConfig {
-            levels: 4,
-            ..config
-        }, &Silent,
-    )
-    .unwrap_err();
+    let err = fit_flow(&data5, &encoder("mean"), &FlowConfig { levels: 4, ..config }, &Silent).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert!(err.to_string().contains("fewer levels"), "{err}");
 }
@@ -181,11 +142,7 @@ fn gaussian_nll_bits_per_dim(vectors: &[Vec<f32>]) -> f64 {
 fn trained_flow_makes_training_data_near_standard_normal() {
     let data = anisotropic_gaussian(4000, 8, 8, 8);
     // More passes and larger batches than the defaults so that the test converges in seconds.
-    let config = FlowConfig {
-        epochs: 10.0,
-        batch_size: 64,
-        ..FlowConfig::default()
-    };
+    let config = FlowConfig { epochs: 10.0, batch_size: 64, ..FlowConfig::default() };
     let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     let losses = flow.training_losses();
     let head: f64 = losses[..20].iter().sum::<f64>() / 20.0;
@@ -195,12 +152,8 @@ fn trained_flow_makes_training_data_near_standard_normal() {
     // The likelihood reaches the gaussian optimum (~1.14 bits/dim; the first steps are at ~2.25)
     // within 4%: Adam's last iterate at lr 1e-3 sits 0.01–0.03 bits/dim above it, where exactly
     // depending on the CPU's rounding (1.1685 on an AVX2-only CPU; a 2% margin held on AVX-512 ones).
-    let flow_nll = flow
-        .glow
-        .nll_bits_per_dim(&tensor(&data, DType::F32), false)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap() as f64;
+    let flow_nll =
+        flow.glow.nll_bits_per_dim(&tensor(&data, DType::F32), false).unwrap().to_scalar::<f32>().unwrap() as f64;
     let optimum = gaussian_nll_bits_per_dim(&data);
     assert!(
         (flow_nll - optimum).abs() < 0.04 * optimum.abs(),
@@ -214,10 +167,7 @@ fn trained_flow_makes_training_data_near_standard_normal() {
     let err = (&cov - DMatrix::<f64>::identity(8, 8)).amax();
     let (_, raw_cov) = two_pass_moments(&data);
     let raw_err = (raw_cov - DMatrix::<f64>::identity(8, 8)).amax();
-    assert!(
-        raw_err > 4.0,
-        "synthetic data is not anisotropic enough: {raw_err}"
-    );
+    assert!(raw_err > 4.0, "synthetic data is not anisotropic enough: {raw_err}");
     assert!(mean.iter().all(|m| m.abs() < 0.2), "mean {mean:?}");
     assert!(err < 0.2, "max |cov − I| = {err}");
 }
@@ -231,10 +181,7 @@ fn training_is_deterministic_given_the_seed() {
     let c = fit_flow(&data, &encoder("mean"), &FlowConfig { seed: 1, ..config }, &Silent).unwrap();
     assert_eq!(a.training_losses(), b.training_losses());
     assert_eq!(a.id(), b.id());
-    assert_eq!(
-        a.apply(&encoder("mean"), &data).unwrap(),
-        b.apply(&encoder("mean"), &data).unwrap()
-    );
+    assert_eq!(a.apply(&encoder("mean"), &data).unwrap(), b.apply(&encoder("mean"), &data).unwrap());
     assert_ne!(a.id(), c.id());
 }
 
@@ -242,10 +189,7 @@ fn training_is_deterministic_given_the_seed() {
 fn save_load_round_trip_gives_identical_outputs_and_inverse_recovers_input() {
     let data = anisotropic_gaussian(300, 10, 10, 6);
     for (coupling, permutation) in combos() {
-        let config = FlowConfig {
-            epochs: 2.0,
-            ..small_config(coupling, permutation)
-        };
+        let config = FlowConfig { epochs: 2.0, ..small_config(coupling, permutation) };
         let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flow.safetensors");
@@ -269,26 +213,11 @@ fn wrong_encoder_or_dimension_is_an_error() {
     let data = anisotropic_gaussian(100, 8, 8, 3);
     let config = small_config(CouplingKind::Additive, PermutationKind::Reverse);
     let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
-    assert!(matches!(
-        flow.apply(&encoder("cls"), &data),
-        Err(Error::PipelineMismatch { .. })
-    ));
-    assert!(matches!(
-        flow.apply(&encoder("mean"), &[vec![0.0; 9]]),
-        Err(Error::Dimension {
-            expected: 8,
-            found: 9
-        })
-    ));
+    assert!(matches!(flow.apply(&encoder("cls"), &data), Err(Error::PipelineMismatch { .. })));
+    assert!(matches!(flow.apply(&encoder("mean"), &[vec![0.0; 9]]), Err(Error::Dimension { expected: 8, found: 9 })));
     assert!(fit_flow(&[], &encoder("mean"), &config, &Silent).is_err());
-    let bad = FlowConfig {
-        batch_size: 0,
-        ..config
-    };
-    assert!(matches!(
-        fit_flow(&data, &encoder("mean"), &bad, &Silent),
-        Err(Error::InvalidInput(_))
-    ));
+    let bad = FlowConfig { batch_size: 0, ..config };
+    assert!(matches!(fit_flow(&data, &encoder("mean"), &bad, &Silent), Err(Error::InvalidInput(_))));
 }
 
 /// Anisotropic gaussian vectors with two directions of zero variance, as after a LayerNorm:
@@ -337,11 +266,7 @@ fn subspace_drops_exactly_the_directions_without_variance() {
 #[test]
 fn flow_on_vectors_with_null_directions_stays_isotropic_and_round_trips() {
     let data = degenerate_vectors(3000, 8, 13);
-    let config = FlowConfig {
-        epochs: 10.0,
-        batch_size: 64,
-        ..FlowConfig::default()
-    };
+    let config = FlowConfig { epochs: 10.0, batch_size: 64, ..FlowConfig::default() };
     let flow = fit_flow(&data, &encoder("mean"), &config, &Silent).unwrap();
     assert_eq!((flow.input_dims(), flow.output_dims()), (8, 6));
     let z = flow.apply(&encoder("mean"), &data).unwrap();

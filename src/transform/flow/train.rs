@@ -16,9 +16,7 @@ const SMOOTHING: f64 = 0.05;
 
 /// Number of Adam steps `config` takes over `n` vectors.
 pub(crate) fn step_count(n: usize, config: &FlowConfig) -> usize {
-    ((config.epochs * n as f64) / config.batch_size as f64)
-        .ceil()
-        .max(1.0) as usize
+    ((config.epochs * n as f64) / config.batch_size as f64).ceil().max(1.0) as usize
 }
 
 /// Trains `glow` on `data` (n × d, f32); returns the loss (bits/dim) of every step.
@@ -32,12 +30,7 @@ pub(crate) fn train(glow: &Glow, data: &Tensor, config: &FlowConfig, progress: &
     let init_batch = rows(data, &order[..init_rows])?;
     glow.forward(&init_batch, true)?;
 
-    let trainable = glow
-        .params()
-        .into_iter()
-        .filter(|p| p.trainable)
-        .map(|p| p.var)
-        .collect();
+    let trainable = glow.params().into_iter().filter(|p| p.trainable).map(|p| p.var).collect();
     let mut adam = Adam::new(trainable, config.learning_rate);
 
     let steps = step_count(n, config);

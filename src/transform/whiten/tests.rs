@@ -20,11 +20,7 @@ fn streaming_moments_equal_two_pass_moments() {
         assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
     }
     let scale = cov2.amax();
-    assert!(
-        (&cov - &cov2).amax() < 1e-12 * scale,
-        "{}",
-        (&cov - &cov2).amax()
-    );
+    assert!((&cov - &cov2).amax() < 1e-12 * scale, "{}", (&cov - &cov2).amax());
 }
 
 #[test]
@@ -49,9 +45,7 @@ fn known_spectrum(n: usize, seed: u64) -> (Vec<Vec<f32>>, DMatrix<f64>) {
     let data = (0..n)
         .map(|_| {
             let latent: Vec<f64> = scales.iter().map(|s| s * g.sample()).collect();
-            (0..d)
-                .map(|i| (5.0 + (0..d).map(|j| q[(i, j)] * latent[j]).sum::<f64>()) as f32)
-                .collect()
+            (0..d).map(|i| (5.0 + (0..d).map(|j| q[(i, j)] * latent[j]).sum::<f64>()) as f32).collect()
         })
         .collect();
     (data, q)
@@ -71,16 +65,10 @@ fn reduction_keeps_the_top_variance_directions() {
         col /= norm;
     }
     let overlap = (directions.transpose() * q.columns(0, k)).norm_squared();
-    assert!(
-        (overlap - k as f64).abs() < 0.01,
-        "subspace overlap {overlap} of {k}"
-    );
+    assert!((overlap - k as f64).abs() < 0.01, "subspace overlap {overlap} of {k}");
     // Eigenvalues ≈ the true variances 100, 64, 36 (sampling error ~1-2%).
     for (got, want) in w.eigenvalues().iter().zip([100.0, 64.0, 36.0]) {
-        assert!(
-            (got / want - 1.0).abs() < 0.05,
-            "eigenvalue {got} vs {want}"
-        );
+        assert!((got / want - 1.0).abs() < 0.05, "eigenvalue {got} vs {want}");
     }
     let out = w.apply(&encoder("mean"), &data).unwrap();
     let (_, cov) = two_pass_moments(&out);
@@ -110,26 +98,11 @@ fn degenerate_covariance_keeps_the_rank_and_rejects_a_larger_k() {
 #[test]
 fn wrong_dimension_and_non_finite_input_are_errors() {
     let mut acc = WhiteningAccumulator::new(encoder("mean"), 4);
-    assert!(matches!(
-        acc.push(&[1.0, 2.0, 3.0]),
-        Err(Error::Dimension {
-            expected: 4,
-            found: 3
-        })
-    ));
-    assert!(matches!(
-        acc.push(&[1.0, f32::NAN, 3.0, 4.0]),
-        Err(Error::InvalidInput(_))
-    ));
+    assert!(matches!(acc.push(&[1.0, 2.0, 3.0]), Err(Error::Dimension { expected: 4, found: 3 })));
+    assert!(matches!(acc.push(&[1.0, f32::NAN, 3.0, 4.0]), Err(Error::InvalidInput(_))));
     let data = anisotropic_gaussian(100, 4, 4, 2);
     let w = fit_whitening(&data, &encoder("mean"), None).unwrap();
-    assert!(matches!(
-        w.apply(&encoder("mean"), &[vec![0.0; 5]]),
-        Err(Error::Dimension {
-            expected: 4,
-            found: 5
-        })
-    ));
+    assert!(matches!(w.apply(&encoder("mean"), &[vec![0.0; 5]]), Err(Error::Dimension { expected: 4, found: 5 })));
 }
 
 #[test]
@@ -156,8 +129,5 @@ fn save_load_round_trip_gives_identical_outputs() {
     let loaded = Whitening::load(&path).unwrap();
     assert_eq!(loaded.id(), w.id());
     assert_eq!(loaded.encoder(), w.encoder());
-    assert_eq!(
-        loaded.apply(&encoder("mean"), &data).unwrap(),
-        w.apply(&encoder("mean"), &data).unwrap()
-    );
+    assert_eq!(loaded.apply(&encoder("mean"), &data).unwrap(), w.apply(&encoder("mean"), &data).unwrap());
 }

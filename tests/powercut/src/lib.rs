@@ -161,7 +161,14 @@ impl State {
         Ok(())
     }
 
-    fn rename(&mut self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: RenameFlags) -> Result<(), Errno> {
+    fn rename(
+        &mut self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
         let ino = self.child(parent, name)?;
         let target = match self.child(newparent, newname) {
             Ok(t) => Some(t),
@@ -481,10 +488,8 @@ impl Filesystem for Handler {
             Err(e) => return reply.error(e),
         };
         let Some(n) = st.nodes.get(&ino.0) else { return reply.error(Errno::ENOENT) };
-        let mut all: Vec<(u64, FileType, OsString)> = vec![
-            (ino.0, FileType::Directory, ".".into()),
-            (ino.0, FileType::Directory, "..".into()),
-        ];
+        let mut all: Vec<(u64, FileType, OsString)> =
+            vec![(ino.0, FileType::Directory, ".".into()), (ino.0, FileType::Directory, "..".into())];
         for (name, c) in &n.entries {
             let kind = if st.nodes.get(c).is_some_and(|c| c.dir) { FileType::Directory } else { FileType::RegularFile };
             all.push((*c, kind, name.clone()));
@@ -581,7 +586,11 @@ pub struct PowerCutFs {
 impl PowerCutFs {
     /// Mounts an empty file system on `mountpoint` (an existing empty folder).
     pub fn mount(mountpoint: &Path) -> io::Result<PowerCutFs> {
-        let mut fs = PowerCutFs { state: Shared(Arc::new(Mutex::new(State::new()))), mountpoint: mountpoint.to_path_buf(), session: None };
+        let mut fs = PowerCutFs {
+            state: Shared(Arc::new(Mutex::new(State::new()))),
+            mountpoint: mountpoint.to_path_buf(),
+            session: None,
+        };
         fs.session = Some(fs.spawn()?);
         Ok(fs)
     }
@@ -603,7 +612,10 @@ impl PowerCutFs {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(io::Error::other(format!("{open} files still open on {} after {wait:?}", self.mountpoint.display())));
+                return Err(io::Error::other(format!(
+                    "{open} files still open on {} after {wait:?}",
+                    self.mountpoint.display()
+                )));
             }
             std::thread::sleep(Duration::from_millis(10));
         }

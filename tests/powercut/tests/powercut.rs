@@ -11,7 +11,7 @@
 //!
 //! The child is this test binary re-run with `ISOVEC_POWERCUT_CHILD=<store dir>`; it prints
 //! `begin <op>` before each write and `ack <op>` once the write has returned. Cuts: 12 by
-//! default, `ISOVEC_POWERCUT_CUTS` (CI runs 100, `scripts/soak.sh` more). With
+//! default, `ISOVEC_POWERCUT_CUTS` (CI runs 20, `scripts/soak.sh` more). With
 //! `ISOVEC_POWERCUT_DURABILITY=flush` the child writes with `Durability::Flush` (sled's flush
 //! alone, isovec's behaviour before fsync), which this test shows to lose documents.
 //!
@@ -43,7 +43,7 @@ const COMMON: &str = "powercut";
 
 /// Whether version `ver` of a document has a text over 128 KiB (sled's blob threshold).
 fn is_big(ver: u64) -> bool {
-    ver % 6 == 0
+    ver.is_multiple_of(6)
 }
 
 /// The text of version `ver` of `id`: a word of its own (`w<ver>`), then filler.
@@ -186,7 +186,8 @@ fn check(
     let mut f = Faults::default();
     let stored_ids: HashSet<String> = c.ids().expect("ids").into_iter().collect();
     let mut got: HashMap<String, Option<Doc>> = HashMap::new();
-    let mut get = |id: &str| -> Option<Doc> { got.entry(id.to_string()).or_insert_with(|| c.get(id).expect("get")).clone() };
+    let mut get =
+        |id: &str| -> Option<Doc> { got.entry(id.to_string()).or_insert_with(|| c.get(id).expect("get")).clone() };
     // The write in flight: all of it or none of it.
     if let Some(op) = in_flight {
         let items = parse_op(op);
@@ -271,10 +272,9 @@ fn check(
         let by_vector = top(c.search(&vector_of(ver), &SearchParams::k(1)).expect("dense"));
         let by_word =
             top(c.search_lexical(&word, &SearchParams::k(1).with_mode(SearchMode::Lexical)).expect("lexical"));
-        let by_both = top(
-            c.search_hybrid(&vector_of(ver), &word, &SearchParams::k(1).with_mode(SearchMode::Hybrid))
-                .expect("hybrid"),
-        );
+        let by_both = top(c
+            .search_hybrid(&vector_of(ver), &word, &SearchParams::k(1).with_mode(SearchMode::Hybrid))
+            .expect("hybrid"));
         for (mode, hit) in [("dense", by_vector), ("lexical", by_word), ("hybrid", by_both)] {
             if hit.as_deref() != Some(id.as_str()) {
                 f.unsearchable.push(format!("{id} (not first by {mode}: {hit:?})"));
@@ -320,7 +320,10 @@ fn acknowledged_writes_survive_power_cuts() {
     let mounted = match fuse_missing() {
         Some(why) => Err(why),
         None => PowerCutFs::mount(mnt.path()).map_err(|e| {
-            format!("mounting a FUSE file system on {} failed: {e} (it needs root, /dev/fuse and the fuse3 package)", mnt.path().display())
+            format!(
+                "mounting a FUSE file system on {} failed: {e} (it needs root, /dev/fuse and the fuse3 package)",
+                mnt.path().display()
+            )
         }),
     };
     let mut fs = match mounted {

@@ -45,7 +45,11 @@ pub fn load_extension() -> rusqlite::Connection {
 /// Loads the extension into a new connection with the environment variable `var` set to `value`
 /// (the extension reads its settings when it is loaded), then sets it to `after`. Loads through
 /// this function take turns, so that each sees the value it set.
-pub fn load_with_env(var: &str, value: impl AsRef<std::ffi::OsStr>, after: impl AsRef<std::ffi::OsStr>) -> rusqlite::Result<rusqlite::Connection> {
+pub fn load_with_env(
+    var: &str,
+    value: impl AsRef<std::ffi::OsStr>,
+    after: impl AsRef<std::ffi::OsStr>,
+) -> rusqlite::Result<rusqlite::Connection> {
     static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let ext = extension().unwrap_or_else(|e| panic!("{e}"));
     let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,7 +76,9 @@ pub fn error_of(db: &rusqlite::Connection, sql: &str) -> String {
 pub fn isovec_cli() -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build(&["-p", "isovec", "--bin", "isovec"], &format!("isovec{}", std::env::consts::EXE_SUFFIX), None))
+        .get_or_init(|| {
+            build(&["-p", "isovec", "--bin", "isovec"], &format!("isovec{}", std::env::consts::EXE_SUFFIX), None)
+        })
         .clone()
 }
 
@@ -116,7 +122,10 @@ pub fn default_model() -> Option<PathBuf> {
                     .map(|c| c.join("isovec"))
             });
             let Some(cache) = cache else {
-                return missing("no ISOVEC_HOME, XDG_CACHE_HOME or HOME to find the default model in", "set ISOVEC_MODEL to a model folder");
+                return missing(
+                    "no ISOVEC_HOME, XDG_CACHE_HOME or HOME to find the default model in",
+                    "set ISOVEC_MODEL to a model folder",
+                );
             };
             cache.join("models").join("all-MiniLM-L6-v2")
         }

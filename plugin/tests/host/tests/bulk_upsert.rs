@@ -30,8 +30,11 @@ fn load_corpus(db: &Connection) -> usize {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let doc: Json = serde_json::from_str(line).unwrap();
         let meta = (!doc["metadata"].is_null()).then(|| doc["metadata"].to_string());
-        db.execute("INSERT INTO docs VALUES (?1, ?2, ?3)", params![doc["id"].as_str().unwrap(), doc["text"].as_str().unwrap(), meta])
-            .unwrap();
+        db.execute(
+            "INSERT INTO docs VALUES (?1, ?2, ?3)",
+            params![doc["id"].as_str().unwrap(), doc["text"].as_str().unwrap(), meta],
+        )
+        .unwrap();
         n += 1;
     }
     n
@@ -41,7 +44,11 @@ fn load_corpus(db: &Connection) -> usize {
 fn load_ten(db: &Connection) {
     db.execute_batch("CREATE TABLE docs(id INTEGER PRIMARY KEY, body TEXT NOT NULL)").unwrap();
     for i in 1..=10 {
-        db.execute("INSERT INTO docs VALUES (?1, ?2)", params![i, format!("Document {i} is about the number {i} and its uses.")]).unwrap();
+        db.execute(
+            "INSERT INTO docs VALUES (?1, ?2)",
+            params![i, format!("Document {i} is about the number {i} and its uses.")],
+        )
+        .unwrap();
     }
 }
 
@@ -98,8 +105,15 @@ fn the_store_equals_isovec_index_on_the_same_documents() {
         .unwrap();
     assert!(out.status.success(), "isovec index failed: {}", String::from_utf8_lossy(&out.stderr));
     let (cli, sql) = (cli_store.to_str().unwrap(), sql_store.to_str().unwrap());
-    let got = report(&db, "SELECT isovec_upsert_all(?1, 'docs', id, body, meta, 100) FROM (SELECT * FROM docs ORDER BY rowid)", sql);
-    assert_eq!(got, serde_json::json!({"rows": 250, "inserted": 250, "replaced": 0, "duplicate_ids": [], "truncated": 0, "batches": 3}));
+    let got = report(
+        &db,
+        "SELECT isovec_upsert_all(?1, 'docs', id, body, meta, 100) FROM (SELECT * FROM docs ORDER BY rowid)",
+        sql,
+    );
+    assert_eq!(
+        got,
+        serde_json::json!({"rows": 250, "inserted": 250, "replaced": 0, "duplicate_ids": [], "truncated": 0, "batches": 3})
+    );
 
     // The same collection: documents, vectors, pipeline, sequence numbers.
     let stats = |store: &str| -> Json {
@@ -119,7 +133,13 @@ fn the_store_equals_isovec_index_on_the_same_documents() {
         b.sort_by(|x, y| x.0.cmp(&y.0));
         for (x, y) in a.iter().zip(&b) {
             assert_eq!((&x.0, &x.2, &x.3), (&y.0, &y.2, &y.3), "{query}: document, text and metadata");
-            assert!((x.1 - y.1).abs() < 1e-5, "{query}: document {} scores {} (isovec index) and {} (SQL)", x.0, x.1, y.1);
+            assert!(
+                (x.1 - y.1).abs() < 1e-5,
+                "{query}: document {} scores {} (isovec index) and {} (SQL)",
+                x.0,
+                x.1,
+                y.1
+            );
         }
     }
 }
@@ -133,13 +153,23 @@ fn a_bad_row_keeps_the_batches_before_it_and_says_so() {
         format!("SELECT isovec_upsert_all('{q}', 'docs', id, {text}, NULL, 4) FROM (SELECT * FROM docs ORDER BY id)")
     };
     let msg = error_of(&db, &sql("CASE WHEN id = 7 THEN NULL ELSE body END"));
-    for part in ["isovec_upsert_all: the text is NULL", "stopped at row 7", "rows 1–4 were written (1 durable batch)", "rows 5–7 and any after were not written"] {
+    for part in [
+        "isovec_upsert_all: the text is NULL",
+        "stopped at row 7",
+        "rows 1–4 were written (1 durable batch)",
+        "rows 5–7 and any after were not written",
+    ] {
         assert!(msg.contains(part), "expected {part:?} in: {msg}");
     }
     assert_eq!(ids_in(&db, s, "docs"), [1, 2, 3, 4]);
     // An empty text is found when its batch (rows 5–8) is encoded: that whole batch is not written.
     let msg = error_of(&db, &sql("CASE WHEN id = 6 THEN '  ' ELSE body END"));
-    for part in ["document \"6\" has an empty text", "stopped at row 8", "rows 1–4 were written", "rows 5–8 and any after were not written"] {
+    for part in [
+        "document \"6\" has an empty text",
+        "stopped at row 8",
+        "rows 1–4 were written",
+        "rows 5–8 and any after were not written",
+    ] {
         assert!(msg.contains(part), "expected {part:?} in: {msg}");
     }
     assert_eq!(ids_in(&db, s, "docs"), [1, 2, 3, 4]);
@@ -148,7 +178,10 @@ fn a_bad_row_keeps_the_batches_before_it_and_says_so() {
     assert!(msg.contains("must be a JSON object") && msg.contains("stopped at row 1: no rows were written"), "{msg}");
     // Fixed, run again: the first four are replaced.
     let got = report(&db, "SELECT isovec_upsert_all(?1, 'docs', id, body, NULL, 4) FROM docs", s);
-    assert_eq!((got["rows"].as_u64(), got["inserted"].as_u64(), got["replaced"].as_u64(), got["batches"].as_u64()), (Some(10), Some(6), Some(4), Some(3)));
+    assert_eq!(
+        (got["rows"].as_u64(), got["inserted"].as_u64(), got["replaced"].as_u64(), got["batches"].as_u64()),
+        (Some(10), Some(6), Some(4), Some(3))
+    );
     assert_eq!(ids_in(&db, s, "docs"), (1..=10).collect::<Vec<_>>());
 }
 
@@ -162,7 +195,10 @@ fn arguments_groups_and_no_rows() {
     assert!(!st.exists(), "a statement without rows created the store");
     // One statement, one collection; GROUP BY makes one aggregate per group.
     let msg = error_of(&db, &format!("SELECT isovec_upsert_all('{q}', 'c' || (id % 2), id, body) FROM docs"));
-    assert!(msg.contains("the target changed") && msg.contains("GROUP BY") && msg.contains("stopped at row 2"), "{msg}");
+    assert!(
+        msg.contains("the target changed") && msg.contains("GROUP BY") && msg.contains("stopped at row 2"),
+        "{msg}"
+    );
     let groups: Vec<(String, String)> = db
         .prepare(&format!(
             "SELECT c, isovec_upsert_all('{q}', c, id, body) FROM (SELECT *, CASE WHEN id % 2 THEN 'odd' ELSE 'even' END AS c FROM docs) GROUP BY c ORDER BY c"

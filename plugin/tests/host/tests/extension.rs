@@ -16,7 +16,11 @@ fn connect() -> Option<Connection> {
 
 /// A few documents with integer ids, as a host application would have them.
 const DOCS: &[(i64, &str, &str)] = &[
-    (1, "Vaccines train the immune system to recognise a virus before an infection.", r#"{"topic": "health", "year": 2021}"#),
+    (
+        1,
+        "Vaccines train the immune system to recognise a virus before an infection.",
+        r#"{"topic": "health", "year": 2021}"#,
+    ),
     (2, "The rover drilled into a red rock and found traces of ancient water.", r#"{"topic": "space", "year": 2002}"#),
     (3, "Whales sing long songs that travel for miles under the sea.", r#"{"topic": "ocean", "year": 2015}"#),
     (4, "Knead the bread dough and let it rise for an hour.", r#"{"topic": "cooking", "year": 2019}"#),
@@ -30,7 +34,9 @@ fn load_docs(db: &Connection, store: &Path) {
         db.execute("INSERT INTO docs VALUES (?1, ?2, ?3)", params![id, body, meta]).unwrap();
     }
     let inserted: i64 = db
-        .query_row("SELECT sum(isovec_upsert(?1, 'docs', id, body, meta)) FROM docs", [store.to_str().unwrap()], |r| r.get(0))
+        .query_row("SELECT sum(isovec_upsert(?1, 'docs', id, body, meta)) FROM docs", [store.to_str().unwrap()], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(inserted, DOCS.len() as i64, "every document is new");
 }
@@ -74,9 +80,11 @@ fn embed_cosine_and_dims() {
     assert_eq!(same, 1);
     // Another pooling is another pipeline.
     let cls_differs: i64 = db
-        .query_row("SELECT isovec_embed('x') <> isovec_embed('x', 'model:' || ?1 || '#first_last_avg')", [model.to_str().unwrap()], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT isovec_embed('x') <> isovec_embed('x', 'model:' || ?1 || '#first_last_avg')",
+            [model.to_str().unwrap()],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(cls_differs, 1);
     let null: Option<Vec<u8>> = db.query_row("SELECT isovec_embed(NULL)", [], |r| r.get(0)).unwrap();
@@ -91,7 +99,8 @@ fn upsert_search_join_delete() {
     let st = store.to_str().unwrap();
     load_docs(&db, &store);
     // Upserting again replaces: 0 new.
-    let again: i64 = db.query_row("SELECT sum(isovec_upsert(?1, 'docs', id, body, meta)) FROM docs", [st], |r| r.get(0)).unwrap();
+    let again: i64 =
+        db.query_row("SELECT sum(isovec_upsert(?1, 'docs', id, body, meta)) FROM docs", [st], |r| r.get(0)).unwrap();
     assert_eq!(again, 0);
 
     // Search joined with the host's table (integer ids meet the TEXT id column).
@@ -119,7 +128,8 @@ fn upsert_search_join_delete() {
     assert!(rows[0].3.contains("\"topic\":\"health\""), "metadata comes back as JSON: {}", rows[0].3);
 
     // Defaults (k = 10 → all 6) and a filter in both forms.
-    let n: i64 = db.query_row("SELECT count(*) FROM isovec_search(?1, 'docs', 'anything')", [st], |r| r.get(0)).unwrap();
+    let n: i64 =
+        db.query_row("SELECT count(*) FROM isovec_search(?1, 'docs', 'anything')", [st], |r| r.get(0)).unwrap();
     assert_eq!(n, DOCS.len() as i64);
     for filter in ["topic=health AND year>=2015", r#"{"topic": "health", "year": {"gte": 2015}}"#] {
         let ids: Vec<String> = db
@@ -153,7 +163,8 @@ fn upsert_search_join_delete() {
     // Closing lets go of the store; the next call reopens it from disk with the same content.
     let closed: i64 = db.query_row("SELECT isovec_close(?1)", [st], |r| r.get(0)).unwrap();
     assert_eq!(closed, 1);
-    let n: i64 = db.query_row("SELECT count(*) FROM isovec_search(?1, 'docs', 'anything', 100)", [st], |r| r.get(0)).unwrap();
+    let n: i64 =
+        db.query_row("SELECT count(*) FROM isovec_search(?1, 'docs', 'anything', 100)", [st], |r| r.get(0)).unwrap();
     assert_eq!(n, DOCS.len() as i64 - 1);
 }
 
@@ -187,14 +198,21 @@ fn errors_are_sql_errors() {
         (format!("SELECT isovec_upsert('{st}', 'docs', NULL, 'text')"), "the id is NULL"),
         (format!("SELECT isovec_upsert('{st}', 'docs', 'z', x'00')"), "must be TEXT"),
         (format!("SELECT isovec_upsert('{st}', 'docs', 'z', '  ')"), "empty text"),
-        (format!("SELECT isovec_collection('{st}', 'docs', 'model:{}#cls_before_pooler')", default_model().unwrap().display()), "pipeline mismatch"),
+        (
+            format!(
+                "SELECT isovec_collection('{st}', 'docs', 'model:{}#cls_before_pooler')",
+                default_model().unwrap().display()
+            ),
+            "pipeline mismatch",
+        ),
     ];
     for (sql, expected) in &cases {
         let msg = error_of(&db, sql);
         assert!(msg.contains(expected), "{sql}\n  gave: {msg}\n  expected it to mention: {expected}");
     }
     // Nothing above broke the connection or the store.
-    let n: i64 = db.query_row(&format!("SELECT count(*) FROM isovec_search('{st}', 'docs', 'q')"), [], |r| r.get(0)).unwrap();
+    let n: i64 =
+        db.query_row(&format!("SELECT count(*) FROM isovec_search('{st}', 'docs', 'q')"), [], |r| r.get(0)).unwrap();
     assert_eq!(n, DOCS.len() as i64);
 }
 
@@ -225,7 +243,9 @@ fn a_damaged_stored_config_is_an_sql_error_and_the_host_survives() {
     let db = load_extension();
     let dir = tempfile::tempdir().unwrap();
     // hnsw_rs 0.3 exits the process on m > 256; the others loop, panic or exhaust memory.
-    for (i, (field, value)) in [("m", 10_000), ("m", 0), ("ef_construction", 0), ("ef_search", u64::MAX)].into_iter().enumerate() {
+    for (i, (field, value)) in
+        [("m", 10_000), ("m", 0), ("ef_construction", 0), ("ef_search", u64::MAX)].into_iter().enumerate()
+    {
         let store = dir.path().join(format!("st{i}"));
         damaged_store(&store, field, value);
         let st = store.to_str().unwrap().replace('\'', "''");
@@ -263,21 +283,30 @@ fn lexical_and_hybrid_modes() {
     // Hybrid: the dense and the lexical evidence both count; a convex fusion with all weight on
     // the dense side ranks as the dense search does.
     let dense = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6)", &[st]);
-    let hybrid = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid')", &[st]);
+    let hybrid =
+        ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid')", &[st]);
     let mut top2: Vec<&str> = hybrid.iter().take(2).map(|r| r.0.as_str()).collect();
     top2.sort();
     assert_eq!(top2, ["1", "5"], "the documents with the word and the meaning: {hybrid:?}");
-    let all_dense = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid:convex=1')", &[st]);
+    let all_dense = ids(
+        "SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid:convex=1')",
+        &[st],
+    );
     let order = |r: &[(String, f64)]| r.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     assert_eq!(order(&all_dense), order(&dense));
-    let rrf = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid:rrf')", &[st]);
+    let rrf =
+        ids("SELECT id, score FROM isovec_search(?1, 'docs', 'how do vaccines work', 6, NULL, 'hybrid:rrf')", &[st]);
     // Documents 1 and 5 are first and second in the two rankings, in opposite orders.
     assert!((rrf[0].1 - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6 && (rrf[1].1 - rrf[0].1).abs() < 1e-9, "{rrf:?}");
     // Filters apply in every mode.
     let filtered = ids("SELECT id, score FROM isovec_search(?1, 'docs', 'vaccines', 5, 'year<2015', 'hybrid')", &[st]);
     assert_eq!(order(&filtered), ["5", "2"], "only the documents before 2015");
     let st = st.replace('\'', "''");
-    for (mode, want) in [("semantic", "use 'dense', 'lexical', 'hybrid'"), ("lexical:rrf", "only a hybrid"), ("hybrid:convex=3", "[0, 1]")] {
+    for (mode, want) in [
+        ("semantic", "use 'dense', 'lexical', 'hybrid'"),
+        ("lexical:rrf", "only a hybrid"),
+        ("hybrid:convex=3", "[0, 1]"),
+    ] {
         let msg = error_of(&db, &format!("SELECT * FROM isovec_search('{st}', 'docs', 'q', 5, NULL, '{mode}')"));
         assert!(msg.contains(want), "{mode}: {msg}");
     }

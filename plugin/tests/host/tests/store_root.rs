@@ -82,10 +82,13 @@ fn stores_inside_the_root_open() {
         return;
     }
     let st = quoted(&root().join("sub/../st"));
-    let new: i64 = db.query_row(&format!("SELECT isovec_upsert('{st}', 'docs', 'a', 'whales sing')"), [], |r| r.get(0)).unwrap();
+    let new: i64 =
+        db.query_row(&format!("SELECT isovec_upsert('{st}', 'docs', 'a', 'whales sing')"), [], |r| r.get(0)).unwrap();
     assert_eq!(new, 1);
     assert!(root().join("st").join("isovec-store.json").is_file());
-    let id: String = db.query_row(&format!("SELECT id FROM isovec_search('{st}', 'docs', 'songs of whales', 1)"), [], |r| r.get(0)).unwrap();
+    let id: String = db
+        .query_row(&format!("SELECT id FROM isovec_search('{st}', 'docs', 'songs of whales', 1)"), [], |r| r.get(0))
+        .unwrap();
     assert_eq!(id, "a");
 }
 
@@ -106,7 +109,8 @@ fn only_functions_of_their_arguments_are_deterministic() {
     // SQLITE_DETERMINISTIC, as pragma function_list reports it.
     const DETERMINISTIC: i64 = 0x800;
     let mut stmt = db.prepare("SELECT name, narg, flags FROM pragma_function_list WHERE name LIKE 'isovec%'").unwrap();
-    let rows: Vec<(String, i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(String, i64, i64)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
     let deterministic = |name: &str| -> Vec<bool> {
         let flags: Vec<bool> = rows.iter().filter(|r| r.0 == name).map(|r| r.2 & DETERMINISTIC != 0).collect();
         assert!(!flags.is_empty(), "{name} is not registered: {rows:?}");
