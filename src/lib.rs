@@ -40,16 +40,16 @@
 //!     .iter()
 //!     .map(|(id, text, year)| TextDoc { id: id.to_string(), text: text.to_string(), metadata: serde_json::json!({ "year": year }) })
 //!     .collect();
-//! docs.add_texts(&pipeline, &batch)?;
+//! docs.add_texts_with(&pipeline, &batch)?;
 //!
 //! // Search by text: a document's own text finds it first.
-//! let hits = docs.search_text(&pipeline, "the cat sat on the mat", &SearchParams::k(3))?;
+//! let hits = docs.search_text_with(&pipeline, "the cat sat on the mat", &SearchParams::k(3))?;
 //! assert_eq!(hits[0].id, "d1");
 //! assert!((hits[0].score - 1.0).abs() < 1e-4);
 //!
 //! // Filter by metadata (the expression form; JSON works too).
 //! let recent: Filter = "year >= 2020".parse()?;
-//! let hits = docs.search_text(&pipeline, "the city at night", &SearchParams::k(10).with_filter(recent))?;
+//! let hits = docs.search_text_with(&pipeline, "the city at night", &SearchParams::k(10).with_filter(recent))?;
 //! let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
 //! ids.sort();
 //! assert_eq!(ids, ["d2", "d3", "d5", "d6"]);
@@ -94,4 +94,7 @@ pub mod user_file;
 pub mod vector;
 
 pub use error::{Error, Result};
-pub use pipeline::{Embedded, Embedder, EncoderId, Pipeline, PipelineId, TokenSpans, TransformId};
+pub use pipeline::{
+    Embedded, Embedder, EncoderId, Pipeline, PipelineId, PipelineRequest, PipelineSpec, Prefixes, TokenSpans,
+    TransformChoice, TransformId,
+};

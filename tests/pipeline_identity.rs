@@ -192,7 +192,7 @@ fn assert_same_vectors_and_search(collection: &Collection, pipeline: &Pipeline) 
         let fresh = pipeline.embed(&[text]).unwrap().remove(0);
         let diff = fresh.iter().zip(&stored[id]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff < 1e-5, "{id}: stored and recomputed vectors differ by {diff}");
-        let hits = collection.search_text(pipeline, text, &SearchParams::k(DOCS.len())).unwrap();
+        let hits = collection.search_text_with(pipeline, text, &SearchParams::k(DOCS.len())).unwrap();
         assert_eq!(hits.len(), DOCS.len());
         for hit in &hits {
             let expected = cosine(&fresh, &stored[hit.id.as_str()]);
@@ -233,10 +233,13 @@ fn a_store_written_before_content_ids_opens_and_searches() {
         let same = store.get_or_create_collection(name, config).unwrap();
         let doc =
             TextDoc { id: "new".into(), text: "the dog sat on the mat".into(), metadata: serde_json::Value::Null };
-        assert_eq!(same.add_texts(pipeline, &[doc]).unwrap().inserted, 1);
+        assert_eq!(same.add_texts_with(pipeline, &[doc]).unwrap().inserted, 1);
         let written = same.get("new").unwrap().expect("the new document is stored").vector;
         assert_eq!(written, pipeline.embed(&["the dog sat on the mat"]).unwrap()[0]);
-        assert_eq!(same.search_text(pipeline, "the dog sat on the mat", &SearchParams::k(1)).unwrap()[0].id, "new");
+        assert_eq!(
+            same.search_text_with(pipeline, "the dog sat on the mat", &SearchParams::k(1)).unwrap()[0].id,
+            "new"
+        );
     }
     // A model with other weights is still refused.
     let other = tmp.path().join("other-weights");

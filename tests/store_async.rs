@@ -95,7 +95,8 @@ fn concurrent_text_queries_are_batched_and_answered() {
         let hybrid = SearchParams::k(3).with_mode(SearchMode::Hybrid);
         let hits = api.search_text("default", "tulips tulips", hybrid.clone()).await.unwrap();
         assert_eq!(hits[0].id, "d6");
-        let direct = store.collection("default").unwrap().search_text(&emb.inner, "tulips tulips", &hybrid).unwrap();
+        let direct =
+            store.collection("default").unwrap().search_text_with(&emb.inner, "tulips tulips", &hybrid).unwrap();
         assert_eq!(hits, direct, "the async hybrid search equals the direct one");
         assert!(api.search_text("missing", "x", SearchParams::k(1)).await.is_err());
         assert!(api.search_text("default", "   ", SearchParams::k(1)).await.is_err());

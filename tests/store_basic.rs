@@ -231,11 +231,11 @@ fn text_search_and_bad_input() {
         },
         TextDoc { id: "a".into(), text: "a cat chased the mouse".into(), metadata: json!({"topic": "pets"}) },
     ];
-    let report = c.add_texts(&emb, &docs).unwrap();
+    let report = c.add_texts_with(&emb, &docs).unwrap();
     assert_eq!(report.duplicate_ids, vec!["a".to_string()]);
     assert_eq!((report.inserted, report.replaced), (2, 0));
     assert_eq!(c.get("a").unwrap().unwrap().text, "a cat chased the mouse");
-    let hits = c.search_text(&emb, "markets today", &SearchParams::k(1)).unwrap();
+    let hits = c.search_text_with(&emb, "markets today", &SearchParams::k(1)).unwrap();
     assert_eq!(hits[0].id, "b");
 
     // Wrong dimension, for documents and queries.
@@ -251,11 +251,11 @@ fn text_search_and_bad_input() {
     assert!(c.get("ok").unwrap().is_none());
     // Empty text.
     let empty = [TextDoc { id: "e".into(), text: "  ".into(), metadata: json!(null) }];
-    let err = c.add_texts(&emb, &empty).unwrap_err().to_string();
+    let err = c.add_texts_with(&emb, &empty).unwrap_err().to_string();
     assert!(err.contains("\"e\"") && err.contains("empty"), "{err}");
     // Another pipeline names both.
     let other = BagOfWords::named("other-model", 64);
-    let err = c.search_text(&other, "cat", &SearchParams::k(1)).unwrap_err();
+    let err = c.search_text_with(&other, "cat", &SearchParams::k(1)).unwrap_err();
     assert!(matches!(err, Error::PipelineMismatch { .. }));
     let msg = err.to_string();
     assert!(msg.contains("test-bag-of-words") && msg.contains("other-model"), "{msg}");

@@ -33,9 +33,9 @@ fn index_search_delete_compact_the_fixture_corpus() {
         passage_tokens: None,
         passage_stride: None,
     };
-    store_cmds::index(&index, emb.clone()).unwrap();
+    store_cmds::index(&index, &Default::default(), &|_| Ok(emb.clone())).unwrap();
     // Indexing twice is idempotent.
-    store_cmds::index(&index, emb.clone()).unwrap();
+    store_cmds::index(&index, &Default::default(), &|_| Ok(emb.clone())).unwrap();
     let search = SearchArgs {
         target: target(&store_dir),
         k: 3,
@@ -48,19 +48,32 @@ fn index_search_delete_compact_the_fixture_corpus() {
         json: true,
         query: vec!["whales".into(), "sing".into()],
     };
-    let load = || Ok(emb.clone());
-    store_cmds::search(&search, &load).unwrap();
-    store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(0.3), ..search.clone() }, &load).unwrap();
+    let load = |_: Option<&isovec::store::Collection>| Ok(emb.clone());
+    store_cmds::search(&search, &Default::default(), &load).unwrap();
+    store_cmds::search(
+        &SearchArgs { mode: "hybrid".into(), alpha: Some(0.3), ..search.clone() },
+        &Default::default(),
+        &load,
+    )
+    .unwrap();
     // A lexical search loads no model.
-    let no_model =
-        || -> anyhow::Result<Arc<dyn Embedder>> { anyhow::bail!("the lexical search tried to load a model") };
-    store_cmds::search(&SearchArgs { mode: "lexical".into(), ..search.clone() }, &no_model).unwrap();
+    let no_model = |_: Option<&isovec::store::Collection>| -> anyhow::Result<Arc<dyn Embedder>> {
+        anyhow::bail!("the lexical search tried to load a model")
+    };
+    store_cmds::search(&SearchArgs { mode: "lexical".into(), ..search.clone() }, &Default::default(), &no_model)
+        .unwrap();
     // Options that only shape a hybrid search, or a bad weight, are refused.
-    let err = store_cmds::search(&SearchArgs { alpha: Some(0.3), ..search.clone() }, &load).unwrap_err().to_string();
-    assert!(err.contains("--mode hybrid"), "{err}");
-    let err = store_cmds::search(&SearchArgs { mode: "hybrid".into(), alpha: Some(2.0), ..search.clone() }, &load)
+    let err = store_cmds::search(&SearchArgs { alpha: Some(0.3), ..search.clone() }, &Default::default(), &load)
         .unwrap_err()
         .to_string();
+    assert!(err.contains("--mode hybrid"), "{err}");
+    let err = store_cmds::search(
+        &SearchArgs { mode: "hybrid".into(), alpha: Some(2.0), ..search.clone() },
+        &Default::default(),
+        &load,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("[0, 1]"), "{err}");
     store_cmds::stats(&StatsArgs { store: store_dir.clone(), collection: None, json: false }).unwrap();
     store_cmds::delete(&DeleteArgs { target: target(&store_dir), ids: vec!["ocean-02".into(), "nope".into()] })
@@ -73,10 +86,10 @@ fn index_search_delete_compact_the_fixture_corpus() {
     assert_eq!(c.stats().unwrap().tombstones, 0);
     let doc = c.get("music-03").unwrap().unwrap();
     assert_eq!(doc.metadata["topic"], "music");
-    let hits = c.search_text(emb.as_ref(), "the drummer kept a steady beat", &SearchParams::k(1)).unwrap();
+    let hits = c.search_text_with(emb.as_ref(), "the drummer kept a steady beat", &SearchParams::k(1)).unwrap();
     assert_eq!(hits[0].id, "music-03");
     let f = Filter::parse("topic=cooking AND year<2005").unwrap();
-    let hits = c.search_text(emb.as_ref(), "bread dough", &SearchParams::k(50).with_filter(f.clone())).unwrap();
+    let hits = c.search_text_with(emb.as_ref(), "bread dough", &SearchParams::k(50).with_filter(f.clone())).unwrap();
     assert!(!hits.is_empty());
     assert!(hits.iter().all(|h| f.matches(&h.metadata)));
     let expected = std::fs::read_to_string(corpus())
@@ -88,7 +101,11 @@ fn index_search_delete_compact_the_fixture_corpus() {
         })
         .count();
     assert_eq!(hits.len(), expected, "a selective filter returns every match when k allows");
-    assert!(c.search_text(emb.as_ref(), "whales", &SearchParams::k(300)).unwrap().iter().all(|h| h.id != "ocean-02"));
+    assert!(c
+        .search_text_with(emb.as_ref(), "whales", &SearchParams::k(300))
+        .unwrap()
+        .iter()
+        .all(|h| h.id != "ocean-02"));
 }
 
 #[test]
@@ -113,7 +130,7 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
         passage_tokens: None,
         passage_stride: None,
     };
-    let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
+    let err = format!("{:#}", store_cmds::index(&args, &Default::default(), &|_| Ok(emb.clone())).unwrap_err());
     assert!(err.contains(":7:") && err.contains("JSON"), "{err}");
     {
         let store = Store::open_existing(&store_dir).unwrap();
@@ -134,7 +151,7 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
         passage_tokens: None,
         passage_stride: None,
     };
-    let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
+    let err = format!("{:#}", store_cmds::index(&args, &Default::default(), &|_| Ok(emb.clone())).unwrap_err());
     assert!(err.contains(":2:") && err.contains("UTF-8"), "{err}");
     // An empty text and a store that does not exist.
     let empty = dir.path().join("empty.jsonl");
@@ -148,7 +165,7 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
         passage_tokens: None,
         passage_stride: None,
     };
-    let err = format!("{:#}", store_cmds::index(&args, emb.clone()).unwrap_err());
+    let err = format!("{:#}", store_cmds::index(&args, &Default::default(), &|_| Ok(emb.clone())).unwrap_err());
     assert!(err.contains(":1:") && err.contains("empty"), "{err}");
     let missing = SearchArgs {
         target: target(&dir.path().join("nothing")),
@@ -162,5 +179,5 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
         json: false,
         query: vec!["x".into()],
     };
-    assert!(store_cmds::search(&missing, &|| Ok(emb.clone())).is_err());
+    assert!(store_cmds::search(&missing, &Default::default(), &|_| Ok(emb.clone())).is_err());
 }

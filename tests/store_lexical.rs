@@ -86,7 +86,7 @@ fn bm25_scores_match_an_independent_computation() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, c) = open(dir.path());
     let emb = BagOfWords::new(DIMS);
-    c.add_texts(&emb, &text_docs()).unwrap();
+    c.add_texts_with(&emb, &text_docs()).unwrap();
     let docs: Vec<(String, String)> = text_docs().into_iter().map(|d| (d.id, d.text)).collect();
     for query in ["vaccines immune", "ice hockey train", "bread every morning", "antibiotics viruses infection"] {
         let want = reference_bm25(&docs, query);
@@ -113,7 +113,7 @@ fn bm25_parameters_are_the_collections() {
     config.lexical.b = 0.0;
     config.lexical.k1 = 0.0;
     let c = store.create_collection("flat", config).unwrap();
-    c.add_texts(&emb, &text_docs()).unwrap();
+    c.add_texts_with(&emb, &text_docs()).unwrap();
     // k1 = 0: a document scores the sum of the idf of the query terms it contains.
     let hits = c.search_lexical("ice", &lexical(10)).unwrap();
     assert_eq!(hits.len(), 2);
@@ -129,12 +129,13 @@ fn deleted_and_replaced_documents_never_appear() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, c) = open(dir.path());
     let emb = BagOfWords::new(DIMS);
-    c.add_texts(&emb, &text_docs()).unwrap();
+    c.add_texts_with(&emb, &text_docs()).unwrap();
     assert!(ids(&c.search_lexical("bread", &lexical(10)).unwrap()).contains(&"d5".to_string()));
     c.delete(&["d5"]).unwrap();
-    c.add_texts(&emb, &[TextDoc { id: "d6".into(), text: "A shop for shoes.".into(), metadata: json!(null) }]).unwrap();
+    c.add_texts_with(&emb, &[TextDoc { id: "d6".into(), text: "A shop for shoes.".into(), metadata: json!(null) }])
+        .unwrap();
     for mode in [SearchMode::Lexical, SearchMode::Hybrid] {
-        let hits = c.search_text(&emb, "bread bakery", &SearchParams::k(10).with_mode(mode)).unwrap();
+        let hits = c.search_text_with(&emb, "bread bakery", &SearchParams::k(10).with_mode(mode)).unwrap();
         assert!(!ids(&hits).contains(&"d5".to_string()), "{mode:?}: {hits:?}");
         // d6 may come from the dense side, but only with its new text.
         assert!(hits.iter().all(|h| h.id != "d6" || h.text == "A shop for shoes."), "{mode:?}: {hits:?}");
@@ -159,16 +160,17 @@ fn filters_apply_in_lexical_and_hybrid_modes() {
             metadata: json!({"group": i % 30}),
         })
         .collect();
-    c.add_texts(&emb, &docs).unwrap();
+    c.add_texts_with(&emb, &docs).unwrap();
     let filter = Filter::parse("group=7").unwrap();
     let allowed: HashSet<String> = (0..600).filter(|i| i % 30 == 7).map(|i| format!("x{i}")).collect();
     for mode in [SearchMode::Lexical, SearchMode::Hybrid] {
         let params = SearchParams::k(50).with_mode(mode).with_filter(filter.clone());
-        let hits = c.search_text(&emb, "common", &params).unwrap();
+        let hits = c.search_text_with(&emb, "common", &params).unwrap();
         // Every allowed document (20 of them) and nothing else: full recall on a selective filter.
         assert_eq!(ids(&hits).into_iter().collect::<HashSet<_>>(), allowed, "{mode:?}");
-        let few =
-            c.search_text(&emb, "common", &SearchParams::k(5).with_mode(mode).with_filter(filter.clone())).unwrap();
+        let few = c
+            .search_text_with(&emb, "common", &SearchParams::k(5).with_mode(mode).with_filter(filter.clone()))
+            .unwrap();
         assert_eq!(few.len(), 5, "{mode:?}: k results when k exist");
     }
 }
@@ -178,7 +180,7 @@ fn hybrid_fuses_the_two_rankings() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, c) = open(dir.path());
     let emb = BagOfWords::new(DIMS);
-    c.add_texts(&emb, &text_docs()).unwrap();
+    c.add_texts_with(&emb, &text_docs()).unwrap();
     let query = "vaccines train the immune system";
     let qv = emb.vector(query);
     for fusion in [Fusion::Rrf { k: 60.0 }, Fusion::Convex { alpha: 0.5 }, Fusion::Convex { alpha: 0.2 }] {
@@ -207,7 +209,7 @@ fn the_whole_text_is_indexed_past_the_encoders_limit() {
     let (_store, c) = open(dir.path());
     let emb = BagOfWords::new(DIMS);
     let long = format!("{} zygomorphic", "lorem ipsum dolor ".repeat(2_000));
-    c.add_texts(&emb, &[TextDoc { id: "long".into(), text: long, metadata: json!(null) }]).unwrap();
+    c.add_texts_with(&emb, &[TextDoc { id: "long".into(), text: long, metadata: json!(null) }]).unwrap();
     assert_eq!(ids(&c.search_lexical("zygomorphic", &lexical(3)).unwrap()), ["long"]);
 }
 
@@ -236,7 +238,7 @@ fn a_stale_text_index_is_replayed_on_open() {
     let emb = BagOfWords::new(DIMS);
     {
         let (store, c) = open(dir.path());
-        c.add_texts(&emb, &unique_docs(0..40)).unwrap();
+        c.add_texts_with(&emb, &unique_docs(0..40)).unwrap();
         drop(c);
         store.close().unwrap();
     }
@@ -245,8 +247,9 @@ fn a_stale_text_index_is_replayed_on_open() {
     {
         let (store, c) = open(dir.path());
         c.delete(&["u3", "u4"]).unwrap();
-        c.add_texts(&emb, &unique_docs(40..60)).unwrap();
-        c.add_texts(&emb, &[TextDoc { id: "u5".into(), text: "replaced five".into(), metadata: json!(null) }]).unwrap();
+        c.add_texts_with(&emb, &unique_docs(40..60)).unwrap();
+        c.add_texts_with(&emb, &[TextDoc { id: "u5".into(), text: "replaced five".into(), metadata: json!(null) }])
+            .unwrap();
         drop(c);
         store.close().unwrap();
     }
@@ -278,7 +281,7 @@ fn build_closed(dir: &Path) -> Vec<(String, String)> {
     let emb = BagOfWords::new(DIMS);
     let (store, c) = open(dir);
     let docs = unique_docs(0..30);
-    c.add_texts(&emb, &docs).unwrap();
+    c.add_texts_with(&emb, &docs).unwrap();
     c.delete(&["u7"]).unwrap();
     drop(c);
     store.close().unwrap();
@@ -345,7 +348,7 @@ fn a_durable_write_is_not_reported_as_failed_when_maintenance_fails() {
     let dir = tempfile::tempdir().unwrap();
     let emb = BagOfWords::new(DIMS);
     let (store, c) = open(dir.path());
-    c.add_texts(&emb, &unique_docs(0..100)).unwrap();
+    c.add_texts_with(&emb, &unique_docs(0..100)).unwrap();
     // The collection's index folder becomes a file: snapshots and compactions cannot be written.
     let index_dir = dir.path().join("index").join("c");
     let moved = dir.path().join("moved-index");
@@ -355,7 +358,7 @@ fn a_durable_write_is_not_reported_as_failed_when_maintenance_fails() {
     let replaced: Vec<TextDoc> = (0..70)
         .map(|i| TextDoc { id: format!("u{i}"), text: format!("again{i} shared"), metadata: json!(null) })
         .collect();
-    let report = c.add_texts(&emb, &replaced).expect("the write is durable, so it succeeds");
+    let report = c.add_texts_with(&emb, &replaced).expect("the write is durable, so it succeeds");
     assert_eq!(report.replaced, 70);
     let err = c.stats().unwrap().maintenance_error.expect("the failed compaction is reported");
     assert!(!err.is_empty());
@@ -380,7 +383,7 @@ fn dropping_a_collection_with_a_live_handle_stops_its_text_index_first() {
         let (store, c) = open(dir.path());
         // Many small commits: segments that tantivy merges in the background.
         for i in 0..12 {
-            c.add_texts(&emb, &unique_docs(i * 10..i * 10 + 10)).unwrap();
+            c.add_texts_with(&emb, &unique_docs(i * 10..i * 10 + 10)).unwrap();
             c.search_lexical("shared", &lexical(1)).unwrap();
         }
         assert!(store.drop_collection("c").unwrap(), "round {round}");

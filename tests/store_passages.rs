@@ -113,7 +113,7 @@ fn corpus() -> Vec<TextDoc> {
 fn check_search(c: &isovec::store::Collection, emb: &Words, docs: &[TextDoc], query: &str, params: &SearchParams) {
     let allow = |d: &TextDoc| params.filter.as_ref().is_none_or(|f| f.matches(&d.metadata));
     let want = expected(docs, query, &allow);
-    let got = c.search_text(emb, query, params).unwrap();
+    let got = c.search_text_with(emb, query, params).unwrap();
     assert_eq!(got.len(), params.k.min(want.len()), "{query}: k results when k exist");
     let mut seen = std::collections::HashSet::new();
     for (h, (id, score)) in got.iter().zip(&want) {
@@ -145,13 +145,13 @@ fn cut_texts_are_counted_and_passages_cover_them() {
     let store = Store::open(dir.path()).unwrap();
     let c = store.create_collection("default", emb.0.config()).unwrap();
     let docs = vec![long_doc(0, 5), long_doc(1, 20), long_doc(2, 8), long_doc(3, 9)];
-    let report = c.add_texts(&emb, &docs).unwrap();
+    let report = c.add_texts_with(&emb, &docs).unwrap();
     assert_eq!((report.truncated, report.passages, report.inserted), (2, 4, 4), "20 and 9 words exceed 8");
     // Its tail word is beyond the cut: the dense search cannot see it.
-    let hits = c.search_text(&emb, "tail1 mark1", &SearchParams::k(1)).unwrap();
+    let hits = c.search_text_with(&emb, "tail1 mark1", &SearchParams::k(1)).unwrap();
     assert!(hits[0].score < 0.5, "{hits:?}");
 
-    let report = c.add_texts_in_passages(&emb, &docs, passages()).unwrap();
+    let report = c.add_texts_in_passages_with(&emb, &docs, passages()).unwrap();
     // Passages of 6 words, 4 apart: 5 words make 1; 20 make 5 (starts 0, 4, 8, 12, 16); 8 and 9 make 2.
     assert_eq!((report.truncated, report.passages, report.replaced), (0, 10, 4));
     assert_eq!(c.count().unwrap(), 4, "count() counts documents");
@@ -159,15 +159,15 @@ fn cut_texts_are_counted_and_passages_cover_them() {
     let stats = c.stats().unwrap();
     assert_eq!((stats.documents, stats.points), (4, 10));
     assert_eq!(stats.text_index.documents, 4, "one text-index entry per document");
-    let hits = c.search_text(&emb, "tail1 mark1", &SearchParams::k(1)).unwrap();
+    let hits = c.search_text_with(&emb, "tail1 mark1", &SearchParams::k(1)).unwrap();
     assert_eq!(hits[0].id, "d1");
     assert_eq!(hits[0].text, docs[1].text, "the whole text comes back");
     assert!(hits[0].score > 0.5, "{hits:?}");
 
     // A passage longer than the encoder holds, and an embedder that shows no tokens, are refused.
-    let err = c.add_texts_in_passages(&emb, &docs, Passages::new(9, None)).unwrap_err().to_string();
+    let err = c.add_texts_in_passages_with(&emb, &docs, Passages::new(9, None)).unwrap_err().to_string();
     assert!(err.contains("1..=8"), "{err}");
-    let err = c.add_texts_in_passages(&emb.0, &docs, passages()).unwrap_err().to_string();
+    let err = c.add_texts_in_passages_with(&emb.0, &docs, passages()).unwrap_err().to_string();
     assert!(err.contains("does not show its tokens"), "{err}");
     assert_eq!(c.stats().unwrap().points, 10, "refused writes change nothing");
 }
@@ -179,7 +179,7 @@ fn documents_score_as_their_best_passage_once_in_every_mode_and_under_filters() 
     let store = Store::open(dir.path()).unwrap();
     let c = store.create_collection("default", emb.0.config()).unwrap();
     let docs = corpus();
-    c.add_texts_in_passages(&emb, &docs, passages()).unwrap();
+    c.add_texts_in_passages_with(&emb, &docs, passages()).unwrap();
     assert!(c.stats().unwrap().points > 150);
     let queries = ["tail17 mark17", "filler3 filler4 filler5", "filler10 tail44", "mark2 filler30 filler31"];
     for q in queries {
@@ -196,13 +196,13 @@ fn documents_score_as_their_best_passage_once_in_every_mode_and_under_filters() 
         check_search(&c, &emb, &docs, q, &all.clone().with_filter(Filter::parse("group IN (0, 2)").unwrap()));
         check_search(&c, &emb, &docs, q, &all);
         // Hybrid fuses one dense entry per document with the lexical one.
-        let hybrid = c.search_text(&emb, q, &SearchParams::k(60).with_mode(SearchMode::Hybrid)).unwrap();
+        let hybrid = c.search_text_with(&emb, q, &SearchParams::k(60).with_mode(SearchMode::Hybrid)).unwrap();
         let mut ids: Vec<&str> = hybrid.iter().map(|h| h.id.as_str()).collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), hybrid.len(), "{q}: a document twice in a hybrid search");
     }
-    let hybrid = c.search_text(&emb, "tail44 mark44", &SearchParams::k(3).with_mode(SearchMode::Hybrid)).unwrap();
+    let hybrid = c.search_text_with(&emb, "tail44 mark44", &SearchParams::k(3).with_mode(SearchMode::Hybrid)).unwrap();
     assert_eq!(hybrid[0].id, "d44");
 }
 
@@ -215,11 +215,11 @@ fn upserts_and_deletes_remove_every_passage_and_reopen_keeps_results() {
     {
         let store = Store::open(dir.path()).unwrap();
         let c = store.create_collection("default", emb.0.config()).unwrap();
-        c.add_texts_in_passages(&emb, &docs, passages()).unwrap();
+        c.add_texts_in_passages_with(&emb, &docs, passages()).unwrap();
         let before = c.stats().unwrap().points;
         // d26 has 4 + 130 % 23 = 19 words (5 passages); replaced by a short text, deleted d43.
         let short = TextDoc { id: "d26".into(), text: "short replacement".into(), metadata: json!({"group": 2}) };
-        let report = c.add_texts_in_passages(&emb, std::slice::from_ref(&short), passages()).unwrap();
+        let report = c.add_texts_in_passages_with(&emb, std::slice::from_ref(&short), passages()).unwrap();
         assert_eq!(report.passages, 1);
         assert_eq!(c.stats().unwrap().points, before - 4);
         assert_eq!(c.delete(&["d43"]).unwrap(), 1);
@@ -261,10 +261,10 @@ fn a_store_written_before_passages_opens_and_behaves_the_same() {
     let before: Vec<Vec<(String, f32)>> = {
         let store = Store::open(dir.path()).unwrap();
         let c = store.create_collection("default", emb.0.config()).unwrap();
-        c.add_texts(&emb, &docs).unwrap();
+        c.add_texts_with(&emb, &docs).unwrap();
         let res = queries
             .iter()
-            .map(|q| c.search_text(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect())
+            .map(|q| c.search_text_with(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect())
             .collect();
         store.close().unwrap();
         res
@@ -273,7 +273,7 @@ fn a_store_written_before_passages_opens_and_behaves_the_same() {
     // vector counter.
     {
         let db = open_sled(dir.path());
-        let tree = db.open_tree(isovec::store::layout::collection_tree("default")).unwrap();
+        let tree = db.open_tree(isovec::store::layout::collection_tree("default", 0)).unwrap();
         assert!(tree.remove(POINTS_KEY).unwrap().is_some());
         for d in &docs {
             let rec = DocRecord::decode(&tree.get(doc_key(&d.id)).unwrap().unwrap()).unwrap();
@@ -289,17 +289,17 @@ fn a_store_written_before_passages_opens_and_behaves_the_same() {
     assert_eq!((stats.documents, stats.points), (30, 30));
     for (q, expected) in queries.iter().zip(&before) {
         let got: Vec<(String, f32)> =
-            c.search_text(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect();
+            c.search_text_with(&emb, q, &params).unwrap().into_iter().map(|h| (h.id, h.score)).collect();
         assert_eq!(&got, expected, "{q}");
     }
     assert_eq!(c.get("d4").unwrap().unwrap().text, docs[4].text);
     // Old and new documents live side by side.
     let long = long_doc(40, 20);
-    c.add_texts_in_passages(&emb, std::slice::from_ref(&long), passages()).unwrap();
+    c.add_texts_in_passages_with(&emb, std::slice::from_ref(&long), passages()).unwrap();
     assert_eq!(c.delete(&["d4"]).unwrap(), 1);
     let stats = c.stats().unwrap();
     assert_eq!((stats.documents, stats.points), (30, 29 + 5));
-    assert_eq!(c.search_text(&emb, "tail40 mark40", &SearchParams::k(1)).unwrap()[0].id, "d40");
+    assert_eq!(c.search_text_with(&emb, "tail40 mark40", &SearchParams::k(1)).unwrap()[0].id, "d40");
 }
 
 #[test]
@@ -331,12 +331,12 @@ fn isovec_index_reports_cut_texts_and_indexes_passages() {
         passage_tokens: None,
         passage_stride: None,
     };
-    let report = store_cmds::index(&args, emb.clone()).unwrap();
+    let report = store_cmds::index(&args, &Default::default(), &|_| Ok(emb.clone())).unwrap();
     assert_eq!((report.inserted, report.truncated, report.passages), (3, 2, 3));
     args.passages = true;
     args.passage_tokens = Some(6);
     args.passage_stride = Some(4);
-    let report = store_cmds::index(&args, emb.clone()).unwrap();
+    let report = store_cmds::index(&args, &Default::default(), &|_| Ok(emb.clone())).unwrap();
     // 5 words: 1 passage; 20: 5; 9: 2.
     assert_eq!((report.replaced, report.truncated, report.passages), (3, 0, 8));
     let store = Store::open(dir.path().join("store")).unwrap();

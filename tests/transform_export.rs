@@ -14,6 +14,7 @@ fn encoder() -> EncoderId {
         files_sha256: None,
         pooling: "mean".into(),
         max_length: 128,
+        prefixes: Default::default(),
     }
 }
 

@@ -159,7 +159,7 @@ impl Bulk {
         }
         let report = target
             .collection
-            .add_texts(target.pipeline.as_ref(), &self.pending)
+            .add_texts_with(target.pipeline.as_ref(), &self.pending)
             .map_err(|e| self.stopped_at(self.rows, &isovec_error(NAME, e).to_string()))?;
         self.written += self.pending.len() as u64;
         self.batches += 1;

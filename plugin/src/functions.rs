@@ -166,8 +166,9 @@ fn upsert(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     let metadata = if ctx.len() > 4 { metadata_arg(ctx.get_raw(4), F)? } else { Json::Null };
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
     let (collection, pipeline) = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
-    let report =
-        collection.add_texts(pipeline.as_ref(), &[TextDoc { id, text, metadata }]).map_err(|e| isovec_error(F, e))?;
+    let report = collection
+        .add_texts_with(pipeline.as_ref(), &[TextDoc { id, text, metadata }])
+        .map_err(|e| isovec_error(F, e))?;
     Ok(Value::Integer(report.inserted as i64))
 }
 

@@ -233,7 +233,7 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
         return collection.search_lexical(&query, &params).map_err(|e| isovec_error(NAME, e));
     }
     let pipeline = pipeline_for_id(&collection.config().pipeline).map_err(|e| isovec_error(NAME, e))?;
-    collection.search_text(pipeline.as_ref(), &query, &params).map_err(|e| isovec_error(NAME, e))
+    collection.search_text_with(pipeline.as_ref(), &query, &params).map_err(|e| isovec_error(NAME, e))
 }
 
 /// `dense`, `lexical`, `hybrid`, `hybrid:rrf` or `hybrid:convex=A`.

@@ -219,7 +219,7 @@ impl Collection {
                 };
                 docs.push(TextDoc { id, text, metadata });
             }
-            let report = collection.add_texts(pipeline.as_ref(), &docs).map_err(text)?;
+            let report = collection.add_texts_with(pipeline.as_ref(), &docs).map_err(text)?;
             Ok((report.inserted, report.replaced))
         })
     }
@@ -268,7 +268,7 @@ impl Collection {
                 if let Some(f) = filter {
                     params = params.with_filter(parse_filter(&f)?);
                 }
-                collection.search_text(pipeline.as_ref(), &text, &params).map_err(self::text)?
+                collection.search_text_with(pipeline.as_ref(), &text, &params).map_err(self::text)?
             };
             Ok(hits
                 .into_iter()

@@ -139,6 +139,7 @@ pub fn run_ann_bench(args: BenchAnnArgs) -> anyhow::Result<()> {
             files_sha256: None,
             pooling: "none".into(),
             max_length: 0,
+            prefixes: Default::default(),
         },
         transform: None,
         normalize: true,

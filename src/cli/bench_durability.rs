@@ -156,6 +156,7 @@ fn pipeline() -> PipelineId {
             files_sha256: None,
             pooling: "none".into(),
             max_length: 0,
+            prefixes: Default::default(),
         },
         transform: None,
         normalize: true,

@@ -169,7 +169,7 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
     let params: Vec<SearchParams> = MODES.iter().map(|&m| SearchParams::k(args.k).with_mode(m)).collect();
     for q in queries.iter().take(WARMUP) {
         for p in &params {
-            collection.search_text(pipeline.as_ref(), q, p)?;
+            collection.search_text_with(pipeline.as_ref(), q, p)?;
         }
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(queries.len()); MODES.len() + 1];
@@ -184,7 +184,7 @@ pub fn run(args: BenchHybridArgs) -> anyhow::Result<()> {
                 pipeline.embed(&[q.as_str()])?;
                 times[slot].push(start.elapsed());
             } else {
-                let hits = collection.search_text(pipeline.as_ref(), q, &params[slot])?;
+                let hits = collection.search_text_with(pipeline.as_ref(), q, &params[slot])?;
                 times[slot].push(start.elapsed());
                 if hits.is_empty() {
                     empty[slot] += 1;

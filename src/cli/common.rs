@@ -10,14 +10,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
 use crate::progress::Progress;
-use crate::transform::Transform;
-use crate::Pipeline;
+use crate::{Pipeline, PipelineRequest, Prefixes, TransformChoice};
 
 /// Which model, and how to run it.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Hugging Face BERT folder (default: the installed default model, see `isovec model fetch`).
-    #[arg(long, env = "ISOVEC_MODEL")]
+    /// Hugging Face BERT folder (default: a collection's recorded model, else the installed
+    /// default model: `isovec model fetch`, or the folder `ISOVEC_MODEL` names).
+    #[arg(long)]
     pub model: Option<PathBuf>,
     /// Maximum tokens per text; longer texts are truncated (default: the model's maximum).
     #[arg(long)]
@@ -137,29 +137,50 @@ impl Precision {
     }
 }
 
-/// A pipeline: model + pooling + optional transform file.
+/// A pipeline: model + pooling + prefixes + optional transform file. For a collection that
+/// records its pipeline, every part left out is the collection's, and a part given must agree.
 #[derive(Args, Clone, Debug)]
 pub struct PipelineArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Pooling: cls, cls_before_pooler, mean, first_last_avg, emb_last_avg, last2avg, static.
-    #[arg(long, default_value = "mean")]
-    pub pooling: String,
-    /// A fitted transform file (`isovec fit whiten|flow`).
+    /// Pooling: cls, cls_before_pooler, mean, first_last_avg, emb_last_avg, last2avg, static
+    /// (default: the collection's, else mean).
+    #[arg(long)]
+    pub pooling: Option<String>,
+    /// Text put before every query, e.g. "query: " for e5-style models (part of the pipeline).
+    #[arg(long)]
+    pub query_prefix: Option<String>,
+    /// Text put before every document, e.g. "passage: " for e5-style models (part of the pipeline).
+    #[arg(long)]
+    pub document_prefix: Option<String>,
+    /// A fitted transform file (`isovec fit whiten|flow`; default: the collection's, else none).
     #[arg(long)]
     pub transform: Option<PathBuf>,
 }
 
 impl PipelineArgs {
-    /// Loads the model and the transform, and checks they belong together.
-    pub fn load(&self) -> anyhow::Result<Arc<Pipeline>> {
-        let encoder = self.model.load()?;
-        let pooling: Pooling = self.pooling.parse()?;
-        let transform = match &self.transform {
-            Some(path) => Some(Arc::new(Transform::load(path).with_context(|| format!("loading {}", path.display()))?)),
-            None => None,
+    /// The parts of the pipeline these arguments name (the encoder options aside).
+    pub fn request(&self) -> anyhow::Result<PipelineRequest> {
+        let prefixes = match (&self.query_prefix, &self.document_prefix) {
+            (None, None) => None,
+            (q, d) => Some(Prefixes { query: q.clone().unwrap_or_default(), document: d.clone().unwrap_or_default() }),
         };
-        Ok(Arc::new(Pipeline::new(encoder, pooling, transform)?))
+        Ok(PipelineRequest {
+            model: self.model.model.clone(),
+            pooling: self.pooling.as_deref().map(str::parse::<Pooling>).transpose()?,
+            max_length: self.model.max_length,
+            prefixes,
+            transform: self.transform.clone().map(TransformChoice::File),
+        })
+    }
+
+    /// Loads the pipeline named, the defaults for the parts left out (not a collection's).
+    pub fn load(&self) -> anyhow::Result<Arc<Pipeline>> {
+        let request = self.request()?;
+        request.load(&self.model.options()?).with_context(|| match &request.model {
+            Some(dir) => format!("loading the pipeline of the model in {}", dir.display()),
+            None => "loading the pipeline of the default model".to_string(),
+        })
     }
 }
 

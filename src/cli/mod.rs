@@ -13,6 +13,7 @@ pub mod export;
 pub mod fit;
 pub mod import;
 pub mod model;
+pub mod reembed;
 pub mod report;
 pub mod store_cmds;
 pub mod store_source;
@@ -49,8 +50,11 @@ pub enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Add or replace documents in a store collection (JSON lines or plain text).
     Index(IndexCmd),
-    /// Search a store collection by text.
+    /// Search a store collection by text (with the collection's recorded pipeline).
     Search(SearchCmd),
+    /// Encode a collection's texts again into another pipeline (e.g. a transform fitted with
+    /// `isovec fit --from store:DIR#COLLECTION`); swapped in under the same name once complete.
+    Reembed(reembed::ReembedArgs),
     /// Delete documents by id.
     Delete(store_cmds::DeleteArgs),
     /// Counts and index state per collection.
@@ -129,6 +133,20 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
+/// The embedder of a collection from the pipeline arguments: the collection's recorded pipeline,
+/// every part named checked against it; for a new collection, the pipeline named.
+fn embedder_for(args: &common::PipelineArgs) -> anyhow::Result<Box<store_cmds::EmbedderFor<'_>>> {
+    let request = args.request()?;
+    let options = args.model.options()?;
+    Ok(Box::new(move |collection| {
+        let pipeline = match collection {
+            Some(c) => c.pipeline_for(&request)?,
+            None => request.load(&options)?,
+        };
+        Ok(pipeline as std::sync::Arc<dyn crate::Embedder>)
+    }))
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Model(cmd) => model::run(cmd),
@@ -140,10 +158,15 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),
-        Command::Index(cmd) => store_cmds::index(&cmd.index, cmd.pipeline.load()?).map(drop),
-        Command::Search(cmd) => {
-            store_cmds::search(&cmd.search, &|| Ok(cmd.pipeline.load()? as std::sync::Arc<dyn crate::Embedder>))
+        Command::Index(cmd) => {
+            let options = cmd.pipeline.model.options()?;
+            store_cmds::index(&cmd.index, &options, &embedder_for(&cmd.pipeline)?).map(drop)
         }
+        Command::Search(cmd) => {
+            let options = cmd.pipeline.model.options()?;
+            store_cmds::search(&cmd.search, &options, &embedder_for(&cmd.pipeline)?)
+        }
+        Command::Reembed(args) => reembed::run(args),
         Command::Delete(args) => store_cmds::delete(&args),
         Command::Stats(args) => store_cmds::stats(&args),
         Command::Compact(args) => store_cmds::compact(&args),

@@ -12,9 +12,8 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::common::BarProgress;
-use crate::store::{
-    CollectionConfig, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport,
-};
+use crate::encoder::EncoderOptions;
+use crate::store::{Collection, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error};
 
 /// Which store and collection a command works on.
@@ -127,11 +126,24 @@ pub struct CompactArgs {
     pub target: StoreArgs,
 }
 
-/// Runs `isovec index`; returns what it wrote (cut texts and passages included).
-pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<UpsertReport> {
-    let store = open_store(&args.target.store, true)?;
-    let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
-    let collection = store.get_or_create_collection(&args.target.collection, config)?;
+/// Gives the embedder of a collection (`None`: of a collection to be created).
+pub type EmbedderFor<'a> = dyn Fn(Option<&Collection>) -> anyhow::Result<Arc<dyn Embedder>> + 'a;
+
+/// Runs `isovec index`; returns what it wrote (cut texts and passages included). `embedder`
+/// gives the existing collection's embedder, or the new collection's (whose pipeline the
+/// collection then records); `options` run the collection's recorded pipeline.
+pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<'_>) -> anyhow::Result<UpsertReport> {
+    let store = open_store(&args.target.store, true, options)?;
+    let name = &args.target.collection;
+    let existing = store.list_collections()?.iter().any(|(n, _)| n == name);
+    let (collection, embedder) = if existing {
+        let collection = store.collection(name)?;
+        let embedder = embedder(Some(&collection))?;
+        (collection, embedder)
+    } else {
+        let embedder = embedder(None)?;
+        (store.create_collection_for(name, embedder.as_ref())?, embedder)
+    };
     let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = BufReader::new(file);
@@ -191,9 +203,9 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
         let docs: Vec<TextDoc> = batch.iter().map(|(_, d)| d.clone()).collect();
         let written = if args.passages {
             let passages = Passages { length: args.passage_tokens, stride: args.passage_stride };
-            collection.add_texts_in_passages(embedder.as_ref(), &docs, passages)
+            collection.add_texts_in_passages_with(embedder.as_ref(), &docs, passages)
         } else {
-            collection.add_texts(embedder.as_ref(), &docs)
+            collection.add_texts_with(embedder.as_ref(), &docs)
         };
         let report = written.map_err(|e| {
             let first = batch.first().map(|b| b.0).unwrap_or(0);
@@ -246,21 +258,22 @@ pub fn index(args: &IndexArgs, embedder: Arc<dyn Embedder>) -> anyhow::Result<Up
     Ok(totals)
 }
 
-/// Runs `isovec search`; `load` gives the embedder (not called for a lexical search).
-pub fn search(args: &SearchArgs, load: &dyn Fn() -> anyhow::Result<Arc<dyn Embedder>>) -> anyhow::Result<()> {
+/// Runs `isovec search`; `embedder` gives the collection's embedder (not called for a lexical
+/// search); `options` run the collection's recorded pipeline.
+pub fn search(args: &SearchArgs, options: &EncoderOptions, embedder: &EmbedderFor<'_>) -> anyhow::Result<()> {
     let mode: SearchMode = args.mode.parse()?;
     let fusion = Fusion::parse(&args.fusion, args.alpha)?;
     if mode != SearchMode::Hybrid && (args.alpha.is_some() || args.depth.is_some()) {
         anyhow::bail!("--alpha and --depth shape a hybrid search; add --mode hybrid");
     }
-    let store = open_store(&args.target.store, false)?;
+    let store = open_store(&args.target.store, false, options)?;
     let collection = store.collection(&args.target.collection)?;
     let filter = args.filter.as_deref().map(str::parse::<Filter>).transpose()?;
     let params = SearchParams { ef: args.ef, filter, mode, fusion, depth: args.depth, ..SearchParams::k(args.k) };
     let query = args.query.join(" ");
     let hits = match mode {
         SearchMode::Lexical => collection.search_lexical(&query, &params)?,
-        _ => collection.search_text(load()?.as_ref(), &query, &params)?,
+        _ => collection.search_text_with(embedder(Some(&collection))?.as_ref(), &query, &params)?,
     };
     if args.json {
         for h in &hits {
@@ -274,7 +287,7 @@ pub fn search(args: &SearchArgs, load: &dyn Fn() -> anyhow::Result<Arc<dyn Embed
 
 /// Runs `isovec delete`.
 pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.target.store, false)?;
+    let store = open_store(&args.target.store, false, &EncoderOptions::default())?;
     let collection = store.collection(&args.target.collection)?;
     let n = collection.delete(&args.ids)?;
     drop(collection);
@@ -285,7 +298,7 @@ pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
 
 /// Runs `isovec stats`.
 pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.store, false)?;
+    let store = open_store(&args.store, false, &EncoderOptions::default())?;
     let names: Vec<String> = match &args.collection {
         Some(n) => vec![n.clone()],
         None => store.list_collections()?.into_iter().map(|(n, _)| n).collect(),
@@ -325,7 +338,7 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
 
 /// Runs `isovec compact`.
 pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.target.store, false)?;
+    let store = open_store(&args.target.store, false, &EncoderOptions::default())?;
     let collection = store.collection(&args.target.collection)?;
     let before = collection.stats()?;
     let start = Instant::now();
@@ -341,10 +354,11 @@ pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store at `path` (created if `create` and missing), with its index rebuilds drawn as bars.
-fn open_store(path: &Path, create: bool) -> crate::Result<Store> {
+/// The store at `path` (created if `create` and missing), with its index rebuilds drawn as bars
+/// and its collections' recorded pipelines run with `options`.
+pub(crate) fn open_store(path: &Path, create: bool, options: &EncoderOptions) -> crate::Result<Store> {
     let store = if create { Store::open(path)? } else { Store::open_existing(path)? };
-    Ok(store.with_progress(Arc::new(BarProgress::default())))
+    Ok(store.with_progress(Arc::new(BarProgress::default())).with_encoder_options(options.clone()))
 }
 
 /// Search hits as an aligned text table.

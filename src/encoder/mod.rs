@@ -252,6 +252,7 @@ impl Encoder {
             files_sha256: Some(self.files_sha256.clone()),
             pooling: pooling.name().into(),
             max_length: self.tokenizer.max_length(),
+            prefixes: Default::default(),
         }
     }
 

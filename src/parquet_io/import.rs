@@ -431,7 +431,7 @@ impl Store {
                         .iter()
                         .map(|d| TextDoc { id: d.id.clone(), text: d.text.clone(), metadata: d.metadata.clone() })
                         .collect();
-                    collection.add_texts(embedder, &texts)?
+                    collection.add_texts_with(embedder, &texts)?
                 }
                 (false, None) => return Err(Error::InvalidInput("a file without vectors needs a pipeline".into())),
             };

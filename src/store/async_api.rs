@@ -68,7 +68,7 @@ impl AsyncStore {
     pub async fn add_texts(&self, collection: &str, docs: Vec<TextDoc>) -> Result<UpsertReport> {
         let collection = self.collection(collection).await?;
         let embedder = self.embedder.clone();
-        blocking(move || collection.add_texts(embedder.as_ref(), &docs)).await
+        blocking(move || collection.add_texts_with(embedder.as_ref(), &docs)).await
     }
 
     /// Upserts documents with their vectors (one durable batch).

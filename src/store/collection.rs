@@ -49,7 +49,10 @@ use crate::store::passages::{self, Passages};
 use crate::store::snapshot::{self, Manifest};
 use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::vector::{exact_top_k, normalized, Scored};
-use crate::{Embedder, Error, Result};
+use crate::{Embedder, Error, Pipeline, Result};
+
+mod recorded_pipeline;
+pub(crate) use recorded_pipeline::check_spec;
 
 /// A filter allowing at most this share of the collection is answered by an exact scan.
 const EXACT_SCAN_SHARE: f64 = 0.05;
@@ -250,6 +253,20 @@ struct Inner {
     progress: Arc<dyn Progress>,
     /// Makes a flushed write durable (fsync), shared with the store.
     durable: Arc<Durable>,
+    /// How the recorded pipeline runs when opened.
+    encoder_options: crate::encoder::EncoderOptions,
+    /// The recorded pipeline, once opened ([`Collection::pipeline`]).
+    pipeline: Mutex<Option<Arc<Pipeline>>>,
+}
+
+/// What every collection of a store shares with it.
+pub(crate) struct Shared {
+    pub db: sled::Db,
+    /// The store's advisory lock.
+    pub lock: Arc<std::fs::File>,
+    pub progress: Arc<dyn Progress>,
+    pub durable: Arc<Durable>,
+    pub encoder_options: crate::encoder::EncoderOptions,
 }
 
 /// Owned by the single writer.
@@ -309,18 +326,14 @@ struct Entry<'a> {
 
 impl Collection {
     /// Opens a collection's tree and brings its index up to date (snapshot + replay, or rebuild).
-    // Called from one place (`Store::load`), with the collection's parts and the store's shared handles.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         name: &str,
         config: CollectionConfig,
-        db: sled::Db,
+        shared: Shared,
         tree: sled::Tree,
         index_dir: PathBuf,
-        lock: Arc<std::fs::File>,
-        progress: Arc<dyn Progress>,
-        durable: Arc<Durable>,
     ) -> Result<Collection> {
+        let Shared { db, lock, progress, durable, encoder_options } = shared;
         let seq = decode_u64(tree.get(SEQ_KEY).map_err(db_error)?.as_deref())?;
         let count = decode_u64(tree.get(COUNT_KEY).map_err(db_error)?.as_deref())?;
         // Stores written before passages existed have one vector per document and no counter.
@@ -402,6 +415,8 @@ impl Collection {
                 _lock: lock,
                 progress,
                 durable,
+                encoder_options,
+                pipeline: Mutex::new(None),
             }),
         };
         if rebuilt && count > 0 {
@@ -606,16 +621,29 @@ impl Collection {
         Ok(report)
     }
 
-    /// Encodes texts with `embedder` and upserts them (one durable batch); a text longer than
-    /// the encoder's limit loses its tail, counted in [`UpsertReport::truncated`].
-    pub fn add_texts(&self, embedder: &dyn Embedder, docs: &[TextDoc]) -> Result<UpsertReport> {
+    /// Encodes texts with the collection's recorded pipeline ([`Collection::pipeline`]) and
+    /// upserts them (one durable batch); a text longer than the encoder's limit loses its tail,
+    /// counted in [`UpsertReport::truncated`].
+    pub fn add_texts(&self, docs: &[TextDoc]) -> Result<UpsertReport> {
+        self.add_texts_with(self.pipeline()?.as_ref(), docs)
+    }
+
+    /// Like [`Collection::add_texts`], with `embedder` (which must make the collection's
+    /// vectors; a collection without a record of its pipeline records `embedder`'s).
+    pub fn add_texts_with(&self, embedder: &dyn Embedder, docs: &[TextDoc]) -> Result<UpsertReport> {
         self.add_texts_split(embedder, docs, None)
     }
 
     /// Like [`Collection::add_texts`], but a text longer than a passage is split into
     /// overlapping passages, each encoded whole: nothing is cut, and the document's dense score
-    /// is its best passage's. The embedder must show its tokens ([`Embedder::token_spans`]).
-    pub fn add_texts_in_passages(
+    /// is its best passage's.
+    pub fn add_texts_in_passages(&self, docs: &[TextDoc], passages: Passages) -> Result<UpsertReport> {
+        self.add_texts_in_passages_with(self.pipeline()?.as_ref(), docs, passages)
+    }
+
+    /// Like [`Collection::add_texts_in_passages`], with `embedder`, which must show its tokens
+    /// ([`Embedder::token_spans`]).
+    pub fn add_texts_in_passages_with(
         &self,
         embedder: &dyn Embedder,
         docs: &[TextDoc],
@@ -841,7 +869,16 @@ impl Collection {
     /// writes wait until it returns, so `f` sees one state of the collection.
     pub(crate) fn for_each_document(&self, f: &mut dyn FnMut(PassagesDoc) -> Result<()>) -> Result<()> {
         self.check_alive()?;
-        let _writer = self.writer()?;
+        let writer = self.writer()?;
+        self.for_each_document_locked(&writer, f)
+    }
+
+    /// [`Collection::for_each_document`] for the holder of the writer lock ([`Collection::hold_writes`]).
+    pub(crate) fn for_each_document_locked(
+        &self,
+        _writer: &MutexGuard<'_, WriterState>,
+        f: &mut dyn FnMut(PassagesDoc) -> Result<()>,
+    ) -> Result<()> {
         let tree = &self.inner.tree;
         for kv in tree.scan_prefix([layout::DOC_TAG]) {
             let (key, value) = kv.map_err(db_error)?;
@@ -1016,32 +1053,34 @@ impl Collection {
         Ok(hits)
     }
 
-    /// Searches for `text` in the mode of `params`: dense and hybrid encode it with `embedder`
-    /// (whose pipeline must be the collection's); lexical does not encode.
-    pub fn search_text(&self, embedder: &dyn Embedder, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+    /// The `k` best documents for a query text, in the params' mode, the query encoded by the
+    /// collection's recorded pipeline ([`Collection::pipeline`]); a lexical search encodes
+    /// nothing and needs no pipeline.
+    pub fn search_text(&self, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        check_query_text(text)?;
+        if params.mode == SearchMode::Lexical {
+            return self.search_lexical(text, params);
+        }
+        self.search_text_with(self.pipeline()?.as_ref(), text, params)
+    }
+
+    /// Like [`Collection::search_text`], the query encoded by `embedder` (which must make the
+    /// collection's vectors; a collection without a record of its pipeline records
+    /// `embedder`'s).
+    pub fn search_text_with(&self, embedder: &dyn Embedder, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
         check_query_text(text)?;
         if params.mode == SearchMode::Lexical {
             return self.search_lexical(text, params);
         }
         self.check_pipeline(embedder)?;
-        let vector =
-            embedder.embed(&[text])?.pop().ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
+        let vector = embedder
+            .embed_queries(&[text])?
+            .pop()
+            .ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
         match params.mode {
             SearchMode::Hybrid => self.search_hybrid(&vector, text, params),
             _ => self.search(&vector, params),
         }
-    }
-
-    /// Errors unless `embedder` produces this collection's pipeline.
-    pub fn check_pipeline(&self, embedder: &dyn Embedder) -> Result<()> {
-        let expected = &self.inner.config.pipeline;
-        if embedder.id() != expected {
-            return Err(Error::PipelineMismatch {
-                expected: format!("{expected} (collection {})", self.inner.name),
-                found: format!("{} (the query's encoder)", embedder.id()),
-            });
-        }
-        Ok(())
     }
 
     /// Rebuilds the index from the live vectors (dropping tombstones) and snapshots it.
@@ -1082,6 +1121,17 @@ impl Collection {
             text_index: self.inner.text.stats()?,
             maintenance_error: self.inner.maintenance_error.lock().ok().and_then(|e| e.clone()),
         })
+    }
+
+    /// The writer lock: writes of every handle wait until it is released.
+    pub(crate) fn hold_writes(&self) -> Result<MutexGuard<'_, WriterState>> {
+        self.writer()
+    }
+
+    /// Marks the collection dropped (replaced by a re-embedded one), under its writer lock.
+    pub(crate) fn mark_dropped(&self, _writer: &MutexGuard<'_, WriterState>) {
+        self.inner.dropped.store(true, Ordering::SeqCst);
+        self.inner.text.shut_down();
     }
 
     /// Marks the collection dropped once the write in progress, if any, is done, and returns

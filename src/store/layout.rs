@@ -4,10 +4,14 @@
 //! - `isovec-store.json`: the marker that says "this is an isovec store" and its format version;
 //! - `LOCK`: an advisory lock held by the process that has the store open;
 //! - `sled/`: the sled database, the source of truth;
-//! - `index/<collection>/snap-<seq>/`: HNSW snapshots (derived state, rebuilt when absent).
+//! - `index/<collection>/snap-<seq>/`: HNSW snapshots (derived state, rebuilt when absent), and
+//!   the full-text index in `index/<collection>/text/`.
 //!
 //! sled holds one tree `collections` (name → [`CollectionConfig`] as JSON) and one tree per
-//! collection, `col/<name>`, whose keys start with a one-byte tag:
+//! collection, `col/<name>` (`col/<name>@<generation>` and `index/<name>@<generation>` for a
+//! collection re-embedded [`CollectionConfig::generation`] times; a tree or index folder that no
+//! configuration names is the leftover of an interrupted creation or re-embedding and is removed
+//! when the store opens), whose keys start with a one-byte tag:
 //! - `d` + external id → [`DocRecord`] (internal id, number of passages, text);
 //! - `v` + internal id (u64 big-endian) → [`VectorRecord`] (external id, vector), live documents only;
 //!   a document indexed as `n` passages has `n` of them, internal ids `internal_id..internal_id + n`;
@@ -19,7 +23,11 @@
 //!   snapshot but is deleted or replaced;
 //! - `#seq`, `#count`, `#points`, `#manifest`: the last sequence number, the number of live
 //!   documents, the number of live vectors (absent in stores written before passages existed,
-//!   where it equals `#count`), and the snapshot manifest.
+//!   where it equals `#count`), and the snapshot manifest;
+//! - `#pipeline`: the [`crate::PipelineSpec`] that made the vectors, as JSON with the transform's
+//!   parameters inside (absent in collections written before isovec recorded pipelines, and in
+//!   collections of vectors given without one). Written before the configuration that makes the
+//!   collection exist, so a collection never exists without the record it was created with.
 //!
 //! Invariant (enforced in `collection.rs`, one `apply_batch` per write): internal ids are sequence
 //! numbers (one per vector: a document of `n` passages takes `n`), allocated in increasing order, so "writes newer than the snapshot" are exactly the
@@ -50,6 +58,8 @@ pub const COUNT_KEY: &[u8] = b"#count";
 pub const POINTS_KEY: &[u8] = b"#points";
 /// Key of the snapshot manifest in a collection tree.
 pub const MANIFEST_KEY: &[u8] = b"#manifest";
+/// Key of the recorded pipeline in a collection tree.
+pub const PIPELINE_KEY: &[u8] = b"#pipeline";
 
 /// Tag of document records (external id → internal id, text).
 pub const DOC_TAG: u8 = b'd';
@@ -117,6 +127,13 @@ pub struct CollectionConfig {
     /// BM25 parameters of the full-text index (stores written before it existed get the defaults).
     #[serde(default)]
     pub lexical: crate::store::text_index::LexicalParams,
+    /// How many times the collection was re-embedded: names its tree and index folder.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CollectionConfig {
@@ -128,6 +145,7 @@ impl CollectionConfig {
             pipeline,
             hnsw: HnswParams::default(),
             lexical: Default::default(),
+            generation: 0,
         }
     }
 
@@ -204,8 +222,27 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
 }
 
 /// Name of the sled tree of a collection.
-pub fn collection_tree(name: &str) -> Vec<u8> {
-    format!("col/{name}").into_bytes()
+pub fn collection_tree(name: &str, generation: u32) -> Vec<u8> {
+    format!("col/{}", storage_name(name, generation)).into_bytes()
+}
+
+/// The name of a collection's tree (after `col/`) and index folder: `name`, or `name@generation`.
+pub fn storage_name(name: &str, generation: u32) -> String {
+    match generation {
+        0 => name.to_string(),
+        g => format!("{name}@{g}"),
+    }
+}
+
+/// The collection name and generation of a tree or index folder's name (see [`storage_name`]).
+pub fn parse_storage_name(storage: &str) -> (&str, u32) {
+    match storage.rsplit_once('@') {
+        Some((name, g)) => match g.parse() {
+            Ok(g) => (name, g),
+            Err(_) => (storage, 0),
+        },
+        None => (storage, 0),
+    }
 }
 
 /// Key of a document record.
@@ -431,6 +468,7 @@ mod tests {
                     files_sha256: None,
                     pooling: "mean".into(),
                     max_length: 8,
+                    prefixes: Default::default(),
                 },
                 transform: None,
                 normalize: true,

@@ -28,6 +28,7 @@ pub(crate) mod index;
 #[doc(hidden)]
 pub mod layout;
 pub mod passages;
+mod reembed;
 pub(crate) mod snapshot;
 pub mod text_index;
 #[doc(hidden)]
@@ -50,12 +51,14 @@ pub use filter::{Filter, MAX_FILTER_DEPTH};
 pub use fusion::{Fusion, SearchMode};
 pub use layout::{CollectionConfig, HnswParams, Metric};
 pub use passages::Passages;
+pub use reembed::ReembedReport;
 pub use text_index::{LexicalParams, TextIndexStats};
 
 use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
 
+use crate::encoder::EncoderOptions;
 use crate::progress::{Progress, Silent};
-use crate::{Error, Result};
+use crate::{Embedder, Error, PipelineSpec, Result};
 
 /// An open store directory; close it with [`Store::close`] (or drop it) to snapshot the indexes.
 ///
@@ -73,6 +76,8 @@ pub struct Store {
     progress: Arc<dyn Progress>,
     /// fsyncs sled's files after each write (shared with the collections).
     durable: Arc<durable::Durable>,
+    /// How the collections' recorded pipelines run when opened (device, precision, batch size).
+    encoder_options: EncoderOptions,
 }
 
 impl Store {
@@ -124,7 +129,7 @@ impl Store {
         let db = open_sled(&root.join(SLED_DIR))?;
         let durable = Arc::new(durable::Durable::open(&root.join(SLED_DIR), Durability::default())?);
         let configs = db.open_tree(COLLECTIONS_TREE).map_err(db_error)?;
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
             db,
             configs,
@@ -132,7 +137,55 @@ impl Store {
             lock: Arc::new(lock),
             progress: Arc::new(Silent),
             durable,
-        })
+            encoder_options: EncoderOptions::default(),
+        };
+        store.remove_leftovers(None)?;
+        Ok(store)
+    }
+
+    /// Removes the trees and index folders that no collection's configuration names (of
+    /// collection `only`, if given): what a drop, or an interrupted creation, drop or
+    /// re-embedding, left behind.
+    fn remove_leftovers(&self, only: Option<&str>) -> Result<()> {
+        let mut live = std::collections::HashSet::new();
+        for kv in self.configs.iter() {
+            let (k, v) = kv.map_err(db_error)?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            // A damaged configuration keeps every generation of its collection.
+            let generation = serde_json::from_slice::<CollectionConfig>(&v).map(|c| c.generation).ok();
+            live.insert((name, generation));
+        }
+        let is_live = |storage: &str| {
+            let (name, generation) = layout::parse_storage_name(storage);
+            if only.is_some_and(|only| only != name) {
+                return true;
+            }
+            live.contains(&(name.to_string(), Some(generation))) || live.contains(&(name.to_string(), None))
+        };
+        for tree in self.db.tree_names() {
+            let Some(storage) = tree.strip_prefix(b"col/") else { continue };
+            if !is_live(&String::from_utf8_lossy(storage)) {
+                self.db.drop_tree(&tree).map_err(db_error)?;
+            }
+        }
+        let index = self.root.join(INDEX_DIR);
+        if let Ok(entries) = fs::read_dir(&index) {
+            for entry in entries.flatten() {
+                if !is_live(&entry.file_name().to_string_lossy()) {
+                    let path = entry.path();
+                    fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                }
+            }
+        }
+        self.durable.flush(&self.db)
+    }
+
+    /// Sets how the collections' recorded pipelines run when opened from now on (device,
+    /// precision, batch size; the maximum length is always the recorded one). By default: the
+    /// CPU, f32, batches of 32.
+    pub fn with_encoder_options(mut self, options: EncoderOptions) -> Store {
+        self.encoder_options = options;
+        self
     }
 
     /// Sets what the writes acknowledged from now on survive: a power cut
@@ -159,10 +212,49 @@ impl Store {
         &self.root
     }
 
-    /// Creates a collection; errors if one of that name exists.
+    /// Creates a collection of vectors given as they are (no pipeline recorded: searching it by
+    /// text needs the embedder each time); errors if one of that name exists.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
-        let index_dir = self.index_dir(name)?;
+        self.create_collection_with(name, config, None)
+    }
+
+    /// Creates a collection for `embedder`'s vectors (with the default HNSW and BM25
+    /// parameters) that records its pipeline, so that [`Collection::add_texts`] and
+    /// [`Collection::search_text`] need nothing else, in any process. Errors if one of that name
+    /// exists.
+    pub fn create_collection_for(&self, name: &str, embedder: &dyn Embedder) -> Result<Collection> {
+        let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
+        self.create_collection_with(name, config, embedder.spec()?.as_ref())
+    }
+
+    /// Opens the collection `name` for `embedder`'s vectors, or creates it as
+    /// [`Store::create_collection_for`] does. An existing collection must hold that pipeline's
+    /// vectors; if it has no record of its pipeline yet (written before isovec recorded them),
+    /// `embedder`'s is recorded.
+    pub fn get_or_create_collection_for(&self, name: &str, embedder: &dyn Embedder) -> Result<Collection> {
+        if self.config_of(name)?.is_none() {
+            match self.create_collection_for(name, embedder) {
+                Err(Error::InvalidInput(e)) if e.contains("already exists") => {}
+                other => return other,
+            }
+        }
+        let collection = self.collection(name)?;
+        collection.check_pipeline(embedder)?;
+        Ok(collection)
+    }
+
+    /// Creates a collection with `config` that records `spec` (if given) before it exists.
+    pub fn create_collection_with(
+        &self,
+        name: &str,
+        config: CollectionConfig,
+        spec: Option<&PipelineSpec>,
+    ) -> Result<Collection> {
+        let index_dir = self.index_dir(name, config.generation)?;
         config.validate()?;
+        if let Some(spec) = spec {
+            collection::check_spec(spec, &config)?;
+        }
         let mut open = self.lock_open()?;
         if self.configs.get(name).map_err(db_error)?.is_some() {
             return Err(Error::InvalidInput(format!("collection {name:?} already exists; open it, or drop it first")));
@@ -176,9 +268,16 @@ impl Store {
             )));
         }
         // A tree or snapshot left by an interrupted drop must not leak into the new collection.
-        self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
+        let tree_name = layout::collection_tree(name, config.generation);
+        self.db.drop_tree(&tree_name).map_err(db_error)?;
         if index_dir.exists() {
             fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
+        }
+        // The record first, durably: the configuration makes the collection exist.
+        if let Some(spec) = spec {
+            let tree = self.db.open_tree(&tree_name).map_err(db_error)?;
+            tree.insert(layout::PIPELINE_KEY, spec.to_json()?).map_err(db_error)?;
+            self.durable.flush(&self.db)?;
         }
         self.configs.insert(name, serde_json::to_vec(&config)?).map_err(db_error)?;
         self.durable.flush(&self.db)?;
@@ -248,20 +347,35 @@ impl Store {
     /// A collection whose stored configuration is damaged can still be dropped.
     pub fn drop_collection(&self, name: &str) -> Result<bool> {
         // Validated before anything is touched: the name becomes a folder that is removed.
-        let index_dir = self.index_dir(name)?;
-        let mut open = self.lock_open()?;
-        let dropped = open.remove(name);
-        // Held until the data is gone: a write in progress on any handle finishes first, later
-        // ones get `Error::Dropped`.
-        let _writer = dropped.as_ref().map(Collection::begin_drop).transpose()?;
-        let existed = self.configs.remove(name).map_err(db_error)?.is_some();
-        self.durable.flush(&self.db)?;
-        self.db.drop_tree(layout::collection_tree(name)).map_err(db_error)?;
-        self.durable.flush(&self.db)?;
-        if index_dir.exists() {
-            fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
+        layout::validate_collection_name(name)?;
+        // Lock order: a collection's writer lock, then the map of open collections (a
+        // re-embedding holds its collection's writer lock until it has swapped the map's entry).
+        // The writer lock is held until the data is gone: a write in progress on any handle
+        // finishes first, later ones get `Error::Dropped`.
+        let mut handle = self.lock_open()?.get(name).cloned();
+        loop {
+            let writer = handle.as_ref().map(Collection::begin_drop).transpose()?;
+            let mut open = self.lock_open()?;
+            let current = open.get(name).cloned();
+            let same = match (&handle, &current) {
+                (None, None) => true,
+                (Some(h), Some(c)) => h.same_as(c),
+                _ => false,
+            };
+            if same {
+                open.remove(name);
+                let removed = self.configs.remove(name).map_err(db_error)?;
+                self.durable.flush(&self.db)?;
+                self.remove_leftovers(Some(name))?;
+                drop(writer);
+                return Ok(removed.is_some());
+            }
+            // Re-embedded meanwhile (the handle marked dropped was replaced anyway): again,
+            // with the current handle.
+            drop(open);
+            drop(writer);
+            handle = current;
         }
-        Ok(existed)
     }
 
     /// Snapshots the index of every collection opened so far that has unsnapshotted writes.
@@ -291,24 +405,27 @@ impl Store {
     fn load(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         // Every path to an index goes through here: created, opened, or listed then opened.
         layout::check_stored(name, &config)?;
-        let index_dir = self.index_dir(name)?;
-        let tree = self.db.open_tree(layout::collection_tree(name)).map_err(db_error)?;
-        Collection::open(
-            name,
-            config,
-            self.db.clone(),
-            tree,
-            index_dir,
-            self.lock.clone(),
-            self.progress.clone(),
-            self.durable.clone(),
-        )
+        let index_dir = self.index_dir(name, config.generation)?;
+        let tree = self.db.open_tree(layout::collection_tree(name, config.generation)).map_err(db_error)?;
+        Collection::open(name, config, self.shared(), tree, index_dir)
     }
 
-    /// The index folder of collection `name`; refuses names that are not plain folder names.
-    fn index_dir(&self, name: &str) -> Result<PathBuf> {
+    /// What the store's collections share with it.
+    fn shared(&self) -> collection::Shared {
+        collection::Shared {
+            db: self.db.clone(),
+            lock: self.lock.clone(),
+            progress: self.progress.clone(),
+            durable: self.durable.clone(),
+            encoder_options: self.encoder_options.clone(),
+        }
+    }
+
+    /// The index folder of a generation of collection `name`; refuses names that are not plain
+    /// folder names.
+    fn index_dir(&self, name: &str, generation: u32) -> Result<PathBuf> {
         layout::validate_collection_name(name)?;
-        Ok(self.root.join(INDEX_DIR).join(name))
+        Ok(self.root.join(INDEX_DIR).join(layout::storage_name(name, generation)))
     }
 
     fn lock_open(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Collection>>> {

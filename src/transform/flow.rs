@@ -181,7 +181,7 @@ impl Flow {
         Self::from_file(TransformFile::load(path)?, path)
     }
 
-    fn to_file(&self) -> Result<TransformFile> {
+    pub(crate) fn to_file(&self) -> Result<TransformFile> {
         let config = StoredConfig {
             dims: self.glow.dims(),
             input_dims: self.subspace.as_ref().map(Subspace::input_dims),

@@ -90,7 +90,23 @@ impl Transform {
 
     /// Reads a transform file written by [`Transform::save`], whatever its kind.
     pub fn load(path: &Path) -> Result<Transform> {
-        let stored = file::TransformFile::load(path)?;
+        Self::from_file(file::TransformFile::load(path)?, path)
+    }
+
+    /// The transform as its file's bytes (safetensors), as a store keeps it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            Transform::Whiten(w) => w.to_file().to_bytes(),
+            Transform::Flow(f) => f.to_file()?.to_bytes(),
+        }
+    }
+
+    /// Reads bytes written by [`Transform::to_bytes`]; `origin` names where they come from in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Transform> {
+        Self::from_file(file::TransformFile::from_bytes(bytes, origin)?, origin)
+    }
+
+    fn from_file(stored: file::TransformFile, path: &Path) -> Result<Transform> {
         match stored.family.as_str() {
             whiten::FAMILY => Ok(Transform::Whiten(Whitening::from_file(stored, path)?)),
             flow::FAMILY => Ok(Transform::Flow(Flow::from_file(stored, path)?)),

@@ -12,6 +12,7 @@ pub(crate) fn encoder(pooling: &str) -> EncoderId {
         files_sha256: Some("cd".repeat(32)),
         pooling: pooling.into(),
         max_length: 128,
+        prefixes: Default::default(),
     }
 }
 

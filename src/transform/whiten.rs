@@ -257,7 +257,7 @@ impl Whitening {
         Self::from_file(TransformFile::load(path)?, path)
     }
 
-    fn to_file(&self) -> TransformFile {
+    pub(crate) fn to_file(&self) -> TransformFile {
         let (d, k) = (self.input_dims(), self.output_dims());
         let config = WhiteningConfig { input_dims: d, output_dims: k };
         // Row-major d × k.

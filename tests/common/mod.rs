@@ -28,6 +28,7 @@ impl BagOfWords {
                     files_sha256: None,
                     pooling: "sum".into(),
                     max_length: 128,
+                    prefixes: Default::default(),
                 },
                 transform: None,
                 normalize: true,

@@ -32,6 +32,7 @@ pub fn measure_flow_fit(vectors: usize, dims: usize, config: &FlowConfig) -> Res
         files_sha256: None,
         pooling: "none".into(),
         max_length: 0,
+        prefixes: Default::default(),
     };
     let start = Instant::now();
     let flow = fit_flow(&data, &encoder, config, &Silent)?;
