@@ -288,13 +288,21 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// Reads the sentences.
     pub fn read(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.read_with_pipeline()?.0)
+    }
+
+    /// Reads the sentences, with the pipeline a `store:` collection records, if any.
+    pub fn read_with_pipeline(&self) -> anyhow::Result<(Vec<String>, Option<crate::PipelineSpec>)> {
         use crate::eval::sts::StsSet;
+        let mut recorded = None;
         let mut sentences = if self.from == "target" {
             let data = self.data.as_ref().context("--from target needs --data DIR (or ISOVEC_DATA)")?;
             let sets = self.sets.iter().map(|s| s.parse::<StsSet>()).collect::<Result<Vec<_>, _>>()?;
             crate::eval::sts::target_sentences(data, &sets)?
         } else if let Some(spec) = self.from.strip_prefix("store:") {
-            super::store_source::read_documents(spec)?
+            let (texts, spec) = super::store_source::read_collection(spec)?;
+            recorded = spec;
+            texts
         } else {
             let mut out = Vec::new();
             for path in self.from.split('+') {
@@ -308,6 +316,6 @@ impl SourceArgs {
         if sentences.is_empty() {
             bail!("{}: no sentences to fit on", self.from);
         }
-        Ok(sentences)
+        Ok((sentences, recorded))
     }
 }

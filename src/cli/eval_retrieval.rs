@@ -48,6 +48,12 @@ pub struct RetrievalArgs {
     /// Pooling of the model's vectors.
     #[arg(long, default_value = "mean")]
     pub pooling: String,
+    /// Text put before every query, e.g. "query: " for e5-style models.
+    #[arg(long, default_value = "")]
+    pub query_prefix: String,
+    /// Text put before every document, e.g. "passage: " for e5-style models.
+    #[arg(long, default_value = "")]
+    pub document_prefix: String,
     /// Store folder for the collections (default: a temporary folder, removed afterwards).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -120,6 +126,7 @@ impl RetrievalArgs {
             anisotropy_pairs,
             fusion: crate::store::Fusion::default(),
             passages: self.passages.as_deref().map(parse_passages).transpose()?,
+            prefixes: crate::Prefixes { query: self.query_prefix.clone(), document: self.document_prefix.clone() },
         })
     }
 }

@@ -8,6 +8,7 @@ use super::common::{progress_bar, BarProgress, ModelArgs, SourceArgs};
 use crate::encoder::Pooling;
 use crate::transform::TransformKind;
 use crate::transform::{CouplingKind, FlowConfig, PermutationKind};
+use crate::{Embedder, PipelineRequest, Prefixes, TransformChoice};
 
 /// Which transform.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +26,18 @@ pub struct FitArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Pooling the transform is fitted for.
-    #[arg(long, default_value = "mean")]
-    pub pooling: String,
+    /// Pooling the transform is fitted for (default: a `store:` collection's, else mean).
+    #[arg(long)]
+    pub pooling: Option<String>,
+    /// Text put before every sentence, as the pipeline puts it before documents (default: a
+    /// `store:` collection's, else none). The transform belongs to the pipeline with both
+    /// prefixes: give the query prefix too.
+    #[arg(long)]
+    pub document_prefix: Option<String>,
+    /// The query prefix of the pipeline the transform is for (default: a `store:` collection's,
+    /// else none).
+    #[arg(long)]
+    pub query_prefix: Option<String>,
     /// Whitening: keep this many dimensions (default: all).
     #[arg(long)]
     pub dims: Option<usize>,
@@ -82,10 +92,28 @@ impl FitArgs {
 
 /// Runs `isovec fit`.
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
-    let sentences = args.source.read()?;
-    let encoder = args.model.load()?;
-    let pooling: Pooling = args.pooling.parse()?;
-    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let (sentences, recorded) = args.source.read_with_pipeline()?;
+    // The encoder the transform is for: the parts named, the others those of the collection
+    // read (`--from store:`), else the defaults; never a transform.
+    let request = PipelineRequest {
+        model: args.model.model.clone(),
+        pooling: args.pooling.as_deref().map(str::parse::<Pooling>).transpose()?,
+        max_length: args.model.max_length,
+        prefixes: match (&args.query_prefix, &args.document_prefix) {
+            (None, None) => None,
+            (q, d) => Some(Prefixes { query: q.clone().unwrap_or_default(), document: d.clone().unwrap_or_default() }),
+        },
+        transform: Some(TransformChoice::None),
+    };
+    let options = args.model.options()?;
+    let pipeline = match &recorded {
+        Some(spec) => request.load_changed(spec, &options)?,
+        None => request.load(&options)?,
+    };
+    let (encoder, pooling) = (pipeline.encoder(), pipeline.pooling());
+    let prefix = &pipeline.prefixes().document;
+    let prefixed: Vec<String> = sentences.iter().map(|s| format!("{prefix}{s}")).collect();
+    let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
     let bar = progress_bar(refs.len() as u64, "encoding");
     let encoded = encoder.encode_with_progress(&refs, &[pooling], &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
@@ -102,7 +130,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         FitKind::Flow => TransformKind::Flow(args.flow_config()),
     };
     let start = std::time::Instant::now();
-    let transform = kind.fit(&encoded.vectors[0], &encoder.id(pooling), &BarProgress::default())?;
+    let transform = kind.fit(&encoded.vectors[0], &pipeline.id().encoder, &BarProgress::default())?;
     transform.save(&args.out)?;
     println!(
         "{} fitted on {} sentences ({} → {} dims) in {:.1}s, written to {}",

@@ -9,7 +9,6 @@ use anyhow::Context;
 use super::common::{progress_bar, PipelineArgs};
 use super::store_cmds::StoreArgs;
 use crate::parquet_io::ParquetImport;
-use crate::store::Store;
 use crate::Embedder;
 
 /// Options of `isovec import`.
@@ -34,12 +33,17 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     let checked = start.elapsed().as_secs_f64();
-    let pipeline = if file.info().has_vectors {
-        None
-    } else {
-        Some(args.pipeline.load().context("loading the pipeline that encodes the file's texts")?)
+    let options = args.pipeline.model.options()?;
+    let store = super::store_cmds::open_store(&args.target.store, true, &options)?;
+    let name = &args.target.collection;
+    let existing = store.list_collections()?.iter().any(|(n, _)| n == name);
+    // Texts to encode: by the existing collection's pipeline (parts named checked against it),
+    // else by the pipeline named.
+    let pipeline = match (file.info().has_vectors, existing) {
+        (true, _) => None,
+        (false, true) => Some(store.collection(name)?.pipeline_for(&args.pipeline.request()?)?),
+        (false, false) => Some(args.pipeline.load().context("loading the pipeline that encodes the file's texts")?),
     };
-    let store = Store::open(&args.target.store)?;
     let bar = progress_bar(file.info().rows, if pipeline.is_some() { "encoding" } else { "importing" });
     let embedder = pipeline.as_deref().map(|p| p as &dyn Embedder);
     let report = store.import_parquet(&args.target.collection, &file, embedder, &|done, _| bar.set_position(done))?;

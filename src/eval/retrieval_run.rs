@@ -156,6 +156,8 @@ pub struct RetrievalPlan {
     /// Index long documents as overlapping passages (see [`crate::store::Passages`]), each
     /// document scored by its best passage; rows are then named `<pipeline>+passages`.
     pub passages: Option<Passages>,
+    /// Texts put before queries and documents (of the main encoder's pipelines).
+    pub prefixes: crate::Prefixes,
 }
 
 /// One pipeline's results.
@@ -259,6 +261,7 @@ pub fn subset(data: &BeirData, max_queries: usize, max_docs: usize) -> BeirData 
 struct EncodedSplit {
     encoder: Arc<Encoder>,
     pooling: Pooling,
+    prefixes: crate::Prefixes,
     /// One vector per document, or per passage when documents are split.
     docs: Vec<Vec<f32>>,
     /// The document (index in the corpus) of each vector of `docs`.
@@ -266,43 +269,64 @@ struct EncodedSplit {
     queries: Vec<Vec<f32>>,
 }
 
+impl EncodedSplit {
+    /// The id of the encoder half of this split's pipelines.
+    fn encoder_id(&self) -> crate::EncoderId {
+        crate::EncoderId { prefixes: self.prefixes.clone(), ..self.encoder.id(self.pooling) }
+    }
+}
+
 fn encode_split(
     encoder: Arc<Encoder>,
     pooling: Pooling,
+    prefixes: &crate::Prefixes,
     data: &BeirData,
     passages: Option<Passages>,
     progress: &dyn Progress,
 ) -> Result<(EncodedSplit, usize)> {
     let texts: Vec<String> = data.corpus.iter().map(document_text).collect();
-    let mut refs: Vec<&str> = Vec::with_capacity(texts.len());
+    // Each vector's text (the document prefix, then a document or one of its passages).
+    let mut pieces: Vec<String> = Vec::with_capacity(texts.len());
     let mut owners = Vec::with_capacity(texts.len());
+    let prefix_tokens =
+        if prefixes.document.is_empty() { 0 } else { encoder.tokenizer().token_spans(&prefixes.document)?.spans.len() };
     for (i, text) in texts.iter().enumerate() {
         match passages {
             Some(p) => {
-                let tokens = encoder.tokenizer().token_spans(text)?;
+                let mut tokens = encoder.tokenizer().token_spans(text)?;
+                tokens.capacity = tokens.capacity.saturating_sub(prefix_tokens).max(1);
                 let (length, stride) = p.resolve(tokens.capacity)?;
                 for range in crate::store::passages::split(text, &tokens, length, stride) {
-                    refs.push(&text[range]);
+                    pieces.push(format!("{}{}", prefixes.document, &text[range]));
                     owners.push(i);
                 }
             }
             None => {
-                refs.push(text);
+                pieces.push(format!("{}{text}", prefixes.document));
                 owners.push(i);
             }
         }
     }
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     let what = if passages.is_some() { "passages" } else { "documents" };
     progress.start(&format!("encoding {} {what} ({})", refs.len(), encoder.name()), refs.len());
     let docs = encoder.encode_with_progress(&refs, &[pooling], &|n| progress.advance(n))?;
     progress.finish();
-    let queries: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+    let queries: Vec<String> = data.queries.iter().map(|q| format!("{}{}", prefixes.query, q.text)).collect();
+    let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
     progress.start(&format!("encoding queries ({})", encoder.name()), queries.len());
     let encoded_queries = encoder.encode_with_progress(&queries, &[pooling], &|n| progress.advance(n))?;
     progress.finish();
     let first = |mut v: Vec<Vec<Vec<f32>>>| v.drain(..).next().unwrap_or_default();
     Ok((
-        EncodedSplit { encoder, pooling, docs: first(docs.vectors), owners, queries: first(encoded_queries.vectors) },
+        EncodedSplit {
+            encoder,
+            pooling,
+            prefixes: prefixes.clone(),
+            docs: first(docs.vectors),
+            owners,
+            queries: first(encoded_queries.vectors),
+        },
         docs.truncated,
     ))
 }
@@ -346,7 +370,8 @@ pub fn evaluate(
                     Some(info) => info.pooling.parse()?,
                     None => plan.pooling,
                 };
-                let (encoded, truncated) = encode_split(enc.clone(), pooling, data, plan.passages, progress)?;
+                let (encoded, truncated) =
+                    encode_split(enc.clone(), pooling, &crate::Prefixes::default(), data, plan.passages, progress)?;
                 outcome.truncated.push((name.clone(), truncated, enc.tokenizer().max_length()));
                 other = encoded;
                 &other
@@ -354,7 +379,7 @@ pub fn evaluate(
             _ => {
                 if main.is_none() {
                     let (encoded, truncated) =
-                        encode_split(encoder.clone(), plan.pooling, data, plan.passages, progress)?;
+                        encode_split(encoder.clone(), plan.pooling, &plan.prefixes, data, plan.passages, progress)?;
                     outcome.truncated.push((encoder.name().to_string(), truncated, encoder.tokenizer().max_length()));
                     main = Some(encoded);
                 }
@@ -371,7 +396,7 @@ pub fn evaluate(
         let transform = match kind {
             Some(kind) => {
                 progress.start(&format!("fitting {name} on {} documents", split.docs.len()), 0);
-                let fitted = kind.fit(&split.docs, &split.encoder.id(split.pooling), progress);
+                let fitted = kind.fit(&split.docs, &split.encoder_id(), progress);
                 progress.finish();
                 match fitted {
                     Ok(t) => Some(Arc::new(t)),
@@ -506,7 +531,8 @@ fn index_pipeline<'a>(
     plan: &RetrievalPlan,
     progress: &dyn Progress,
 ) -> Result<Indexed<'a>> {
-    let pipeline = Pipeline::new(split.encoder.clone(), split.pooling, transform.clone())?;
+    let pipeline =
+        Pipeline::with_prefixes(split.encoder.clone(), split.pooling, split.prefixes.clone(), transform.clone())?;
     let docs = pipeline.apply(split.docs.clone())?;
     let queries = pipeline.apply(split.queries.clone())?;
     let dims = docs.first().map_or(0, Vec::len);

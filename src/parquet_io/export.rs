@@ -11,7 +11,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::{RowDigest, BATCH_ROWS, DIGEST_KEY, DIMS_KEY, METRIC_KEY, PIPELINE_KEY, ROWS_KEY, ROW_GROUP_ROWS};
+use super::{
+    RowDigest, BATCH_ROWS, DIGEST_KEY, DIMS_KEY, METRIC_KEY, PIPELINE_KEY, PIPELINE_SPEC_KEY, ROWS_KEY, ROW_GROUP_ROWS,
+};
 use super::{ID_COLUMN, METADATA_COLUMN, PASSAGE_COLUMN, TEXT_COLUMN, VECTOR_COLUMN};
 use crate::store::{Collection, Metric, PassagesDoc};
 use crate::{Error, Result};
@@ -103,6 +105,7 @@ impl Collection {
                 ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| write_error(path, e))?;
             let total = self.count()?;
             let pipeline = serde_json::to_string(&config.pipeline)?;
+            let spec = self.spec()?;
             let metric = match config.metric {
                 Metric::Cosine => "cosine".to_string(),
             };
@@ -138,6 +141,10 @@ impl Collection {
                 (DIGEST_KEY, digest.finish()),
             ] {
                 writer.append_key_value_metadata(KeyValue::new(key.to_string(), value));
+            }
+            if let Some(spec) = spec {
+                let json = String::from_utf8(spec.to_json()?).map_err(|e| Error::Database(e.to_string()))?;
+                writer.append_key_value_metadata(KeyValue::new(PIPELINE_SPEC_KEY.to_string(), json));
             }
             let file = writer.into_inner().map_err(|e| write_error(path, e))?;
             file.sync_all().map_err(|e| Error::io(&tmp, e))?;

@@ -17,7 +17,9 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::ProjectionMask;
 use serde_json::Value;
 
-use super::{FileInfo, RowDigest, BATCH_ROWS, DIGEST_KEY, DIMS_KEY, METRIC_KEY, PIPELINE_KEY, ROWS_KEY};
+use super::{
+    FileInfo, RowDigest, BATCH_ROWS, DIGEST_KEY, DIMS_KEY, METRIC_KEY, PIPELINE_KEY, PIPELINE_SPEC_KEY, ROWS_KEY,
+};
 use super::{ID_COLUMN, METADATA_COLUMN, PASSAGE_COLUMN, TEXT_COLUMN, VECTOR_COLUMN};
 use crate::store::{CollectionConfig, PassagesDoc, Store, TextDoc};
 use crate::{Embedder, Error, PipelineId, Result};
@@ -156,6 +158,20 @@ fn open(path: &Path) -> Result<(ParquetRecordBatchReader, FileInfo, Header)> {
         ),
         None => None,
     };
+    let spec = match value(PIPELINE_SPEC_KEY) {
+        Some(json) => {
+            let spec = crate::PipelineSpec::from_json(json.as_bytes(), &path.display().to_string())?;
+            let recorded = spec.encoded().ok().map(|e| &e.id);
+            if recorded.is_some() && recorded != pipeline.as_ref() {
+                return Err(damaged(
+                    path,
+                    format!("its {PIPELINE_SPEC_KEY} is not the pipeline of its {PIPELINE_KEY}"),
+                ));
+            }
+            Some(spec)
+        }
+        None => None,
+    };
     if let Some(metric) = value(METRIC_KEY) {
         if metric != "cosine" {
             return Err(damaged(
@@ -180,6 +196,7 @@ fn open(path: &Path) -> Result<(ParquetRecordBatchReader, FileInfo, Header)> {
     }
     let info = FileInfo {
         pipeline,
+        spec,
         dims: if has_vectors { dims } else { None },
         rows,
         has_vectors,
@@ -364,8 +381,9 @@ impl Store {
     ///
     /// A file with vectors is taken as it is: its pipeline (`isovec.pipeline`) must be the
     /// collection's (an error names both), or becomes that of the new collection. A file without
-    /// vectors is encoded by `embedder`, which must then be given (and be the collection's
-    /// pipeline). Rows are upserted in batches, so an I/O error midway leaves the batches before
+    /// vectors is encoded by `embedder` (which must be the collection's pipeline), or else by
+    /// the existing collection's recorded pipeline. A new collection records the file's
+    /// pipeline record (`isovec.pipeline_spec`), or `embedder`'s. Rows are upserted in batches, so an I/O error midway leaves the batches before
     /// it written; importing the file again completes it.
     pub fn import_parquet(
         &self,
@@ -381,6 +399,15 @@ impl Store {
         }
         let info = file.info();
         let existing = self.list_collections()?.into_iter().find(|(n, _)| n == name).map(|(_, c)| c);
+        // A file without vectors into an existing collection: its recorded pipeline, if not given.
+        let recorded;
+        let embedder = match (embedder, &existing, info.has_vectors) {
+            (None, Some(_), false) => {
+                recorded = self.collection(name)?.pipeline()?;
+                Some(recorded.as_ref() as &dyn Embedder)
+            }
+            (e, _, _) => e,
+        };
         let config = if info.has_vectors {
             let Some(pipeline) = info.pipeline.clone() else {
                 return Err(Error::InvalidInput(format!(
@@ -419,7 +446,12 @@ impl Store {
                 return Err(Error::Dimension { expected: existing.dims, found: config.dims });
             }
         }
-        let collection = self.get_or_create_collection(name, config)?;
+        let collection = match (&existing, info.has_vectors, embedder) {
+            (Some(_), _, _) => self.collection(name)?,
+            (None, true, _) => self.create_collection_with(name, config, info.spec.as_ref())?,
+            (None, false, Some(embedder)) => self.create_collection_for(name, embedder)?,
+            (None, false, None) => return Err(Error::InvalidInput("a file without vectors needs a pipeline".into())),
+        };
         let (mut reader, _, _) = open(path)?;
         let mut report = ImportReport { encoded: !info.has_vectors, ..Default::default() };
         let mut pending: Vec<PassagesDoc> = Vec::new();

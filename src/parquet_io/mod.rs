@@ -13,7 +13,12 @@
 //! and these key-value metadata, which say what the vectors are:
 //! `isovec.pipeline` (the [`PipelineId`] as JSON), `isovec.dims`, `isovec.metric` (`cosine`),
 //! `isovec.rows`, and `isovec.sha256`, a digest of every row ([`RowDigest`]) that import checks
-//! before it writes anything, so a damaged file is refused with the store unchanged.
+//! before it writes anything, so a damaged file is refused with the store unchanged; and
+//! `isovec.pipeline_spec`, the collection's [`crate::PipelineSpec`] with its transform (when the
+//! collection records one), which import records in a new collection, so it is searchable by
+//! text with nothing else said. The spec is checked against `isovec.pipeline` (and its transform
+//! against its own checksum) rather than covered by the digest, so files written before it
+//! existed keep their digest.
 //!
 //! Import also takes files written by other tools: `vector` may be any list of Float32 (its
 //! length must be the dimension), `passage`, `metadata` and the digest may be missing, and a file
@@ -43,6 +48,8 @@ pub const VECTOR_COLUMN: &str = "vector";
 
 /// Key of the pipeline id (JSON) in the file's key-value metadata.
 pub const PIPELINE_KEY: &str = "isovec.pipeline";
+/// Key of the collection's recorded pipeline (JSON, see [`crate::PipelineSpec`]).
+pub const PIPELINE_SPEC_KEY: &str = "isovec.pipeline_spec";
 /// Key of the number of dimensions.
 pub const DIMS_KEY: &str = "isovec.dims";
 /// Key of the metric (`cosine`).
@@ -63,6 +70,8 @@ const BATCH_ROWS: usize = 1_024;
 pub struct FileInfo {
     /// The pipeline that made the vectors (`None` in a file without it, which may not have vectors).
     pub pipeline: Option<PipelineId>,
+    /// The recorded pipeline of the collection exported, if it had one (checked against `pipeline`).
+    pub spec: Option<crate::PipelineSpec>,
     /// Number of dimensions of the vectors; `None` in a file without vectors.
     pub dims: Option<usize>,
     /// Number of rows (vectors, or texts in a file without vectors).
