@@ -225,7 +225,14 @@ fn a_store_written_before_content_ids_opens_and_searches() {
         let collection = store.collection(name).unwrap();
         let stored = &collection.config().pipeline;
         assert_eq!((stored.encoder.model.as_str(), stored.encoder.files_sha256.as_ref()), ("tiny-bert", None));
+        // No record of the pipeline yet: the error says what to pass.
+        assert!(collection.spec().unwrap().is_none());
+        let e = collection.pipeline().err().expect("no pipeline without a record").to_string();
+        assert!(e.contains("no record of the pipeline") && e.contains("--pooling mean"), "{e}");
+        assert_eq!(e.contains("--transform FILE"), name == "whitened", "{e}");
+        // Given once, it is recorded.
         collection.check_pipeline(pipeline).unwrap();
+        assert!(collection.spec().unwrap().is_some());
         assert_eq!(collection.count().unwrap(), DOCS.len() as u64);
         assert_same_vectors_and_search(&collection, pipeline);
         // Writing with today's pipeline goes to the same collection.
@@ -247,8 +254,16 @@ fn a_store_written_before_content_ids_opens_and_searches() {
     let wrong = Pipeline::new(encoder(&other), Pooling::Mean, None).unwrap();
     let e = store.collection("raw").unwrap().check_pipeline(&wrong).unwrap_err().to_string();
     assert!(e.contains("pipeline mismatch"), "{e}");
-    // And the store reopens after the writes.
+    // And the store reopens after the writes, each collection searchable with nothing said.
     store.close().unwrap();
     let store = Store::open_existing(tmp.path().join("store")).unwrap();
     assert_eq!(store.collection("raw").unwrap().count().unwrap(), DOCS.len() as u64 + 1);
+    for (name, pipeline) in [("raw", &raw), ("whitened", &whitened)] {
+        let c = store.collection(name).unwrap();
+        let params = SearchParams::k(3);
+        assert_eq!(
+            c.search_text("the dog sat on the mat", &params).unwrap(),
+            c.search_text_with(pipeline, "the dog sat on the mat", &params).unwrap()
+        );
+    }
 }

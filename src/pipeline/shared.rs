@@ -23,7 +23,7 @@ pub fn open_shared(spec: &PipelineSpec, options: &EncoderOptions) -> Result<Arc<
     let id = &spec.encoded()?.id;
     let key = format!("{} {}", id.fingerprint(), runs_as(options));
     // Held while loading: two threads asking for one pipeline load it once.
-    let mut pipelines = lock(&PIPELINES)?;
+    let mut pipelines = lock(&PIPELINES);
     if let Some(p) = pipelines.get(&key).and_then(Weak::upgrade) {
         return Ok(p);
     }
@@ -37,14 +37,19 @@ pub fn open_shared(spec: &PipelineSpec, options: &EncoderOptions) -> Result<Arc<
 /// each way of running it and shared while in use.
 pub(crate) fn encoder(dir: &Path, max_length: Option<usize>, options: &EncoderOptions) -> Result<Arc<Encoder>> {
     let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
-    let key = format!("{} {max_length:?} {}", canonical.display(), runs_as(options));
-    let mut encoders = lock(&ENCODERS)?;
+    // Keyed by the length in effect, so that the model's own and the same length named share.
+    let max_length = match max_length {
+        Some(n) => n,
+        None => crate::encoder::ModelDir::open(dir)?.read_config()?.max_position_embeddings,
+    };
+    let key = format!("{} {max_length} {}", canonical.display(), runs_as(options));
+    let mut encoders = lock(&ENCODERS);
     if let Some(e) = encoders.get(&key).and_then(Weak::upgrade) {
         // The files may have changed since: the caller checks the encoder's id.
         return Ok(e);
     }
     // Loaded from the path as given: the model's name (its folder's name) labels pipeline ids.
-    let encoder = Arc::new(Encoder::load(dir, EncoderOptions { max_length, ..options.clone() })?);
+    let encoder = Arc::new(Encoder::load(dir, EncoderOptions { max_length: Some(max_length), ..options.clone() })?);
     encoders.retain(|_, e| e.strong_count() > 0);
     encoders.insert(key, Arc::downgrade(&encoder));
     Ok(encoder)
@@ -57,6 +62,6 @@ fn runs_as(options: &EncoderOptions) -> String {
 
 /// Locks a cache; every insertion is a single `insert` of a complete value, so a panic in
 /// another thread while it held the lock leaves nothing half done.
-fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
-    Ok(m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -146,6 +146,13 @@ impl WhiteningAccumulator {
                 usable
             }
         };
+        if usable == 0 {
+            return Err(Error::InvalidInput(format!(
+                "no direction has variance in {} vectors: the sentences are all encoded alike (cut to the same \
+                 first tokens?); fit on more varied sentences",
+                self.count
+            )));
+        }
         if usable < k {
             return Err(Error::InvalidInput(format!(
                 "only {usable} of {d} directions have non-zero variance in {} vectors, so {k} \

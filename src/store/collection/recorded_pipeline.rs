@@ -13,6 +13,7 @@ impl Collection {
     /// The record of the pipeline that makes the collection's vectors; `None` for a collection
     /// written before isovec recorded pipelines, or created from vectors without one.
     pub fn spec(&self) -> Result<Option<PipelineSpec>> {
+        self.check_alive()?;
         match self.inner.tree.get(PIPELINE_KEY).map_err(db_error)? {
             None => Ok(None),
             Some(bytes) => PipelineSpec::from_json(&bytes, &format!("collection {:?}", self.inner.name)).map(Some),
@@ -24,6 +25,7 @@ impl Collection {
     /// encoder options. A collection without a record gets an error that says which pipeline
     /// to give once ([`Collection::pipeline_for`]) to record it.
     pub fn pipeline(&self) -> Result<Arc<Pipeline>> {
+        self.check_alive()?;
         let mut slot = self.inner.pipeline.lock().map_err(|_| super::poisoned())?;
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
