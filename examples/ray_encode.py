@@ -81,7 +81,7 @@ def plain(table):
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
-def encode(rows, out, model_dir=None, pooling="mean", transform=None, workers=None, batch_size=32):
+def encode(rows, out, model_dir=None, pooling=None, transform=None, workers=None, batch_size=32):
     """Encodes ``rows`` on the running Ray cluster and writes them to the Parquet file ``out``."""
     pipeline = isovec.Pipeline(model_dir, pooling, transform)
     workers = workers or int(ray.available_resources().get("CPU", 1))
@@ -131,7 +131,7 @@ def main():
     parser.add_argument("--corpus", required=True, help="BEIR corpus.jsonl or corpus.jsonl.gz")
     parser.add_argument("--out", required=True, help="Parquet file to write")
     parser.add_argument("--model", default=None, help="model folder (default: the installed default model)")
-    parser.add_argument("--pooling", default="mean")
+    parser.add_argument("--pooling", default=None, help="default: mean, or the pooling the transform was fitted on")
     parser.add_argument("--transform", default=None, help="a transform file from `isovec fit`")
     parser.add_argument("--workers", type=int, default=None, help="actors, one per core (default: all CPUs)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")

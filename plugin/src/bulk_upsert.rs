@@ -23,10 +23,8 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::Arc;
 
 use isovec::store::{Collection, TextDoc};
-use isovec::Pipeline;
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -59,7 +57,6 @@ struct Target {
     store_dir: String,
     name: String,
     collection: Collection,
-    pipeline: Arc<Pipeline>,
 }
 
 /// One aggregate's rows and what has been written of them.
@@ -159,7 +156,7 @@ impl Bulk {
         }
         let report = target
             .collection
-            .add_texts_with(target.pipeline.as_ref(), &self.pending)
+            .add_texts(&self.pending)
             .map_err(|e| self.stopped_at(self.rows, &isovec_error(NAME, e).to_string()))?;
         self.written += self.pending.len() as u64;
         self.batches += 1;
@@ -225,6 +222,6 @@ fn batch_arg(ctx: &Context<'_>) -> rusqlite::Result<usize> {
 /// Opens (creating if missing, with the default pipeline) the collection the rows go to.
 fn open_target(store_dir: String, name: String) -> rusqlite::Result<Target> {
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(NAME, e))?;
-    let (collection, pipeline) = writable_collection(&store, &name, None).map_err(|e| isovec_error(NAME, e))?;
-    Ok(Target { store_dir, name, collection, pipeline })
+    let collection = writable_collection(&store, &name, None).map_err(|e| isovec_error(NAME, e))?;
+    Ok(Target { store_dir, name, collection })
 }

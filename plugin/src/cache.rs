@@ -1,30 +1,23 @@
-//! Per-process caches: opened stores, loaded encoders, transforms and pipelines.
+//! Per-process caches: opened stores, and the pipelines SQL names.
 //!
 //! Loading a model takes most of a second and a sled store can be open in only one process at a
-//! time, so each is opened once and kept (keyed by canonical path) until the process ends or
-//! `isovec_close(store)` lets a store go.
+//! time, so each is opened once and kept until the process ends or `isovec_close(store)` lets a
+//! store go. Stores are keyed by canonical path, pipelines by the string that names them
+//! ([`PipelineName`]); a collection's own pipeline is kept by its collection.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use isovec::encoder::{Encoder, EncoderOptions};
 use isovec::store::Store;
-use isovec::transform::Transform;
-use isovec::{EncoderId, Error, Pipeline, PipelineId, Result, TransformId};
+use isovec::{Error, Pipeline, Result};
+
+use crate::pipeline_name::PipelineName;
 
 /// Open stores by canonical directory.
 static STORES: LazyLock<Mutex<HashMap<PathBuf, Arc<Store>>>> = LazyLock::new(Default::default);
-/// Loaded encoders by canonical model folder and requested maximum length.
-static ENCODERS: LazyLock<Mutex<HashMap<EncoderKey, Arc<Encoder>>>> = LazyLock::new(Default::default);
-/// A model folder and the maximum length it was loaded for.
-type EncoderKey = (PathBuf, Option<usize>);
-/// Loaded transforms by canonical file path.
-static TRANSFORM_FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<Transform>>>> = LazyLock::new(Default::default);
-/// Every transform loaded so far, by id: how a collection's pipeline finds its transform.
-static TRANSFORMS: LazyLock<Mutex<HashMap<TransformId, Arc<Transform>>>> = LazyLock::new(Default::default);
-/// Built pipelines by id.
-static PIPELINES: LazyLock<Mutex<HashMap<PipelineId, Arc<Pipeline>>>> = LazyLock::new(Default::default);
+/// Pipelines by the name SQL gave them.
+static PIPELINES: LazyLock<Mutex<HashMap<PipelineName, Arc<Pipeline>>>> = LazyLock::new(Default::default);
 
 /// Locks a cache; a panic in another thread while it held the lock does not poison the data
 /// (every insertion is a single `insert` of a complete value).
@@ -50,7 +43,8 @@ pub fn store(dir: &Path, create: bool) -> Result<Arc<Store>> {
         }
     }
     let store = if create { Store::open(dir)? } else { Store::open_existing(dir)? };
-    let store = Arc::new(store);
+    // Collections' recorded pipelines encode in the process's precision.
+    let store = Arc::new(store.with_encoder_options(crate::precision::encoder_options()?));
     stores.insert(canonical(dir)?, store.clone());
     Ok(store)
 }
@@ -74,58 +68,15 @@ pub fn close_store(dir: &Path) -> Result<bool> {
     }
 }
 
-/// The encoder in `dir` (with `max_length`, default the model's), loaded once per process.
-pub fn encoder(dir: &Path, max_length: Option<usize>) -> Result<Arc<Encoder>> {
-    let key = (canonical(dir).map_err(|e| missing_model(dir, e))?, max_length);
-    let mut encoders = lock(&ENCODERS);
-    if let Some(e) = encoders.get(&key) {
-        return Ok(e.clone());
+/// The pipeline `name` names, loaded by `load` the first time and kept until the process ends
+/// (the library's own cache lets a pipeline go as soon as nothing uses it, which between two SQL
+/// calls is always). Two threads asking for one pipeline load it once.
+pub fn pipeline(name: &PipelineName, load: impl FnOnce() -> Result<Arc<Pipeline>>) -> Result<Arc<Pipeline>> {
+    let mut pipelines = lock(&PIPELINES);
+    if let Some(p) = pipelines.get(name) {
+        return Ok(p.clone());
     }
-    // In the process's precision (`ISOVEC_DTYPE`, read at load).
-    let options = EncoderOptions { max_length, ..crate::precision::encoder_options()? };
-    // Loaded from the path as given: the model's name (its folder name) labels pipeline ids.
-    let encoder = Arc::new(Encoder::load(dir, options)?);
-    encoders.insert(key, encoder.clone());
-    Ok(encoder)
-}
-
-fn missing_model(dir: &Path, e: Error) -> Error {
-    Error::Model(format!(
-        "no model folder at {} ({e}); install the default model with `isovec model fetch`, or name a Hugging Face BERT folder",
-        dir.display()
-    ))
-}
-
-/// An already-loaded encoder that produces `id` (same model files and maximum length), if any.
-pub fn loaded_encoder(id: &EncoderId) -> Option<Arc<Encoder>> {
-    lock(&ENCODERS).values().find(|e| e.produces(id)).cloned()
-}
-
-/// The transform file at `path`, loaded once per process (and remembered by its id).
-pub fn transform_file(path: &Path) -> Result<Arc<Transform>> {
-    let key = canonical(path)?;
-    let mut files = lock(&TRANSFORM_FILES);
-    if let Some(t) = files.get(&key) {
-        return Ok(t.clone());
-    }
-    let t = Arc::new(Transform::load(&key)?);
-    lock(&TRANSFORMS).insert(t.id(), t.clone());
-    files.insert(key, t.clone());
-    Ok(t)
-}
-
-/// A transform loaded earlier in this process with this id, if any.
-pub fn loaded_transform(id: &TransformId) -> Option<Arc<Transform>> {
-    lock(&TRANSFORMS).get(id).cloned()
-}
-
-/// The cached pipeline with this id, if built before.
-pub fn pipeline(id: &PipelineId) -> Option<Arc<Pipeline>> {
-    lock(&PIPELINES).get(id).cloned()
-}
-
-/// Remembers a built pipeline; returns the cached one if another thread was first.
-pub fn remember_pipeline(p: Pipeline) -> Arc<Pipeline> {
-    use isovec::Embedder;
-    lock(&PIPELINES).entry(p.id().clone()).or_insert_with(|| Arc::new(p)).clone()
+    let pipeline = load()?;
+    pipelines.insert(name.clone(), pipeline.clone());
+    Ok(pipeline)
 }

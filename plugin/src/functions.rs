@@ -1,10 +1,9 @@
 //! The scalar SQL functions: embed, cosine, dims, upsert, delete, collection, close.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use isovec::store::{Collection, CollectionConfig, Store, TextDoc};
-use isovec::{Embedder, Pipeline};
+use isovec::store::{Collection, Store, TextDoc};
+use isovec::Embedder;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
@@ -13,7 +12,7 @@ use serde_json::Value as Json;
 use crate::blob::{from_blob, to_blob};
 use crate::cache;
 use crate::guard::{guarded, isovec_error, sql_error};
-use crate::pipeline_spec::{pipeline_for_id, PipelineSpec};
+use crate::pipeline_name::PipelineName;
 
 /// Registers the scalar functions on `db`.
 pub fn register(db: &Connection) -> rusqlite::Result<()> {
@@ -65,7 +64,7 @@ fn embed(ctx: &Context<'_>) -> rusqlite::Result<Value> {
         return Ok(Value::Null);
     };
     let spec = if ctx.len() > 1 { text_arg(ctx.get_raw(1), F, "the pipeline")? } else { None };
-    let pipeline = PipelineSpec::parse(spec.as_deref()).and_then(|s| s.resolve()).map_err(|e| isovec_error(F, e))?;
+    let pipeline = PipelineName::parse(spec.as_deref()).and_then(|s| s.resolve()).map_err(|e| isovec_error(F, e))?;
     let vector = pipeline
         .embed(&[text.as_str()])
         .map_err(|e| isovec_error(F, e))?
@@ -109,33 +108,16 @@ fn dims(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     }
 }
 
-/// The collection `name` of `store` with the pipeline that fills it; a missing collection is
-/// created with `create_with` (when given).
-pub fn writable_collection(
-    store: &Store,
-    name: &str,
-    create_with: Option<&PipelineSpec>,
-) -> isovec::Result<(Collection, Arc<Pipeline>)> {
-    let exists = store.list_collections()?.iter().any(|(n, _)| n == name);
-    if exists {
-        let collection = store.collection(name)?;
-        let pipeline = pipeline_for_id(&collection.config().pipeline)?;
-        if let Some(spec) = create_with {
-            collection.check_pipeline(spec.resolve()?.as_ref())?;
-        }
-        return Ok((collection, pipeline));
+/// The collection `name` of `store`, which encodes texts with its recorded pipeline. Given a
+/// pipeline, an existing collection must hold its vectors (one without a record of its pipeline
+/// records it), and a missing one is created for it; without, a missing collection is created for
+/// the default pipeline.
+pub fn writable_collection(store: &Store, name: &str, pipeline: Option<&PipelineName>) -> isovec::Result<Collection> {
+    match pipeline {
+        Some(p) => store.get_or_create_collection_for(name, p.resolve()?.as_ref()),
+        None if store.list_collections()?.iter().any(|(n, _)| n == name) => store.collection(name),
+        None => store.get_or_create_collection_for(name, PipelineName::Default.resolve()?.as_ref()),
     }
-    let default_spec;
-    let spec = match create_with {
-        Some(s) => s,
-        None => {
-            default_spec = PipelineSpec::parse(None)?;
-            &default_spec
-        }
-    };
-    let pipeline = spec.resolve()?;
-    let config = CollectionConfig::new(pipeline.dims(), pipeline.id().clone());
-    Ok((store.get_or_create_collection(name, config)?, pipeline))
 }
 
 /// The optional metadata argument: NULL or blank is no metadata, else a JSON object.
@@ -165,10 +147,8 @@ fn upsert(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     let text = required_text(ctx.get_raw(3), F, "the text")?;
     let metadata = if ctx.len() > 4 { metadata_arg(ctx.get_raw(4), F)? } else { Json::Null };
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
-    let (collection, pipeline) = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
-    let report = collection
-        .add_texts_with(pipeline.as_ref(), &[TextDoc { id, text, metadata }])
-        .map_err(|e| isovec_error(F, e))?;
+    let collection = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
+    let report = collection.add_texts(&[TextDoc { id, text, metadata }]).map_err(|e| isovec_error(F, e))?;
     Ok(Value::Integer(report.inserted as i64))
 }
 
@@ -187,14 +167,14 @@ fn collection_info(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     const F: &str = "isovec_collection";
     let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
     let name = required_text(ctx.get_raw(1), F, "the collection")?;
-    let spec = if ctx.len() > 2 {
+    let pipeline = if ctx.len() > 2 {
         let text = text_arg(ctx.get_raw(2), F, "the pipeline")?;
-        Some(PipelineSpec::parse(text.as_deref()).map_err(|e| isovec_error(F, e))?)
+        Some(PipelineName::parse(text.as_deref()).map_err(|e| isovec_error(F, e))?)
     } else {
         None
     };
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
-    let (collection, _) = writable_collection(&store, &name, spec.as_ref()).map_err(|e| isovec_error(F, e))?;
+    let collection = writable_collection(&store, &name, pipeline.as_ref()).map_err(|e| isovec_error(F, e))?;
     let stats = collection.stats().map_err(|e| isovec_error(F, e))?;
     let json = serde_json::to_string(&stats).map_err(|e| sql_error(format!("{F}: {e}")))?;
     Ok(Value::Text(json))

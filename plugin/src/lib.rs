@@ -11,10 +11,14 @@
 //!   durable batches of `batch` (256), all durable when the statement returns ([`bulk_upsert`]);
 //! - `isovec_delete(store, collection, id)` → 1 if it existed, 0 if not;
 //! - `isovec_collection(store, collection [, pipeline])` → the collection's description (JSON),
-//!   creating it with that pipeline if it is missing;
+//!   creating it for that pipeline if it is missing (an existing one must hold its vectors);
 //! - `isovec_close(store)` → snapshots the store and lets other processes open it;
 //! - the table-valued function `isovec_search(store, collection, query [, k [, filter]])` with
 //!   columns `id, score, text, metadata`.
+//!
+//! A collection records the pipeline that made its vectors ([`pipeline_name`] names one; without,
+//! the default): upserts and searches encode with it, in any later session, with nothing to load
+//! first.
 //!
 //! With `ISOVEC_SQLITE_ROOT` set when the extension is loaded, stores open and are created only
 //! inside that directory ([`store_root`]). `ISOVEC_DTYPE` (`f32`, `f16`, `bf16`, `int8`) sets the
@@ -28,7 +32,7 @@ mod bulk_upsert;
 mod cache;
 mod functions;
 mod guard;
-mod pipeline_spec;
+mod pipeline_name;
 mod precision;
 mod search_vtab;
 mod store_root;

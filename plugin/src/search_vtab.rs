@@ -17,7 +17,6 @@ use rusqlite::{ffi, Connection};
 use crate::cache;
 use crate::functions::{required_text, text_arg};
 use crate::guard::{guarded, isovec_error, sql_error};
-use crate::pipeline_spec::pipeline_for_id;
 
 const NAME: &str = "isovec_search";
 /// Results when `k` is not given.
@@ -229,11 +228,8 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
     let store = cache::store(Path::new(&store_dir), false).map_err(|e| isovec_error(NAME, e))?;
     let collection = store.collection(&name).map_err(|e| isovec_error(NAME, e))?;
     let params = SearchParams { filter, mode, fusion, ..SearchParams::k(k as usize) };
-    if mode == SearchMode::Lexical {
-        return collection.search_lexical(&query, &params).map_err(|e| isovec_error(NAME, e));
-    }
-    let pipeline = pipeline_for_id(&collection.config().pipeline).map_err(|e| isovec_error(NAME, e))?;
-    collection.search_text_with(pipeline.as_ref(), &query, &params).map_err(|e| isovec_error(NAME, e))
+    // The query is encoded by the collection's recorded pipeline (a lexical search encodes nothing).
+    collection.search_text(&query, &params).map_err(|e| isovec_error(NAME, e))
 }
 
 /// `dense`, `lexical`, `hybrid`, `hybrid:rrf` or `hybrid:convex=A`.

@@ -2,11 +2,22 @@
 and the ``isovec`` command line, so vectors made here equal ``isovec embed``'s.
 
 >>> import isovec
->>> pipeline = isovec.Pipeline()                      # the default model, mean pooling
->>> vectors = pipeline.embed(["a sentence", "another one"])   # numpy float32, shape (2, 384)
->>> docs = isovec.Store("my-store").collection("docs", pipeline)
+>>> store = isovec.Store("my-store")
+>>> docs = store.collection("docs")   # created for the default model, mean pooling
 >>> docs.add(["v1"], ["Vaccines train the immune system."], [{"topic": "health"}])
->>> docs.search("how do vaccines work", k=5)
+{'inserted': 1, 'replaced': 0}
+>>> [(hit["id"], hit["metadata"]) for hit in docs.search("how do vaccines work", k=5)]
+[('v1', {'topic': 'health'})]
+
+A collection records the pipeline that made its vectors, so ``collection("docs")`` encodes with it
+in any later process, whichever pipeline (``isovec index --pooling cls --transform ...`` too)
+filled it. To choose the pipeline of a new collection, pass one:
+
+>>> pipeline = isovec.Pipeline(pooling="cls")
+>>> vectors = pipeline.embed(["a sentence", "another one"])   # numpy float32, shape (2, 384)
+>>> other = store.collection("other", pipeline)
+>>> store.collection("other").add(["s1"], ["a sentence"])    # later: the recorded pipeline (cls)
+{'inserted': 1, 'replaced': 0}
 
 Errors are ``isovec.IsovecError`` with isovec's messages.
 """
@@ -27,21 +38,36 @@ TUNING_ENV = dict(pair.split("=", 1) for pair in _native.TUNING_ENV.split())
 
 
 class Pipeline:
-    """Encoder + pooling + optional fitted transform + L2 normalisation.
+    """Encoder + pooling + prefixes + optional fitted transform + L2 normalisation.
 
     ``model_dir``: a Hugging Face BERT folder (default: the model ``isovec model fetch``
     installed); ``pooling``: mean, cls, cls_before_pooler, first_last_avg, ...; ``transform``: a
     file written by ``isovec fit whiten|flow``; ``dtype``: f32, or as ``--dtype`` takes it (bf16;
     int8: the dense layers' products in 8-bit integers on a CPU with AVX2, faster, scores 0.2
-    points lower).
+    points lower); ``max_length``: the longest input in tokens; ``query_prefix`` and
+    ``document_prefix``: texts put before queries and documents (as E5 models expect). A part
+    left out (None) is the default (mean pooling, the model's maximum length, no prefix), or,
+    with a transform, what the transform was fitted with.
     """
 
-    def __init__(self, model_dir=None, pooling="mean", transform=None, dtype="f32"):
+    def __init__(
+        self,
+        model_dir=None,
+        pooling=None,
+        transform=None,
+        dtype="f32",
+        max_length=None,
+        query_prefix=None,
+        document_prefix=None,
+    ):
         self._native = _native.Pipeline(
             None if model_dir is None else str(model_dir),
             pooling,
             None if transform is None else str(transform),
             dtype,
+            max_length,
+            query_prefix,
+            document_prefix,
         )
 
     @property
@@ -56,23 +82,37 @@ class Pipeline:
         return self._native.id
 
     def embed(self, texts):
-        """The vectors of ``texts`` (a list of str): a float32 array of shape (len, dims)."""
+        """The vectors of documents ``texts`` (a list of str): a float32 array of shape (len, dims)."""
+        return self._vectors(texts, queries=False)
+
+    def embed_queries(self, texts):
+        """The vectors of queries ``texts``, with the query prefix: what a search compares with
+        the documents' vectors. Without prefixes, the same as ``embed``."""
+        return self._vectors(texts, queries=True)
+
+    def _vectors(self, texts, queries):
         texts = list(texts)
-        data = self._native.embed_bytes(texts)
+        data = self._native.embed_bytes(texts, queries)
         return np.frombuffer(data, dtype="<f4").reshape(len(texts), self.dims).copy()
 
 
 class Store:
-    """An isovec store directory (created if missing or empty); one process at a time."""
+    """An isovec store directory (created if missing or empty); one process at a time.
 
-    def __init__(self, path):
-        self._native = _native.Store(str(path))
+    ``dtype``: the precision the collections' recorded pipelines encode in (as ``Pipeline``'s).
+    """
+
+    def __init__(self, path, dtype="f32"):
+        self._native = _native.Store(str(path), dtype)
 
     def collection(self, name="default", pipeline=None):
-        """The collection ``name``, created for ``pipeline`` if missing; ``pipeline`` (default:
-        ``Pipeline()``) encodes its texts and queries and must be the collection's."""
-        pipeline = Pipeline() if pipeline is None else pipeline
-        return Collection(self._native.collection(name, pipeline._native))
+        """The collection ``name``. Without ``pipeline``, texts and queries are encoded by the
+        pipeline the collection records (opened from the store, in the store's ``dtype``), and a
+        missing collection is created for the default pipeline. With one, the collection must
+        hold that pipeline's vectors (else ``IsovecError`` says what it holds), and a missing
+        one is created for it; it then records it."""
+        native = None if pipeline is None else pipeline._native
+        return Collection(self._native.collection(name, native))
 
     def import_parquet(self, path, collection="default", pipeline=None):
         """Loads a Parquet file (``isovec export``'s, or one with the same columns) into
@@ -96,7 +136,7 @@ class Store:
 
 
 class Collection:
-    """Documents of a store with the pipeline that encodes them."""
+    """Documents of a store with the pipeline that encodes them (the collection's own)."""
 
     def __init__(self, native):
         self._native = native

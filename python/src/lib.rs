@@ -9,12 +9,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use isovec::encoder::{default_model_dir, Encoder, EncoderOptions, Pooling};
+use isovec::encoder::{EncoderOptions, Pooling};
 use isovec::parquet_io::ParquetImport;
 use isovec::store::layout::MAX_EF;
-use isovec::store::{CollectionConfig, Filter, SearchMode, SearchParams, TextDoc};
-use isovec::transform::Transform;
-use isovec::{Embedder, Pipeline as CorePipeline};
+use isovec::store::{Filter, SearchMode, SearchParams, TextDoc};
+use isovec::{Embedder, Pipeline as CorePipeline, PipelineRequest, Prefixes, TransformChoice};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeWarning};
 use pyo3::prelude::*;
@@ -43,32 +42,12 @@ fn text<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// Loads a pipeline: a model folder (default: the installed default model), a pooling, an
-/// optional transform file, a precision (`f32`, `f16`, `bf16`, `int8`).
-fn load_pipeline(
-    model_dir: Option<PathBuf>,
-    pooling: &str,
-    transform: Option<PathBuf>,
-    dtype: &str,
-) -> Result<CorePipeline, String> {
-    let options = EncoderOptions::default().with_precision(dtype).map_err(text)?;
-    let dir = model_dir.clone().unwrap_or_else(default_model_dir);
-    if model_dir.is_none() && !dir.join("model.safetensors").is_file() {
-        return Err(format!(
-            "the default model is not installed at {}: run `isovec model fetch` (or pass model_dir=...)",
-            dir.display()
-        ));
-    }
-    let encoder = Encoder::load(&dir, options).map_err(|e| format!("loading the model from {}: {e}", dir.display()))?;
-    let pooling: Pooling = pooling.parse().map_err(text)?;
-    let transform = match transform {
-        Some(path) => Some(Arc::new(Transform::load(&path).map_err(|e| format!("loading {}: {e}", path.display()))?)),
-        None => None,
-    };
-    CorePipeline::new(Arc::new(encoder), pooling, transform).map_err(text)
+/// The encoder options of a precision (`f32`, `f16`, `bf16`, `int8`).
+fn options(dtype: &str) -> Result<EncoderOptions, String> {
+    EncoderOptions::default().with_precision(dtype).map_err(text)
 }
 
-/// Encoder + pooling + optional transform + normalisation: texts to vectors.
+/// Encoder + pooling + prefixes + optional transform + normalisation: texts to vectors.
 #[pyclass(frozen, module = "isovec._native")]
 struct Pipeline {
     inner: Arc<CorePipeline>,
@@ -76,18 +55,40 @@ struct Pipeline {
 
 #[pymethods]
 impl Pipeline {
+    /// The pipeline named: the parts left out (None) are the defaults, or those of the encoder
+    /// the transform was fitted on.
     #[new]
-    #[pyo3(signature = (model_dir=None, pooling="mean", transform=None, dtype="f32"))]
+    #[pyo3(signature = (model_dir=None, pooling=None, transform=None, dtype="f32", max_length=None, query_prefix=None, document_prefix=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         model_dir: Option<PathBuf>,
-        pooling: &str,
+        pooling: Option<String>,
         transform: Option<PathBuf>,
         dtype: &str,
+        max_length: Option<usize>,
+        query_prefix: Option<String>,
+        document_prefix: Option<String>,
     ) -> PyResult<Self> {
-        let (pooling, dtype) = (pooling.to_string(), dtype.to_string());
-        let inner = call(py, move || load_pipeline(model_dir, &pooling, transform, &dtype))?;
-        Ok(Pipeline { inner: Arc::new(inner) })
+        let dtype = dtype.to_string();
+        let inner = call(py, move || {
+            if let Some(dir) = model_dir.as_ref().filter(|d| !d.is_dir()) {
+                return Err(format!("no model folder at {}; pass model_dir=a Hugging Face BERT folder", dir.display()));
+            }
+            let prefixes = match (query_prefix, document_prefix) {
+                (None, None) => None,
+                (q, d) => Some(Prefixes { query: q.unwrap_or_default(), document: d.unwrap_or_default() }),
+            };
+            let request = PipelineRequest {
+                model: model_dir,
+                pooling: pooling.as_deref().map(str::parse::<Pooling>).transpose().map_err(text)?,
+                max_length,
+                prefixes,
+                transform: transform.map(TransformChoice::File),
+            };
+            request.load(&options(&dtype)?).map_err(text)
+        })?;
+        Ok(Pipeline { inner })
     }
 
     /// Number of dimensions of each vector.
@@ -102,12 +103,14 @@ impl Pipeline {
         serde_json::to_string(self.inner.id()).map_err(|e| IsovecError::new_err(e.to_string()))
     }
 
-    /// The vectors of `texts` as little-endian f32 bytes, row after row.
-    fn embed_bytes<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyBytes>> {
+    /// The vectors of document `texts` (or of query texts, with the query prefix) as
+    /// little-endian f32 bytes, row after row.
+    #[pyo3(signature = (texts, queries=false))]
+    fn embed_bytes<'py>(&self, py: Python<'py>, texts: Vec<String>, queries: bool) -> PyResult<Bound<'py, PyBytes>> {
         let pipeline = self.inner.clone();
         let flat = call(py, move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let vectors = pipeline.embed(&refs).map_err(text)?;
+            let vectors = if queries { pipeline.embed_queries(&refs) } else { pipeline.embed(&refs) }.map_err(text)?;
             Ok(vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
         })?;
         Ok(PyBytes::new(py, &flat))
@@ -118,6 +121,8 @@ impl Pipeline {
 #[pyclass(frozen, module = "isovec._native")]
 struct Store {
     inner: Mutex<Option<Arc<isovec::store::Store>>>,
+    /// How pipelines run: the collections' recorded ones, and the default one of new collections.
+    options: EncoderOptions,
 }
 
 impl Store {
@@ -130,23 +135,39 @@ impl Store {
 
 #[pymethods]
 impl Store {
+    /// Opens (or creates) the store; its collections' pipelines run in precision `dtype`.
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let store = call(py, move || isovec::store::Store::open(&path).map_err(text))?;
-        Ok(Store { inner: Mutex::new(Some(Arc::new(store))) })
+    #[pyo3(signature = (path, dtype="f32"))]
+    fn new(py: Python<'_>, path: PathBuf, dtype: &str) -> PyResult<Self> {
+        let dtype = dtype.to_string();
+        let (store, options) = call(py, move || {
+            let options = options(&dtype)?;
+            let store = isovec::store::Store::open(&path).map_err(text)?;
+            Ok((store.with_encoder_options(options.clone()), options))
+        })?;
+        Ok(Store { inner: Mutex::new(Some(Arc::new(store))), options })
     }
 
-    /// The collection `name` (created for `pipeline` if missing); `pipeline` encodes its texts
-    /// and queries.
-    #[pyo3(signature = (name, pipeline))]
-    fn collection(&self, py: Python<'_>, name: String, pipeline: &Pipeline) -> PyResult<Collection> {
+    /// The collection `name`. Without `pipeline`, its texts and queries are encoded by the
+    /// pipeline it records, and a missing collection is created for the default pipeline. With
+    /// one, the collection must hold that pipeline's vectors (one without a record of its
+    /// pipeline records it), and a missing one is created for it.
+    #[pyo3(signature = (name, pipeline=None))]
+    fn collection(&self, py: Python<'_>, name: String, pipeline: Option<&Pipeline>) -> PyResult<Collection> {
         let store = self.get()?;
-        let embedder = pipeline.inner.clone();
-        let inner = call(py, move || {
-            let config = CollectionConfig::new(embedder.dims(), embedder.id().clone());
-            store.get_or_create_collection(&name, config).map_err(text)
+        let given = pipeline.map(|p| p.inner.clone());
+        let options = self.options.clone();
+        let (inner, pipeline) = call(py, move || {
+            if let Some(p) = given {
+                return Ok((store.get_or_create_collection_for(&name, p.as_ref()).map_err(text)?, Some(p)));
+            }
+            if store.list_collections().map_err(text)?.iter().any(|(n, _)| *n == name) {
+                return Ok((store.collection(&name).map_err(text)?, None));
+            }
+            let default = PipelineRequest::default().load(&options).map_err(text)?;
+            Ok((store.get_or_create_collection_for(&name, default.as_ref()).map_err(text)?, Some(default)))
         })?;
-        Ok(Collection { inner, pipeline: pipeline.inner.clone() })
+        Ok(Collection { inner, pipeline })
     }
 
     /// Imports a Parquet file into collection `name`; returns (rows, inserted, replaced).
@@ -178,11 +199,12 @@ impl Store {
     }
 }
 
-/// A collection of a store, with the pipeline that encodes its texts and queries.
+/// A collection of a store, with the pipeline that encodes its texts and queries: the one given
+/// when it was opened, else the one it records.
 #[pyclass(frozen, module = "isovec._native")]
 struct Collection {
     inner: isovec::store::Collection,
-    pipeline: Arc<CorePipeline>,
+    pipeline: Option<Arc<CorePipeline>>,
 }
 
 #[pymethods]
@@ -219,7 +241,11 @@ impl Collection {
                 };
                 docs.push(TextDoc { id, text, metadata });
             }
-            let report = collection.add_texts_with(pipeline.as_ref(), &docs).map_err(text)?;
+            let report = match &pipeline {
+                Some(p) => collection.add_texts_with(p.as_ref(), &docs),
+                None => collection.add_texts(&docs),
+            }
+            .map_err(text)?;
             Ok((report.inserted, report.replaced))
         })
     }
@@ -251,9 +277,14 @@ impl Collection {
                             .to_string(),
                     );
                 }
-                let query = pipeline.embed(&[text.as_str()]).map_err(self::text)?;
+                let pipeline = match pipeline {
+                    Some(p) => p,
+                    None => collection.pipeline().map_err(self::text)?,
+                };
                 collection.check_pipeline(pipeline.as_ref()).map_err(self::text)?;
-                collection.search_exact(&query[0], k).map_err(self::text)?
+                let query = pipeline.embed_queries(&[text.as_str()]).map_err(self::text)?;
+                let query = query.first().ok_or("the pipeline returned no vector")?;
+                collection.search_exact(query, k).map_err(self::text)?
             } else {
                 let mode: SearchMode = mode.parse().map_err(self::text)?;
                 let mut params = SearchParams::k(k).with_mode(mode);
@@ -268,7 +299,11 @@ impl Collection {
                 if let Some(f) = filter {
                     params = params.with_filter(parse_filter(&f)?);
                 }
-                collection.search_text_with(pipeline.as_ref(), &text, &params).map_err(self::text)?
+                match &pipeline {
+                    Some(p) => collection.search_text_with(p.as_ref(), &text, &params),
+                    None => collection.search_text(&text, &params),
+                }
+                .map_err(self::text)?
             };
             Ok(hits
                 .into_iter()

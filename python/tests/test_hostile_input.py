@@ -11,8 +11,7 @@ import pytest
 SETUP = """
 import json, sys, tempfile
 import isovec
-pipeline = isovec.Pipeline()
-docs = isovec.Store(tempfile.mkdtemp()).collection("docs", pipeline)
+docs = isovec.Store(tempfile.mkdtemp()).collection("docs")
 docs.add(["d0", "d1", "d2"],
          ["whales sing under the sea", "bread dough rises in the oven", "rovers drill red rocks"],
          [{"n": 0}, {"n": 1}, {"n": 2}])

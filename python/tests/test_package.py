@@ -63,8 +63,20 @@ def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
     # The directory stays locked while a collection handle lives.
     del docs
     store.close()
-    again = isovec.Store(tmp_path / "st").collection("docs", pipeline)
+    # Reopened with nothing said: the collection's recorded pipeline.
+    again = isovec.Store(tmp_path / "st").collection("docs")
     assert again.count() == 3
+    reopened = again.search("how do vaccines work", k=2)
+    assert [h["id"] for h in reopened] == [h["id"] for h in hits]
+    assert [h["score"] for h in reopened] == pytest.approx([h["score"] for h in hits], abs=1e-6)
+
+
+def test_the_module_docstring_runs(pipeline, tmp_path, monkeypatch):
+    import doctest
+
+    monkeypatch.chdir(tmp_path)  # its store, "my-store", is made here
+    result = doctest.testmod(isovec, report=False)
+    assert result.attempted >= 9 and result.failed == 0, result
 
 
 def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
@@ -72,8 +84,10 @@ def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
         isovec.Pipeline(pooling="no-such-pooling")
     with pytest.raises(isovec.IsovecError, match="not one of f32, f16, bf16, int8"):
         isovec.Pipeline(dtype="int4")
-    with pytest.raises(isovec.IsovecError, match="model"):
+    with pytest.raises(isovec.IsovecError, match="no model folder"):
         isovec.Pipeline(model_dir=tmp_path / "nothing-here")
+    with pytest.raises(isovec.IsovecError, match="not one of f32, f16, bf16, int8"):
+        isovec.Store(tmp_path / "st-int4", dtype="int4")
     docs = isovec.Store(tmp_path / "st").collection("docs", pipeline)
     docs.add(["a"], ["some text"])
     with pytest.raises(isovec.IsovecError, match="example: lang=en"):

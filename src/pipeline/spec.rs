@@ -31,6 +31,8 @@ pub struct PipelineSpec {
 /// Where a collection's vectors come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "lowercase")]
+// One per collection, read once: the size of the small variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum VectorSource {
     /// An isovec pipeline, which [`crate::Pipeline::open`] rebuilds.
     Encoded(EncodedSpec),
