@@ -4,14 +4,15 @@
 //! BERT-flow) or encoded by a contrastively fine-tuned encoder (SimCSE), and kept in an HNSW
 //! index persisted in sled.
 //!
-//! Open a store, add texts, search them, filter by metadata, and fit a transform (a tiny model
-//! stands in for the default one, which `isovec model fetch` installs):
+//! Open a store, add texts, search them, filter by metadata, open the collection again with
+//! nothing else said, and adopt a transform by re-embedding (a tiny model stands in for the
+//! default one, which `isovec model fetch` installs):
 //!
 //! ```
 //! use std::sync::Arc;
 //! use isovec::encoder::{Encoder, EncoderOptions, Pooling};
 //! use isovec::progress::Silent;
-//! use isovec::store::{CollectionConfig, Filter, SearchParams, Store, TextDoc};
+//! use isovec::store::{Filter, SearchParams, Store, TextDoc};
 //! use isovec::transform::TransformKind;
 //! use isovec::{Embedder, Pipeline};
 //!
@@ -24,10 +25,10 @@
 //! let encoder = Arc::new(Encoder::load(&model_dir, EncoderOptions::default())?);
 //! let pipeline = Pipeline::new(encoder.clone(), Pooling::Mean, None)?;
 //!
-//! // A store is a directory; a collection holds one pipeline's vectors.
+//! // A store is a directory; a collection holds one pipeline's vectors and records the
+//! // pipeline (model reference, pooling, transform), so it needs nothing else afterwards.
 //! let store = Store::open(dir.path().join("store"))?;
-//! let config = CollectionConfig::new(pipeline.dims(), pipeline.id().clone());
-//! let docs = store.get_or_create_collection("docs", config)?;
+//! let docs = store.get_or_create_collection_for("docs", &pipeline)?;
 //! let texts = [
 //!     ("d1", "the cat sat on the mat", 2013),
 //!     ("d2", "a dog ran in the park", 2021),
@@ -40,28 +41,29 @@
 //!     .iter()
 //!     .map(|(id, text, year)| TextDoc { id: id.to_string(), text: text.to_string(), metadata: serde_json::json!({ "year": year }) })
 //!     .collect();
-//! docs.add_texts_with(&pipeline, &batch)?;
+//! docs.add_texts(&batch)?;
 //!
 //! // Search by text: a document's own text finds it first.
-//! let hits = docs.search_text_with(&pipeline, "the cat sat on the mat", &SearchParams::k(3))?;
+//! let hits = docs.search_text("the cat sat on the mat", &SearchParams::k(3))?;
 //! assert_eq!(hits[0].id, "d1");
 //! assert!((hits[0].score - 1.0).abs() < 1e-4);
 //!
 //! // Filter by metadata (the expression form; JSON works too).
 //! let recent: Filter = "year >= 2020".parse()?;
-//! let hits = docs.search_text_with(&pipeline, "the city at night", &SearchParams::k(10).with_filter(recent))?;
+//! let hits = docs.search_text("the city at night", &SearchParams::k(10).with_filter(recent))?;
 //! let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
 //! ids.sort();
 //! assert_eq!(ids, ["d2", "d3", "d5", "d6"]);
 //!
-//! // Fit a transform on the raw vectors (whitening to 4 dimensions) and build its pipeline.
-//! let raw = Pipeline::new(encoder.clone(), Pooling::Mean, None)?;
-//! let vectors = raw.embed(&texts.map(|t| t.1))?;
-//! let whiten = TransformKind::Whiten { dims: Some(4) }.fit(&vectors, &raw.id().encoder, &Silent)?;
+//! // Fit a transform on the raw vectors (whitening to 4 dimensions), build its pipeline, and
+//! // re-embed the collection into it: swapped in under the same name once complete.
+//! let vectors = pipeline.embed(&texts.map(|t| t.1))?;
+//! let whiten = TransformKind::Whiten { dims: Some(4) }.fit(&vectors, &pipeline.id().encoder, &Silent)?;
 //! let whitened = Pipeline::new(encoder, Pooling::Mean, Some(Arc::new(whiten)))?;
-//! let v = whitened.embed(&["a cat on a mat"])?;
-//! assert_eq!(v[0].len(), 4);
-//! assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+//! store.reembed("docs", &whitened, &Silent)?;
+//! let docs = store.collection("docs")?;
+//! assert_eq!(docs.get("d4")?.unwrap().vector.len(), 4);
+//! assert_eq!(docs.search_text("a ship sails on the cold sea", &SearchParams::k(1))?[0].id, "d4");
 //! # Ok(()) }
 //! ```
 //!

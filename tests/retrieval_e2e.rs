@@ -145,3 +145,23 @@ fn bm25_and_hybrid_rows_on_the_tiny_fixture() {
     let cells = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(cells.contains("| bm25 | store |") && stdout.contains("p vs raw"), "{stdout}");
 }
+
+#[test]
+fn eval_retrieval_puts_the_prefixes_before_documents_and_queries() {
+    if default_model().is_none() {
+        return;
+    }
+    let ndcg = |rows: &serde_json::Value| rows["rows"][0]["exact"]["ndcg10"].as_f64().unwrap();
+    let (_, _, plain) = eval_on_fixture(&["--pipelines", "raw"]);
+    // A document prefix longer than the 256-token window leaves every document the same input:
+    // the ranking is lost, which shows the prefix reaches the encoder.
+    let filler = "lorem ipsum ".repeat(300);
+    let (_, _, drowned) = eval_on_fixture(&["--pipelines", "raw", "--document-prefix", &filler]);
+    assert!(ndcg(&plain) > 0.5 && ndcg(&drowned) < 0.5 * ndcg(&plain), "{plain} {drowned}");
+    let (_, _, drowned) = eval_on_fixture(&["--pipelines", "raw", "--query-prefix", &filler]);
+    assert!(ndcg(&drowned) < 0.5 * ndcg(&plain), "{plain} {drowned}");
+    // An ordinary prefix keeps it.
+    let (_, _, e5) =
+        eval_on_fixture(&["--pipelines", "raw", "--query-prefix", "query: ", "--document-prefix", "passage: "]);
+    assert!(ndcg(&e5) > 0.5, "{e5}");
+}

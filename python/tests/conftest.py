@@ -56,3 +56,16 @@ def pipeline():
         if "not installed" in str(e):
             missing(str(e), "run `isovec model fetch`")
         raise
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(pipeline):
+    """The installed default model's folder, as isovec finds it: ISOVEC_MODEL, else the cache
+    (ISOVEC_HOME, else XDG_CACHE_HOME/isovec or ~/.cache/isovec)."""
+    if os.environ.get("ISOVEC_MODEL"):
+        return pathlib.Path(os.environ["ISOVEC_MODEL"])
+    home = os.environ.get("ISOVEC_HOME")
+    if home is None:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = os.path.join(cache, "isovec")
+    return pathlib.Path(home) / "models" / "all-MiniLM-L6-v2"

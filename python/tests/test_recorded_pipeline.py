@@ -3,6 +3,8 @@ pipeline the collection records, in a new process, with nothing else said, which
 filled it; and a pipeline that is not the collection's is refused with what the collection holds."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -10,20 +12,25 @@ import numpy as np
 import pytest
 
 import isovec
-from conftest import REPO
+from conftest import REPO, missing
 
 QUERY = "how do vaccines work"
 
 
-def search_in_new_process(store, **search):
-    """``isovec.Store(store).collection("docs").search(QUERY, **search)`` in another Python."""
+def search_in_new_process(store, env=None, **search):
+    """``isovec.Store(store).collection("docs").search(QUERY, **search)`` in another Python
+    (with the environment ``env``, by default this one's)."""
     code = (
         "import json, sys, isovec\n"
         "docs = isovec.Store(sys.argv[1]).collection('docs')\n"
         "print(json.dumps(docs.search(sys.argv[2], **json.loads(sys.argv[3]))))\n"
     )
     run = subprocess.run(
-        [sys.executable, "-c", code, str(store), QUERY, json.dumps(search)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code, str(store), QUERY, json.dumps(search)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout)
@@ -57,36 +64,51 @@ def test_a_collection_made_with_a_pipeline_answers_the_same_in_a_new_process_wit
         assert_same_hits(search_in_new_process(tmp_path / "st", k=5, mode=mode), want)
 
 
-def test_a_collection_the_cli_indexed_with_cls_pooling_and_whitening_needs_nothing_said(tmp_path, isovec_bin):
+def test_cli_python_and_sql_search_a_collection_with_nothing_said_after_its_transform_and_model_move(
+    tmp_path, isovec_bin, default_model_dir
+):
+    """The three front ends on one store: indexed by the CLI with cls pooling and whitening from
+    a model folder; then the transform file is deleted and the model folder moved into the model
+    cache under another name; the CLI (no flags), Python and SQL (a new connection), each in a
+    new process, return the ids and scores the explicit pipeline did."""
+    sqlite3 = shutil.which("sqlite3")
+    extension = REPO / "target" / "release" / "libisovec_sqlite.so"
+    if sqlite3 is None or not extension.is_file():
+        missing(f"no sqlite3 shell or no {extension}", "apt-get install sqlite3; cargo build --release --workspace")
+    model = tmp_path / "models" / "minilm"
+    shutil.copytree(default_model_dir, model)
+    home = tmp_path / "home"  # the model cache of every process from here on
+    env = {k: v for k, v in os.environ.items() if k not in ("ISOVEC_MODEL", "ISOVEC_MODEL_PATH")}
+    env["ISOVEC_HOME"] = str(home)
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(r["text"] for r in corpus()), encoding="utf-8")
     transform = tmp_path / "whiten.safetensors"
     store = tmp_path / "st"
-    for args in [
-        ["fit", "whiten", "--pooling", "cls", "--dims", "64", "--from", texts, "--out", transform],
-        ["index", "--store", store, "--collection", "docs", "--pooling", "cls", "--transform", transform, REPO / "fixtures" / "corpus.jsonl"],
-    ]:
-        run = subprocess.run([str(isovec_bin), *map(str, args)], capture_output=True, text=True)
+    pipeline = ["--model", model, "--pooling", "cls"]
+
+    def cli(*args):
+        run = subprocess.run([str(isovec_bin), *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
         assert run.returncode == 0, run.stderr
-    # The pipeline, built here from the transform file (its pooling comes with it), before the
-    # file goes away: the collection holds its vectors.
-    whitened = isovec.Pipeline(transform=transform)
-    assert whitened.dims == 64 and json.loads(whitened.id)["encoder"]["pooling"] == "cls"
+        return run.stdout
+
+    cli("fit", "whiten", *pipeline, "--dims", "64", "--from", texts, "--out", transform)
+    cli("index", "--store", store, "--collection", "docs", *pipeline, "--transform", transform, REPO / "fixtures" / "corpus.jsonl")
+    search = ["search", "--store", store, "--collection", "docs", "-k", "5", "--json", QUERY]
+    explicit = [json.loads(line) for line in cli(*search, *pipeline, "--transform", transform).splitlines()]
+    assert len(explicit) == 5
+
     transform.unlink()
-    cli = subprocess.run(
-        [str(isovec_bin), "search", "--store", str(store), "--collection", "docs", "-k", "5", "--json", QUERY],
-        capture_output=True,
-        text=True,
+    (home / "models").mkdir(parents=True)
+    model.rename(home / "models" / "renamed")
+
+    assert_same_hits([json.loads(line) for line in cli(*search).splitlines()], explicit)
+    assert_same_hits(search_in_new_process(store, env=env, k=5), explicit)
+    sql = f"SELECT id, score FROM isovec_search('{store}', 'docs', '{QUERY}', 5) ORDER BY score DESC;"
+    run = subprocess.run(
+        [sqlite3, "-bail", "-json", ":memory:", f".load {extension}", sql], capture_output=True, text=True, env=env, timeout=600
     )
-    assert cli.returncode == 0, cli.stderr
-    want = [json.loads(line) for line in cli.stdout.splitlines()]
-    got = search_in_new_process(store, k=5)
-    assert len(got) == 5
-    assert [h["id"] for h in got] == [h["id"] for h in want]
-    np.testing.assert_allclose([h["score"] for h in got], [h["score"] for h in want], atol=1e-5, rtol=0)
-    q = whitened.embed_queries([QUERY]).astype(np.float64)[0]
-    d = whitened.embed([h["text"] for h in got]).astype(np.float64)
-    np.testing.assert_allclose([h["score"] for h in got], d @ q, atol=1e-5, rtol=0)
+    assert run.returncode == 0, run.stderr
+    assert_same_hits(json.loads(run.stdout), explicit)
 
 
 def test_a_pipeline_that_is_not_the_collections_is_refused_with_what_it_holds(pipeline, tmp_path):
