@@ -75,10 +75,7 @@ impl Pipeline {
             if let Some(dir) = model_dir.as_ref().filter(|d| !d.is_dir()) {
                 return Err(format!("no model folder at {}; pass model_dir=a Hugging Face BERT folder", dir.display()));
             }
-            let prefixes = match (query_prefix, document_prefix) {
-                (None, None) => None,
-                (q, d) => Some(Prefixes { query: q.unwrap_or_default(), document: d.unwrap_or_default() }),
-            };
+            let prefixes = Prefixes::named(query_prefix, document_prefix);
             let request = PipelineRequest {
                 model: model_dir,
                 pooling: pooling.as_deref().map(str::parse::<Pooling>).transpose().map_err(text)?,

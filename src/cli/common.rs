@@ -161,10 +161,7 @@ pub struct PipelineArgs {
 impl PipelineArgs {
     /// The parts of the pipeline these arguments name (the encoder options aside).
     pub fn request(&self) -> anyhow::Result<PipelineRequest> {
-        let prefixes = match (&self.query_prefix, &self.document_prefix) {
-            (None, None) => None,
-            (q, d) => Some(Prefixes { query: q.clone().unwrap_or_default(), document: d.clone().unwrap_or_default() }),
-        };
+        let prefixes = Prefixes::named(self.query_prefix.clone(), self.document_prefix.clone());
         Ok(PipelineRequest {
             model: self.model.model.clone(),
             pooling: self.pooling.as_deref().map(str::parse::<Pooling>).transpose()?,

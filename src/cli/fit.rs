@@ -99,10 +99,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         model: args.model.model.clone(),
         pooling: args.pooling.as_deref().map(str::parse::<Pooling>).transpose()?,
         max_length: args.model.max_length,
-        prefixes: match (&args.query_prefix, &args.document_prefix) {
-            (None, None) => None,
-            (q, d) => Some(Prefixes { query: q.clone().unwrap_or_default(), document: d.clone().unwrap_or_default() }),
-        },
+        prefixes: Prefixes::named(args.query_prefix.clone(), args.document_prefix.clone()),
         transform: Some(TransformChoice::None),
     };
     let options = args.model.options()?;

@@ -46,6 +46,14 @@ pub struct Prefixes {
 }
 
 impl Prefixes {
+    /// The prefixes a user named: `None` if neither, else the one not named empty.
+    pub fn named(query: Option<String>, document: Option<String>) -> Option<Prefixes> {
+        match (query, document) {
+            (None, None) => None,
+            (q, d) => Some(Prefixes { query: q.unwrap_or_default(), document: d.unwrap_or_default() }),
+        }
+    }
+
     /// No prefix on either side.
     pub fn is_empty(&self) -> bool {
         self.query.is_empty() && self.document.is_empty()
