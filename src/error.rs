@@ -78,8 +78,11 @@ pub enum Error {
         /// The damaged file or folder, when it is one.
         path: Option<PathBuf>,
     },
-    /// The collection was dropped while this handle was held.
-    #[error("store: collection {collection} was dropped; create it again or open another one")]
+    /// The collection was dropped, or replaced by a re-embedding, while this handle was held.
+    #[error(
+        "store: collection {collection} was dropped or re-embedded while this handle was held; take the collection \
+         from the store again (or create it again)"
+    )]
     Dropped {
         /// The collection's name.
         collection: String,

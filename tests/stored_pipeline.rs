@@ -253,3 +253,43 @@ fn reembedding_keeps_the_documents_and_swaps_in_the_new_pipeline() {
     // A document's own text finds it (the same vector), through the recorded pipeline.
     assert_eq!(c.search_text("a ship sails the cold sea", &SearchParams::k(1)).unwrap()[0].id, "d1");
 }
+
+#[test]
+fn parquet_carries_the_pipeline_and_its_transform_into_another_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    write_tiny_model(&model);
+    let encoder = tiny_encoder(&model);
+    let corpus = tmp.path().join("corpus.jsonl");
+    write_corpus(&corpus);
+    let texts: Vec<String> =
+        std::fs::read_to_string(corpus.with_extension("txt")).unwrap().lines().map(str::to_string).collect();
+    let raw = Pipeline::new(encoder.clone(), Pooling::Mean, None).unwrap();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let whiten = isovec::transform::TransformKind::Whiten { dims: Some(8) }
+        .fit(&raw.embed(&refs).unwrap(), &raw.id().encoder, &isovec::progress::Silent)
+        .unwrap();
+    let whitened = Pipeline::new(encoder, Pooling::Mean, Some(Arc::new(whiten))).unwrap();
+    let docs: Vec<TextDoc> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TextDoc { id: format!("d{i}"), text: t.clone(), metadata: serde_json::Value::Null })
+        .collect();
+    let file = tmp.path().join("docs.parquet");
+    let query = "the cat sat in the park";
+    let params = SearchParams::k(5);
+    let expected = {
+        let store = Store::open(tmp.path().join("a")).unwrap();
+        let c = store.create_collection_for("docs", &whitened).unwrap();
+        c.add_texts(&docs).unwrap();
+        c.export_parquet(&file, &|_, _| {}).unwrap();
+        c.search_text(query, &params).unwrap()
+    };
+    // Another store, the pipeline's transform given to nobody: imported with its record.
+    let store = Store::open(tmp.path().join("b")).unwrap();
+    let verified = isovec::parquet_io::ParquetImport::verify(&file, &|_, _| {}).unwrap();
+    store.import_parquet("copy", &verified, None, &|_, _| {}).unwrap();
+    let copy = store.collection("copy").unwrap();
+    assert_eq!(copy.spec().unwrap(), whitened.spec().unwrap());
+    assert_eq!(copy.search_text(query, &params).unwrap(), expected);
+}

@@ -233,10 +233,7 @@ impl Store {
     /// `embedder`'s is recorded.
     pub fn get_or_create_collection_for(&self, name: &str, embedder: &dyn Embedder) -> Result<Collection> {
         if self.config_of(name)?.is_none() {
-            match self.create_collection_for(name, embedder) {
-                Err(Error::InvalidInput(e)) if e.contains("already exists") => {}
-                other => return other,
-            }
+            return self.create_collection_for(name, embedder);
         }
         let collection = self.collection(name)?;
         collection.check_pipeline(embedder)?;

@@ -21,6 +21,26 @@ const FORMAT_KEY: &str = "isovec.format";
 /// The only format version written and read so far.
 const FORMAT_VERSION: &str = "1";
 
+/// The same bytes with the JSON header's keys in sorted order, so that one transform always
+/// serialises to the same bytes (safetensors writes its metadata map in hash order, and a
+/// collection records its transform by the hash of these bytes). Sorting keeps the compact
+/// header's length, hence every data offset; a header that would not fit is left as it was.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(|b| u64::from_le_bytes(b) as usize)
+    else {
+        return bytes;
+    };
+    let Some(header) = bytes.get(8..8 + len) else { return bytes };
+    // serde_json's map is a BTreeMap here (no `preserve_order`): re-serialising sorts every key.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else { return bytes };
+    let Ok(sorted) = serde_json::to_vec(&value) else { return bytes };
+    if sorted.len() <= len {
+        bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+        bytes[8 + sorted.len()..8 + len].fill(b' ');
+    }
+    bytes
+}
+
 /// Element type of a stored parameter array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StoredDtype {
@@ -131,8 +151,9 @@ impl TransformFile {
             (CONFIG_KEY.to_string(), self.config.clone()),
             (FORMAT_KEY.to_string(), FORMAT_VERSION.to_string()),
         ]);
-        safetensors::serialize(views, Some(metadata))
-            .map_err(|e| Error::Transform(format!("cannot serialise transform: {e}")))
+        let bytes = safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::Transform(format!("cannot serialise transform: {e}")))?;
+        Ok(with_sorted_header(bytes))
     }
 
     /// Parses safetensors bytes; `origin` names the source in error messages.

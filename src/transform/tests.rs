@@ -39,6 +39,27 @@ fn load_detects_the_kind_and_keeps_id_and_outputs() {
     assert_ne!(transforms[0].id().sha256, transforms[1].id().sha256);
 }
 
+#[test]
+fn one_transform_always_serialises_to_the_same_bytes() {
+    // The metadata map is written in hash order, which differs from one map to the next: the
+    // bytes (a collection records its transform by their hash) must not.
+    let data = anisotropic_gaussian(200, 8, 8, 2);
+    let t: Transform = fit_whitening(&data, &encoder("mean"), Some(4)).unwrap().into();
+    let first = t.to_bytes().unwrap();
+    for _ in 0..20 {
+        assert_eq!(t.to_bytes().unwrap(), first);
+    }
+    let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&first[8..8 + header_len]).unwrap();
+    let metadata_keys: Vec<&String> = header["__metadata__"].as_object().unwrap().keys().collect();
+    let text = std::str::from_utf8(&first[8..8 + header_len]).unwrap();
+    let positions: Vec<usize> = metadata_keys.iter().map(|k| text.find(&format!("\"{k}\"")).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "metadata keys not in sorted order: {text}");
+    let loaded = Transform::from_bytes(&first, Path::new("memory")).unwrap();
+    assert_eq!(loaded.id(), t.id());
+    assert_eq!(loaded.apply(&encoder("mean"), &data).unwrap(), t.apply(&encoder("mean"), &data).unwrap());
+}
+
 fn load_error(path: &Path) -> Error {
     match Transform::load(path) {
         Ok(t) => panic!("{} loaded as {}", path.display(), t.kind()),
