@@ -96,6 +96,9 @@ pub struct TransformId {
     pub sha256: String,
 }
 
+/// The pooling name of vectors made outside isovec ([`PipelineId::external`]).
+const EXTERNAL_POOLING: &str = "external";
+
 /// Identifies a whole pipeline: equal ids mean comparable vectors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PipelineId {
@@ -108,6 +111,28 @@ pub struct PipelineId {
 }
 
 impl PipelineId {
+    /// The id of vectors made outside isovec by the model `name`: they compare with vectors of
+    /// the same name and dimension only (`pooling` reads `external`).
+    pub fn external(name: &str, dims: usize) -> PipelineId {
+        PipelineId {
+            encoder: EncoderId {
+                model: name.to_string(),
+                weights_sha256: format!("external:{name}:{dims}"),
+                files_sha256: None,
+                pooling: EXTERNAL_POOLING.to_string(),
+                max_length: 0,
+                prefixes: Prefixes::default(),
+            },
+            transform: None,
+            normalize: true,
+        }
+    }
+
+    /// Whether this is [`PipelineId::external`]'s.
+    pub fn is_external(&self) -> bool {
+        self.encoder.pooling == EXTERNAL_POOLING
+    }
+
     /// A short stable hex fingerprint of the whole id, the model's name left out.
     pub fn fingerprint(&self) -> String {
         let mut unnamed = self.clone();

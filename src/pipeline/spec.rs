@@ -109,7 +109,9 @@ impl PipelineSpec {
             VectorSource::Encoded(e) => Ok(e),
             VectorSource::External { name, dims } => Err(Error::InvalidInput(format!(
                 "the vectors were made outside isovec (model {name:?}, {dims} dimensions), so isovec cannot encode \
-                 texts into them: search with a query vector from that model, or search lexically"
+                 texts into them: give each document's vector with its text (Rust `upsert`, Python \
+                 `add(embeddings=...)`, `isovec index --vectors FILE.npy`), and search with a query vector from that \
+                 model, or lexically"
             ))),
         }
     }

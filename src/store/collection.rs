@@ -51,7 +51,9 @@ use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::vector::{exact_top_k, normalized, Scored};
 use crate::{Embedder, Error, Pipeline, Result};
 
+mod documents;
 mod recorded_pipeline;
+pub use documents::{DocUpdate, ListParams};
 pub(crate) use recorded_pipeline::check_spec;
 
 /// A filter allowing at most this share of the collection is answered by an exact scan.

@@ -43,8 +43,8 @@ use std::sync::{Arc, Mutex};
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
 pub use collection::{
-    Collection, CollectionStats, Doc, Hit, PassagesDoc, SearchParams, TextDoc, UpsertReport, MAX_QUERY_BYTES,
-    MAX_TEXT_BYTES,
+    Collection, CollectionStats, Doc, DocUpdate, Hit, ListParams, PassagesDoc, SearchParams, TextDoc, UpsertReport,
+    MAX_QUERY_BYTES, MAX_TEXT_BYTES,
 };
 pub use durable::Durability;
 pub use filter::{Filter, MAX_FILTER_DEPTH};
@@ -58,7 +58,7 @@ use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK
 
 use crate::encoder::EncoderOptions;
 use crate::progress::{Progress, Silent};
-use crate::{Embedder, Error, PipelineSpec, Result};
+use crate::{Embedder, Error, PipelineId, PipelineSpec, Result};
 
 /// An open store directory; close it with [`Store::close`] (or drop it) to snapshot the indexes.
 ///
@@ -238,6 +238,39 @@ impl Store {
         let collection = self.collection(name)?;
         collection.check_pipeline(embedder)?;
         Ok(collection)
+    }
+
+    /// Creates a collection for vectors of `dims` dimensions made outside isovec by the model
+    /// `model` (any name that tells them apart): it takes documents with their vectors
+    /// ([`Collection::upsert`]) and searches by vector, lexically, or both (a query vector from
+    /// that model with its text); isovec encodes no text into it. Errors if one of that name exists.
+    pub fn create_external_collection(&self, name: &str, model: &str, dims: usize) -> Result<Collection> {
+        let config = CollectionConfig::new(dims, PipelineId::external(model, dims));
+        self.create_collection_with(name, config, Some(&PipelineSpec::external(model, dims)))
+    }
+
+    /// Opens the collection `name`, which must hold `dims`-dimensional vectors of the outside
+    /// model `model`, or creates it as [`Store::create_external_collection`] does.
+    pub fn get_or_create_external_collection(&self, name: &str, model: &str, dims: usize) -> Result<Collection> {
+        let Some(existing) = self.config_of(name)? else {
+            return self.create_external_collection(name, model, dims);
+        };
+        let wanted = PipelineId::external(model, dims);
+        if existing.pipeline != wanted {
+            let holds = if existing.pipeline.is_external() {
+                format!(
+                    "vectors of the outside model {:?} ({} dimensions)",
+                    existing.pipeline.encoder.model, existing.dims
+                )
+            } else {
+                format!("vectors isovec encodes with {}", existing.pipeline)
+            };
+            return Err(Error::InvalidInput(format!(
+                "collection {name:?} holds {holds}, not {dims}-dimensional vectors of {model:?}; open it as it is, or \
+                 choose another name"
+            )));
+        }
+        self.collection(name)
     }
 
     /// Creates a collection with `config` that records `spec` (if given) before it exists.

@@ -1,0 +1,224 @@
+//! Documents by id or by filter: read many at once, page through them, change their text or
+//! metadata in place, delete those a filter selects, and answer many queries in one call.
+//!
+//! Reads here hold the writer lock while they read, so each returns one state of the collection
+//! (a document and its vectors from the same write); writes go through `upsert_entries` and
+//! `delete`, and keep their invariants.
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use super::{Collection, Entry, Hit, PassagesDoc, SearchParams, UpsertReport};
+use crate::store::filter::Filter;
+use crate::store::fusion::SearchMode;
+use crate::store::layout::{self, db_error, doc_key, DocRecord};
+use crate::{Embedder, Error, Result};
+
+/// A change to one document, as given to [`Collection::update`]: the parts left `None` stay.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DocUpdate {
+    /// The document's id; it must exist.
+    pub id: String,
+    /// A new text. Its vector is the one given, else the collection's pipeline encodes the text
+    /// (a collection of vectors made outside isovec needs the vector).
+    pub text: Option<String>,
+    /// Metadata keys to set, merged into the document's metadata; a key set to null is removed.
+    pub metadata: Option<Value>,
+    /// A new vector (the document's dense score then comes from it alone).
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Which documents [`Collection::list`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct ListParams {
+    /// Only documents whose metadata match.
+    pub filter: Option<Filter>,
+    /// Documents skipped (in id byte order) before the first returned.
+    pub offset: usize,
+    /// At most this many documents; `None`: all.
+    pub limit: Option<usize>,
+}
+
+impl Collection {
+    /// The documents stored under `ids`, in the order asked (`None` for a missing id); a document
+    /// indexed as passages comes with its first passage's vector.
+    pub fn get_many<S: AsRef<str>>(&self, ids: &[S]) -> Result<Vec<Option<PassagesDoc>>> {
+        self.check_alive()?;
+        let _writer = self.writer()?;
+        ids.iter().map(|id| self.read_document(id.as_ref())).collect()
+    }
+
+    /// The documents the filter allows, in id byte order, from `offset`, at most `limit`.
+    pub fn list(&self, params: &ListParams) -> Result<Vec<PassagesDoc>> {
+        self.check_alive()?;
+        let _writer = self.writer()?;
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        if params.limit == Some(0) {
+            return Ok(out);
+        }
+        for kv in self.inner.tree.scan_prefix([layout::DOC_TAG]) {
+            let (key, value) = kv.map_err(db_error)?;
+            let rec = DocRecord::decode(&value)?;
+            let metadata = self.stored_metadata(rec.internal_id)?;
+            if params.filter.as_ref().is_some_and(|f| !f.matches(&metadata)) {
+                continue;
+            }
+            if skipped < params.offset {
+                skipped += 1;
+                continue;
+            }
+            let id = String::from_utf8(key[1..].to_vec()).map_err(|_| layout::damaged("id is not UTF-8"))?;
+            let vectors = rec.internal_ids().map(|iid| self.stored_vector(iid)).collect::<Result<_>>()?;
+            out.push(PassagesDoc { id, text: rec.text, metadata, vectors });
+            if params.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every document the filter allows (one durable batch); returns how many.
+    pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
+        let ids: Vec<String> = self
+            .list(&ListParams { filter: Some(filter.clone()), ..Default::default() })?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        self.delete(&ids)
+    }
+
+    /// Changes the text, metadata or vector of existing documents in one durable batch; an id
+    /// that does not exist is an error and changes nothing. A new text without a vector is
+    /// encoded by the collection's pipeline; a document indexed as passages keeps its passages'
+    /// vectors unless its text or vector changes.
+    pub fn update(&self, updates: &[DocUpdate]) -> Result<UpsertReport> {
+        self.check_alive()?;
+        let ids: Vec<&str> = updates.iter().map(|u| u.id.as_str()).collect();
+        let current = self.get_many(&ids)?;
+        let missing: Vec<&str> = ids.iter().zip(&current).filter(|(_, d)| d.is_none()).map(|(id, _)| *id).collect();
+        if !missing.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "update: no document with id {missing:?} in collection {:?}; add them instead (or upsert)",
+                self.inner.name
+            )));
+        }
+        // Texts that need encoding, encoded together.
+        let to_encode: Vec<&str> =
+            updates.iter().filter(|u| u.vector.is_none()).filter_map(|u| u.text.as_deref()).collect();
+        let mut encoded = if to_encode.is_empty() {
+            Vec::new()
+        } else {
+            for text in &to_encode {
+                if text.trim().is_empty() {
+                    return Err(Error::InvalidInput(
+                        "update: a new text is empty; give some text, or a vector with it".into(),
+                    ));
+                }
+            }
+            self.pipeline()?.embed(&to_encode)?
+        }
+        .into_iter();
+        let mut docs = Vec::with_capacity(updates.len());
+        for (update, doc) in updates.iter().zip(current) {
+            let mut doc = doc.ok_or_else(|| Error::InvalidInput("update: a document vanished".into()))?;
+            if let Some(vector) = &update.vector {
+                doc.vectors = vec![vector.clone()];
+            } else if update.text.is_some() {
+                doc.vectors =
+                    vec![encoded.next().ok_or_else(|| Error::Model("the pipeline returned too few vectors".into()))?];
+            }
+            if let Some(text) = &update.text {
+                doc.text = text.clone();
+            }
+            if let Some(changes) = &update.metadata {
+                doc.metadata = merged(&update.id, doc.metadata, changes)?;
+            }
+            docs.push(doc);
+        }
+        let entries: Vec<Entry<'_>> = docs
+            .iter()
+            .map(|d| Entry {
+                id: &d.id,
+                text: &d.text,
+                metadata: &d.metadata,
+                vectors: d.vectors.iter().map(Vec::as_slice).collect(),
+            })
+            .collect();
+        self.upsert_entries(&entries)
+    }
+
+    /// The best documents for each query vector, searched in parallel: what [`Collection::search`]
+    /// returns for each, in order.
+    pub fn search_many(&self, queries: &[Vec<f32>], params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        queries.par_iter().map(|q| self.search(q, params)).collect()
+    }
+
+    /// Like [`Collection::search_many`] for query texts, in the params' mode: encoded together by
+    /// the collection's pipeline (a lexical search encodes nothing), then searched in parallel.
+    pub fn search_texts(&self, texts: &[&str], params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        if params.mode == SearchMode::Lexical {
+            return texts.par_iter().map(|t| self.search_lexical(t, params)).collect();
+        }
+        for text in texts {
+            super::check_query_text(text)?;
+        }
+        let vectors = if texts.is_empty() { Vec::new() } else { self.pipeline()?.embed_queries(texts)? };
+        self.search_vectors_and_texts(&vectors, texts, params)
+    }
+
+    /// Hybrid (or dense, by the params' mode) searches of query vectors with their texts, in
+    /// parallel; `texts` may be empty for a dense search.
+    pub fn search_vectors_and_texts(
+        &self,
+        vectors: &[Vec<f32>],
+        texts: &[&str],
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
+        match params.mode {
+            SearchMode::Dense => self.search_many(vectors, params),
+            SearchMode::Hybrid if texts.len() == vectors.len() => {
+                vectors.par_iter().zip(texts.par_iter()).map(|(v, t)| self.search_hybrid(v, t, params)).collect()
+            }
+            SearchMode::Hybrid => Err(Error::InvalidInput(format!(
+                "a hybrid search needs each query's vector and its text: got {} vectors and {} texts",
+                vectors.len(),
+                texts.len()
+            ))),
+            SearchMode::Lexical => texts.par_iter().map(|t| self.search_lexical(t, params)).collect(),
+        }
+    }
+
+    /// The document under `id` with all its vectors; the caller holds the writer lock.
+    fn read_document(&self, id: &str) -> Result<Option<PassagesDoc>> {
+        let Some(rec) = self.inner.tree.get(doc_key(id)).map_err(db_error)? else {
+            return Ok(None);
+        };
+        let rec = DocRecord::decode(&rec)?;
+        let vectors = rec.internal_ids().map(|iid| self.stored_vector(iid)).collect::<Result<_>>()?;
+        let metadata = self.stored_metadata(rec.internal_id)?;
+        Ok(Some(PassagesDoc { id: id.to_string(), text: rec.text, metadata, vectors }))
+    }
+}
+
+/// `current` metadata with `changes` merged in: keys set, keys set to null removed.
+fn merged(id: &str, current: Value, changes: &Value) -> Result<Value> {
+    let Some(changes) = changes.as_object() else {
+        if changes.is_null() {
+            return Ok(current);
+        }
+        return Err(Error::InvalidInput(format!("update of {id:?}: metadata must be a JSON object, got {changes}")));
+    };
+    let mut out = match current {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in changes {
+        if value.is_null() {
+            out.remove(key);
+        } else {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(if out.is_empty() { Value::Null } else { Value::Object(out) })
+}
