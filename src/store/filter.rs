@@ -8,7 +8,8 @@
 //!   (strings). A field named like a keyword (`not`) is written quoted;
 //! - JSON (library, plugin): `{"lang": "en", "year": {"gte": 2020, "lt": 2025}, "tag": {"in": ["a", "b"]}}`;
 //!   an object is the AND of its keys; a scalar means equality, an array means `IN`, an object
-//!   holds operators `eq`, `ne`, `in`, `gt`, `gte`, `lt`, `lte`. Keys starting with `$` combine
+//!   holds operators `eq`, `ne`, `in`, `nin`, `gt`, `gte`, `lt`, `lte` (also spelled as Chroma
+//!   does, `$eq`, ..., `$lte`). Keys starting with `$` combine
 //!   filters: `{"$or": [F, ...]}`, `{"$and": [F, ...]}`, `{"$not": F}`, e.g.
 //!   `{"$or": [{"lang": "en"}, {"$not": {"year": {"lt": 2020}}}]}`.
 //!
@@ -203,16 +204,25 @@ fn field_conditions(key: &str, cond: &Value, parts: &mut Vec<Filter>) -> Result<
         }
     };
     for (op, value) in ops {
-        let part = match op.as_str() {
+        // Chroma's spelling (`$gte`) is accepted too.
+        let op = op.strip_prefix('$').unwrap_or(op);
+        let part = match op {
             "eq" | "ne" => {
                 comparison(key, if op == "eq" { "=" } else { "!=" }, value.clone()).map_err(Error::InvalidInput)?
             }
-            "in" => match value {
-                Value::Array(values) => Filter::In { key: key.to_string(), values: values.clone() },
-                _ => return Err(Error::InvalidInput(format!("filter {key}: \"in\" needs an array, got {value}"))),
+            "in" | "nin" => match value {
+                Value::Array(values) => {
+                    let within = Filter::In { key: key.to_string(), values: values.clone() };
+                    if op == "in" {
+                        within
+                    } else {
+                        Filter::Not(Box::new(within))
+                    }
+                }
+                _ => return Err(Error::InvalidInput(format!("filter {key}: \"{op}\" needs an array, got {value}"))),
             },
             "gt" | "gte" | "lt" | "lte" => {
-                let sym = match op.as_str() {
+                let sym = match op {
                     "gt" => ">",
                     "gte" => ">=",
                     "lt" => "<",
@@ -220,11 +230,10 @@ fn field_conditions(key: &str, cond: &Value, parts: &mut Vec<Filter>) -> Result<
                 };
                 comparison(key, sym, value.clone()).map_err(Error::InvalidInput)?
             }
-            other => {
-                return Err(Error::InvalidInput(format!(
-                    "filter {key}: unknown operator {other:?}; use eq, ne, in, gt, gte, lt or lte"
-                )))
-            }
+            other => return Err(Error::InvalidInput(format!(
+                "filter {key}: unknown operator {other:?}; use eq, ne, in, nin, gt, gte, lt or lte (with or without \
+                     a leading $)"
+            ))),
         };
         parts.push(part);
     }
@@ -516,6 +525,37 @@ mod tests {
         assert!(a.matches(&json!({"lang": "en", "year": 2020, "tag": ["x", "b c"]})));
         assert!(!a.matches(&json!({"lang": "en", "year": 2019, "tag": "a"})));
         assert!(!a.matches(&json!({"lang": "en", "tag": "a"})));
+    }
+
+    #[test]
+    fn chromas_operator_spelling_means_the_same() {
+        let chroma = Filter::from_json(&json!({"$and": [
+            {"year": {"$gte": 2020, "$lt": 2025}},
+            {"lang": {"$in": ["en", "fr"]}},
+            {"tag": {"$nin": ["x"]}},
+            {"kind": {"$ne": "draft"}},
+            {"n": {"$eq": 3}},
+        ]}))
+        .unwrap();
+        let ours =
+            Filter::parse("year>=2020 AND year<2025 AND lang IN (en, fr) AND NOT tag IN (x) AND kind!=draft AND n=3")
+                .unwrap();
+        let docs = [
+            json!({"year": 2021, "lang": "en", "tag": "y", "kind": "final", "n": 3}),
+            json!({"year": 2025, "lang": "en", "tag": "y", "kind": "final", "n": 3}),
+            json!({"year": 2021, "lang": "de", "tag": "y", "kind": "final", "n": 3}),
+            json!({"year": 2021, "lang": "fr", "tag": "x", "kind": "final", "n": 3}),
+            json!({"year": 2021, "lang": "fr", "kind": "draft", "n": 3}),
+            json!({"year": 2021, "lang": "fr", "n": 3.0}),
+            json!({"year": 2021, "lang": "fr", "n": 4}),
+        ];
+        let matched: Vec<bool> = docs.iter().map(|d| chroma.matches(d)).collect();
+        assert_eq!(matched, [true, false, false, false, false, true, false]);
+        for doc in &docs {
+            assert_eq!(chroma.matches(doc), ours.matches(doc), "{doc}");
+        }
+        let e = Filter::from_json(&json!({"a": {"$near": 1}})).unwrap_err().to_string();
+        assert!(e.contains("\"near\"") && e.contains("nin"), "{e}");
     }
 
     #[test]
