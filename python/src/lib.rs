@@ -1,342 +1,137 @@
 //! isovec's Python extension, `isovec._native`: the pipeline, the store and its collections.
 //!
-//! The package `isovec` (python/isovec) wraps these classes in plain Python types (numpy arrays,
-//! dicts, lists). Every isovec error becomes an `isovec.IsovecError` with isovec's message; a
-//! panic inside isovec is caught here and raised the same way, never unwound into Python; the
-//! extension prints nothing.
+//! The package `isovec` (python/isovec) wraps these classes in Python types (numpy arrays, dicts,
+//! lists). Every call releases the GIL while isovec works. Every isovec error becomes the
+//! exception of `isovec.errors` its kind maps to ([`Failure`]), with isovec's message; a panic
+//! inside isovec is caught here and raised as `isovec.errors.IsovecError`, never unwound into
+//! Python; the extension prints nothing.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use isovec::encoder::{EncoderOptions, Pooling};
-use isovec::parquet_io::ParquetImport;
-use isovec::store::layout::MAX_EF;
-use isovec::store::{Filter, SearchMode, SearchParams, TextDoc};
-use isovec::{Embedder, Pipeline as CorePipeline, PipelineRequest, Prefixes, TransformChoice};
-use pyo3::create_exception;
+use isovec::store::Filter;
 use pyo3::exceptions::{PyException, PyRuntimeWarning};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::PyType;
 
-create_exception!(isovec, IsovecError, PyException, "An error reported by isovec; the message says what to do.");
+mod collection;
+mod pipeline;
+mod store;
 
-/// Runs `f` without the GIL, turning its error, or a panic, into an `IsovecError`.
-fn call<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, String> + Send) -> PyResult<T> {
-    let result = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
-    match result {
+/// An error on its way to Python: the name of its class in `isovec.errors`, and the message.
+pub(crate) struct Failure {
+    class: &'static str,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(class: &'static str, message: impl Into<String>) -> Failure {
+        Failure { class, message: message.into() }
+    }
+
+    /// Bad input from the caller (`InvalidInputError`, also a `ValueError`).
+    pub(crate) fn invalid(message: impl Into<String>) -> Failure {
+        Failure::new("InvalidInputError", message)
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        let class = py
+            .import("isovec.errors")
+            .and_then(|m| m.getattr(self.class))
+            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+        match class {
+            Ok(class) => PyErr::from_type(class, self.message),
+            Err(_) => PyException::new_err(self.message),
+        }
+    }
+}
+
+impl From<isovec::Error> for Failure {
+    fn from(e: isovec::Error) -> Failure {
+        use isovec::Error as E;
+        let class = match &e {
+            E::InvalidInput(_) | E::Data { .. } | E::Json(_) | E::Dropped { .. } => "InvalidInputError",
+            E::Dimension { .. } => "DimensionError",
+            E::PipelineMismatch { .. } => "PipelineMismatchError",
+            E::Model(_) | E::Transform(_) | E::Candle(_) => "ModelError",
+            E::Locked { .. } => "StoreLockedError",
+            _ => "StoreError",
+        };
+        Failure::new(class, e.to_string())
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::invalid(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure::invalid(message)
+    }
+}
+
+/// What the closures run without the GIL return.
+pub(crate) type Outcome<T> = Result<T, Failure>;
+
+/// Runs `f` without the GIL, turning its error, or a panic, into the matching Python exception.
+pub(crate) fn call<T: Send>(py: Python<'_>, f: impl FnOnce() -> Outcome<T> + Send) -> PyResult<T> {
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(message)) => Err(IsovecError::new_err(message)),
+        Ok(Err(failure)) => Err(failure.into_py(py)),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(IsovecError::new_err(format!("internal error in isovec ({what}); please report it")))
+            Err(Failure::new("IsovecError", format!("internal error in isovec ({what}); please report it")).into_py(py))
         }
     }
 }
 
-fn text<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
+/// A filter expression (`lang=en AND year>=2020`) or JSON object text (`{"lang": "en"}`, with
+/// isovec's or Chroma's operators).
+pub(crate) fn parse_filter(filter: &str) -> Outcome<Filter> {
+    Ok(filter.parse::<Filter>()?)
 }
 
-/// The encoder options of a precision (`f32`, `f16`, `bf16`, `int8`).
-fn options(dtype: &str) -> Result<EncoderOptions, String> {
-    EncoderOptions::default().with_precision(dtype).map_err(text)
+/// Rows of `dims` f32 values from little-endian bytes (numpy's `<f4`, C order).
+pub(crate) fn rows_of(bytes: &[u8], rows: usize, dims: usize, what: &str) -> Outcome<Vec<Vec<f32>>> {
+    if dims == 0 || bytes.len() != rows * dims * 4 {
+        return Err(Failure::invalid(format!(
+            "{what}: {} bytes are not {rows} rows of {dims} float32 values; give a 2-D array with one row each",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(dims * 4)
+        .map(|row| row.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        .collect())
 }
 
-/// Encoder + pooling + prefixes + optional transform + normalisation: texts to vectors.
-#[pyclass(frozen, module = "isovec._native")]
-struct Pipeline {
-    inner: Arc<CorePipeline>,
+/// Little-endian f32 bytes of `rows`, row after row.
+pub(crate) fn bytes_of<'a>(rows: impl IntoIterator<Item = &'a Vec<f32>>) -> Vec<u8> {
+    rows.into_iter().flatten().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-#[pymethods]
-impl Pipeline {
-    /// The pipeline named: the parts left out (None) are the defaults, or those of the encoder
-    /// the transform was fitted on.
-    #[new]
-    #[pyo3(signature = (model_dir=None, pooling=None, transform=None, dtype="f32", max_length=None, query_prefix=None, document_prefix=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        model_dir: Option<PathBuf>,
-        pooling: Option<String>,
-        transform: Option<PathBuf>,
-        dtype: &str,
-        max_length: Option<usize>,
-        query_prefix: Option<String>,
-        document_prefix: Option<String>,
-    ) -> PyResult<Self> {
-        let dtype = dtype.to_string();
-        let inner = call(py, move || {
-            if let Some(dir) = model_dir.as_ref().filter(|d| !d.is_dir()) {
-                return Err(format!("no model folder at {}; pass model_dir=a Hugging Face BERT folder", dir.display()));
-            }
-            let prefixes = Prefixes::named(query_prefix, document_prefix);
-            let request = PipelineRequest {
-                model: model_dir,
-                pooling: pooling.as_deref().map(str::parse::<Pooling>).transpose().map_err(text)?,
-                max_length,
-                prefixes,
-                transform: transform.map(TransformChoice::File),
-            };
-            request.load(&options(&dtype)?).map_err(text)
-        })?;
-        Ok(Pipeline { inner })
-    }
-
-    /// Number of dimensions of each vector.
-    #[getter]
-    fn dims(&self) -> usize {
-        self.inner.dims()
-    }
-
-    /// The pipeline id as JSON (what `isovec.pipeline` holds in a Parquet file).
-    #[getter]
-    fn id(&self) -> PyResult<String> {
-        serde_json::to_string(self.inner.id()).map_err(|e| IsovecError::new_err(e.to_string()))
-    }
-
-    /// The vectors of document `texts` (or of query texts, with the query prefix) as
-    /// little-endian f32 bytes, row after row.
-    #[pyo3(signature = (texts, queries=false))]
-    fn embed_bytes<'py>(&self, py: Python<'py>, texts: Vec<String>, queries: bool) -> PyResult<Bound<'py, PyBytes>> {
-        let pipeline = self.inner.clone();
-        let flat = call(py, move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let vectors = if queries { pipeline.embed_queries(&refs) } else { pipeline.embed(&refs) }.map_err(text)?;
-            Ok(vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-        })?;
-        Ok(PyBytes::new(py, &flat))
-    }
-}
-
-/// An open store directory.
-#[pyclass(frozen, module = "isovec._native")]
-struct Store {
-    inner: Mutex<Option<Arc<isovec::store::Store>>>,
-    /// How pipelines run: the collections' recorded ones, and the default one of new collections.
-    options: EncoderOptions,
-}
-
-impl Store {
-    fn get(&self) -> PyResult<Arc<isovec::store::Store>> {
-        let guard =
-            self.inner.lock().map_err(|_| IsovecError::new_err("the store's lock is poisoned; open it again"))?;
-        guard.clone().ok_or_else(|| IsovecError::new_err("the store is closed; open it again"))
-    }
-}
-
-#[pymethods]
-impl Store {
-    /// Opens (or creates) the store; its collections' pipelines run in precision `dtype`.
-    #[new]
-    #[pyo3(signature = (path, dtype="f32"))]
-    fn new(py: Python<'_>, path: PathBuf, dtype: &str) -> PyResult<Self> {
-        let dtype = dtype.to_string();
-        let (store, options) = call(py, move || {
-            let options = options(&dtype)?;
-            let store = isovec::store::Store::open(&path).map_err(text)?;
-            Ok((store.with_encoder_options(options.clone()), options))
-        })?;
-        Ok(Store { inner: Mutex::new(Some(Arc::new(store))), options })
-    }
-
-    /// The collection `name`. Without `pipeline`, its texts and queries are encoded by the
-    /// pipeline it records, and a missing collection is created for the default pipeline. With
-    /// one, the collection must hold that pipeline's vectors (one without a record of its
-    /// pipeline records it), and a missing one is created for it.
-    #[pyo3(signature = (name, pipeline=None))]
-    fn collection(&self, py: Python<'_>, name: String, pipeline: Option<&Pipeline>) -> PyResult<Collection> {
-        let store = self.get()?;
-        let given = pipeline.map(|p| p.inner.clone());
-        let options = self.options.clone();
-        let (inner, pipeline) = call(py, move || {
-            if let Some(p) = given {
-                return Ok((store.get_or_create_collection_for(&name, p.as_ref()).map_err(text)?, Some(p)));
-            }
-            if store.list_collections().map_err(text)?.iter().any(|(n, _)| *n == name) {
-                return Ok((store.collection(&name).map_err(text)?, None));
-            }
-            let default = PipelineRequest::default().load(&options).map_err(text)?;
-            Ok((store.get_or_create_collection_for(&name, default.as_ref()).map_err(text)?, Some(default)))
-        })?;
-        Ok(Collection { inner, pipeline })
-    }
-
-    /// Imports a Parquet file into collection `name`; returns (rows, inserted, replaced).
-    #[pyo3(signature = (name, path, pipeline=None))]
-    fn import_parquet(
-        &self,
-        py: Python<'_>,
-        name: String,
-        path: PathBuf,
-        pipeline: Option<&Pipeline>,
-    ) -> PyResult<(u64, u64, u64)> {
-        let store = self.get()?;
-        let embedder = pipeline.map(|p| p.inner.clone());
-        call(py, move || {
-            let file = ParquetImport::verify(&path, &|_, _| {}).map_err(text)?;
-            let embedder = embedder.as_deref().map(|p| p as &dyn Embedder);
-            let report = store.import_parquet(&name, &file, embedder, &|_, _| {}).map_err(text)?;
-            Ok((report.rows, report.inserted, report.replaced))
+/// Metadata JSON texts (one per document, None for none) as values.
+pub(crate) fn metadata_values(
+    ids: &[String],
+    metadata: Option<Vec<Option<String>>>,
+) -> Outcome<Vec<serde_json::Value>> {
+    let Some(metadata) = metadata else {
+        return Ok(vec![serde_json::Value::Null; ids.len()]);
+    };
+    ids.iter()
+        .zip(metadata)
+        .map(|(id, json)| match json {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| Failure::invalid(format!("metadata of {id:?} is not JSON: {e}"))),
+            None => Ok(serde_json::Value::Null),
         })
-    }
-
-    /// Snapshots and closes the store (its collections become unusable).
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let store = self.inner.lock().map_err(|_| IsovecError::new_err("the store's lock is poisoned"))?.take();
-        match store.and_then(Arc::into_inner) {
-            Some(store) => call(py, move || store.close().map_err(text)),
-            None => Ok(()),
-        }
-    }
-}
-
-/// A collection of a store, with the pipeline that encodes its texts and queries: the one given
-/// when it was opened, else the one it records.
-#[pyclass(frozen, module = "isovec._native")]
-struct Collection {
-    inner: isovec::store::Collection,
-    pipeline: Option<Arc<CorePipeline>>,
-}
-
-#[pymethods]
-impl Collection {
-    /// Encodes and upserts documents; `metadata` holds one JSON object text (or None) per
-    /// document. Returns (inserted, replaced).
-    #[pyo3(signature = (ids, texts, metadata=None))]
-    fn add(
-        &self,
-        py: Python<'_>,
-        ids: Vec<String>,
-        texts: Vec<String>,
-        metadata: Option<Vec<Option<String>>>,
-    ) -> PyResult<(usize, usize)> {
-        if ids.len() != texts.len() || metadata.as_ref().is_some_and(|m| m.len() != ids.len()) {
-            return Err(IsovecError::new_err(format!(
-                "{} ids, {} texts and {} metadata: give one of each per document",
-                ids.len(),
-                texts.len(),
-                metadata.as_ref().map_or(ids.len(), Vec::len)
-            )));
-        }
-        let collection = self.inner.clone();
-        let pipeline = self.pipeline.clone();
-        call(py, move || {
-            let mut docs = Vec::with_capacity(ids.len());
-            let mut metadata = metadata.unwrap_or_default().into_iter();
-            for (id, text) in ids.into_iter().zip(texts) {
-                let metadata = match metadata.next().flatten() {
-                    Some(json) => {
-                        serde_json::from_str(&json).map_err(|e| format!("metadata of {id:?} is not JSON: {e}"))?
-                    }
-                    None => serde_json::Value::Null,
-                };
-                docs.push(TextDoc { id, text, metadata });
-            }
-            let report = match &pipeline {
-                Some(p) => collection.add_texts_with(p.as_ref(), &docs),
-                None => collection.add_texts(&docs),
-            }
-            .map_err(text)?;
-            Ok((report.inserted, report.replaced))
-        })
-    }
-
-    /// The `k` best documents for `text` as (id, score, text, metadata JSON or None) tuples;
-    /// `mode` is dense, lexical, hybrid or exact (a scan of every vector, no filter); `ef` is the
-    /// HNSW candidate list width of a dense or hybrid search (default: the collection's).
-    #[pyo3(signature = (text, k=10, filter=None, mode="dense", ef=None))]
-    fn search(
-        &self,
-        py: Python<'_>,
-        text: String,
-        k: usize,
-        filter: Option<String>,
-        mode: &str,
-        ef: Option<usize>,
-    ) -> PyResult<Vec<HitRow>> {
-        let collection = self.inner.clone();
-        let pipeline = self.pipeline.clone();
-        let mode = mode.to_string();
-        call(py, move || {
-            let hits = if mode == "exact" {
-                if filter.is_some() {
-                    return Err("an exact search takes no filter; use mode=\"dense\" with a filter".to_string());
-                }
-                if ef.is_some() {
-                    return Err(
-                        "an exact search scans every vector and takes no ef; give ef with mode=\"dense\" or \"hybrid\""
-                            .to_string(),
-                    );
-                }
-                let pipeline = match pipeline {
-                    Some(p) => p,
-                    None => collection.pipeline().map_err(self::text)?,
-                };
-                collection.check_pipeline(pipeline.as_ref()).map_err(self::text)?;
-                let query = pipeline.embed_queries(&[text.as_str()]).map_err(self::text)?;
-                let query = query.first().ok_or("the pipeline returned no vector")?;
-                collection.search_exact(query, k).map_err(self::text)?
-            } else {
-                let mode: SearchMode = mode.parse().map_err(self::text)?;
-                let mut params = SearchParams::k(k).with_mode(mode);
-                if let Some(ef) = ef {
-                    if !(1..=MAX_EF).contains(&ef) {
-                        return Err(format!(
-                            "ef = {ef} is out of range; give a width in 1..={MAX_EF} (32–400 is typical)"
-                        ));
-                    }
-                    params = params.with_ef(ef);
-                }
-                if let Some(f) = filter {
-                    params = params.with_filter(parse_filter(&f)?);
-                }
-                match &pipeline {
-                    Some(p) => collection.search_text_with(p.as_ref(), &text, &params),
-                    None => collection.search_text(&text, &params),
-                }
-                .map_err(self::text)?
-            };
-            Ok(hits
-                .into_iter()
-                .map(|h| {
-                    let metadata = (!h.metadata.is_null()).then(|| h.metadata.to_string());
-                    (h.id, h.score, h.text, metadata)
-                })
-                .collect())
-        })
-    }
-
-    /// Number of documents.
-    fn count(&self, py: Python<'_>) -> PyResult<u64> {
-        let collection = self.inner.clone();
-        call(py, move || collection.count().map_err(text))
-    }
-
-    /// Writes the collection to a Parquet file; returns the number of rows.
-    fn export_parquet(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
-        let collection = self.inner.clone();
-        call(py, move || Ok(collection.export_parquet(&path, &|_, _| {}).map_err(text)?.rows))
-    }
-}
-
-/// A hit as Python receives it: id, score, text, metadata JSON (None without metadata).
-type HitRow = (String, f32, String, Option<String>);
-
-/// A filter expression (`lang=en AND year>=2020`) or JSON object text (`{"lang": "en"}`).
-fn parse_filter(filter: &str) -> Result<Filter, String> {
-    if filter.trim_start().starts_with('{') {
-        let json: serde_json::Value =
-            serde_json::from_str(filter).map_err(|e| format!("filter is not valid JSON: {e}"))?;
-        Filter::from_json(&json).map_err(text)
-    } else {
-        Filter::parse(filter).map_err(text)
-    }
+        .collect()
 }
 
 /// Sets what the isovec command line sets for CPU encoding in a process that encodes only (one
@@ -360,10 +155,9 @@ fn tune_process(py: Python<'_>) -> PyResult<bool> {
 /// The module `isovec._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("IsovecError", m.py().get_type::<IsovecError>())?;
-    m.add_class::<Pipeline>()?;
-    m.add_class::<Store>()?;
-    m.add_class::<Collection>()?;
+    m.add_class::<pipeline::Pipeline>()?;
+    m.add_class::<store::Store>()?;
+    m.add_class::<collection::Collection>()?;
     m.add_function(wrap_pyfunction!(tune_process, m)?)?;
     m.add("TUNING_ENV", isovec::encoder::TUNING_ENV)?;
     Ok(())

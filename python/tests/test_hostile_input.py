@@ -14,7 +14,7 @@ import isovec
 docs = isovec.Store(tempfile.mkdtemp()).collection("docs")
 docs.add(["d0", "d1", "d2"],
          ["whales sing under the sea", "bread dough rises in the oven", "rovers drill red rocks"],
-         [{"n": 0}, {"n": 1}, {"n": 2}])
+         metadatas=[{"n": 0}, {"n": 1}, {"n": 2}])
 
 def refused(call, message):
     try:

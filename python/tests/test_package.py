@@ -44,7 +44,7 @@ def test_int8_embeds_as_the_command_line_does_and_near_f32(pipeline, isovec_bin)
 def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
     store = isovec.Store(tmp_path / "st")
     docs = store.collection("docs", pipeline)
-    report = docs.add(["v1", "h1", "c1"], TEXTS, [{"topic": "health", "year": 2013}, {"topic": "sports"}, None])
+    report = docs.add(["v1", "h1", "c1"], TEXTS, metadatas=[{"topic": "health", "year": 2013}, {"topic": "sports"}, None])
     assert report == {"inserted": 3, "replaced": 0}
     hits = docs.search("how do vaccines work", k=2)
     assert [h["id"] for h in hits][0] == "v1"
@@ -71,12 +71,15 @@ def test_store_add_search_filter_and_reopen(pipeline, tmp_path):
     assert [h["score"] for h in reopened] == pytest.approx([h["score"] for h in hits], abs=1e-6)
 
 
-def test_the_module_docstring_runs(pipeline, tmp_path, monkeypatch):
+def test_the_docstrings_examples_run(pipeline, tmp_path, monkeypatch):
     import doctest
 
-    monkeypatch.chdir(tmp_path)  # its store, "my-store", is made here
-    result = doctest.testmod(isovec, report=False)
-    assert result.attempted >= 9 and result.failed == 0, result
+    import isovec._pipeline
+
+    monkeypatch.chdir(tmp_path)  # their store, "my-store", is made here
+    for module, examples in [(isovec, 14), (isovec._pipeline, 2)]:
+        result = doctest.testmod(module, report=False)
+        assert result.attempted >= examples and result.failed == 0, (module.__name__, result)
 
 
 def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
@@ -96,7 +99,7 @@ def test_errors_are_python_exceptions_with_isovecs_messages(pipeline, tmp_path):
         docs.search("x", ef=0)
     with pytest.raises(isovec.IsovecError, match="takes no ef"):
         docs.search("x", mode="exact", ef=10)
-    with pytest.raises(isovec.IsovecError, match="give one of each"):
+    with pytest.raises(isovec.IsovecError, match="2 ids and 1 documents: give one per id"):
         docs.add(["a", "b"], ["only one text"])
     with pytest.raises(isovec.IsovecError, match="not an isovec store"):
         (tmp_path / "other").mkdir()

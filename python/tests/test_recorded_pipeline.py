@@ -51,7 +51,7 @@ def test_a_collection_made_with_a_pipeline_answers_the_same_in_a_new_process_wit
     store = isovec.Store(tmp_path / "st")
     docs = store.collection("docs", pipeline)
     rows = corpus()
-    docs.add([r["id"] for r in rows], [r["text"] for r in rows], [r["metadata"] for r in rows])
+    docs.add([r["id"] for r in rows], [r["text"] for r in rows], metadatas=[r["metadata"] for r in rows])
     expected = {mode: docs.search(QUERY, k=5, mode=mode) for mode in ["dense", "hybrid", "exact"]}
     # The scores are the given pipeline's cosines, computed here in f64.
     q = pipeline.embed_queries([QUERY]).astype(np.float64)[0]

@@ -1360,7 +1360,8 @@ fn check_text(id: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_query_text(text: &str) -> Result<()> {
+/// Refuses a query text that is empty or longer than [`MAX_QUERY_BYTES`], with what to do.
+pub fn check_query_text(text: &str) -> Result<()> {
     if text.len() > MAX_QUERY_BYTES {
         return Err(Error::InvalidInput(format!(
             "the query text has {} bytes, more than the {} MiB a query may have; search with a shorter text",

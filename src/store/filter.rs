@@ -230,10 +230,12 @@ fn field_conditions(key: &str, cond: &Value, parts: &mut Vec<Filter>) -> Result<
                 };
                 comparison(key, sym, value.clone()).map_err(Error::InvalidInput)?
             }
-            other => return Err(Error::InvalidInput(format!(
+            other => {
+                return Err(Error::InvalidInput(format!(
                 "filter {key}: unknown operator {other:?}; use eq, ne, in, nin, gt, gte, lt or lte (with or without \
                      a leading $)"
-            ))),
+            )))
+            }
         };
         parts.push(part);
     }

@@ -43,8 +43,8 @@ use std::sync::{Arc, Mutex};
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
 pub use collection::{
-    Collection, CollectionStats, Doc, DocUpdate, Hit, ListParams, PassagesDoc, SearchParams, TextDoc, UpsertReport,
-    MAX_QUERY_BYTES, MAX_TEXT_BYTES,
+    check_query_text, Collection, CollectionStats, Doc, DocUpdate, Hit, ListParams, PassagesDoc, SearchParams, TextDoc,
+    UpsertReport, MAX_QUERY_BYTES, MAX_TEXT_BYTES,
 };
 pub use durable::Durability;
 pub use filter::{Filter, MAX_FILTER_DEPTH};

@@ -160,10 +160,25 @@ impl Collection {
         if params.mode == SearchMode::Lexical {
             return texts.par_iter().map(|t| self.search_lexical(t, params)).collect();
         }
+        self.search_texts_with(self.pipeline()?.as_ref(), texts, params)
+    }
+
+    /// Like [`Collection::search_texts`], the queries encoded by `embedder` (which must make the
+    /// collection's vectors).
+    pub fn search_texts_with(
+        &self,
+        embedder: &dyn Embedder,
+        texts: &[&str],
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
         for text in texts {
             super::check_query_text(text)?;
         }
-        let vectors = if texts.is_empty() { Vec::new() } else { self.pipeline()?.embed_queries(texts)? };
+        if params.mode == SearchMode::Lexical {
+            return texts.par_iter().map(|t| self.search_lexical(t, params)).collect();
+        }
+        self.check_pipeline(embedder)?;
+        let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed_queries(texts)? };
         self.search_vectors_and_texts(&vectors, texts, params)
     }
 
@@ -175,6 +190,9 @@ impl Collection {
         texts: &[&str],
         params: &SearchParams,
     ) -> Result<Vec<Vec<Hit>>> {
+        for text in texts {
+            super::check_query_text(text)?;
+        }
         match params.mode {
             SearchMode::Dense => self.search_many(vectors, params),
             SearchMode::Hybrid if texts.len() == vectors.len() => {
