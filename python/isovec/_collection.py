@@ -217,6 +217,20 @@ class Collection:
             {"id": i, "score": s, "text": t, "metadata": None if m is None else json.loads(m)} for i, s, t, m in hits
         ]
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of documents ``texts`` as this collection's pipeline makes them (float32,
+        one row per text); a collection of your own vectors has no pipeline (an error)."""
+        return self._vectors(texts, queries=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Like ``embed``, for queries (with the pipeline's query prefix)."""
+        return self._vectors(texts, queries=True)
+
+    def _vectors(self, texts: Sequence[str], queries: bool) -> np.ndarray:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        data = self._native.embed_bytes(texts, queries)
+        return np.frombuffer(data, dtype="<f4").reshape(len(texts), self.dims).copy()
+
     def count(self) -> int:
         """Number of documents."""
         return self._native.count()

@@ -351,6 +351,21 @@ impl Collection {
         })
     }
 
+    /// The vectors of `texts` as this collection's pipeline makes them (documents, or queries
+    /// with the query prefix), as little-endian f32 bytes, row after row.
+    #[pyo3(signature = (texts, queries=false))]
+    fn embed_bytes<'py>(&self, py: Python<'py>, texts: Vec<String>, queries: bool) -> PyResult<Bound<'py, PyBytes>> {
+        let c = self.inner.clone();
+        let given = self.pipeline.clone();
+        let flat = call(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let pipeline = encoder(&c, &given)?;
+            let vectors = if queries { pipeline.embed_queries(&refs) } else { pipeline.embed(&refs) }?;
+            Ok(bytes_of(&vectors))
+        })?;
+        Ok(PyBytes::new(py, &flat))
+    }
+
     /// Number of documents.
     fn count(&self, py: Python<'_>) -> PyResult<u64> {
         let c = self.inner.clone();
