@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python package's tests (python/tests, pytest): a virtual environment with the pinned test
 # dependencies of python/requirements-test.txt (installed once; again when the file changes), the
-# abi3 wheel built by maturin and installed into it, then pytest. Needs the release build of the
+# package installed into it by `pip install ./python`, then pytest. Needs the release build of the
 # isovec binary (the tests compare against it) and, for the data-backed tests, ISOVEC_DATA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +15,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q -r python/requirements-test.txt
   echo "$want" > "$stamp"
 fi
-rm -f "$target"/wheels/isovec-*.whl
-"$venv/bin/maturin" build --release --locked --manifest-path python/Cargo.toml --out "$target/wheels" -i "$venv/bin/python"
-"$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$target"/wheels/isovec-*.whl
+# Installed as a user installs it, `pip install ./python` (PEP 517, maturin; the venv already
+# has the pinned maturin, on PATH, so no build isolation).
+PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --force-reinstall --no-deps --no-build-isolation ./python
 # From the checkout's root, so that `import isovec` finds the installed wheel, not python/isovec.
 ISOVEC_BIN="${ISOVEC_BIN:-$target/release/isovec}" "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=5 python/tests "$@"

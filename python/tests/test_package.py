@@ -75,9 +75,10 @@ def test_the_docstrings_examples_run(pipeline, tmp_path, monkeypatch):
     import doctest
 
     import isovec._pipeline
+    import isovec.langchain
 
-    monkeypatch.chdir(tmp_path)  # their store, "my-store", is made here
-    for module, examples in [(isovec, 14), (isovec._pipeline, 2)]:
+    monkeypatch.chdir(tmp_path)  # their stores are made here
+    for module, examples in [(isovec, 14), (isovec._pipeline, 2), (isovec.langchain, 4)]:
         result = doctest.testmod(module, report=False)
         assert result.attempted >= examples and result.failed == 0, (module.__name__, result)
 
