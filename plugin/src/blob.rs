@@ -10,7 +10,8 @@ pub fn from_blob(bytes: &[u8], what: &str) -> Result<Vec<f32>, String> {
     if !bytes.len().is_multiple_of(4) {
         return Err(format!(
             "{what} is a BLOB of {} bytes, not a vector of little-endian f32 (4 bytes each); \
-             make vectors with isovec_embed()",
+             make vectors with isovec_embed(), or pack another model's as little-endian float32 \
+             (NumPy: x.astype('<f4').tobytes())",
             bytes.len()
         ));
     }

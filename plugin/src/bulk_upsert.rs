@@ -1,5 +1,11 @@
-//! `isovec_upsert_all(store, collection, id, text [, metadata [, batch]])`: the aggregate that
-//! indexes the rows of a query in durable batches, as `isovec index` indexes the lines of a file.
+//! `isovec_upsert_all(store, collection, id, text [, metadata [, batch [, vector]]])`: the
+//! aggregate that indexes the rows of a query in durable batches, as `isovec index` indexes the
+//! lines of a file.
+//!
+//! With `vector` (a BLOB of little-endian f32), each row's vector is taken as it is, as
+//! `isovec index --vectors` takes them, and its text may be NULL: the way to fill a collection of
+//! vectors made outside isovec (`isovec_collection(store, name, 'external:NAME#DIMS')`, which
+//! must exist first). One statement gives every row a vector, or none.
 //!
 //! # When a row is durable
 //! Rows are buffered in the order SQLite hands them over and written `batch` at a time (256 by
@@ -24,14 +30,16 @@
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use isovec::store::{Collection, TextDoc};
+use isovec::store::{Collection, Doc, TextDoc};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde_json::{json, Value as Json};
 
 use crate::cache;
-use crate::functions::{metadata_arg, required_text, writable_collection};
+use crate::functions::{
+    check_row_vector, collection_for_vectors, metadata_arg, required_text, text_arg, vector_arg, writable_collection,
+};
 use crate::guard::{guarded, isovec_error, sql_error};
 
 const NAME: &str = "isovec_upsert_all";
@@ -40,10 +48,13 @@ const DEFAULT_BATCH: i64 = 256;
 /// Largest batch accepted: every row of a batch is held in memory until it is written.
 const MAX_BATCH: i64 = 100_000;
 
-/// Registers the aggregate on `db` with 4, 5 and 6 arguments.
+/// How the aggregate takes vectors.
+const USAGE: &str = "isovec_upsert_all(store, collection, id, text, metadata, batch, vector) (batch may be NULL)";
+
+/// Registers the aggregate on `db` with 4 to 7 arguments.
 pub fn register(db: &Connection) -> rusqlite::Result<()> {
     // Writes have side effects: never deterministic.
-    for n in [4, 5, 6] {
+    for n in [4, 5, 6, 7] {
         db.create_aggregate_function(NAME, n, FunctionFlags::SQLITE_UTF8, BulkUpsert)?;
     }
     Ok(())
@@ -57,6 +68,8 @@ struct Target {
     store_dir: String,
     name: String,
     collection: Collection,
+    /// Whether the rows give their vectors (set by the first row).
+    with_vectors: bool,
 }
 
 /// One aggregate's rows and what has been written of them.
@@ -66,6 +79,8 @@ struct Bulk {
     batch: usize,
     /// Rows read but not yet written, in order.
     pending: Vec<TextDoc>,
+    /// Their vectors, when the rows give them.
+    pending_vectors: Vec<Vec<f32>>,
     /// Rows read (the last one's number, from 1).
     rows: u64,
     /// Rows written, all in batches before the pending ones.
@@ -128,12 +143,17 @@ impl Bulk {
         let store_dir = required_text(ctx.get_raw(0), NAME, "the store")?;
         let name = required_text(ctx.get_raw(1), NAME, "the collection")?;
         let id = required_text(ctx.get_raw(2), NAME, "the id")?;
-        let text = required_text(ctx.get_raw(3), NAME, "the text")?;
         let metadata = if ctx.len() > 4 { metadata_arg(ctx.get_raw(4), NAME)? } else { Json::Null };
+        let vector = if ctx.len() > 6 { vector_arg(ctx.get_raw(6), NAME, "the vector")? } else { None };
+        // A row with its vector may leave the text out (it then has none to search lexically).
+        let text = match vector {
+            Some(_) => text_arg(ctx.get_raw(3), NAME, "the text")?.unwrap_or_default(),
+            None => required_text(ctx.get_raw(3), NAME, "the text")?,
+        };
         match &self.target {
             None => {
                 self.batch = batch_arg(ctx)?;
-                self.target = Some(open_target(store_dir, name)?);
+                self.target = Some(open_target(store_dir, name, vector.is_some())?);
             }
             Some(t) if t.store_dir != store_dir || t.name != name => {
                 return Err(sql_error(format!(
@@ -142,9 +162,21 @@ impl Bulk {
                     t.store_dir, t.name
                 )));
             }
+            Some(t) if t.with_vectors != vector.is_some() => {
+                return Err(sql_error(format!(
+                    "{NAME}: this row {} and the first row {}; one statement gives every row its vector, \
+                     or none: {USAGE}",
+                    if vector.is_some() { "has a vector" } else { "has no vector" },
+                    if t.with_vectors { "had one" } else { "had none" }
+                )));
+            }
             Some(_) => {}
         }
+        if let (Some(t), Some(v)) = (&self.target, &vector) {
+            check_row_vector(&t.collection, Some(v), NAME, USAGE)?;
+        }
         self.pending.push(TextDoc { id, text, metadata });
+        self.pending_vectors.extend(vector);
         Ok(())
     }
 
@@ -154,13 +186,28 @@ impl Bulk {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let report = target
-            .collection
-            .add_texts(&self.pending)
-            .map_err(|e| self.stopped_at(self.rows, &isovec_error(NAME, e).to_string()))?;
-        self.written += self.pending.len() as u64;
+        let written = if target.with_vectors {
+            let docs: Vec<Doc> = self
+                .pending
+                .iter()
+                .zip(&self.pending_vectors)
+                .map(|(d, v)| Doc {
+                    id: d.id.clone(),
+                    text: d.text.clone(),
+                    metadata: d.metadata.clone(),
+                    vector: v.clone(),
+                })
+                .collect();
+            let n = docs.len();
+            target.collection.upsert(&docs).map(|report| (report, n))
+        } else {
+            target.collection.add_texts(&self.pending).map(|report| (report, self.pending.len()))
+        };
+        let (report, n) = written.map_err(|e| self.stopped_at(self.rows, &isovec_error(NAME, e).to_string()))?;
+        self.written += n as u64;
         self.batches += 1;
         self.pending.clear();
+        self.pending_vectors.clear();
         self.inserted += report.inserted;
         self.replaced += report.replaced;
         self.duplicate_ids.extend(report.duplicate_ids);
@@ -219,9 +266,16 @@ fn batch_arg(ctx: &Context<'_>) -> rusqlite::Result<usize> {
     Ok(batch as usize)
 }
 
-/// Opens (creating if missing, with the default pipeline) the collection the rows go to.
-fn open_target(store_dir: String, name: String) -> rusqlite::Result<Target> {
+/// Opens the collection the rows go to: for rows with vectors, an existing one; for rows whose
+/// texts are encoded, one that can encode them (created with the default pipeline if missing).
+fn open_target(store_dir: String, name: String, with_vectors: bool) -> rusqlite::Result<Target> {
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(NAME, e))?;
-    let collection = writable_collection(&store, &name, None).map_err(|e| isovec_error(NAME, e))?;
-    Ok(Target { store_dir, name, collection })
+    let collection = if with_vectors {
+        collection_for_vectors(&store, &name, NAME)?
+    } else {
+        let collection = writable_collection(&store, &name, None).map_err(|e| isovec_error(NAME, e))?;
+        check_row_vector(&collection, None, NAME, USAGE)?;
+        collection
+    };
+    Ok(Target { store_dir, name, collection, with_vectors })
 }

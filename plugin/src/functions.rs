@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use isovec::store::{Collection, Store, TextDoc};
+use isovec::store::{Collection, Doc, Store, TextDoc};
 use isovec::Embedder;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
@@ -27,7 +27,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
     }
     db.create_scalar_function("isovec_cosine", 2, pure, |ctx| guarded("isovec_cosine", || cosine(ctx)))?;
     db.create_scalar_function("isovec_dims", 1, pure, |ctx| guarded("isovec_dims", || dims(ctx)))?;
-    for n in [4, 5] {
+    for n in [4, 5, 6] {
         db.create_scalar_function("isovec_upsert", n, effects, |ctx| guarded("isovec_upsert", || upsert(ctx)))?;
     }
     db.create_scalar_function("isovec_delete", 3, effects, |ctx| guarded("isovec_delete", || delete(ctx)))?;
@@ -73,11 +73,14 @@ fn embed(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     Ok(Value::Blob(to_blob(&vector)))
 }
 
-fn vector_arg(v: ValueRef<'_>, function: &str, what: &str) -> rusqlite::Result<Option<Vec<f32>>> {
+/// A vector argument: a BLOB of little-endian f32, or NULL (`None`).
+pub fn vector_arg(v: ValueRef<'_>, function: &str, what: &str) -> rusqlite::Result<Option<Vec<f32>>> {
     match v {
         ValueRef::Null => Ok(None),
         ValueRef::Blob(b) => from_blob(b, what).map(Some).map_err(|m| sql_error(format!("{function}: {m}"))),
-        _ => Err(sql_error(format!("{function}: {what} must be a BLOB from isovec_embed()"))),
+        _ => Err(sql_error(format!(
+            "{function}: {what} must be a BLOB of little-endian f32, from isovec_embed() or another model's vector"
+        ))),
     }
 }
 
@@ -114,14 +117,81 @@ fn dims(ctx: &Context<'_>) -> rusqlite::Result<Value> {
 /// the default pipeline.
 pub fn writable_collection(store: &Store, name: &str, pipeline: Option<&PipelineName>) -> isovec::Result<Collection> {
     match pipeline {
+        Some(PipelineName::External { model, dims }) => store.get_or_create_external_collection(name, model, *dims),
         Some(p) => store.get_or_create_collection_for(name, p.resolve()?.as_ref()),
         None if store.list_collections()?.iter().any(|(n, _)| n == name) => store.collection(name),
         None => store.get_or_create_collection_for(name, PipelineName::Default.resolve()?.as_ref()),
     }
 }
 
+/// The collection rows with their own vectors go to: it must exist (a missing one cannot be
+/// created from a vector alone, whose model isovec does not know).
+pub fn collection_for_vectors(store: &Store, name: &str, function: &str) -> rusqlite::Result<Collection> {
+    let exists = store.list_collections().map_err(|e| isovec_error(function, e))?.iter().any(|(n, _)| n == name);
+    if !exists {
+        return Err(sql_error(format!(
+            "{function}: collection {name:?} does not exist; create it for the vectors first, naming their model and \
+             dimensions: SELECT isovec_collection(store, '{name}', 'external:MODEL#DIMS')"
+        )));
+    }
+    store.collection(name).map_err(|e| isovec_error(function, e))
+}
+
+/// Checks a row's vector (`None`: the text is to be encoded) against `collection`; `usage` shows
+/// where the vector goes.
+pub fn check_row_vector(
+    collection: &Collection,
+    vector: Option<&[f32]>,
+    function: &str,
+    usage: &str,
+) -> rusqlite::Result<()> {
+    let config = collection.config();
+    match vector {
+        None if config.pipeline.is_external() => Err(sql_error(format!(
+            "{function}: collection {:?} holds vectors made outside isovec (model {:?}, {} dimensions), which \
+             isovec cannot encode texts into: give each row's vector as a BLOB: {usage}",
+            collection.name(),
+            config.pipeline.encoder.model,
+            config.dims
+        ))),
+        Some(v) if v.len() != config.dims => Err(sql_error(format!(
+            "{function}: wrong dimension: the vector has {} dimensions, collection {:?} holds vectors of {}; give \
+             the vector {} makes",
+            v.len(),
+            collection.name(),
+            config.dims,
+            model_of(collection)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The model that makes a collection's vectors, as messages name it.
+pub fn model_of(collection: &Collection) -> String {
+    let pipeline = &collection.config().pipeline;
+    if pipeline.is_external() {
+        format!("the model {:?}", pipeline.encoder.model)
+    } else {
+        format!("its pipeline ({pipeline})")
+    }
+}
+
+/// How `isovec_upsert` takes a vector.
+const UPSERT_USAGE: &str = "isovec_upsert(store, collection, id, text, metadata, vector)";
+
 /// The optional metadata argument: NULL or blank is no metadata, else a JSON object.
 pub fn metadata_arg(v: ValueRef<'_>, function: &str) -> rusqlite::Result<Json> {
+    if let ValueRef::Blob(_) = v {
+        let usage = if function == "isovec_upsert" {
+            UPSERT_USAGE
+        } else {
+            "isovec_upsert_all(store, collection, id, text, metadata, batch, vector)"
+        };
+        return Err(sql_error(format!(
+            "{function}: the metadata must be TEXT (a JSON object) or NULL, not a BLOB; a vector is an argument of \
+             its own: {usage}"
+        )));
+    }
     match text_arg(v, function, "the metadata")? {
         None => Ok(Json::Null),
         Some(m) if m.trim().is_empty() => Ok(Json::Null),
@@ -144,11 +214,27 @@ fn upsert(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     let store_dir = required_text(ctx.get_raw(0), F, "the store")?;
     let name = required_text(ctx.get_raw(1), F, "the collection")?;
     let id = required_text(ctx.get_raw(2), F, "the id")?;
-    let text = required_text(ctx.get_raw(3), F, "the text")?;
     let metadata = if ctx.len() > 4 { metadata_arg(ctx.get_raw(4), F)? } else { Json::Null };
+    let vector = if ctx.len() > 5 { vector_arg(ctx.get_raw(5), F, "the vector")? } else { None };
+    // A row with its vector may leave the text out (it then has none to search lexically).
+    let text = match vector {
+        Some(_) => text_arg(ctx.get_raw(3), F, "the text")?.unwrap_or_default(),
+        None => required_text(ctx.get_raw(3), F, "the text")?,
+    };
     let store = cache::store(Path::new(&store_dir), true).map_err(|e| isovec_error(F, e))?;
-    let collection = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
-    let report = collection.add_texts(&[TextDoc { id, text, metadata }]).map_err(|e| isovec_error(F, e))?;
+    let report = match vector {
+        None => {
+            let collection = writable_collection(&store, &name, None).map_err(|e| isovec_error(F, e))?;
+            check_row_vector(&collection, None, F, UPSERT_USAGE)?;
+            collection.add_texts(&[TextDoc { id, text, metadata }])
+        }
+        Some(vector) => {
+            let collection = collection_for_vectors(&store, &name, F)?;
+            check_row_vector(&collection, Some(&vector), F, UPSERT_USAGE)?;
+            collection.upsert(&[Doc { id, text, metadata, vector }])
+        }
+    }
+    .map_err(|e| isovec_error(F, e))?;
     Ok(Value::Integer(report.inserted as i64))
 }
 

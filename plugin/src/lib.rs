@@ -4,17 +4,21 @@
 //! registers:
 //! - `isovec_embed(text [, pipeline])` → BLOB of little-endian f32;
 //! - `isovec_cosine(blob, blob)` → REAL, `isovec_dims(blob)` → INTEGER;
-//! - `isovec_upsert(store, collection, id, text [, metadata_json])` → 1 if new, 0 if replaced;
-//!   each call is one durable write (the row is durable when the call returns);
-//! - the aggregate `isovec_upsert_all(store, collection, id, text [, metadata_json [, batch]])` →
-//!   a JSON report; the bulk form, as fast as `isovec index`: rows are encoded and written in
-//!   durable batches of `batch` (256), all durable when the statement returns ([`bulk_upsert`]);
+//! - `isovec_upsert(store, collection, id, text [, metadata_json [, vector]])` → 1 if new, 0 if
+//!   replaced; each call is one durable write (the row is durable when the call returns). With
+//!   `vector` (a BLOB), the row's vector is taken as it is (the text may then be NULL);
+//! - the aggregate `isovec_upsert_all(store, collection, id, text [, metadata_json [, batch [, vector]]])`
+//!   → a JSON report; the bulk form, as fast as `isovec index`: rows are encoded (or taken with
+//!   their vectors) and written in durable batches of `batch` (256), all durable when the
+//!   statement returns ([`bulk_upsert`]);
 //! - `isovec_delete(store, collection, id)` → 1 if it existed, 0 if not;
 //! - `isovec_collection(store, collection [, pipeline])` → the collection's description (JSON),
 //!   creating it for that pipeline if it is missing (an existing one must hold its vectors);
+//!   `external:NAME#DIMS` names vectors made outside isovec ([`pipeline_name`]);
 //! - `isovec_close(store)` → snapshots the store and lets other processes open it;
-//! - the table-valued function `isovec_search(store, collection, query [, k [, filter]])` with
-//!   columns `id, score, text, metadata`.
+//! - the table-valued function `isovec_search(store, collection, query [, k [, filter [, mode [, vector]]]])`
+//!   with columns `id, score, text, metadata`; the query is a text or a vector BLOB, and `vector`
+//!   the text's vector for a dense or hybrid search that encodes nothing ([`search_vtab`]).
 //!
 //! A collection records the pipeline that made its vectors ([`pipeline_name`] names one; without,
 //! the default): upserts and searches encode with it, in any later session, with nothing to load

@@ -8,7 +8,11 @@
 //! - `transform:PATH`: a transform file (`isovec fit whiten|flow`) on the encoder, pooling and
 //!   prefixes it was fitted on, its model found by content hash ([`isovec::pipeline::find_model`]);
 //! - `store:DIR#COLLECTION` (`#COLLECTION` defaults to `default`): that collection's pipeline,
-//!   opened from the collection's record.
+//!   opened from the collection's record;
+//! - `external:NAME#DIMS` (`isovec_collection` only): vectors of `DIMS` dimensions made outside
+//!   isovec by the model `NAME` (any name that tells them apart): the collection takes each row's
+//!   vector as a BLOB and is searched by a query vector or lexically; no text is encoded into it
+//!   ([`isovec::store::Store::get_or_create_external_collection`]).
 //!
 //! The first three are built by the library ([`PipelineRequest::load`]); a collection's own
 //! pipeline always comes from its record ([`isovec::store::Collection::pipeline`]).
@@ -34,6 +38,8 @@ pub enum PipelineName {
     Transform(PathBuf),
     /// The pipeline of a store's collection.
     Collection { store: PathBuf, collection: String },
+    /// Vectors made outside isovec by the model `model`, of `dims` dimensions: no pipeline.
+    External { model: String, dims: usize },
 }
 
 impl PipelineName {
@@ -45,6 +51,20 @@ impl PipelineName {
         }
         if let Some(path) = text.strip_prefix("transform:") {
             return nonempty(path, text).map(|p| PipelineName::Transform(p.into()));
+        }
+        if let Some(rest) = text.strip_prefix("external:") {
+            let usage = || {
+                Error::InvalidInput(format!(
+                    "pipeline {text:?}: name vectors made outside isovec as 'external:NAME#DIMS', the model's name \
+                     and its vectors' dimensions, e.g. 'external:text-embedding-3-small#1536'"
+                ))
+            };
+            let (model, dims) = rest.rsplit_once('#').ok_or_else(usage)?;
+            let dims = dims.trim().parse::<usize>().ok().filter(|d| *d > 0).ok_or_else(usage)?;
+            if model.trim().is_empty() {
+                return Err(usage());
+            }
+            return Ok(PipelineName::External { model: model.trim().to_string(), dims });
         }
         if let Some(rest) = text.strip_prefix("store:") {
             let (store, collection) = rest.split_once('#').unwrap_or((rest, "default"));
@@ -62,12 +82,16 @@ impl PipelineName {
     }
 
     /// The pipeline this names: a collection's from its record, the others from the per-process
-    /// cache ([`cache::pipeline`]), loaded the first time.
+    /// cache ([`cache::pipeline`]), loaded the first time; vectors made outside isovec have none.
     pub fn resolve(&self) -> Result<Arc<Pipeline>> {
         match self {
             PipelineName::Collection { store, collection } => {
                 cache::store(store, false)?.collection(collection)?.pipeline()
             }
+            PipelineName::External { model, dims } => Err(Error::InvalidInput(format!(
+                "'external:{model}#{dims}' names vectors made outside isovec, which isovec cannot encode texts into: \
+                 make them with that model, give them to isovec_upsert as BLOBs and search with a query vector"
+            ))),
             _ => cache::pipeline(self, || self.load()),
         }
     }
@@ -96,7 +120,7 @@ impl PipelineName {
                 let transform = Some(TransformChoice::Loaded(transform));
                 PipelineRequest { model: Some(model), transform, ..Default::default() }
             }
-            PipelineName::Collection { .. } => {
+            PipelineName::Collection { .. } | PipelineName::External { .. } => {
                 return Err(Error::InvalidInput("a collection's pipeline is opened from its record".into()))
             }
         };
@@ -107,7 +131,8 @@ impl PipelineName {
 fn nonempty<'a>(part: &'a str, whole: &str) -> Result<&'a str> {
     if part.trim().is_empty() {
         Err(Error::InvalidInput(format!(
-            "pipeline {whole:?} is incomplete; use a model folder, `model:DIR[#POOLING]`, `transform:PATH` or `store:DIR#COLLECTION`"
+            "pipeline {whole:?} is incomplete; use a model folder, `model:DIR[#POOLING]`, `transform:PATH`, \
+             `store:DIR#COLLECTION` or `external:NAME#DIMS`"
         )))
     } else {
         Ok(part)
@@ -142,11 +167,31 @@ mod tests {
             PipelineName::parse(Some("store:st")).unwrap(),
             PipelineName::Collection { store: "st".into(), collection: "default".into() }
         );
+        assert_eq!(
+            PipelineName::parse(Some(" external:text-embedding-3-small#1536 ")).unwrap(),
+            PipelineName::External { model: "text-embedding-3-small".into(), dims: 1536 }
+        );
+        // The last `#` separates the dimensions: a name may hold one.
+        assert_eq!(
+            PipelineName::parse(Some("external:org/m#v2#8")).unwrap(),
+            PipelineName::External { model: "org/m#v2".into(), dims: 8 }
+        );
     }
 
     #[test]
     fn rejects_incomplete_forms() {
-        for bad in ["transform:", "store:#docs", "store:st#", "model:#mean", "model:/m#nopool"] {
+        for bad in [
+            "transform:",
+            "store:#docs",
+            "store:st#",
+            "model:#mean",
+            "model:/m#nopool",
+            "external:m",
+            "external:m#0",
+            "external:m#-3",
+            "external:m#x",
+            "external:#8",
+        ] {
             assert!(PipelineName::parse(Some(bad)).is_err(), "{bad} should be rejected");
         }
     }

@@ -1,7 +1,12 @@
-//! `isovec_search(store, collection, query [, k [, filter [, mode]]])`: an eponymous table-valued
-//! function with columns `id, score, text, metadata`, so that search results join with the host's
-//! tables. `mode` is `dense` (the default), `lexical` (BM25; loads no model), `hybrid` (both
-//! rankings fused, the store's default fusion), `hybrid:rrf` or `hybrid:convex=A`.
+//! `isovec_search(store, collection, query [, k [, filter [, mode [, vector]]]])`: an eponymous
+//! table-valued function with columns `id, score, text, metadata`, so that search results join
+//! with the host's tables. `mode` is `dense` (the default), `lexical` (BM25; loads no model),
+//! `hybrid` (both rankings fused, the store's default fusion), `hybrid:rrf` or `hybrid:convex=A`.
+//!
+//! The query is a text, encoded by the collection's recorded pipeline, or a vector (a BLOB of
+//! little-endian f32) for a dense search by it. `vector` is the query text's vector, given beside
+//! the text: dense and hybrid searches use it instead of encoding the text. A collection of
+//! vectors made outside isovec (`external:NAME#DIMS`) is searched this way, or lexically.
 
 use std::ffi::c_int;
 use std::marker::PhantomData;
@@ -14,8 +19,9 @@ use rusqlite::vtab::{
 };
 use rusqlite::{ffi, Connection};
 
+use crate::blob::from_blob;
 use crate::cache;
-use crate::functions::{required_text, text_arg};
+use crate::functions::{model_of, required_text, text_arg};
 use crate::guard::{guarded, isovec_error, sql_error};
 
 const NAME: &str = "isovec_search";
@@ -30,11 +36,11 @@ const COL_SCORE: c_int = 1;
 const COL_TEXT: c_int = 2;
 const COL_METADATA: c_int = 3;
 const COL_STORE: c_int = 4;
-const COL_MODE: c_int = 9;
+const COL_VECTOR: c_int = 10;
 /// The arguments that must be given: store, collection, query.
 const REQUIRED: usize = 3;
-const ARG_NAMES: [&str; 6] = ["store", "collection", "query", "k", "filter", "mode"];
-const USAGE: &str = "isovec_search(store, collection, query [, k [, filter [, mode]]])";
+const ARG_NAMES: [&str; 7] = ["store", "collection", "query", "k", "filter", "mode", "vector"];
+const USAGE: &str = "isovec_search(store, collection, query [, k [, filter [, mode [, vector]]]])";
 
 /// Registers the module on `db` (eponymous: usable as `isovec_search(...)` without CREATE).
 pub fn register(db: &Connection) -> rusqlite::Result<()> {
@@ -57,7 +63,8 @@ unsafe impl<'vtab> VTab<'vtab> for SearchTab {
         // `id TEXT`: compared with an INTEGER column, SQLite converts it to a number, so the
         // join works whether the host's ids are integers or text.
         let schema = "CREATE TABLE x(id TEXT, score REAL, text TEXT, metadata TEXT, \
-                      store HIDDEN, collection HIDDEN, query HIDDEN, k HIDDEN, filter HIDDEN, mode HIDDEN)";
+                      store HIDDEN, collection HIDDEN, query HIDDEN, k HIDDEN, filter HIDDEN, mode HIDDEN, \
+                      vector HIDDEN)";
         Ok((schema.to_string(), SearchTab { base: ffi::sqlite3_vtab::default() }))
     }
 
@@ -83,7 +90,7 @@ fn plan(info: &mut IndexInfo) -> rusqlite::Result<()> {
     let mut unusable = [false; ARG_NAMES.len()];
     for (i, c) in info.constraints().enumerate() {
         let col = c.column();
-        if !(COL_STORE..=COL_MODE).contains(&col) || c.operator() != IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ {
+        if !(COL_STORE..=COL_VECTOR).contains(&col) || c.operator() != IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ {
             continue;
         }
         let arg = (col - COL_STORE) as usize;
@@ -136,7 +143,8 @@ struct SearchCursor<'vtab> {
     base: ffi::sqlite3_vtab_cursor,
     hits: Vec<Hit>,
     row: usize,
-    /// The arguments, by position (store, collection, query, k, filter, mode), for the hidden columns.
+    /// The arguments, by position (store, collection, query, k, filter, mode, vector), for the
+    /// hidden columns.
     args: Vec<Value>,
     phantom: PhantomData<&'vtab SearchTab>,
 }
@@ -206,7 +214,28 @@ fn value_ref(v: &Value) -> ValueRef<'_> {
 fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
     let store_dir = required_text(value_ref(&args[0]), NAME, "the store")?;
     let name = required_text(value_ref(&args[1]), NAME, "the collection")?;
-    let query = required_text(value_ref(&args[2]), NAME, "the query")?;
+    let blob = |b: &[u8], what: &str| from_blob(b, what).map_err(|m| sql_error(format!("{NAME}: {m}")));
+    // The query: a text, or a vector for a dense search.
+    let (query, query_vector) = match &args[2] {
+        Value::Blob(b) => (None, Some(blob(b, "the query")?)),
+        other => (Some(required_text(value_ref(other), NAME, "the query")?), None),
+    };
+    let vector = match &args[6] {
+        Value::Null => None,
+        Value::Blob(b) => Some(blob(b, "the vector")?),
+        _ => {
+            return Err(sql_error(format!(
+                "{NAME}: the vector must be a BLOB of little-endian f32, from isovec_embed() or another model's vector"
+            )))
+        }
+    };
+    if query_vector.is_some() && vector.is_some() {
+        return Err(sql_error(format!(
+            "{NAME}: the query is a vector, and a vector is given beside it; give it once: as the query (a dense \
+             search), or the query text with the vector beside it (dense or hybrid)"
+        )));
+    }
+    let vector = query_vector.or(vector);
     let k = match &args[3] {
         Value::Null => DEFAULT_K,
         Value::Integer(k) => *k,
@@ -228,8 +257,42 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
     let store = cache::store(Path::new(&store_dir), false).map_err(|e| isovec_error(NAME, e))?;
     let collection = store.collection(&name).map_err(|e| isovec_error(NAME, e))?;
     let params = SearchParams { filter, mode, fusion, ..SearchParams::k(k as usize) };
-    // The query is encoded by the collection's recorded pipeline (a lexical search encodes nothing).
-    collection.search_text(&query, &params).map_err(|e| isovec_error(NAME, e))
+    let config = collection.config();
+    if let Some(v) = &vector {
+        if v.len() != config.dims && mode != SearchMode::Lexical {
+            return Err(sql_error(format!(
+                "{NAME}: wrong dimension: the query vector has {} dimensions, collection {name:?} holds vectors of {}; \
+                 search with a vector {} makes",
+                v.len(),
+                config.dims,
+                model_of(&collection)
+            )));
+        }
+    }
+    let hits = match (mode, query, vector) {
+        (SearchMode::Lexical, Some(text), _) => collection.search_lexical(&text, &params),
+        (SearchMode::Dense, _, Some(v)) => collection.search(&v, &params),
+        (SearchMode::Hybrid, Some(text), Some(v)) => collection.search_hybrid(&v, &text, &params),
+        (_, None, _) => {
+            return Err(sql_error(format!(
+                "{NAME}: a {} search needs the query text, and the query is a vector: give the text as the query \
+                 and the vector beside it: isovec_search(store, collection, text, k, filter, 'hybrid', vector)",
+                mode.name()
+            )))
+        }
+        (_, Some(_), None) if config.pipeline.is_external() => {
+            return Err(sql_error(format!(
+                "{NAME}: collection {name:?} holds vectors made outside isovec (model {:?}, {} dimensions), so isovec \
+                 cannot encode the query: give that model's vector of it as the query (a BLOB of little-endian f32), \
+                 or beside the text for a hybrid search: isovec_search(store, collection, text, k, filter, 'hybrid', \
+                 vector); or search with mode 'lexical'",
+                config.pipeline.encoder.model, config.dims
+            )))
+        }
+        // The query is encoded by the collection's recorded pipeline (a lexical search encodes nothing).
+        (_, Some(text), None) => collection.search_text(&text, &params),
+    };
+    hits.map_err(|e| isovec_error(NAME, e))
 }
 
 /// `dense`, `lexical`, `hybrid`, `hybrid:rrf` or `hybrid:convex=A`.

@@ -13,6 +13,7 @@ pub mod export;
 pub mod fit;
 pub mod import;
 pub mod model;
+pub mod npy;
 pub mod reembed;
 pub mod report;
 pub mod store_cmds;
@@ -48,9 +49,11 @@ pub enum Command {
     Fit(fit::FitArgs),
     /// Anisotropy diagnostics before and after each transform, and the token-frequency table.
     Analyze(analyze::AnalyzeArgs),
-    /// Add or replace documents in a store collection (JSON lines or plain text).
+    /// Add or replace documents in a store collection (JSON lines or plain text), encoded by a
+    /// pipeline or with their vectors made outside isovec (--vectors FILE.npy).
     Index(IndexCmd),
-    /// Search a store collection by text (with the collection's recorded pipeline).
+    /// Search a store collection by text (with the collection's recorded pipeline), or by a query
+    /// vector made outside isovec (--query-vector FILE.npy).
     Search(SearchCmd),
     /// Encode a collection's texts again into another pipeline (e.g. a transform fitted with
     /// `isovec fit --from store:DIR#COLLECTION`); swapped in under the same name once complete.
@@ -74,20 +77,25 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
-/// `isovec index`: the store options plus the pipeline that encodes the documents.
+/// `isovec index`: the store options plus the pipeline that encodes the documents, or their
+/// vectors made outside isovec.
 #[derive(clap::Args, Debug)]
 pub struct IndexCmd {
     #[command(flatten)]
     pub index: store_cmds::IndexArgs,
     #[command(flatten)]
+    pub vectors: store_cmds::VectorsArgs,
+    #[command(flatten)]
     pub pipeline: common::PipelineArgs,
 }
 
-/// `isovec search`: the store options plus the pipeline that encodes the query.
+/// `isovec search`: the store options plus the pipeline that encodes the query, or its vector.
 #[derive(clap::Args, Debug)]
 pub struct SearchCmd {
     #[command(flatten)]
     pub search: store_cmds::SearchArgs,
+    #[command(flatten)]
+    pub query_vector: store_cmds::QueryVectorArgs,
     #[command(flatten)]
     pub pipeline: common::PipelineArgs,
 }
@@ -158,13 +166,16 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Index(cmd) if cmd.vectors.vectors.is_some() => {
+            store_cmds::index_vectors(&cmd.index, &cmd.vectors).map(drop)
+        }
         Command::Index(cmd) => {
             let options = cmd.pipeline.model.options()?;
             store_cmds::index(&cmd.index, &options, &embedder_for(&cmd.pipeline)?).map(drop)
         }
         Command::Search(cmd) => {
             let options = cmd.pipeline.model.options()?;
-            store_cmds::search(&cmd.search, &options, &embedder_for(&cmd.pipeline)?)
+            store_cmds::search_with(&cmd.search, &cmd.query_vector, &options, &embedder_for(&cmd.pipeline)?)
         }
         Command::Reembed(args) => reembed::run(args),
         Command::Delete(args) => store_cmds::delete(&args),

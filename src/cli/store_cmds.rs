@@ -1,6 +1,7 @@
 //! `isovec index`, `search`, `delete`, `stats` and `compact`: the store from the command line.
 //!
-//! `index` and `search` need an embedder (the caller loads the model); the others do not.
+//! `index` and `search` need an embedder (the caller loads the model); the others do not, nor do
+//! `index --vectors` and `search --query-vector`, which take vectors made outside isovec.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,10 @@ use serde_json::Value;
 
 use super::common::BarProgress;
 use crate::encoder::EncoderOptions;
-use crate::store::{Collection, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
+use crate::store::{
+    Collection, Doc, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport,
+    MAX_TEXT_BYTES,
+};
 use crate::{Embedder, Error};
 
 /// Which store and collection a command works on.
@@ -90,9 +94,46 @@ pub struct SearchArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The query text (several words are joined with spaces).
-    #[arg(required = true, num_args = 1..)]
+    /// The query text (several words are joined with spaces); may be left out for a dense search
+    /// by --query-vector.
+    #[arg(required_unless_present = "query_vector", num_args = 1..)]
     pub query: Vec<String>,
+}
+
+/// `isovec index --vectors`: the documents' vectors, made outside isovec.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct VectorsArgs {
+    /// The documents' vectors, made by another model: a .npy file (float32 or float64, C order) of
+    /// shape (documents, dims), row i for the corpus's i-th document (blank lines hold none). The
+    /// collection then holds that model's vectors: search it with --query-vector or --mode lexical;
+    /// isovec encodes no text into it. The file and the corpus are checked whole first: a bad row
+    /// or line writes nothing.
+    #[arg(
+        long,
+        value_name = "FILE.npy",
+        conflicts_with_all = ["model", "pooling", "transform", "query_prefix", "document_prefix", "max_length", "passages"]
+    )]
+    pub vectors: Option<PathBuf>,
+    /// The model that made --vectors (any name that tells its vectors apart, e.g.
+    /// text-embedding-3-small): needed to create the collection; for an existing one, its
+    /// recorded name, and a name given must match it.
+    #[arg(long, value_name = "NAME", requires = "vectors")]
+    pub vectors_model: Option<String>,
+}
+
+/// `isovec search --query-vector`: the query's vector, made outside isovec.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct QueryVectorArgs {
+    /// The query's vector, made by the collection's model (.npy, float32 or float64, shape (dims,)
+    /// or (1, dims)): a dense search by it (the query text may be left out), or with --mode hybrid,
+    /// fused with the lexical ranking of the query text. Loads no model; a collection of vectors
+    /// made outside isovec (`isovec index --vectors`) needs it for dense and hybrid searches.
+    #[arg(
+        long,
+        value_name = "FILE.npy",
+        conflicts_with_all = ["model", "pooling", "transform", "query_prefix", "document_prefix", "max_length"]
+    )]
+    pub query_vector: Option<PathBuf>,
 }
 
 /// `isovec delete`: remove documents by id.
@@ -144,58 +185,30 @@ pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<
         let embedder = embedder(None)?;
         (store.create_collection_for(name, embedder.as_ref())?, embedder)
     };
-    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = BufReader::new(file);
-    let format = match args.format {
-        Some(f) => f,
-        None => detect_format(&args.file)?,
-    };
-    let file_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
-    let bar = indicatif::ProgressBar::new(total_bytes);
+    let mut lines = DocLines::open(args)?;
+    let bar = indicatif::ProgressBar::new(lines.total_bytes);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let start = Instant::now();
     let mut totals = UpsertReport::default();
-    let mut line_no = 0usize;
-    let mut bytes_read = 0u64;
-    let mut buf = Vec::new();
     let mut done = false;
     let batch_size = args.batch.max(1);
     while !done {
         // Parse a whole batch before writing any of it, so a bad line leaves no half batch.
         let mut batch: Vec<(usize, TextDoc)> = Vec::with_capacity(batch_size);
         while batch.len() < batch_size {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", args.file.display()))?;
-            if n == 0 {
-                done = true;
-                break;
-            }
-            bytes_read += n as u64;
-            line_no += 1;
-            let line = std::str::from_utf8(&buf).map_err(|e| {
-                data_error(
-                    &args.file,
-                    line_no,
-                    &format!("not valid UTF-8 ({e}); convert the file to UTF-8"),
-                    totals.inserted + totals.replaced,
-                )
-            })?;
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
-                continue;
-            }
-            let doc = match format {
-                InputFormat::Text => {
-                    TextDoc { id: format!("{file_name}:{line_no}"), text: line.to_string(), metadata: Value::Null }
+            match lines.next()? {
+                None => {
+                    done = true;
+                    break;
                 }
-                InputFormat::Jsonl => parse_json_line(line)
-                    .map_err(|m| data_error(&args.file, line_no, &m, totals.inserted + totals.replaced))?,
-            };
-            batch.push((line_no, doc));
+                Some(Ok(doc)) => batch.push((lines.line_no, doc)),
+                Some(Err(m)) => {
+                    return Err(data_error(&args.file, lines.line_no, &m, totals.inserted + totals.replaced))
+                }
+            }
         }
         if batch.is_empty() {
             break;
@@ -209,7 +222,7 @@ pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<
         };
         let report = written.map_err(|e| {
             let first = batch.first().map(|b| b.0).unwrap_or(0);
-            anyhow::anyhow!("{e}\n(batch of lines {first}–{line_no} not written; earlier batches were)")
+            anyhow::anyhow!("{e}\n(batch of lines {first}–{} not written; earlier batches were)", lines.line_no)
         })?;
         for id in &report.duplicate_ids {
             let lines: Vec<String> = batch.iter().filter(|(_, d)| &d.id == id).map(|(l, _)| l.to_string()).collect();
@@ -223,7 +236,7 @@ pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<
         totals.passages += report.passages;
         totals.truncated += report.truncated;
         let docs_done = totals.inserted + totals.replaced;
-        bar.set_position(bytes_read);
+        bar.set_position(lines.bytes_read);
         bar.set_message(format!(
             "{docs_done} docs, {:.0} docs/s",
             docs_done as f64 / start.elapsed().as_secs_f64().max(1e-9)
@@ -258,22 +271,198 @@ pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<
     Ok(totals)
 }
 
+/// Runs `isovec index --vectors`: the corpus's documents with their vectors made outside isovec,
+/// into a collection of that model's vectors ([`Store::get_or_create_external_collection`]);
+/// returns what it wrote. The vectors and every line are checked before anything is written (the
+/// store and the collection are created only then), so a bad file writes nothing.
+pub fn index_vectors(args: &IndexArgs, vectors: &VectorsArgs) -> anyhow::Result<UpsertReport> {
+    let Some(vectors_path) = &vectors.vectors else {
+        anyhow::bail!("no --vectors FILE.npy given");
+    };
+    if args.passages {
+        anyhow::bail!(
+            "--passages splits texts that isovec encodes; with --vectors each document has the one vector its row gives"
+        );
+    }
+    let matrix = super::npy::document_vectors(vectors_path)?;
+    let dims = matrix.dims;
+    let mut lines = DocLines::open(args)?;
+    let mut docs: Vec<(usize, TextDoc)> = Vec::new();
+    while let Some(doc) = lines.next()? {
+        let doc = doc.and_then(|d| {
+            if d.text.len() > MAX_TEXT_BYTES {
+                Err(format!(
+                    "document {:?} has a text of {} bytes, more than the {} MiB a document may hold; split it",
+                    d.id,
+                    d.text.len(),
+                    MAX_TEXT_BYTES >> 20
+                ))
+            } else {
+                Ok(d)
+            }
+        });
+        match doc {
+            Ok(d) => docs.push((lines.line_no, d)),
+            Err(m) => return Err(anyhow::Error::new(Error::Data {
+                path: args.file.clone(),
+                line: lines.line_no,
+                message: m,
+            })
+            .context(
+                "nothing was written (the corpus and the vectors are checked whole first): fix the line and run again",
+            )),
+        }
+    }
+    if docs.len() != matrix.rows() {
+        anyhow::bail!(
+            "{} has {} rows of vectors, {} has {} documents; give one row per document, in the corpus's order              (blank lines hold no document); nothing was written",
+            vectors_path.display(),
+            matrix.rows(),
+            args.file.display(),
+            docs.len()
+        );
+    }
+    let name = &args.target.collection;
+    // A new store or collection needs the model's name; an existing collection has it.
+    let store = open_store(&args.target.store, vectors.vectors_model.is_some(), &EncoderOptions::default()).map_err(
+        |e| match e {
+            Error::NoStore { .. } => anyhow::anyhow!(
+                "no store in {} yet: name the model that made the vectors with --vectors-model NAME to create \
+                 collection {name:?} for them",
+                args.target.store.display()
+            ),
+            other => other.into(),
+        },
+    )?;
+    let model = match &vectors.vectors_model {
+        Some(m) => m.clone(),
+        None => {
+            let existing = store.list_collections()?.into_iter().find(|(n, _)| n == name);
+            match existing {
+                None => anyhow::bail!(
+                    "collection {name:?} does not exist yet: name the model that made the vectors with \
+                     --vectors-model NAME to create it"
+                ),
+                Some((_, config)) if config.pipeline.is_external() => config.pipeline.encoder.model.clone(),
+                Some((_, config)) => anyhow::bail!(
+                    "collection {name:?} holds vectors isovec encodes with {}: index its texts without --vectors, or \
+                     give these vectors to another collection (--collection NEW --vectors-model NAME)",
+                    config.pipeline
+                ),
+            }
+        }
+    };
+    let collection = store
+        .get_or_create_external_collection(name, &model, dims)
+        .with_context(|| format!("{}: nothing was written", vectors_path.display()))?;
+    let start = Instant::now();
+    let bar = super::common::progress_bar(docs.len() as u64, "indexing");
+    let mut totals = UpsertReport::default();
+    for (b, chunk) in docs.chunks(args.batch.max(1)).enumerate() {
+        let first_row = b * args.batch.max(1);
+        let batch: Vec<Doc> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (_, d))| Doc {
+                id: d.id.clone(),
+                text: d.text.clone(),
+                metadata: d.metadata.clone(),
+                vector: matrix.row(first_row + i).to_vec(),
+            })
+            .collect();
+        let report = collection.upsert(&batch).map_err(|e| {
+            let (first, last) = (chunk.first().map_or(0, |c| c.0), chunk.last().map_or(0, |c| c.0));
+            anyhow::anyhow!("{e}\n(batch of lines {first}–{last} not written; earlier batches were)")
+        })?;
+        for id in &report.duplicate_ids {
+            let lines: Vec<String> = chunk.iter().filter(|(_, d)| &d.id == id).map(|(l, _)| l.to_string()).collect();
+            bar.suspend(|| {
+                eprintln!("warning: id {id:?} appears on lines {}; the last one was kept", lines.join(", "))
+            });
+        }
+        totals.inserted += report.inserted;
+        totals.replaced += report.replaced;
+        totals.duplicate_ids.extend(report.duplicate_ids);
+        totals.passages += report.passages;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    drop(collection);
+    store.close()?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "indexed {} documents with their vectors ({model:?}, {dims} dimensions) into {}/{name} ({} new, {} replaced, \
+         {} repeated ids) in {secs:.1} s; search it with --query-vector FILE.npy or --mode lexical",
+        totals.inserted + totals.replaced,
+        args.target.store.display(),
+        totals.inserted,
+        totals.replaced,
+        totals.duplicate_ids.len(),
+    );
+    Ok(totals)
+}
+
 /// Runs `isovec search`; `embedder` gives the collection's embedder (not called for a lexical
 /// search); `options` run the collection's recorded pipeline.
 pub fn search(args: &SearchArgs, options: &EncoderOptions, embedder: &EmbedderFor<'_>) -> anyhow::Result<()> {
+    search_with(args, &QueryVectorArgs::default(), options, embedder)
+}
+
+/// Runs `isovec search`, by the vector of `--query-vector` when one is given (then `embedder` is
+/// not called).
+pub fn search_with(
+    args: &SearchArgs,
+    query_vector: &QueryVectorArgs,
+    options: &EncoderOptions,
+    embedder: &EmbedderFor<'_>,
+) -> anyhow::Result<()> {
     let mode: SearchMode = args.mode.parse()?;
     let fusion = Fusion::parse(&args.fusion, args.alpha)?;
     if mode != SearchMode::Hybrid && (args.alpha.is_some() || args.depth.is_some()) {
         anyhow::bail!("--alpha and --depth shape a hybrid search; add --mode hybrid");
     }
+    let query = args.query.join(" ");
+    let vector = match &query_vector.query_vector {
+        Some(_) if mode == SearchMode::Lexical => anyhow::bail!(
+            "a lexical search ranks by the query text alone: leave out --query-vector, or search with --mode dense or hybrid"
+        ),
+        Some(path) => Some((path, super::npy::query_vector(path)?)),
+        None => None,
+    };
+    if mode != SearchMode::Dense && query.trim().is_empty() {
+        anyhow::bail!("a {} search needs the query text: give it after the options", mode.name());
+    }
     let store = open_store(&args.target.store, false, options)?;
     let collection = store.collection(&args.target.collection)?;
     let filter = args.filter.as_deref().map(str::parse::<Filter>).transpose()?;
     let params = SearchParams { ef: args.ef, filter, mode, fusion, depth: args.depth, ..SearchParams::k(args.k) };
-    let query = args.query.join(" ");
-    let hits = match mode {
-        SearchMode::Lexical => collection.search_lexical(&query, &params)?,
-        _ => collection.search_text_with(embedder(Some(&collection))?.as_ref(), &query, &params)?,
+    let pipeline = &collection.config().pipeline;
+    if let Some((path, v)) = &vector {
+        let dims = collection.config().dims;
+        if v.len() != dims {
+            anyhow::bail!(
+                "{}: the query vector has {} dimensions, collection {:?} holds vectors of {dims}; make the query \
+                 vector with the collection's model ({})",
+                path.display(),
+                v.len(),
+                args.target.collection,
+                if pipeline.is_external() { format!("{:?}", pipeline.encoder.model) } else { pipeline.to_string() }
+            );
+        }
+    }
+    let hits = match (mode, vector) {
+        (SearchMode::Lexical, _) => collection.search_lexical(&query, &params)?,
+        (SearchMode::Hybrid, Some((_, v))) => collection.search_hybrid(&v, &query, &params)?,
+        (_, Some((_, v))) => collection.search(&v, &params)?,
+        (_, None) if pipeline.is_external() => anyhow::bail!(
+            "collection {:?} holds vectors made outside isovec (model {:?}, {} dimensions), so isovec cannot \
+             encode the query: give that model's vector of the query with --query-vector FILE.npy, or search with \
+             --mode lexical",
+            args.target.collection,
+            pipeline.encoder.model,
+            collection.config().dims
+        ),
+        (_, None) => collection.search_text_with(embedder(Some(&collection))?.as_ref(), &query, &params)?,
     };
     if args.json {
         for h in &hits {
@@ -417,6 +606,75 @@ fn data_error(path: &Path, line: usize, message: &str, written: usize) -> anyhow
     .context(format!(
         "indexing stopped; {written} documents before this line's batch were written (upserts are idempotent: fix the line and run again)"
     ))
+}
+
+/// The documents of `isovec index`'s file, a line at a time.
+struct DocLines {
+    path: PathBuf,
+    reader: BufReader<File>,
+    format: InputFormat,
+    /// The file's name, for the ids of plain text lines.
+    file_name: String,
+    total_bytes: u64,
+    bytes_read: u64,
+    /// The number of the line read last (from 1).
+    line_no: usize,
+    buf: Vec<u8>,
+}
+
+impl DocLines {
+    fn open(args: &IndexArgs) -> anyhow::Result<DocLines> {
+        let path = &args.file;
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let format = match args.format {
+            Some(f) => f,
+            None => detect_format(path)?,
+        };
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+        Ok(DocLines {
+            path: path.clone(),
+            reader: BufReader::new(file),
+            format,
+            file_name,
+            total_bytes,
+            bytes_read: 0,
+            line_no: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next document (blank lines skipped), `None` at the end, or what is wrong with line
+    /// [`DocLines::line_no`].
+    fn next(&mut self) -> anyhow::Result<Option<Result<TextDoc, String>>> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .with_context(|| format!("reading {}", self.path.display()))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.bytes_read += n as u64;
+            self.line_no += 1;
+            let line = match std::str::from_utf8(&self.buf) {
+                Ok(line) => line.trim_end_matches(['\n', '\r']),
+                Err(e) => return Ok(Some(Err(format!("not valid UTF-8 ({e}); convert the file to UTF-8")))),
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Ok(Some(match self.format {
+                InputFormat::Text => Ok(TextDoc {
+                    id: format!("{}:{}", self.file_name, self.line_no),
+                    text: line.to_string(),
+                    metadata: Value::Null,
+                }),
+                InputFormat::Jsonl => parse_json_line(line),
+            }));
+        }
+    }
 }
 
 fn detect_format(path: &Path) -> anyhow::Result<InputFormat> {

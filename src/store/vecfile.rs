@@ -1,8 +1,9 @@
 //! Vector files: 2-D little-endian f32 arrays in NumPy's `.npy` format (version 1.0).
 //!
 //! `.npy` is what Python tooling writes with `numpy.save(path, array.astype('<f4'))`, so vectors
-//! can be exchanged without a custom format. Only C-order `<f4` arrays of shape `(rows, dims)`
-//! are accepted.
+//! can be exchanged without a custom format. [`read_npy`] takes C-order `<f4` arrays of shape
+//! `(rows, dims)`; [`read_npy_floats`] takes C-order `<f4` or `<f8` arrays of any shape (vectors
+//! made outside isovec, `isovec index --vectors`).
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Write};
@@ -62,13 +63,62 @@ pub fn write_npy(path: &Path, vectors: &Vectors) -> Result<()> {
 /// Every length in the file is checked against the file's size before memory is reserved for
 /// it, and the data is read in chunks straight into the result.
 pub fn read_npy(path: &Path) -> Result<Vectors> {
-    let bad = |message: String| {
-        Error::Data {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!("{message}; expected a .npy file of dtype '<f4' and shape (rows, dims), e.g. numpy.save(path, x.astype('<f4'))"),
-    }
+    const EXPECTED: &str =
+        "expected a .npy file of dtype '<f4' and shape (rows, dims), e.g. numpy.save(path, x.astype('<f4'))";
+    let array = read_array(path, false, EXPECTED)?;
+    let [rows, dims] = array.shape[..] else {
+        return Err(npy_error(path, format!("shape {} is not 2-D", array.shape_text()), EXPECTED));
     };
+    if dims == 0 {
+        return Err(npy_error(path, format!("shape ({rows}, {dims}) has rows of 0 dimensions"), EXPECTED));
+    }
+    Ok(Vectors { dims, data: array.data })
+}
+
+/// A `.npy` array of floats of any shape, its values as f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatArray {
+    /// The shape, as the header gives it (`[]` for a scalar).
+    pub shape: Vec<usize>,
+    /// The values in C order, float64 ones rounded to f32 (those beyond f32's range become infinite).
+    pub data: Vec<f32>,
+    /// Whether the file held float64 (`<f8`) values.
+    pub float64: bool,
+}
+
+impl FloatArray {
+    /// The shape as Python writes it: `(3, 4)`, `(3,)`, `()`.
+    pub fn shape_text(&self) -> String {
+        shape_text(&self.shape)
+    }
+}
+
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Reads a C-order little-endian `.npy` array of float32 (`<f4`) or float64 (`<f8`) of any
+/// shape, versions 1 to 3; sizes are checked as [`read_npy`] checks them.
+pub fn read_npy_floats(path: &Path) -> Result<FloatArray> {
+    read_array(
+        path,
+        true,
+        "expected a .npy file of little-endian float32 or float64 ('<f4', '<f8') in C order, e.g. \
+         numpy.save(path, numpy.ascontiguousarray(x, dtype='<f4'))",
+    )
+}
+
+fn npy_error(path: &Path, message: String, expected: &str) -> Error {
+    Error::Data { path: path.to_path_buf(), line: 0, message: format!("{message}; {expected}") }
+}
+
+/// The reader behind [`read_npy`] and [`read_npy_floats`]: `<f4`, and `<f8` if `float64`;
+/// `expected` ends every error message.
+fn read_array(path: &Path, float64: bool, expected: &str) -> Result<FloatArray> {
+    let bad = |message: String| npy_error(path, message, expected);
     let io = |e| Error::io(path, e);
     let file = File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
@@ -111,14 +161,16 @@ pub fn read_npy(path: &Path) -> Result<Vectors> {
             .ok_or_else(|| bad(format!("the header has no '{key}' ({header:?})")))
     };
     let descr = field("descr")?;
-    if descr != "<f4" {
-        return Err(bad(format!("dtype is {descr:?}, not '<f4'")));
-    }
+    let width = match descr {
+        "<f4" => 4,
+        "<f8" if float64 => 8,
+        _ => return Err(bad(format!("dtype is {descr:?}, not '<f4'{}", if float64 { " or '<f8'" } else { "" }))),
+    };
     if field("fortran_order")? != "False" {
         return Err(bad("Fortran-order arrays are not supported".into()));
     }
-    let shape = field("shape")?;
-    let dims: Vec<usize> = shape
+    let shape_field = field("shape")?;
+    let shape: Vec<usize> = shape_field
         .trim_start_matches('(')
         .trim_end_matches(')')
         .split(',')
@@ -126,28 +178,37 @@ pub fn read_npy(path: &Path) -> Result<Vectors> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| bad(format!("bad shape {shape}")))?;
-    let [rows, dims] = dims[..] else {
-        return Err(bad(format!("shape {shape} is not 2-D")));
-    };
-    if dims == 0 {
-        return Err(bad(format!("shape {shape} has rows of 0 dimensions")));
-    }
+        .map_err(|_| bad(format!("bad shape {shape_field}")))?;
     let data_len = after_prefix - header_len as u64;
     let needed =
-        rows.checked_mul(dims).and_then(|n| n.checked_mul(4)).filter(|&n| n as u64 == data_len).ok_or_else(|| {
-            bad(format!("data holds {data_len} bytes, shape ({rows}, {dims}) needs {rows} × {dims} × 4"))
-        })?;
-    let mut data = Vec::with_capacity(needed / 4);
+        shape.iter().try_fold(width, |n: usize, d| n.checked_mul(*d)).filter(|&n| n as u64 == data_len).ok_or_else(
+            || {
+                let factors: Vec<String> = shape.iter().map(usize::to_string).collect();
+                bad(format!(
+                    "data holds {data_len} bytes, shape {} needs {} × {width}",
+                    shape_text(&shape),
+                    if factors.is_empty() { "1".to_string() } else { factors.join(" × ") }
+                ))
+            },
+        )?;
+    let mut data = Vec::with_capacity(needed / width);
     let mut chunk = vec![0u8; 1 << 16];
     let mut left = needed;
     while left > 0 {
         let n = left.min(chunk.len());
         read(&mut chunk[..n], "data")?;
-        data.extend(chunk[..n].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        if width == 4 {
+            data.extend(chunk[..n].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        } else {
+            data.extend(
+                chunk[..n]
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32),
+            );
+        }
         left -= n;
     }
-    Ok(Vectors { dims, data })
+    Ok(FloatArray { shape, data, float64: width == 8 })
 }
 
 /// The `key: value` pairs of a `.npy` header, a Python dict literal such as
@@ -272,5 +333,34 @@ mod tests {
         let data: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
         std::fs::write(&path, npy("{\"shape\": (1, 2), \"fortran_order\": False, \"descr\": \"<f4\"}", &data)).unwrap();
         assert_eq!(read_npy(&path).unwrap(), Vectors { dims: 2, data: vec![1.5, -2.0] });
+    }
+
+    #[test]
+    fn float_arrays_of_any_shape_and_float64() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        let f8: Vec<u8> = [0.25f64, -3.0, 1e300].iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&path, npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", &f8)).unwrap();
+        let a = read_npy_floats(&path).unwrap();
+        assert_eq!((a.shape.clone(), a.float64, a.shape_text()), (vec![3], true, "(3,)".to_string()));
+        // 1e300 is beyond f32: infinite, for the caller to refuse.
+        assert_eq!(&a.data[..2], &[0.25, -3.0]);
+        assert!(a.data[2].is_infinite());
+        // read_npy still takes only <f4 matrices.
+        assert!(read_npy(&path).unwrap_err().to_string().contains("dtype is \"<f8\""));
+        let f4: Vec<u8> = (0..8).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        std::fs::write(&path, npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", &f4)).unwrap();
+        let a = read_npy_floats(&path).unwrap();
+        assert_eq!((a.shape.clone(), a.data[7]), (vec![2, 2, 2], 7.0));
+        assert!(read_npy(&path).unwrap_err().to_string().contains("(2, 2, 2) is not 2-D"));
+        // Big-endian, integers and short data are refused with what to write instead.
+        std::fs::write(&path, npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", &[0; 8])).unwrap();
+        let e = read_npy_floats(&path).unwrap_err().to_string();
+        assert!(e.contains("dtype is \">f4\"") && e.contains("little-endian"), "{e}");
+        std::fs::write(&path, npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", &[0; 16])).unwrap();
+        assert!(read_npy_floats(&path).unwrap_err().to_string().contains("\"<i8\""));
+        std::fs::write(&path, npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", &[0; 40])).unwrap();
+        let e = read_npy_floats(&path).unwrap_err().to_string();
+        assert!(e.contains("data holds 40 bytes, shape (2, 3) needs 2 × 3 × 8"), "{e}");
     }
 }
