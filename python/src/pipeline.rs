@@ -68,7 +68,7 @@ impl Pipeline {
     #[getter]
     fn id(&self, py: Python<'_>) -> PyResult<String> {
         let pipeline = self.inner.clone();
-        call(py, move || Ok(serde_json::to_string(pipeline.id()).map_err(|e| Failure::invalid(e.to_string()))?))
+        call(py, move || serde_json::to_string(pipeline.id()).map_err(|e| Failure::invalid(e.to_string())))
     }
 
     /// The vectors of document `texts` (or of query texts, with the query prefix) as
