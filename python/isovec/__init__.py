@@ -44,34 +44,10 @@ from ._collection import Collection
 from ._native import tune_process
 from ._pipeline import Pipeline
 from ._store import Store
-from .errors import (
-    DimensionError,
-    DuplicateIDError,
-    InvalidInputError,
-    IsovecError,
-    ModelError,
-    NotFoundError,
-    PipelineMismatchError,
-    StoreError,
-    StoreLockedError,
-)
+from . import errors
+from .errors import *  # noqa: F401,F403 - the exception classes, listed in errors.__all__
 
-__all__ = [
-    "Pipeline",
-    "Store",
-    "Collection",
-    "IsovecError",
-    "InvalidInputError",
-    "NotFoundError",
-    "DuplicateIDError",
-    "DimensionError",
-    "PipelineMismatchError",
-    "ModelError",
-    "StoreError",
-    "StoreLockedError",
-    "tune_process",
-    "TUNING_ENV",
-]
+__all__ = ["Pipeline", "Store", "Collection", "tune_process", "TUNING_ENV", *errors.__all__]
 
 #: The environment ``tune_process()`` sets, as a dict: give it to a process before it starts
 #: (e.g. Ray's ``runtime_env={"env_vars": isovec.TUNING_ENV}``) when ``tune_process()`` cannot

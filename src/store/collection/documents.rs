@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::{Collection, Entry, Hit, PassagesDoc, SearchParams, UpsertReport};
+use super::{Collection, Hit, PassagesDoc, SearchParams, UpsertReport};
 use crate::store::filter::Filter;
 use crate::store::fusion::SearchMode;
 use crate::store::layout::{self, db_error, doc_key, DocRecord};
@@ -136,16 +136,7 @@ impl Collection {
             }
             docs.push(doc);
         }
-        let entries: Vec<Entry<'_>> = docs
-            .iter()
-            .map(|d| Entry {
-                id: &d.id,
-                text: &d.text,
-                metadata: &d.metadata,
-                vectors: d.vectors.iter().map(Vec::as_slice).collect(),
-            })
-            .collect();
-        self.upsert_entries(&entries)
+        self.upsert_passages(&docs)
     }
 
     /// The best documents for each query vector, searched in parallel: what [`Collection::search`]
