@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod bench_ann;
 pub mod bench_durability;
 pub mod bench_encode;
+pub mod bench_filter;
 pub mod bench_hybrid;
 pub mod common;
 pub mod embed;
@@ -123,6 +124,9 @@ pub enum BenchCommand {
     Train(train::BenchTrainArgs),
     /// What surviving a power cut costs: single upserts/s and bulk docs/s, fsync against flush.
     Durability(bench_durability::BenchDurabilityArgs),
+    /// What a metadata filter costs: finding the allowed documents by the index against
+    /// evaluating every document, and filtered search latency.
+    Filter(bench_filter::BenchFilterArgs),
 }
 
 /// Runs the command line; errors are printed with their causes.
@@ -163,6 +167,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Encode(args)) => bench_encode::run(args),
         Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
         Command::Bench(BenchCommand::Hybrid(args)) => bench_hybrid::run(args),
+        Command::Bench(BenchCommand::Filter(args)) => bench_filter::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),

@@ -45,6 +45,7 @@ use crate::store::layout::{
     self, db_error, decode_u64, doc_key, encode_u64, internal_id_of, internal_key, CollectionConfig, DocRecord,
     VectorRecord, COUNT_KEY, MANIFEST_KEY, META_TAG, PASSAGE_TAG, POINTS_KEY, SEQ_KEY, TOMB_TAG, VECTOR_TAG,
 };
+use crate::store::metadata_index::Metadata;
 use crate::store::passages::{self, Passages};
 use crate::store::snapshot::{self, Manifest};
 use crate::store::text_index::{TextIndex, TextIndexStats};
@@ -300,7 +301,7 @@ impl WriterState {
 struct State {
     index: Index,
     tombstones: HashSet<u64>,
-    metadata: HashMap<u64, Value>,
+    metadata: Metadata,
     /// Internal id of a passage after the first → its document's first internal id.
     owner: HashMap<u64, u64>,
     /// Documents a write in progress replaces or deletes, by their visible first internal id:
@@ -353,7 +354,7 @@ impl Collection {
             let (k, _) = kv.map_err(db_error)?;
             tombstones.insert(internal_id_of(&k)?);
         }
-        let mut metadata = HashMap::new();
+        let mut metadata = Metadata::default();
         for kv in tree.scan_prefix([META_TAG]) {
             let (k, v) = kv.map_err(db_error)?;
             let value: Value = serde_json::from_slice(&v).map_err(|_| layout::damaged("metadata is not JSON"))?;
@@ -613,7 +614,9 @@ impl Collection {
             let mut st = self.write_state()?;
             st.retiring.clear();
             st.retire(&old_ids);
-            st.metadata.extend(new_meta);
+            for (iid, value) in new_meta {
+                st.metadata.insert(iid, value);
+            }
             st.owner.extend(new_owner);
             st.count = count;
             st.points = points;
@@ -952,6 +955,23 @@ impl Collection {
         self.hits(&st, fused, params.k)
     }
 
+    /// For `isovec bench filter`: seconds to find the documents `filter` allows, `repeats` times,
+    /// by the metadata index and by evaluating it on every document; and how many it allows.
+    pub(crate) fn time_filter_selection(&self, filter: &Filter, repeats: usize) -> Result<(f64, f64, usize)> {
+        let st = self.read_state()?;
+        let start = std::time::Instant::now();
+        let mut allowed = 0;
+        for _ in 0..repeats {
+            allowed = std::hint::black_box(st.metadata.allowed(filter)).len();
+        }
+        let indexed = start.elapsed().as_secs_f64();
+        let start = std::time::Instant::now();
+        for _ in 0..repeats {
+            std::hint::black_box(st.metadata.scanned(filter));
+        }
+        Ok((indexed, start.elapsed().as_secs_f64(), allowed))
+    }
+
     fn query_vector(&self, query: &[f32]) -> Result<Vec<f32>> {
         let dims = self.inner.config.dims;
         if query.len() != dims {
@@ -1006,9 +1026,7 @@ impl Collection {
         let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
         let scored = match filter {
             Some(f) => {
-                let mut allowed: Vec<u64> =
-                    st.metadata.iter().filter(|(_, m)| f.matches(m)).map(|(id, _)| *id).collect();
-                allowed.sort_unstable();
+                let allowed = st.metadata.allowed(f);
                 let share = allowed.len() as f64 / st.points.max(1) as f64;
                 if share <= EXACT_SCAN_SHARE || allowed.len() <= ef {
                     self.exact(&q, want, allowed.iter().copied())?

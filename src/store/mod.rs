@@ -27,6 +27,7 @@ mod graph_file;
 pub(crate) mod index;
 #[doc(hidden)]
 pub mod layout;
+mod metadata_index;
 pub mod passages;
 mod reembed;
 pub(crate) mod snapshot;
