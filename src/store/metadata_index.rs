@@ -178,8 +178,17 @@ impl Metadata {
                 union(sets)
             }
             Filter::Not(inner) => {
+                // Both sorted: one pass over `all`, stepping through `excluded` beside it.
                 let excluded = self.indexed(inner)?;
-                self.all.iter().copied().filter(|id| excluded.binary_search(id).is_err()).collect()
+                let mut next = excluded.iter().peekable();
+                let mut out = Vec::with_capacity(self.all.len().saturating_sub(excluded.len()));
+                for &id in &self.all {
+                    while next.next_if(|&&e| e < id).is_some() {}
+                    if next.next_if_eq(&&id).is_none() {
+                        out.push(id);
+                    }
+                }
+                out
             }
         })
     }
