@@ -1,7 +1,7 @@
 //! Documents by ids or filter, in-place updates, deletes by filter, many queries in one call, and
 //! collections of vectors made outside isovec — checked against a brute-force computation here.
 
-use isovec::store::{Doc, DocUpdate, Filter, ListParams, SearchMode, SearchParams, Store};
+use isovec::store::{Doc, DocUpdate, Filter, ListParams, PassagesDoc, SearchMode, SearchParams, Store};
 use serde_json::json;
 
 /// A deterministic pseudo-random unit-free vector.
@@ -150,4 +150,17 @@ fn documents_by_ids_filter_pages_updates_and_deletes() {
     assert_eq!(c.delete_where(&group0).unwrap(), n0);
     assert_eq!(c.count().unwrap() as usize, 30 - n0);
     assert!(c.list(&ListParams { filter: Some(group0), ..Default::default() }).unwrap().is_empty());
+    // A document indexed as passages is listed once, with all its vectors.
+    let passages = PassagesDoc {
+        id: "p".into(),
+        text: "in three parts".into(),
+        metadata: json!({"group": 7}),
+        vectors: vec![vector(1, DIMS), vector(2, DIMS), vector(3, DIMS)],
+    };
+    c.upsert_passages(std::slice::from_ref(&passages)).unwrap();
+    let group7: Filter = "group=7".parse().unwrap();
+    let listed = c.list(&ListParams { filter: Some(group7.clone()), ..Default::default() }).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id.as_str(), listed[0].vectors.len()), ("p", 3));
+    assert_eq!(c.delete_where(&group7).unwrap(), 1);
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Collection, Hit, PassagesDoc, SearchParams, UpsertReport};
 use crate::store::filter::Filter;
 use crate::store::fusion::SearchMode;
-use crate::store::layout::{self, db_error, doc_key, DocRecord};
+use crate::store::layout::{self, db_error, doc_key, internal_key, DocRecord, VectorRecord, VECTOR_TAG};
 use crate::{Embedder, Error, Result};
 
 /// A change to one document, as given to [`Collection::update`]: the parts left `None` stay.
@@ -48,32 +48,42 @@ impl Collection {
         ids.iter().map(|id| self.read_document(id.as_ref())).collect()
     }
 
-    /// The documents the filter allows, in id byte order, from `offset`, at most `limit`.
+    /// The documents the filter allows, in id byte order, from `offset`, at most `limit`. A
+    /// filter is answered by the metadata index, so only the documents it allows are read.
     pub fn list(&self, params: &ListParams) -> Result<Vec<PassagesDoc>> {
         self.check_alive()?;
         let _writer = self.writer()?;
-        let mut out = Vec::new();
-        let mut skipped = 0;
-        if params.limit == Some(0) {
+        let limit = params.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(filter) = params.filter.as_ref().filter(|f| !f.is_trivial()) {
+            // Writes wait for the writer lock held here, so the state matches sled.
+            let firsts: Vec<u64> = {
+                let st = self.read_state()?;
+                st.metadata.allowed(filter).into_iter().filter(|iid| !st.owner.contains_key(iid)).collect()
+            };
+            let mut ids = Vec::with_capacity(firsts.len());
+            for iid in firsts {
+                let record = self.inner.tree.get(internal_key(VECTOR_TAG, iid)).map_err(db_error)?;
+                let record = record.ok_or_else(|| layout::damaged("allowed document without vector"))?;
+                ids.push(VectorRecord::decode_external_id(&record)?);
+            }
+            ids.sort_unstable();
+            let mut out = Vec::new();
+            for id in ids.iter().skip(params.offset).take(limit) {
+                out.extend(self.read_document(id)?);
+            }
             return Ok(out);
         }
-        for kv in self.inner.tree.scan_prefix([layout::DOC_TAG]) {
+        let mut out = Vec::new();
+        for kv in self.inner.tree.scan_prefix([layout::DOC_TAG]).skip(params.offset).take(limit) {
             let (key, value) = kv.map_err(db_error)?;
             let rec = DocRecord::decode(&value)?;
-            let metadata = self.stored_metadata(rec.internal_id)?;
-            if params.filter.as_ref().is_some_and(|f| !f.matches(&metadata)) {
-                continue;
-            }
-            if skipped < params.offset {
-                skipped += 1;
-                continue;
-            }
             let id = String::from_utf8(key[1..].to_vec()).map_err(|_| layout::damaged("id is not UTF-8"))?;
             let vectors = rec.internal_ids().map(|iid| self.stored_vector(iid)).collect::<Result<_>>()?;
+            let metadata = self.stored_metadata(rec.internal_id)?;
             out.push(PassagesDoc { id, text: rec.text, metadata, vectors });
-            if params.limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
         }
         Ok(out)
     }
