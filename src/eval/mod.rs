@@ -7,6 +7,7 @@ pub mod anisotropy;
 pub mod ann;
 #[cfg(feature = "report")]
 pub mod histogram_svg;
+pub mod pseudo_queries;
 pub mod retrieval;
 #[cfg(feature = "report")]
 pub mod retrieval_charts;
