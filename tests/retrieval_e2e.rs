@@ -165,3 +165,26 @@ fn eval_retrieval_puts_the_prefixes_before_documents_and_queries() {
         eval_on_fixture(&["--pipelines", "raw", "--query-prefix", "query: ", "--document-prefix", "passage: "]);
     assert!(ndcg(&e5) > 0.5, "{e5}");
 }
+
+#[test]
+fn eval_retrieval_on_pseudo_queries_needs_no_labels() {
+    if default_model().is_none() {
+        return;
+    }
+    // The fixture's one-sentence documents give span queries (its titles are one or two words).
+    let (_, _, rows) = eval_on_fixture(&["--pipelines", "raw,bm25", "--pseudo", "10"]);
+    let rows = rows["rows"].as_array().unwrap();
+    for r in rows {
+        let queries = r["hnsw"]["queries"].as_u64().unwrap();
+        // 20 documents, 10 wanted; only documents of at least 16 words can give a span.
+        assert!((1..=10).contains(&queries), "{r}");
+        assert_eq!(r["documents"], 20);
+        let recall = r["exact"]["recall10"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&recall), "{r}");
+    }
+    // The words cut out are gone from the document, so BM25 matches little, while the dense
+    // vectors still find the topic among 20 documents.
+    assert!(rows[0]["exact"]["recall10"].as_f64().unwrap() > 0.9, "{}", rows[0]);
+    // The labels' queries are not used: the fixture has 6, none of them here.
+    assert_ne!(rows[0]["hnsw"]["queries"], 6);
+}

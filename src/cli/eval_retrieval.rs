@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::common::{BarProgress, DataArgs, ModelArgs};
 use crate::encoder::{Encoder, Pooling};
+use crate::eval::pseudo_queries::{self, PseudoConfig};
 use crate::eval::retrieval::{load_beir, BeirData};
 use crate::eval::retrieval_run::{self, RetrievalOutcome, RetrievalPipeline, RetrievalPlan};
 use crate::store::HnswParams;
@@ -91,6 +92,11 @@ pub struct RetrievalArgs {
     /// LEN); `max` is the encoder's limit. Rows are named `<pipeline>+passages`.
     #[arg(long, value_name = "LEN[:STRIDE]")]
     pub passages: Option<String>,
+    /// Ignore the split's queries and labels: evaluate on N pseudo-queries cut out of the corpus
+    /// (a sentence, the title or a run of words of a document, which loses it and is the query's
+    /// one relevant document; `eval::pseudo_queries`), drawn with --seed.
+    #[arg(long, value_name = "N")]
+    pub pseudo: Option<usize>,
 }
 
 impl RetrievalArgs {
@@ -99,6 +105,13 @@ impl RetrievalArgs {
         let dir = data.join(&self.dataset);
         let full =
             load_beir(&dir, &self.split).with_context(|| format!("loading the BEIR folder {}", dir.display()))?;
+        let full = match self.pseudo {
+            None => full,
+            Some(queries) => {
+                let config = PseudoConfig { queries, seed: self.seed, ..PseudoConfig::default() };
+                pseudo_queries::build(&full.corpus, &config)?.data
+            }
+        };
         Ok(match (self.max_queries, self.max_docs) {
             (None, None) => full,
             (q, d) => retrieval_run::subset(&full, q.unwrap_or(usize::MAX), d.unwrap_or(usize::MAX)),
