@@ -70,6 +70,19 @@ fn external_vectors_are_stored_and_searched_by_vector_text_or_both() {
         assert!((f64::from(hits[0].score) - truth[0].0).abs() < 1e-5);
         assert_eq!(hits, &c.search(q, &params).unwrap());
     }
+    // A selective filter: an exact scan of the allowed vectors, equal to brute force among them.
+    let group1 = SearchParams::k(5).with_filter("group=1".parse().unwrap());
+    for q in &queries {
+        let mut truth: Vec<(f64, &str)> =
+            all.iter().filter(|d| d.metadata["group"] == 1).map(|d| (cosine(q, &d.vector), d.id.as_str())).collect();
+        truth.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let hits = c.search(q, &group1).unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            truth.iter().take(5).map(|t| t.1).collect::<Vec<_>>()
+        );
+        assert!((f64::from(hits[0].score) - truth[0].0).abs() < 1e-5);
+    }
     // Lexical on the texts, and hybrid with a vector and its text.
     let lexical = c.search_texts(&["harbour"], &SearchParams::k(100).with_mode(SearchMode::Lexical)).unwrap();
     assert_eq!(lexical[0].len(), 15);

@@ -59,6 +59,9 @@ pub(crate) use recorded_pipeline::check_spec;
 
 /// A filter allowing at most this share of the collection is answered by an exact scan.
 const EXACT_SCAN_SHARE: f64 = 0.05;
+/// Reading one vector from sled costs about as much as looking at this many nodes of the
+/// index's in-memory walk (3.7 µs against 9 ns, `isovec bench filter` on 100k documents).
+const SLED_READ_IN_NODES: usize = 400;
 /// Compaction starts by itself when tombstones exceed this share of the indexed points...
 const COMPACT_SHARE: f64 = 0.2;
 /// ...and number at least this many.
@@ -1029,13 +1032,13 @@ impl Collection {
                 let allowed = st.metadata.allowed(f);
                 let share = allowed.len() as f64 / st.points.max(1) as f64;
                 if share <= EXACT_SCAN_SHARE || allowed.len() <= ef {
-                    self.exact(&q, want, allowed.iter().copied())?
+                    self.exact_allowed(st, &q, want, &allowed)?
                 } else {
                     // `allowed` holds only visible live ids: no tombstone or pending point passes.
                     let pass = |id: u64| allowed.binary_search(&id).is_ok();
                     let found = search_until_k(&st.index, &q, want, ef, allowed.len(), Some(&pass));
                     if found.len() < want.min(allowed.len()) {
-                        self.exact(&q, want, allowed.iter().copied())?
+                        self.exact_allowed(st, &q, want, &allowed)?
                     } else {
                         found
                     }
@@ -1271,6 +1274,19 @@ impl Collection {
     }
 
     /// Exact top-k over the given internal ids, vectors read from sled.
+    /// Exact top-k among `allowed` (sorted, live and visible): from the vectors the index holds
+    /// in memory, or from sled if the index lacks one of them (a write whose indexing failed).
+    /// Few allowed ids are read from sled, as a walk over every node costs more then.
+    fn exact_allowed(&self, st: &State, q: &[f32], k: usize, allowed: &[u64]) -> Result<Vec<Scored>> {
+        if allowed.len().saturating_mul(SLED_READ_IN_NODES) >= st.index.len() {
+            let (best, held) = st.index.exact_among(q, k, allowed);
+            if held == allowed.len() {
+                return Ok(best);
+            }
+        }
+        self.exact(q, k, allowed.iter().copied())
+    }
+
     fn exact(&self, q: &[f32], k: usize, ids: impl Iterator<Item = u64>) -> Result<Vec<Scored>> {
         let mut items = Vec::new();
         for id in ids {

@@ -244,6 +244,19 @@ impl Graph {
         self.ids.is_empty()
     }
 
+    /// The exact `k` best by cosine among the nodes whose internal id is in `allowed` (sorted),
+    /// from the vectors held here; and how many of `allowed` the graph holds.
+    pub fn exact_among(&self, query: &[f32], k: usize, allowed: &[u64]) -> (Vec<Scored>, usize) {
+        let mut held = 0;
+        let chosen = (0..self.ids.len() as u32).filter(|&i| {
+            let keep = allowed.binary_search(&self.ids[i as usize]).is_ok();
+            held += usize::from(keep);
+            keep
+        });
+        let best = crate::vector::exact_top_k(query, k, chosen.map(|i| (self.ids[i as usize], self.vector(i))));
+        (best, held)
+    }
+
     fn vector(&self, i: u32) -> &[f32] {
         let start = i as usize * self.dims;
         &self.vectors[start..start + self.dims]

@@ -114,6 +114,12 @@ impl Index {
         graph.search(query, k, ef, allowed)
     }
 
+    /// The exact `k` best by cosine among internal ids `allowed` (sorted) that the index holds,
+    /// and how many of them it holds.
+    pub fn exact_among(&self, query: &[f32], k: usize, allowed: &[u64]) -> (Vec<Scored>, usize) {
+        self.read().exact_among(query, k.min(allowed.len()), allowed)
+    }
+
     /// Writes the graph to a new file at `path` (see [`graph_file`]); returns its length and CRC32.
     pub fn write(&self, path: &Path) -> Result<Sum> {
         graph_file::write(&self.read(), path)
