@@ -985,11 +985,12 @@ impl Collection {
 
     /// BM25 candidates: visible, live, allowed by the filter.
     fn lexical_scored(&self, st: &State, text: &str, want: usize, params: &SearchParams) -> Result<Vec<Scored>> {
-        let filter = params.filter.as_ref().filter(|f| !f.is_trivial());
+        // The documents the filter allows, from the metadata index, once per search.
+        let allowed = params.filter.as_ref().filter(|f| !f.is_trivial()).map(|f| st.metadata.allowed(f));
         let allow = |iid: u64| {
             iid <= st.seq
                 && !st.tombstones.contains(&iid)
-                && filter.is_none_or(|f| st.metadata.get(&iid).is_some_and(|m| f.matches(m)))
+                && allowed.as_ref().is_none_or(|a| a.binary_search(&iid).is_ok())
         };
         self.inner.text.search(text, want, &allow)
     }
