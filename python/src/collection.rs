@@ -150,7 +150,7 @@ impl Collection {
                 return Ok((report.inserted, report.replaced));
             }
             if mode == "add" {
-                let existing: Vec<String> = c.get_many(&ids)?.into_iter().flatten().map(|d| d.id).collect();
+                let existing = c.existing(&ids)?;
                 if !existing.is_empty() {
                     return Err(Failure::new(
                         "DuplicateIDError",

@@ -41,6 +41,25 @@ for _ in range(20000):
     deep = '{"$not": ' + deep + "}"
 refused(lambda: docs.search("whales", filter=deep), "filter")
 """,
+    "chroma api": """
+for n in (10**9, 2**64 - 1):
+    r = docs.query(query_texts=["whales", "bread"], n_results=n)
+    assert [len(ids) for ids in r["ids"]] == [3, 3], r
+assert docs.get(limit=2**64 - 1, offset=2**64 - 1)["ids"] == []
+assert len(docs.get(limit=2**64 - 1)["ids"]) == 3
+deep = '{"n": 0}'
+for _ in range(20000):
+    deep = '{"$not": ' + deep + "}"
+refused(lambda: docs.query(query_texts=["whales"], where=deep), "filter")
+refused(lambda: docs.get(where=deep), "filter")
+refused(lambda: docs.delete(where=deep), "filter")
+mine = isovec.Store(tempfile.mkdtemp()).get_or_create_collection("mine", dims=3, model="m")
+refused(lambda: mine.add(ids=["a"], embeddings=[[float("nan"), 0, 0]]), 'document "a"')
+refused(lambda: mine.add(ids=["a"], embeddings=[[0, 0, 0]]), 'document "a"')
+refused(lambda: mine.query(query_embeddings=[[1, 0]]), "expected 3")
+refused(lambda: mine.query(query_embeddings=[[1, 0, 0]], n_results=5, ef=10**12), "ef")
+assert mine.count() == 0
+""",
     "huge texts": """
 refused(lambda: docs.add(["huge"], ["whales " * ((16 << 20) // 7 + 1)]), "split it into several documents")
 refused(lambda: docs.search("whales " * ((1 << 20) // 7 + 1)), "search with a shorter text")

@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::bail;
 
 use crate::cli::bench_ann::bench_dir;
+use crate::cli::bench_durability::median;
 use crate::store::{CollectionConfig, Doc, Filter, SearchParams, Store};
 use crate::PipelineId;
 
@@ -138,9 +139,4 @@ fn vector(seed: u64, dims: usize) -> Vec<f32> {
             (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         })
         .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }

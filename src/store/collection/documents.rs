@@ -48,6 +48,18 @@ impl Collection {
         ids.iter().map(|id| self.read_document(id.as_ref())).collect()
     }
 
+    /// The ids among `ids` that the collection holds, in the order given (no document is read).
+    pub fn existing<'a, S: AsRef<str>>(&self, ids: &'a [S]) -> Result<Vec<&'a str>> {
+        self.check_alive()?;
+        let mut out = Vec::new();
+        for id in ids {
+            if self.inner.tree.contains_key(doc_key(id.as_ref())).map_err(db_error)? {
+                out.push(id.as_ref());
+            }
+        }
+        Ok(out)
+    }
+
     /// The documents the filter allows, in id byte order, from `offset`, at most `limit`. A
     /// filter is answered by the metadata index, so only the documents it allows are read.
     pub fn list(&self, params: &ListParams) -> Result<Vec<PassagesDoc>> {
