@@ -31,15 +31,24 @@ pub enum Error {
     Transform(String),
     /// Another process (or another handle in this one) has the store open.
     #[error(
-        "store: store {} is already open{}; close the other process (or handle) first, or use another directory",
+        "store: store {} is already open{}; {}",
         path.display(),
-        holder.as_ref().map_or(String::new(), |h| format!(" by process {h}"))
+        holder.as_ref().map_or(String::new(), |h| format!(" by process {h}")),
+        server.as_ref().map_or_else(
+            || "close the other process (or handle) first, or use another directory".to_string(),
+            |url| format!(
+                "that process is a server (isovec serve) at {url}: reach the store through it \
+                 (Python: isovec.connect(\"{url}\"); CLI: --server {url}), or stop it first"
+            )
+        )
     )]
     Locked {
         /// The store directory.
         path: PathBuf,
         /// The process id recorded in the lock file, when one is.
         holder: Option<String>,
+        /// The address of the server (`isovec serve`) that holds it, when one does.
+        server: Option<String>,
     },
     /// A directory that is neither empty nor an isovec store.
     #[error(

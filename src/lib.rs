@@ -75,6 +75,7 @@
 //! - `async`: [`store::AsyncStore`], the store for tokio services.
 //! - `cuda`: the encoder on NVIDIA GPUs.
 
+pub mod api;
 pub mod atomic_file;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
@@ -85,6 +86,8 @@ pub mod eval;
 pub mod parquet_io;
 pub mod pipeline;
 pub mod progress;
+#[cfg(feature = "server")]
+pub mod server;
 mod simd;
 pub mod store;
 mod table;

@@ -32,7 +32,7 @@ fn opening_stores_fails_with_the_variant_that_says_why() {
     let store = Store::open(&path).unwrap();
     match Store::open(&path) {
         Err(e @ Error::Locked { .. }) => {
-            let Error::Locked { path: locked, holder } = &e else { unreachable!() };
+            let Error::Locked { path: locked, holder, .. } = &e else { unreachable!() };
             assert_eq!(locked, &path);
             assert_eq!(holder.as_deref(), Some(std::process::id().to_string().as_str()));
             assert!(e.to_string().contains("already open by process"), "{e}");

@@ -40,6 +40,7 @@ Errors are ``isovec.errors`` exceptions (all ``isovec.IsovecError``) with isovec
 """
 
 from . import _native
+from ._client import HttpCollection, HttpStore, connect
 from ._collection import Collection
 from ._native import tune_process
 from ._pipeline import Pipeline
@@ -47,7 +48,17 @@ from ._store import Store
 from . import errors
 from .errors import *  # noqa: F401,F403 - the exception classes, listed in errors.__all__
 
-__all__ = ["Pipeline", "Store", "Collection", "tune_process", "TUNING_ENV", *errors.__all__]
+__all__ = [
+    "Pipeline",
+    "Store",
+    "Collection",
+    "connect",
+    "HttpStore",
+    "HttpCollection",
+    "tune_process",
+    "TUNING_ENV",
+    *errors.__all__,
+]
 
 #: The environment ``tune_process()`` sets, as a dict: give it to a process before it starts
 #: (e.g. Ray's ``runtime_env={"env_vars": isovec.TUNING_ENV}``) when ``tune_process()`` cannot

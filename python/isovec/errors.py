@@ -42,6 +42,10 @@ class StoreLockedError(StoreError):
     """Another process has the store open."""
 
 
+class ServerUnreachableError(IsovecError, ConnectionError):
+    """No answer from the ``isovec serve`` process that ``isovec.connect`` was given."""
+
+
 __all__ = [
     "IsovecError",
     "InvalidInputError",
@@ -52,4 +56,5 @@ __all__ = [
     "ModelError",
     "StoreError",
     "StoreLockedError",
+    "ServerUnreachableError",
 ]

@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use isovec::store::Filter;
+use isovec::api::ApiError;
 use pyo3::exceptions::{PyException, PyRuntimeWarning};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
@@ -47,16 +47,13 @@ impl Failure {
 
 impl From<isovec::Error> for Failure {
     fn from(e: isovec::Error) -> Failure {
-        use isovec::Error as E;
-        let class = match &e {
-            E::InvalidInput(_) | E::Data { .. } | E::Json(_) | E::Dropped { .. } => "InvalidInputError",
-            E::Dimension { .. } => "DimensionError",
-            E::PipelineMismatch { .. } => "PipelineMismatchError",
-            E::Model(_) | E::Transform(_) | E::Candle(_) => "ModelError",
-            E::Locked { .. } => "StoreLockedError",
-            _ => "StoreError",
-        };
-        Failure::new(class, e.to_string())
+        ApiError::from(e).into()
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Failure {
+        Failure::new(e.kind.python_class(), e.message)
     }
 }
 
@@ -89,12 +86,6 @@ pub(crate) fn call<T: Send>(py: Python<'_>, f: impl FnOnce() -> Outcome<T> + Sen
             Err(Failure::new("IsovecError", format!("internal error in isovec ({what}); please report it")).into_py(py))
         }
     }
-}
-
-/// A filter expression (`lang=en AND year>=2020`) or JSON object text (`{"lang": "en"}`, with
-/// isovec's or Chroma's operators).
-pub(crate) fn parse_filter(filter: &str) -> Outcome<Filter> {
-    Ok(filter.parse::<Filter>()?)
 }
 
 /// Rows of `dims` f32 values from little-endian bytes (numpy's `<f4`, C order).

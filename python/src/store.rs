@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use isovec::api::{delete_collection, open_collection, OpenCollection};
 use isovec::encoder::EncoderOptions;
 use isovec::parquet_io::ParquetImport;
-use isovec::{Embedder, PipelineRequest};
+use isovec::Embedder;
 use pyo3::prelude::*;
 
 use crate::collection::Collection;
@@ -26,23 +27,6 @@ impl Store {
             self.inner.lock().map_err(|_| Failure::new("StoreError", "the store's lock is poisoned; open it again"))?;
         guard.clone().ok_or_else(|| Failure::new("StoreError", "the store is closed; open it again"))
     }
-}
-
-/// Whether `name` is a collection of `store`.
-fn exists(store: &isovec::store::Store, name: &str) -> Outcome<bool> {
-    Ok(store.list_collections()?.iter().any(|(n, _)| n == name))
-}
-
-fn not_found(store: &isovec::store::Store, name: &str) -> Outcome<Failure> {
-    let names: Vec<String> = store.list_collections()?.into_iter().map(|(n, _)| n).collect();
-    Ok(Failure::new(
-        "NotFoundError",
-        format!(
-            "no collection {name:?} in {}; existing collections: [{}]; create it with get_or_create_collection",
-            store.path().display(),
-            names.join(", ")
-        ),
-    ))
 }
 
 #[pymethods]
@@ -77,34 +61,12 @@ impl Store {
         let given = pipeline.map(|p| p.inner.clone());
         let options = self.options.clone();
         let store = self.get().map_err(|f| f.into_py(py))?;
-        let (inner, pipeline) = call(py, move || {
-            let present = exists(&store, &name)?;
-            if present && new_only {
-                return Err(Failure::invalid(format!(
-                    "collection {name:?} already exists; open it with get_collection, or delete it first"
-                )));
-            }
-            if !present && !create {
-                return Err(not_found(&store, &name)?);
-            }
-            if let Some((model, dims)) = external {
-                if given.is_some() {
-                    return Err(Failure::invalid(
-                        "give a pipeline (isovec encodes) or dims (your own vectors), not both",
-                    ));
-                }
-                return Ok((store.get_or_create_external_collection(&name, &model, dims)?, None));
-            }
-            if let Some(p) = given {
-                return Ok((store.get_or_create_collection_for(&name, p.as_ref())?, Some(p)));
-            }
-            if present {
-                return Ok((store.collection(&name)?, None));
-            }
-            let default = PipelineRequest::default().load(&options)?;
-            Ok((store.get_or_create_collection_for(&name, default.as_ref())?, Some(default)))
+        let api = call(py, move || {
+            let (model, dims) = external.map_or((None, None), |(m, d)| (Some(m), Some(d)));
+            let how = OpenCollection { create, new_only, dims, model };
+            Ok(open_collection(&store, &name, &how, given, &options)?)
         })?;
-        Ok(Collection::new(inner, pipeline))
+        Ok(Collection::new(api.collection, api.pipeline))
     }
 
     /// The names of the store's collections.
@@ -116,7 +78,7 @@ impl Store {
     /// Deletes the collection `name` and its documents.
     fn delete_collection(&self, py: Python<'_>, name: String) -> PyResult<()> {
         let store = self.get().map_err(|f| f.into_py(py))?;
-        call(py, move || if store.drop_collection(&name)? { Ok(()) } else { Err(not_found(&store, &name)?) })
+        call(py, move || Ok(delete_collection(&store, &name)?))
     }
 
     /// Imports a Parquet file into collection `name`; returns (rows, inserted, replaced).

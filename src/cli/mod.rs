@@ -17,6 +17,8 @@ pub mod model;
 pub mod npy;
 pub mod reembed;
 pub mod report;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod store_cmds;
 pub mod store_source;
 pub mod train;
@@ -76,6 +78,10 @@ pub enum Command {
     Transform(transform_export::TransformCommand),
     /// STS and retrieval comparisons and anisotropy charts: one Markdown report with SVG charts.
     Report(report::ReportArgs),
+    /// Serve the store over HTTP/JSON (the Python package's collection API), so that many
+    /// processes can use it at once.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
 }
 
 /// `isovec index`: the store options plus the pipeline that encodes the documents, or their
@@ -193,5 +199,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::Transform(cmd) => transform_export::run(cmd),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(args),
     }
 }

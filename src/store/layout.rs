@@ -41,6 +41,9 @@ use crate::{Error, PipelineId, Result};
 pub const MARKER_FILE: &str = "isovec-store.json";
 /// Advisory lock file, held while a process has the store open.
 pub const LOCK_FILE: &str = "LOCK";
+/// While `isovec serve` owns the store: its process id and address (`PID URL`), so that a
+/// process that finds the store locked is told where to reach it.
+pub const SERVER_FILE: &str = "isovec-server";
 /// Folder of the sled database.
 pub const SLED_DIR: &str = "sled";
 /// Folder of the HNSW snapshots, one sub-folder per collection.

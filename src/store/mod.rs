@@ -513,9 +513,15 @@ fn lock_store(root: &Path) -> Result<File> {
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = fs::read_to_string(&path).unwrap_or_default();
             let holder = holder.trim();
+            // A server records its address beside its pid (src/server/mod.rs).
+            let server = fs::read_to_string(root.join(layout::SERVER_FILE)).ok().and_then(|s| {
+                let (pid, url) = s.trim().split_once(' ')?;
+                (pid == holder).then(|| url.to_string())
+            });
             return Err(Error::Locked {
                 path: root.to_path_buf(),
                 holder: (!holder.is_empty()).then(|| holder.to_string()),
+                server,
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
