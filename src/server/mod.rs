@@ -69,9 +69,11 @@ async fn run(config: ServerConfig, ready: impl FnOnce(SocketAddr) + Send) -> Res
     crate::atomic_file::write_bytes(&server_file, format!("{} http://{addr}\n", std::process::id()).as_bytes())?;
     let state = state::AppState::new(store.clone(), config.limits.clone());
     let app = routes::router(state.clone(), config.token.clone(), config.limits.clone());
+    // Listening for SIGTERM before saying so: a signal sent once the address is known is handled.
+    let stop = shutdown_signal()?;
     ready(addr);
     tracing::info!("isovec serve: listening on http://{addr}");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     // Accepted requests are finished; nothing new comes in. Release the store.
     let _ = std::fs::remove_file(&server_file);
     state.close();
@@ -84,25 +86,17 @@ async fn run(config: ServerConfig, ready: impl FnOnce(SocketAddr) + Send) -> Res
     snapshot
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// A future that resolves on SIGTERM or Ctrl-C (SIGINT); the handlers are installed at once.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let failed = |e: std::io::Error| Error::Background(format!("installing the signal handlers: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(failed)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(failed)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("isovec serve: stopping (finishing accepted requests)");
+        tracing::info!("isovec serve: stopping (finishing accepted requests)");
+    })
 }
