@@ -307,6 +307,9 @@ pub struct QueryRequest {
     /// The dense side's weight of the convex fusion, in [0, 1].
     #[serde(default)]
     pub alpha: Option<f32>,
+    /// Candidates each side of a hybrid search retrieves before fusing (default 100).
+    #[serde(default)]
+    pub depth: Option<usize>,
     /// The HNSW candidate list width (1..=100,000).
     #[serde(default)]
     pub ef: Option<usize>,
@@ -325,6 +328,7 @@ impl Default for QueryRequest {
             mode: default_mode(),
             fusion: None,
             alpha: None,
+            depth: None,
             ef: None,
             include: default_query_include(),
         }
@@ -562,6 +566,7 @@ impl ApiCollection {
         let mode: SearchMode = req.mode.parse()?;
         let mut params = SearchParams::k(req.n_results).with_mode(mode);
         params.ef = req.ef;
+        params.depth = req.depth;
         params.filter = parse_where(&req.filter)?;
         if req.fusion.is_some() || req.alpha.is_some() {
             params.fusion = Fusion::parse(req.fusion.as_deref().unwrap_or("convex"), req.alpha)?;

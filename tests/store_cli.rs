@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::BagOfWords;
-use isovec::cli::store_cmds::{self, CompactArgs, DeleteArgs, IndexArgs, SearchArgs, StatsArgs, StoreArgs};
+use isovec::cli::store_cmds::{self, CompactArgs, DeleteArgs, IndexArgs, SearchArgs, StatsArgs, StoreArgs, TargetArgs};
 use isovec::store::{Filter, SearchParams, Store};
 use isovec::Embedder;
 
@@ -15,8 +15,8 @@ fn corpus() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corpus.jsonl")
 }
 
-fn target(dir: &Path) -> StoreArgs {
-    StoreArgs { store: dir.to_path_buf(), collection: "default".into() }
+fn target(dir: &Path) -> TargetArgs {
+    TargetArgs::local(dir, "default")
 }
 
 #[test]
@@ -78,7 +78,8 @@ fn index_search_delete_compact_the_fixture_corpus() {
     store_cmds::stats(&StatsArgs { store: store_dir.clone(), collection: None, json: false }).unwrap();
     store_cmds::delete(&DeleteArgs { target: target(&store_dir), ids: vec!["ocean-02".into(), "nope".into()] })
         .unwrap();
-    store_cmds::compact(&CompactArgs { target: target(&store_dir) }).unwrap();
+    store_cmds::compact(&CompactArgs { target: StoreArgs { store: store_dir.clone(), collection: "default".into() } })
+        .unwrap();
 
     let store = Store::open_existing(&store_dir).unwrap();
     let c = store.collection("default").unwrap();
@@ -143,7 +144,7 @@ fn bad_lines_are_reported_with_their_number_and_their_batch_is_not_written() {
     let text = dir.path().join("docs.txt");
     std::fs::write(&text, b"first line\nsecond \xff\xfe line\n").unwrap();
     let args = IndexArgs {
-        target: StoreArgs { store: store_dir.clone(), collection: "plain".into() },
+        target: TargetArgs::local(&store_dir, "plain"),
         file: text,
         format: None,
         batch: 10,

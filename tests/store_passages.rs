@@ -315,7 +315,7 @@ fn passage_counts_per_document_follow_the_stride() {
 #[cfg(feature = "cli")]
 #[test]
 fn isovec_index_reports_cut_texts_and_indexes_passages() {
-    use isovec::cli::store_cmds::{self, IndexArgs, StoreArgs};
+    use isovec::cli::store_cmds::{self, IndexArgs, TargetArgs};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("docs.jsonl");
     let docs = [long_doc(0, 5), long_doc(1, 20), long_doc(2, 9)];
@@ -323,7 +323,7 @@ fn isovec_index_reports_cut_texts_and_indexes_passages() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     let emb: std::sync::Arc<dyn Embedder> = std::sync::Arc::new(Words::new());
     let mut args = IndexArgs {
-        target: StoreArgs { store: dir.path().join("store"), collection: "default".into() },
+        target: TargetArgs::local(&dir.path().join("store"), "default"),
         file,
         format: None,
         batch: 2,

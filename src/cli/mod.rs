@@ -16,6 +16,7 @@ pub mod import;
 pub mod model;
 pub mod npy;
 pub mod reembed;
+pub mod remote;
 pub mod report;
 #[cfg(feature = "server")]
 pub mod serve;
@@ -63,6 +64,8 @@ pub enum Command {
     Reembed(reembed::ReembedArgs),
     /// Delete documents by id.
     Delete(store_cmds::DeleteArgs),
+    /// Print documents by id, or those a filter allows, as JSON lines.
+    Get(store_cmds::GetArgs),
     /// Counts and index state per collection.
     Stats(store_cmds::StatsArgs),
     /// Rebuild a collection's index without deleted entries.
@@ -165,6 +168,25 @@ fn embedder_for(args: &common::PipelineArgs) -> anyhow::Result<Box<store_cmds::E
     }))
 }
 
+/// Refuses pipeline options with `--server`: the server's collections encode with the pipelines
+/// they record, and no request names a model or transform file.
+fn no_pipeline_over_http(args: &common::PipelineArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.model.model.as_ref().or(args.transform.as_ref()) {
+        return Err(remote::no_path_over_http("--model/--transform", path));
+    }
+    if args.pooling.is_some()
+        || args.query_prefix.is_some()
+        || args.document_prefix.is_some()
+        || args.model.max_length.is_some()
+    {
+        anyhow::bail!(
+            "with --server, the collection encodes with the pipeline it records: leave out --pooling, the prefixes and \
+             --max-length"
+        );
+    }
+    Ok(())
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Model(cmd) => model::run(cmd),
@@ -177,6 +199,18 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Index(cmd) if cmd.index.target.server.is_some() => {
+            if let Some(path) = &cmd.vectors.vectors {
+                return Err(remote::no_path_over_http("--vectors", path));
+            }
+            no_pipeline_over_http(&cmd.pipeline)?;
+            remote::index(&remote::Remote::of(&cmd.index.target)?.expect("a server"), &cmd.index)
+        }
+        Command::Search(cmd) if cmd.search.target.server.is_some() => {
+            no_pipeline_over_http(&cmd.pipeline)?;
+            let remote = remote::Remote::of(&cmd.search.target)?.expect("a server");
+            remote::search(&remote, &cmd.search, &cmd.query_vector)
+        }
         Command::Index(cmd) if cmd.vectors.vectors.is_some() => {
             store_cmds::index_vectors(&cmd.index, &cmd.vectors).map(drop)
         }
@@ -190,6 +224,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Reembed(args) => reembed::run(args),
         Command::Delete(args) => store_cmds::delete(&args),
+        Command::Get(args) => store_cmds::get(&args),
         Command::Stats(args) => store_cmds::stats(&args),
         Command::Compact(args) => store_cmds::compact(&args),
         Command::Train(args) => train::run(args),

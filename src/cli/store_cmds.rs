@@ -13,6 +13,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::common::BarProgress;
+use crate::api::{ApiCollection, GetRequest, Where};
 use crate::encoder::EncoderOptions;
 use crate::store::{
     Collection, Doc, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport,
@@ -31,6 +32,35 @@ pub struct StoreArgs {
     pub collection: String,
 }
 
+/// The store of `index`, `search`, `get` and `delete`: a directory, or the server that owns one.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// Store directory (created by `index` if missing).
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub store: Option<PathBuf>,
+    /// The `isovec serve` that owns the store (e.g. http://127.0.0.1:8750), instead of --store.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// A file holding the server's bearer token.
+    #[arg(long, requires = "server")]
+    pub token_file: Option<PathBuf>,
+    /// Collection name.
+    #[arg(long, default_value = "default")]
+    pub collection: String,
+}
+
+impl TargetArgs {
+    /// The store directory `dir`'s collection `collection`.
+    pub fn local(dir: &Path, collection: &str) -> TargetArgs {
+        TargetArgs { store: Some(dir.to_path_buf()), collection: collection.to_string(), ..TargetArgs::default() }
+    }
+
+    /// The store directory (an error when a server was given instead).
+    pub fn dir(&self) -> anyhow::Result<&Path> {
+        self.store.as_deref().ok_or_else(|| anyhow::anyhow!("give the store directory with --store DIR"))
+    }
+}
+
 /// Input format of `isovec index`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
@@ -44,7 +74,7 @@ pub enum InputFormat {
 #[derive(clap::Args, Debug, Clone)]
 pub struct IndexArgs {
     #[command(flatten)]
-    pub target: StoreArgs,
+    pub target: TargetArgs,
     /// JSON lines (`id`, `text`, optional `metadata`) or plain text, one document a line.
     pub file: PathBuf,
     /// Input format; by default JSON lines if the first non-blank line starts with `{`.
@@ -69,7 +99,7 @@ pub struct IndexArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SearchArgs {
     #[command(flatten)]
-    pub target: StoreArgs,
+    pub target: TargetArgs,
     /// Number of results.
     #[arg(short = 'k', long, default_value_t = 10)]
     pub k: usize,
@@ -140,9 +170,27 @@ pub struct QueryVectorArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeleteArgs {
     #[command(flatten)]
-    pub target: StoreArgs,
+    pub target: TargetArgs,
     /// Ids of the documents to delete.
     #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<String>,
+}
+
+/// `isovec get`: documents by id, or those a filter allows, as JSON lines.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Metadata filter (as `isovec search --filter`).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Documents skipped (in id order) before the first printed.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// At most this many documents.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Ids of the documents (in this order; missing ones are left out); none: every document.
     pub ids: Vec<String>,
 }
 
@@ -174,7 +222,7 @@ pub type EmbedderFor<'a> = dyn Fn(Option<&Collection>) -> anyhow::Result<Arc<dyn
 /// gives the existing collection's embedder, or the new collection's (whose pipeline the
 /// collection then records); `options` run the collection's recorded pipeline.
 pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<'_>) -> anyhow::Result<UpsertReport> {
-    let store = open_store(&args.target.store, true, options)?;
+    let store = open_store(args.target.dir()?, true, options)?;
     let name = &args.target.collection;
     let existing = store.list_collections()?.iter().any(|(n, _)| n == name);
     let (collection, embedder) = if existing {
@@ -249,7 +297,7 @@ pub fn index(args: &IndexArgs, options: &EncoderOptions, embedder: &EmbedderFor<
     let docs = totals.inserted + totals.replaced;
     eprintln!(
         "indexed {docs} documents into {}/{} ({} new, {} replaced, {} repeated ids) in {secs:.1} s, {:.0} docs/s",
-        args.target.store.display(),
+        args.target.dir()?.display(),
         args.target.collection,
         totals.inserted,
         totals.replaced,
@@ -324,16 +372,15 @@ pub fn index_vectors(args: &IndexArgs, vectors: &VectorsArgs) -> anyhow::Result<
     }
     let name = &args.target.collection;
     // A new store or collection needs the model's name; an existing collection has it.
-    let store = open_store(&args.target.store, vectors.vectors_model.is_some(), &EncoderOptions::default()).map_err(
-        |e| match e {
-            Error::NoStore { .. } => anyhow::anyhow!(
-                "no store in {} yet: name the model that made the vectors with --vectors-model NAME to create \
+    let dir = args.target.dir()?;
+    let store = open_store(dir, vectors.vectors_model.is_some(), &EncoderOptions::default()).map_err(|e| match e {
+        Error::NoStore { .. } => anyhow::anyhow!(
+            "no store in {} yet: name the model that made the vectors with --vectors-model NAME to create \
                  collection {name:?} for them",
-                args.target.store.display()
-            ),
-            other => other.into(),
-        },
-    )?;
+            dir.display()
+        ),
+        other => other.into(),
+    })?;
     let model = match &vectors.vectors_model {
         Some(m) => m.clone(),
         None => {
@@ -394,7 +441,7 @@ pub fn index_vectors(args: &IndexArgs, vectors: &VectorsArgs) -> anyhow::Result<
         "indexed {} documents with their vectors ({model:?}, {dims} dimensions) into {}/{name} ({} new, {} replaced, \
          {} repeated ids) in {secs:.1} s; search it with --query-vector FILE.npy or --mode lexical",
         totals.inserted + totals.replaced,
-        args.target.store.display(),
+        args.target.dir()?.display(),
         totals.inserted,
         totals.replaced,
         totals.duplicate_ids.len(),
@@ -432,7 +479,7 @@ pub fn search_with(
     if mode != SearchMode::Dense && query.trim().is_empty() {
         anyhow::bail!("a {} search needs the query text: give it after the options", mode.name());
     }
-    let store = open_store(&args.target.store, false, options)?;
+    let store = open_store(args.target.dir()?, false, options)?;
     let collection = store.collection(&args.target.collection)?;
     let filter = args.filter.as_deref().map(str::parse::<Filter>).transpose()?;
     let params = SearchParams { ef: args.ef, filter, mode, fusion, depth: args.depth, ..SearchParams::k(args.k) };
@@ -476,12 +523,42 @@ pub fn search_with(
 
 /// Runs `isovec delete`.
 pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.target.store, false, &EncoderOptions::default())?;
+    if let Some(remote) = super::remote::Remote::of(&args.target)? {
+        let n = super::remote::delete(&remote, &args.target, &args.ids)?;
+        eprintln!("deleted {n} of {} ids from {}", args.ids.len(), args.target.collection);
+        return Ok(());
+    }
+    let store = open_store(args.target.dir()?, false, &EncoderOptions::default())?;
     let collection = store.collection(&args.target.collection)?;
     let n = collection.delete(&args.ids)?;
     drop(collection);
     store.close()?;
     eprintln!("deleted {n} of {} ids from {}", args.ids.len(), args.target.collection);
+    Ok(())
+}
+
+/// Runs `isovec get` on a store directory, or through a server.
+pub fn get(args: &GetArgs) -> anyhow::Result<()> {
+    let req = GetRequest {
+        ids: (!args.ids.is_empty()).then(|| args.ids.clone()),
+        filter: args.filter.clone().map(Where::Expression),
+        offset: args.offset,
+        limit: args.limit,
+        ..GetRequest::default()
+    };
+    let got = match super::remote::Remote::of(&args.target)? {
+        Some(remote) => super::remote::get(&remote, &args.target, req)?,
+        None => {
+            let store = open_store(args.target.dir()?, false, &EncoderOptions::default())?;
+            let collection = ApiCollection::new(store.collection(&args.target.collection)?, None);
+            collection.get(&req)?
+        }
+    };
+    let texts = got.documents.unwrap_or_default();
+    let metadata = got.metadatas.unwrap_or_default();
+    for ((id, text), metadata) in got.ids.iter().zip(texts).zip(metadata) {
+        println!("{}", serde_json::json!({"id": id, "text": text, "metadata": metadata}));
+    }
     Ok(())
 }
 
@@ -609,7 +686,7 @@ fn data_error(path: &Path, line: usize, message: &str, written: usize) -> anyhow
 }
 
 /// The documents of `isovec index`'s file, a line at a time.
-struct DocLines {
+pub(crate) struct DocLines {
     path: PathBuf,
     reader: BufReader<File>,
     format: InputFormat,
@@ -618,12 +695,12 @@ struct DocLines {
     total_bytes: u64,
     bytes_read: u64,
     /// The number of the line read last (from 1).
-    line_no: usize,
+    pub(crate) line_no: usize,
     buf: Vec<u8>,
 }
 
 impl DocLines {
-    fn open(args: &IndexArgs) -> anyhow::Result<DocLines> {
+    pub(crate) fn open(args: &IndexArgs) -> anyhow::Result<DocLines> {
         let path = &args.file;
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -646,7 +723,7 @@ impl DocLines {
 
     /// The next document (blank lines skipped), `None` at the end, or what is wrong with line
     /// [`DocLines::line_no`].
-    fn next(&mut self) -> anyhow::Result<Option<Result<TextDoc, String>>> {
+    pub(crate) fn next(&mut self) -> anyhow::Result<Option<Result<TextDoc, String>>> {
         loop {
             self.buf.clear();
             let n = self

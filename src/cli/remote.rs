@@ -1,0 +1,212 @@
+//! `--server URL`: `isovec index`, `search`, `get` and `delete` against the store an `isovec
+//! serve` process owns, through its HTTP API (the requests of [`crate::api`]); they print what
+//! the same commands print on a store directory.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use super::store_cmds::{hits_table, DocLines, IndexArgs, QueryVectorArgs, SearchArgs, TargetArgs};
+use crate::api::{DeleteRequest, GetRequest, GetResult, QueryRequest, QueryResult, Where, WriteRequest};
+use crate::store::Hit;
+
+/// A client of one server.
+pub struct Remote {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// The server `target` names, if it names one.
+    pub fn of(target: &TargetArgs) -> anyhow::Result<Option<Remote>> {
+        let Some(url) = &target.server else { return Ok(None) };
+        let token = match &target.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the token file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Ok(Some(Remote { url: url.trim_end_matches('/').to_string(), token, agent }))
+    }
+
+    /// Sends `body` (JSON) to `path`; the JSON answer, or the server's error message.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.url);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let sent = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send_json(body.unwrap_or(&json!({})))
+            }
+        };
+        let mut response = sent
+            .with_context(|| format!("no answer from the isovec server at {}; is `isovec serve` running?", self.url))?;
+        let status = response.status();
+        let answer: Value = response.body_mut().read_json().with_context(|| format!("reading the answer of {url}"))?;
+        if !status.is_success() {
+            let message = answer["error"]["message"].as_str().map_or_else(|| answer.to_string(), str::to_string);
+            anyhow::bail!("the server answered {status}: {message}");
+        }
+        Ok(answer)
+    }
+
+    fn collection_path(name: &str) -> String {
+        let mut quoted = String::new();
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                quoted.push(b as char);
+            } else {
+                quoted.push_str(&format!("%{b:02X}"));
+            }
+        }
+        format!("/collections/{quoted}")
+    }
+}
+
+/// `isovec index --server`: the file's documents upserted in batches (the server's collection
+/// encodes them with its recorded pipeline; a new one is made for the default pipeline).
+pub fn index(remote: &Remote, args: &IndexArgs) -> anyhow::Result<()> {
+    if args.passages {
+        anyhow::bail!(
+            "--passages is not available through a server; index on the server's machine while it is stopped"
+        );
+    }
+    let name = &args.target.collection;
+    remote.call("POST", "/collections", Some(&json!({"name": name, "get_or_create": true})))?;
+    let path = format!("{}/upsert", Remote::collection_path(name));
+    let mut lines = DocLines::open(args)?;
+    let (mut inserted, mut replaced) = (0usize, 0usize);
+    let mut done = false;
+    while !done {
+        let mut batch = WriteRequest { documents: Some(Vec::new()), metadatas: Some(Vec::new()), ..Default::default() };
+        while batch.ids.len() < args.batch.max(1) {
+            match lines.next()? {
+                None => {
+                    done = true;
+                    break;
+                }
+                Some(Ok(doc)) => {
+                    batch.ids.push(doc.id);
+                    batch.documents.as_mut().map(|d| d.push(Some(doc.text)));
+                    batch.metadatas.as_mut().map(|m| m.push(Some(doc.metadata)));
+                }
+                Some(Err(m)) => anyhow::bail!(
+                    "{}:{}: {m}\n(indexing stopped; {} documents before this line's batch were written)",
+                    args.file.display(),
+                    lines.line_no,
+                    inserted + replaced
+                ),
+            }
+        }
+        if batch.ids.is_empty() {
+            break;
+        }
+        let counts = remote.call("POST", &path, Some(&serde_json::to_value(&batch)?))?;
+        inserted += counts["inserted"].as_u64().unwrap_or(0) as usize;
+        replaced += counts["replaced"].as_u64().unwrap_or(0) as usize;
+    }
+    eprintln!(
+        "indexed {} documents into {}/{name} ({inserted} new, {replaced} replaced)",
+        inserted + replaced,
+        remote.url
+    );
+    Ok(())
+}
+
+/// `isovec search --server`.
+pub fn search(remote: &Remote, args: &SearchArgs, query_vector: &QueryVectorArgs) -> anyhow::Result<()> {
+    let query = args.query.join(" ");
+    let vector = query_vector.query_vector.as_deref().map(super::npy::query_vector).transpose()?;
+    let req = QueryRequest {
+        query_texts: (!query.trim().is_empty() || vector.is_none()).then(|| vec![query]),
+        query_embeddings: vector.map(|v| vec![v]),
+        n_results: args.k,
+        filter: args.filter.clone().map(Where::Expression),
+        mode: args.mode.clone(),
+        fusion: Some(args.fusion.clone()).filter(|_| args.mode == "hybrid"),
+        alpha: args.alpha,
+        depth: args.depth,
+        ef: args.ef,
+        ..QueryRequest::default()
+    };
+    let path = format!("{}/query", Remote::collection_path(&args.target.collection));
+    let result: QueryResult =
+        serde_json::from_value(remote.call("POST", &path, Some(&serde_json::to_value(&req)?))?)?;
+    let hits: Vec<Hit> = first_hits(result);
+    if args.json {
+        for h in &hits {
+            println!("{}", json!({"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}));
+        }
+    } else {
+        print!("{}", hits_table(&hits));
+    }
+    Ok(())
+}
+
+fn first_hits(r: QueryResult) -> Vec<Hit> {
+    let ids = r.ids.into_iter().next().unwrap_or_default();
+    let scores = r.scores.and_then(|s| s.into_iter().next()).unwrap_or_default();
+    let texts = r.documents.and_then(|d| d.into_iter().next()).unwrap_or_default();
+    let metadata = r.metadatas.and_then(|m| m.into_iter().next()).unwrap_or_default();
+    ids.into_iter()
+        .zip(scores)
+        .zip(texts)
+        .zip(metadata)
+        .map(|(((id, score), text), metadata)| Hit { id, score, text, metadata })
+        .collect()
+}
+
+/// `isovec delete --server`.
+pub fn delete(remote: &Remote, target: &TargetArgs, ids: &[String]) -> anyhow::Result<usize> {
+    let req = DeleteRequest { ids: Some(ids.to_vec()), filter: None };
+    let path = format!("{}/delete", Remote::collection_path(&target.collection));
+    let answer = remote.call("POST", &path, Some(&serde_json::to_value(&req)?))?;
+    Ok(answer["deleted"].as_u64().unwrap_or(0) as usize)
+}
+
+/// `isovec get --server`: every page of the answer.
+pub fn get(remote: &Remote, target: &TargetArgs, mut req: GetRequest) -> anyhow::Result<GetResult> {
+    let path = format!("{}/get", Remote::collection_path(&target.collection));
+    let mut out = GetResult { documents: Some(Vec::new()), metadatas: Some(Vec::new()), ..GetResult::default() };
+    let wanted = req.limit;
+    loop {
+        if let Some(limit) = wanted {
+            req.limit = Some(limit - out.ids.len());
+        }
+        let page: GetResult =
+            serde_json::from_value(remote.call("POST", &path, Some(&serde_json::to_value(&req)?))?)?;
+        let got = page.ids.len();
+        out.ids.extend(page.ids);
+        out.documents.as_mut().map(|d| d.extend(page.documents.unwrap_or_default()));
+        out.metadatas.as_mut().map(|m| m.extend(page.metadatas.unwrap_or_default()));
+        req.offset += got;
+        if req.ids.is_some() || got == 0 || wanted.is_some_and(|w| out.ids.len() >= w) {
+            return Ok(out);
+        }
+    }
+}
+
+/// A path given where only a server is.
+pub fn no_path_over_http(what: &str, path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} {} names a file, which no request to a server may carry; run the command on the server's machine \
+         while it is stopped, or leave the option out",
+        path.display()
+    )
+}
