@@ -16,6 +16,11 @@
 //!
 //! Layout: B in panels of [`NR8`] columns, depth in quads: `data[((p · kq + q) · NR8 + j) · 4 + t]`
 //! = B[4q + t][p·NR8 + j], zero beyond N and K.
+//!
+//! This file packs B, quantises A's rows and drives the tiles; the kernels are in `avx2.rs` and
+//! `avx512.rs`. Invariants: a kernel is installed only where the CPU has its instructions
+//! ([`available`], `avx512::available`, from `crate::simd::features`), and every tile checks
+//! its slices (`check_tile`) before its unchecked loads and stores.
 
 use super::gemm::{split_product, Finish, NR};
 use super::partner::Partner;
