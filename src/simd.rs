@@ -1,8 +1,73 @@
 //! Dot products run with the widest SIMD the CPU has (AVX-512, AVX2 + FMA, or the baseline),
 //! chosen once at run time: the binary is built for any x86-64. Index search spends most of its
 //! time here, and so do dense layers on a few rows (`encoder::dense`).
+//!
+//! It is also the one place the crate asks the CPU what it has ([`features`]): these dot
+//! products, the row passes of [`multiversion!`] and the encoder's matrix kernels
+//! (`encoder::cpu`) all choose their code from that one record. Invariant: a kernel compiled
+//! for an extension is only called where [`features`] reports it.
 
 use std::sync::OnceLock;
+
+/// The x86-64 extensions (and the L2 cache size) the kernels choose by, detected once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Features {
+    /// AVX2.
+    pub avx2: bool,
+    /// FMA (three-operand fused multiply-add).
+    pub fma: bool,
+    /// AVX-512 Foundation.
+    pub avx512f: bool,
+    /// AVX-512 byte and word instructions.
+    pub avx512bw: bool,
+    /// AVX-512 BF16 (`vdpbf16ps`).
+    pub avx512bf16: bool,
+    /// AVX-512 VNNI (`vpdpbusd`).
+    pub avx512vnni: bool,
+    /// The L2 cache's size in KB as CPUID reports it (leaf 0x8000_0006, which AMD and Intel
+    /// both fill), if it does.
+    pub l2_kb: Option<usize>,
+}
+
+impl Features {
+    /// AVX2 with FMA: what the 256-bit float kernels need.
+    pub fn avx2_fma(&self) -> bool {
+        self.avx2 && self.fma
+    }
+}
+
+/// What this CPU has, detected on the first call.
+pub(crate) fn features() -> &'static Features {
+    static FEATURES: OnceLock<Features> = OnceLock::new();
+    FEATURES.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            Features {
+                avx2: has!("avx2"),
+                fma: has!("fma"),
+                avx512f: has!("avx512f"),
+                avx512bw: has!("avx512bw"),
+                avx512bf16: has!("avx512bf16"),
+                avx512vnni: has!("avx512vnni"),
+                l2_kb: l2_cache_kb(),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Features::default()
+    })
+}
+
+/// The L2 cache's size in KB as CPUID reports it, if it does.
+#[cfg(target_arch = "x86_64")]
+fn l2_cache_kb() -> Option<usize> {
+    use std::arch::x86_64::__cpuid;
+    // The extended leaf is read only where the highest extended leaf says it exists.
+    if __cpuid(0x8000_0000).eax >= 0x8000_0006 {
+        return Some((__cpuid(0x8000_0006).ecx >> 16) as usize);
+    }
+    None
+}
 
 /// Σ a_j · b_j over two f32 slices (the shorter length).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -42,11 +107,12 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                let features = $crate::simd::features();
+                if features.avx512f {
                     // SAFETY: the CPU has AVX-512F (checked just above).
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if features.avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { avx2($($arg),*) };
                 }
@@ -73,10 +139,11 @@ fn kernels() -> &'static Kernels {
     KERNELS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
+            let features = features();
+            if features.avx512f && features.avx512bw {
                 return Kernels { dot: x86::dot_avx512, dot_code: x86::dot_code_avx512, dot4: x86::dot4_avx512 };
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if features.avx2_fma() {
                 return Kernels { dot: x86::dot_avx2, dot_code: x86::dot_code_avx2, dot4: x86::dot4_avx2 };
             }
         }
@@ -247,10 +314,10 @@ mod tests {
             let mut variants: Vec<DotFn> = vec![dot, dot_lanes::<8>];
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if features().avx512f {
                     variants.push(x86::dot_avx512);
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if features().avx2_fma() {
                     variants.push(x86::dot_avx2);
                 }
             }
@@ -271,10 +338,10 @@ mod tests {
         let mut variants: Vec<DotCodeFn> = vec![dot_code, dot_code_portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
+            if features().avx512f && features().avx512bw {
                 variants.push(x86::dot_code_avx512);
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if features().avx2_fma() {
                 variants.push(x86::dot_code_avx2);
             }
         }

@@ -193,7 +193,7 @@ impl SelfAttention {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q.matmul(&k.t()?)?;
         let probs = if mode.fused() {
-            super::attention_softmax::masked_softmax(&scores, mask, scale)?
+            super::candle_ops::masked_softmax(&scores, mask, scale)?
         } else {
             candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask)?, D::Minus1)?
         };
@@ -245,7 +245,7 @@ impl Layer {
         let a = self.attention.forward(x, mask, mode)?;
         let a = self.attention_output.forward(&a, x, mode)?;
         let i = self.intermediate.forward(&a, mode.fused())?;
-        let i = if mode.fused() { super::gelu::gelu_erf(&i)? } else { i.gelu_erf()? };
+        let i = if mode.fused() { super::candle_ops::gelu_erf(&i)? } else { i.gelu_erf()? };
         self.output.forward(&i, &a, mode)
     }
 }

@@ -1,7 +1,8 @@
 //! A dense layer y = x Wᵀ + b. In inference on a few CPU rows (one short query) it takes each
 //! output as a dot product of an input row with a weight row: the matrix library packs the whole
 //! weight matrix on every call, which for a 15-token query was ~45% of the encoding time — more
-//! than the arithmetic.
+//! than the arithmetic. The encoder's CPU engine (`encoder::cpu`) replaced this path for
+//! encoding; it stays for SimCSE's evaluation of its trainee (see `encoder::candle_ops`).
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Linear, VarBuilder};

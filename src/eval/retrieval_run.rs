@@ -296,7 +296,7 @@ fn encode_split(
                 let mut tokens = encoder.tokenizer().token_spans(text)?;
                 tokens.capacity = tokens.capacity.saturating_sub(prefix_tokens).max(1);
                 let (length, stride) = p.resolve(tokens.capacity)?;
-                for range in crate::store::passages::split(text, &tokens, length, stride) {
+                for range in crate::pipeline::passages::split(text, &tokens, length, stride) {
                     pieces.push(format!("{}{}", prefixes.document, &text[range]));
                     owners.push(i);
                 }

@@ -7,6 +7,7 @@
 
 mod id;
 mod open;
+pub mod passages;
 mod request;
 mod shared;
 mod spec;

@@ -28,7 +28,6 @@ pub(crate) mod index;
 #[doc(hidden)]
 pub mod layout;
 mod metadata_index;
-pub mod passages;
 mod reembed;
 pub(crate) mod snapshot;
 pub mod text_index;
@@ -41,6 +40,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Text as passages, lifted into the pipeline layer; kept here for the paths that name it.
+pub use crate::pipeline::passages;
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
 pub use collection::{

@@ -1,4 +1,4 @@
-//! Model checks of the encoder partner's hand-off protocol (src/encoder/partner.rs) with loom:
+//! Model checks of the encoder partner's hand-off protocol (src/encoder/cpu/partner.rs) with loom:
 //! each model runs every interleaving of its threads' atomic operations (preemptions bounded, see
 //! [`models::check`]) and fails on a data race on the job's cell or on what the halves write, a
 //! deadlock, a partner that never returns, or a wrong count.
@@ -6,7 +6,7 @@
 //! `RUSTFLAGS="--cfg loom" cargo test --release --locked --manifest-path tests/loom-partner/Cargo.toml`
 
 #[cfg(loom)]
-#[path = "../../src/encoder/partner.rs"]
+#[path = "../../src/encoder/cpu/partner.rs"]
 mod partner;
 
 #[cfg(all(test, loom))]

@@ -1,17 +1,22 @@
-//! Documents by id or by filter: read many at once, page through them, change their text or
-//! metadata in place, delete those a filter selects, and answer many queries in one call.
+//! Documents by id or by filter: read one or many, count them, walk them all, page through
+//! them, change their text or metadata in place, delete those a filter selects, and answer
+//! many queries in one call.
 //!
-//! Reads here hold the writer lock while they read, so each returns one state of the collection
-//! (a document and its vectors from the same write); writes go through `upsert_entries` and
-//! `delete`, and keep their invariants.
+//! Invariants enforced here: reads of several records (many documents, a walk, a page) hold
+//! the writer lock while they read, so each returns one state of the collection (a document
+//! and its vectors from the same write); a document read as a `PassagesDoc` comes with every
+//! vector it owns, in passage order; writes go through `upsert_entries` and `delete`
+//! (`write`), and keep their invariants.
+
+use std::sync::MutexGuard;
 
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::{Collection, Hit, PassagesDoc, SearchParams, UpsertReport};
+use super::{Collection, Doc, Hit, PassagesDoc, SearchParams, UpsertReport, WriterState};
 use crate::store::filter::Filter;
 use crate::store::fusion::SearchMode;
-use crate::store::layout::{self, db_error, doc_key, internal_key, DocRecord, VectorRecord, VECTOR_TAG};
+use crate::store::layout::{self, db_error, doc_key, internal_key, DocRecord, VectorRecord, META_TAG, VECTOR_TAG};
 use crate::{Embedder, Error, Result};
 
 /// A change to one document, as given to [`Collection::update`]: the parts left `None` stay.
@@ -40,6 +45,86 @@ pub struct ListParams {
 }
 
 impl Collection {
+    /// The document stored under `id`, if any; a document indexed as passages comes with its
+    /// first passage's vector.
+    pub fn get(&self, id: &str) -> Result<Option<Doc>> {
+        self.check_alive()?;
+        let tree = &self.inner.tree;
+        let Some(rec) = tree.get(doc_key(id)).map_err(db_error)? else {
+            return Ok(None);
+        };
+        let rec = DocRecord::decode(&rec)?;
+        Ok(Some(Doc {
+            id: id.to_string(),
+            metadata: self.stored_metadata(rec.internal_id)?,
+            vector: self.stored_vector(rec.internal_id)?,
+            text: rec.text,
+        }))
+    }
+
+    /// Number of live documents.
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.read_state()?.count)
+    }
+
+    /// Every live document id, in byte order.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.inner.tree.scan_prefix([layout::DOC_TAG]) {
+            let (k, _) = kv.map_err(db_error)?;
+            out.push(String::from_utf8(k[1..].to_vec()).map_err(|_| layout::damaged("id is not UTF-8"))?);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every live document and all its vectors as stored, in id byte order;
+    /// writes wait until it returns, so `f` sees one state of the collection.
+    pub(crate) fn for_each_document(&self, f: &mut dyn FnMut(PassagesDoc) -> Result<()>) -> Result<()> {
+        self.check_alive()?;
+        let writer = self.writer()?;
+        self.for_each_document_locked(&writer, f)
+    }
+
+    /// [`Collection::for_each_document`] for the holder of the writer lock ([`Collection::hold_writes`]).
+    pub(crate) fn for_each_document_locked(
+        &self,
+        _writer: &MutexGuard<'_, WriterState>,
+        f: &mut dyn FnMut(PassagesDoc) -> Result<()>,
+    ) -> Result<()> {
+        let tree = &self.inner.tree;
+        for kv in tree.scan_prefix([layout::DOC_TAG]) {
+            let (key, value) = kv.map_err(db_error)?;
+            let id = String::from_utf8(key[1..].to_vec()).map_err(|_| layout::damaged("id is not UTF-8"))?;
+            let rec = DocRecord::decode(&value)?;
+            let mut vectors = Vec::with_capacity(rec.passages as usize);
+            for iid in rec.internal_ids() {
+                vectors.push(self.stored_vector(iid)?);
+            }
+            let metadata = self.stored_metadata(rec.internal_id)?;
+            f(PassagesDoc { id, text: rec.text, metadata, vectors })?;
+        }
+        Ok(())
+    }
+
+    /// The vector stored under internal id `iid`, which must be live.
+    fn stored_vector(&self, iid: u64) -> Result<Vec<f32>> {
+        let bytes = self
+            .inner
+            .tree
+            .get(internal_key(VECTOR_TAG, iid))
+            .map_err(db_error)?
+            .ok_or_else(|| layout::damaged("document without vector"))?;
+        Ok(VectorRecord::decode(&bytes)?.vector)
+    }
+
+    /// The metadata stored under internal id `iid` (null when it has none).
+    fn stored_metadata(&self, iid: u64) -> Result<Value> {
+        match self.inner.tree.get(internal_key(META_TAG, iid)).map_err(db_error)? {
+            Some(m) => serde_json::from_slice(&m).map_err(|_| layout::damaged("metadata is not JSON")),
+            None => Ok(Value::Null),
+        }
+    }
+
     /// The documents stored under `ids`, in the order asked (`None` for a missing id); a document
     /// indexed as passages comes with its first passage's vector.
     pub fn get_many<S: AsRef<str>>(&self, ids: &[S]) -> Result<Vec<Option<PassagesDoc>>> {

@@ -12,11 +12,10 @@
 
 use std::sync::OnceLock;
 
-use super::matmul_bf16::bf16_bits;
+use super::gemm::{bf16_bits, split_product, Finish, NR};
 use super::partner::Partner;
+use crate::simd::features;
 
-/// Columns of a B panel: two AVX-512 registers of f32.
-pub const NR: usize = 32;
 /// Depth of one pass: a B panel slice (`KC` × [`NR`] f32, 32 KB) stays in the L1 cache.
 const KC: usize = 256;
 /// Rows of A per block where the L2 cache's size is not known: an A block (`MC` × [`KC`], 480 KB)
@@ -144,57 +143,6 @@ pub fn matmul<T: Stored>(
     });
 }
 
-/// All of C (m × n) by `product(first, rows, panels, c, ldc, finish)` — C's columns of B's
-/// `panels` for A's `rows` rows from row `first`, on the calling thread — alone or split in two with a `partner`: by rows when there
-/// are at least two blocks of `block_rows` (each half finishes its own rows), else by column
-/// panels, which halves the weights each core streams (one short query), finishing once both
-/// halves are done.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn split_product(
-    m: usize,
-    n: usize,
-    c: &mut [f32],
-    ldc: usize,
-    partner: Option<&Partner>,
-    block_rows: usize,
-    finish: &(dyn Fn(usize, &mut [f32]) + Sync),
-    product: impl Fn(usize, usize, std::ops::Range<usize>, &mut [f32], usize, Finish<'_>) + Sync,
-) {
-    let panels = n.div_ceil(NR);
-    let Some(partner) = partner.filter(|_| m >= 2 * block_rows || (m > 0 && panels > 1)) else {
-        return product(0, m, 0..panels, c, ldc, Some((0, finish)));
-    };
-    if m >= 2 * block_rows {
-        let half = m / 2;
-        let (top, bottom) = c.split_at_mut(half * ldc);
-        let bottom = std::sync::Mutex::new(bottom);
-        partner.join(
-            || product(0, half, 0..panels, top, ldc, Some((0, finish))),
-            || {
-                let mut bottom = bottom.lock().unwrap_or_else(|e| e.into_inner());
-                product(half, m - half, 0..panels, &mut bottom, ldc, Some((half, finish)))
-            },
-        );
-        return;
-    }
-    let mid = panels / 2;
-    let right_cols = n - mid * NR;
-    let right = std::sync::Mutex::new(vec![0f32; m * right_cols]);
-    partner.join(
-        || product(0, m, 0..mid, c, ldc, None),
-        || product(0, m, mid..panels, &mut right.lock().unwrap_or_else(|e| e.into_inner()), right_cols, None),
-    );
-    let right = right.into_inner().unwrap_or_else(|e| e.into_inner());
-    for (row, part) in c.chunks_mut(ldc).zip(right.chunks_exact(right_cols)) {
-        row[mid * NR..n].copy_from_slice(part);
-    }
-    let end = ((m - 1) * ldc + n).min(c.len());
-    finish(0, &mut c[..end]);
-}
-
-/// `finish` with the row number of C's first row.
-pub(super) type Finish<'a> = Option<(usize, &'a (dyn Fn(usize, &mut [f32]) + Sync))>;
-
 /// C's columns of B's panels `panels` (the first of them at C's column 0), on this thread.
 #[allow(clippy::too_many_arguments)]
 fn product<T: Stored>(
@@ -276,27 +224,13 @@ fn block_rows(l2_kb: Option<usize>) -> usize {
     (rows / 12 * 12).clamp(48, 1920)
 }
 
-/// The L2 cache's size in KB as CPUID reports it (leaf 0x8000_0006, which AMD and Intel both
-/// fill), if it does.
-fn l2_cache_kb() -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::__cpuid;
-        // The extended leaf is read only where the highest extended leaf says it exists.
-        if __cpuid(0x8000_0000).eax >= 0x8000_0006 {
-            return Some((__cpuid(0x8000_0006).ecx >> 16) as usize);
-        }
-    }
-    None
-}
-
 fn kernels() -> &'static Kernels {
     static KERNELS: OnceLock<Kernels> = OnceLock::new();
     KERNELS.get_or_init(|| {
-        let mc = block_rows(l2_cache_kb());
+        let mc = block_rows(features().l2_kb);
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if features().avx512f {
                 return Kernels { mr: avx512::MR, tile: avx512::tile, mc };
             }
             if avx2::available() {
@@ -386,7 +320,7 @@ mod avx2 {
 
     /// Whether the CPU has AVX2 and FMA, which [`tile`] needs.
     pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        crate::simd::features().avx2_fma()
     }
 
     /// See [`super::TileFn`]; installed only after [`available`]. Every element is summed over
@@ -583,7 +517,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::encoder::partner::with_partner;
+    use crate::encoder::cpu::partner::with_partner;
 
     /// C = A·Bᵀ in f64, the independent reference.
     fn reference(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
@@ -719,7 +653,7 @@ mod tests {
             if avx2::available() {
                 found.push(("avx2", avx2::MR, avx2::tile));
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if features().avx512f {
                 found.push(("avx512", avx512::MR, avx512::tile));
             }
         }

@@ -6,8 +6,9 @@
 //! whose lane j holds rows 2q and 2q + 1 of column j (low half first), and A tiles of `MR` rows
 //! holding (A[r][2q], A[r][2q + 1]) side by side.
 
-use super::matmul::{split_product, Finish, NR};
+use super::gemm::{bf16_bits, split_product, Finish, NR};
 use super::partner::Partner;
+use crate::simd::features;
 
 /// Depth pairs per pass: a B panel slice (`KQ` × [`NR`] pairs, 16 KB) stays in the L1 cache.
 const KQ: usize = 128;
@@ -18,21 +19,7 @@ const MR: usize = 12;
 
 /// Whether this CPU runs [`matmul_bf16`].
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// `x` rounded to the nearest bfloat16 (ties to even), as its 16 bits.
-pub fn bf16_bits(x: f32) -> u32 {
-    let b = x.to_bits();
-    if x.is_nan() {
-        return (b >> 16) | 0x40;
-    }
-    b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16
+    features().avx512f && features().avx512bf16
 }
 
 /// Two values as one pair lane: `lo` in the low half.
@@ -235,7 +222,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::partner::with_partner;
+    use crate::encoder::cpu::partner::with_partner;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len).map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 - 1001.0) / 1001.0).collect()
@@ -301,9 +288,7 @@ mod tests {
         if !available() {
             // Nothing to run: the encoder never calls this without the instructions.
             #[cfg(target_arch = "x86_64")]
-            assert!(
-                !(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16"))
-            );
+            assert!(!(features().avx512f && features().avx512bf16));
             return;
         }
         for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (13, 64, 301), (15, 384, 384), (500, 70, 600), (1000, 40, 40)] {

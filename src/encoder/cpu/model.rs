@@ -1,5 +1,5 @@
 //! BERT inference on the CPU in f32 over the model's own weights (the dense layers' products in
-//! bfloat16 for a bf16 model, or in 8-bit integers with `int8`), for [`Encoder`](super::Encoder).
+//! bfloat16 for a bf16 model, or in 8-bit integers with `int8`), for [`Encoder`](crate::encoder::Encoder).
 //!
 //! [`Bert`]'s forward pass is a graph of candle operations: every one allocates its output,
 //! many copy (head split, transposes, contiguous), a padded batch computes padding tokens, and a
@@ -10,17 +10,16 @@
 //! tokens, so there is no mask. Inference only: training keeps the differentiable [`Bert`].
 
 use candle_core::{CpuStorage, DType, Storage, Tensor};
+use tracing::trace_span;
 
-use super::attention_softmax::scaled_softmax_rows;
-use super::bert::{Bert, LayerNorm};
-use super::dense::Dense;
-use super::gelu::gelu;
+use super::math::{add_bias, add_bias_gelu, add_residual_norm, scaled_softmax_rows, Norm};
 use super::matmul::{matmul, Bf16, PackedB};
 use super::matmul_bf16::{self, matmul_bf16, PackedB16};
 use super::matmul_i8::{matmul_i8, PackedB8};
 use super::partner::{with_partner, Partner};
-use super::pooling::{no_pooler, Pooling, Source};
-use crate::simd::multiversion;
+use crate::encoder::bert::{Bert, LayerNorm};
+use crate::encoder::dense::Dense;
+use crate::encoder::pooling::{no_pooler, Pooling, Source};
 use crate::{Error, Result};
 
 /// y = x Wᵀ + b with W packed for [`matmul`], or in a bf16 model for [`matmul_bf16`] where the
@@ -102,50 +101,6 @@ impl Affine {
     }
 }
 
-/// LayerNorm parameters.
-struct Norm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    eps: f32,
-}
-
-impl Norm {
-    fn load(ln: &LayerNorm) -> Result<Self> {
-        Ok(Norm { weight: values(&ln.weight)?, bias: values(&ln.bias)?, eps: ln.eps as f32 })
-    }
-
-    /// Normalises one row in place (mean and variance in two passes, in f64 sums).
-    #[inline(always)]
-    fn apply(&self, row: &mut [f32]) {
-        let n = row.len() as f64;
-        let mean = lane_sum(row, f64::from) / n;
-        let var = lane_sum(row, |v| (f64::from(v) - mean).powi(2)) / n;
-        let inv = (1.0 / (var + f64::from(self.eps)).sqrt()) as f32;
-        let mean = mean as f32;
-        for ((v, &w), &b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
-            *v = (*v - mean) * inv * w + b;
-        }
-    }
-}
-
-/// Σ f(v) over `row` in [`SUM_LANES`] independent f64 sums, added at the end: the compiler
-/// vectorises them (one running sum would be a chain of dependent scalar additions).
-#[inline(always)]
-fn lane_sum(row: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-    let mut lanes = [0f64; SUM_LANES];
-    let chunks = row.chunks_exact(SUM_LANES);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for chunk in chunks {
-        for (l, &v) in lanes.iter_mut().zip(chunk) {
-            *l += f(v);
-        }
-    }
-    lanes.iter().sum::<f64>() + tail
-}
-
-/// Independent sums of [`lane_sum`]: two AVX-512 registers of f64.
-const SUM_LANES: usize = 16;
-
 struct Layer {
     qkv: Affine,
     attention_output: Affine,
@@ -178,6 +133,13 @@ pub struct CpuBert {
 /// A tensor's values, flattened, as f32.
 fn values(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl Norm {
+    /// A copy of candle's LayerNorm parameters.
+    fn load(ln: &LayerNorm) -> Result<Self> {
+        Ok(Norm { weight: values(&ln.weight)?, bias: values(&ln.bias)?, eps: ln.eps as f32 })
+    }
 }
 
 impl CpuBert {
@@ -231,6 +193,7 @@ impl CpuBert {
     /// The batch runs in passes of about [`PASS_TOKENS`] tokens. Texts are independent (there is
     /// no padding and attention stays within a text), so passes change no result.
     pub fn encode(&self, ids: &[&[u32]], poolings: &[Pooling], parallel: bool) -> Result<Vec<Vec<f32>>> {
+        let _span = trace_span!("cpu_bert", texts = ids.len(), parallel).entered();
         with_partner(parallel, |partner| {
             let mut out = vec![Vec::new(); poolings.len()];
             let mut rest = ids;
@@ -256,6 +219,7 @@ impl CpuBert {
 
     /// [`CpuBert::encode`] in one forward pass.
     fn encode_pass(&self, ids: &[&[u32]], poolings: &[Pooling], partner: Option<&Partner>) -> Result<Vec<Vec<f32>>> {
+        let _span = trace_span!("pass", texts = ids.len()).entered();
         let last = self.layers.len();
         let sources: Vec<Source> = poolings.iter().map(|p| p.source(last)).collect();
         let mut keep = vec![false; last + 1];
@@ -268,6 +232,7 @@ impl CpuBert {
         }
         let states = self.forward(ids, &keep, partner)?;
         let state = |l: usize| states[l].as_deref().expect("kept above");
+        let _span = trace_span!("pooling").entered();
         let h = self.hidden;
         let starts: Vec<usize> = ids
             .iter()
@@ -328,23 +293,34 @@ impl CpuBert {
         let mut inner = vec![0f32; tokens * self.layers.first().map_or(0, |l| l.intermediate.outputs())];
         let mut scratch = Attention::default();
         for (i, layer) in self.layers.iter().enumerate() {
+            let _layer = trace_span!("layer", i).entered();
             if keep[i] {
                 states[i] = Some(x.clone());
             }
             let qkv_bias = &layer.qkv.bias;
-            layer.qkv.apply(&x, h, tokens, &mut qkv, 3 * h, partner, |_, rows| add_bias(rows, qkv_bias));
-            let mut start = 0;
-            for s in ids {
-                scratch.run(&qkv, start, s.len(), h, self.heads, &mut context);
-                start += s.len();
-            }
+            trace_span!("qkv").in_scope(|| {
+                layer.qkv.apply(&x, h, tokens, &mut qkv, 3 * h, partner, |_, rows| add_bias(rows, qkv_bias))
+            });
+            trace_span!("attention").in_scope(|| {
+                let mut start = 0;
+                for s in ids {
+                    scratch.run(&qkv, start, s.len(), h, self.heads, &mut context);
+                    start += s.len();
+                }
+            });
             let (ao, an) = (&layer.attention_output, &layer.attention_norm);
-            ao.apply(&context, h, tokens, &mut attended, h, partner, residual_norm(ao, an, &x, h));
+            trace_span!("attention_output")
+                .in_scope(|| ao.apply(&context, h, tokens, &mut attended, h, partner, residual_norm(ao, an, &x, h)));
             let inter = &layer.intermediate;
             let n_inner = inter.outputs();
-            inter.apply(&attended, h, tokens, &mut inner, n_inner, partner, |_, rows| add_bias_gelu(rows, &inter.bias));
+            trace_span!("intermediate").in_scope(|| {
+                inter.apply(&attended, h, tokens, &mut inner, n_inner, partner, |_, rows| {
+                    add_bias_gelu(rows, &inter.bias)
+                })
+            });
             let (o, on) = (&layer.output, &layer.output_norm);
-            o.apply(&inner, n_inner, tokens, &mut x, h, partner, residual_norm(o, on, &attended, h));
+            trace_span!("output")
+                .in_scope(|| o.apply(&inner, n_inner, tokens, &mut x, h, partner, residual_norm(o, on, &attended, h)));
         }
         let last = self.layers.len();
         if keep[last] {
@@ -355,6 +331,7 @@ impl CpuBert {
 
     /// Word + position + token type 0 embeddings, normalised: (tokens × hidden).
     fn embed(&self, ids: &[&[u32]], tokens: usize) -> Result<Vec<f32>> {
+        let _span = trace_span!("embeddings", tokens).entered();
         let h = self.hidden;
         let positions = self.position_embeddings.len() / h.max(1);
         let (storage, layout) = self.word_embeddings.storage_and_layout();
@@ -386,36 +363,6 @@ impl CpuBert {
             }
         }
         Ok(x)
-    }
-}
-
-multiversion! {
-    /// Rows (each as wide as `bias`) += bias.
-    fn add_bias(rows: &mut [f32], bias: &[f32]) {
-        for row in rows.chunks_mut(bias.len()) {
-            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
-        }
-    }
-}
-
-multiversion! {
-    /// Rows (each as wide as `bias`) ← GELU(row + bias).
-    fn add_bias_gelu(rows: &mut [f32], bias: &[f32]) {
-        for row in rows.chunks_mut(bias.len()) {
-            row.iter_mut().zip(bias).for_each(|(v, &b)| *v = gelu(*v + b));
-        }
-    }
-}
-
-multiversion! {
-    /// Rows (each as wide as `bias`) ← LayerNorm(row + bias + the residual's row at the same place).
-    fn add_residual_norm(rows: &mut [f32], bias: &[f32], residual: &[f32], norm: &Norm) {
-        for (row, res) in rows.chunks_mut(bias.len()).zip(residual.chunks(bias.len())) {
-            for ((v, &b), &x) in row.iter_mut().zip(bias).zip(res) {
-                *v += b + x;
-            }
-            norm.apply(row);
-        }
     }
 }
 

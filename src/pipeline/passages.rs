@@ -1,12 +1,20 @@
-//! Long texts as overlapping passages: where to cut a text so that every token is encoded.
+//! Texts made into vectors for a store: each whole, or as overlapping passages cut where
+//! every token is encoded, through an embedder in calls of a bounded number of texts.
 //!
 //! A passage is a run of at most `length` tokens; passage `i` starts at token `i × stride`, so
 //! neighbours share `length − stride` tokens and a sentence cut by one passage's end is whole in
-//! the next. A text that fits in one passage is kept whole.
+//! the next. A text that fits in one passage is kept whole. Invariants of [`embed_texts`]: every
+//! text gets at least one vector, in input order; only texts encoded whole count as truncated
+//! (passages are cut to fit); an embedder that returns a different number of vectors than texts
+//! is an error, not a misaligned result. The store (`Collection::add_texts`)
+//! checks the documents and writes what comes back; this module knows nothing of the store.
 
-use crate::{Error, Result, TokenSpans};
+use crate::{Embedder, Error, Result, TokenSpans};
 
-/// How [`crate::store::Collection::add_texts_in_passages`] splits long texts; `None` fields take
+/// Texts encoded per call to the embedder in [`embed_texts`].
+const EMBED_CHUNK: usize = 64;
+
+/// How `Collection::add_texts_in_passages` (in `store`) splits long texts; `None` fields take
 /// the encoder's limit (tokens one input holds) and a quarter of overlap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Passages {
@@ -56,6 +64,57 @@ pub fn split(text: &str, tokens: &TokenSpans, length: usize, stride: usize) -> V
         }
         start += stride;
     }
+}
+
+/// Texts encoded by [`embed_texts`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EmbeddedTexts {
+    /// Per text, in input order: its vector, or one per passage.
+    pub vectors: Vec<Vec<Vec<f32>>>,
+    /// Texts encoded whole whose tail the encoder did not read (passages never count).
+    pub truncated: usize,
+}
+
+/// Encodes `texts` with `embedder`: each whole, or with `split` as passages (which needs an
+/// embedder that shows its tokens, [`Embedder::token_spans`]). Only splitting needs every
+/// token of a text; a text encoded whole is tokenized as far as the encoder reads it.
+pub fn embed_texts(embedder: &dyn Embedder, texts: &[&str], split: Option<Passages>) -> Result<EmbeddedTexts> {
+    // Each text's pieces: the whole text, or its passages.
+    let mut pieces: Vec<Vec<&str>> = Vec::with_capacity(texts.len());
+    for &text in texts {
+        match split {
+            Some(p) => {
+                let Some(tokens) = embedder.token_spans(text)? else {
+                    return Err(Error::InvalidInput(format!(
+                        "the embedder of {} does not show its tokens, so texts cannot be split into passages; index them whole",
+                        embedder.id()
+                    )));
+                };
+                let (length, stride) = p.resolve(tokens.capacity)?;
+                let ranges = self::split(text, &tokens, length, stride);
+                pieces.push(ranges.into_iter().map(|r| &text[r]).collect());
+            }
+            None => pieces.push(vec![text]),
+        }
+    }
+    let flat: Vec<&str> = pieces.iter().flatten().copied().collect();
+    let mut vectors = Vec::with_capacity(flat.len());
+    // Passages are cut to fit, so only texts encoded whole count as truncated.
+    let mut truncated = 0;
+    for chunk in flat.chunks(EMBED_CHUNK) {
+        let embedded = embedder.embed_counting_cuts(chunk)?;
+        if split.is_none() {
+            truncated += embedded.truncated;
+        }
+        let got = embedded.vectors;
+        if got.len() != chunk.len() {
+            return Err(Error::Model(format!("the embedder returned {} vectors for {} texts", got.len(), chunk.len())));
+        }
+        vectors.extend(got);
+    }
+    let mut vectors = vectors.into_iter();
+    let vectors = pieces.iter().map(|p| vectors.by_ref().take(p.len()).collect()).collect();
+    Ok(EmbeddedTexts { vectors, truncated })
 }
 
 #[cfg(test)]
