@@ -314,7 +314,7 @@ fn check_acknowledged(server: &Server, acked: &[(String, u64)]) {
     // The batches in flight at the kills may be there too (whole or not at all).
     let (_, count) = server.call("GET", "/collections/mine/count", None);
     let count = count["count"].as_u64().unwrap() as usize;
-    assert!(count >= ids.len() && count % 20 == 0, "{count} documents for {} acknowledged", ids.len());
+    assert!(count >= ids.len() && count.is_multiple_of(20), "{count} documents for {} acknowledged", ids.len());
 }
 
 #[test]
@@ -379,4 +379,57 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     let server = Server::start(dir.path(), &[]);
     check_acknowledged(&server, &acked);
     eprintln!("{} acknowledged documents survived 3 SIGKILLs of the server", acked.len());
+}
+
+/// Runs the isovec command line; its stdout, or a panic with its stderr.
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_isovec")).args(args).output().unwrap();
+    assert!(out.status.success(), "isovec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ids_of(json_lines: &str) -> Vec<String> {
+    json_lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_command_line_indexes_searches_gets_and_deletes_through_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), &[]);
+    let url = server.url();
+    make_collection(&server);
+    // A collection of vectors made outside isovec: get, lexical search and delete load no model.
+    let all = cli(&["get", "--server", &url, "--collection", "mine"]);
+    assert_eq!(ids_of(&all), ["a", "b", "c"]);
+    let filtered = cli(&["get", "--server", &url, "--collection", "mine", "--filter", "n>=2"]);
+    assert_eq!(ids_of(&filtered), ["b"]);
+    let found = cli(&["search", "--server", &url, "--collection", "mine", "--mode", "lexical", "--json", "oven"]);
+    assert_eq!(ids_of(&found), ["b"]);
+    cli(&["delete", "--server", &url, "--collection", "mine", "b"]);
+    assert_eq!(ids_of(&cli(&["get", "--server", &url, "--collection", "mine", "a", "b", "c"])), ["a", "c"]);
+    // Paths never travel: a model folder with --server is refused before anything is sent.
+    let out = Command::new(env!("CARGO_BIN_EXE_isovec"))
+        .args(["search", "--server", &url, "--model", "/etc", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("names a file"));
+
+    // Texts encoded by the server's default pipeline (needs the installed default model).
+    if isovec::test_support::default_model().is_none() {
+        return;
+    }
+    let file = dir.path().join("docs.jsonl");
+    let docs = [
+        json!({"id": "v", "text": "Vaccines train the immune system to fight infections.", "metadata": {"t": "health"}}),
+        json!({"id": "h", "text": "The goalie stopped the puck on the ice rink.", "metadata": {"t": "sports"}}),
+        json!({"id": "o", "text": "Ocean currents carry warm water to the north.", "metadata": {"t": "nature"}}),
+    ];
+    std::fs::write(&file, docs.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
+    cli(&["index", "--server", &url, "--collection", "texts", file.to_str().unwrap()]);
+    for (query, top) in [("how do vaccines work", "v"), ("ice hockey", "h"), ("sea water", "o")] {
+        let hits = cli(&["search", "--server", &url, "--collection", "texts", "-k", "1", "--json", query]);
+        assert_eq!(ids_of(&hits), [top], "{query}");
+    }
+    let hybrid = cli(&["search", "--server", &url, "--collection", "texts", "--mode", "hybrid", "--json", "puck"]);
+    assert_eq!(ids_of(&hybrid)[0], "h");
 }

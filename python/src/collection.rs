@@ -139,7 +139,7 @@ impl Collection {
                 include.push(Include::Embeddings);
             }
             let got = api.get(&GetRequest { ids, filter: filter.map(Where::Expression), offset, limit, include })?;
-            let flat = got.embeddings.as_ref().map(|e| bytes_of(e)).unwrap_or_default();
+            let flat = got.embeddings.as_ref().map(bytes_of).unwrap_or_default();
             let rows = got
                 .ids
                 .into_iter()

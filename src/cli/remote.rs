@@ -94,17 +94,17 @@ pub fn index(remote: &Remote, args: &IndexArgs) -> anyhow::Result<()> {
     let (mut inserted, mut replaced) = (0usize, 0usize);
     let mut done = false;
     while !done {
-        let mut batch = WriteRequest { documents: Some(Vec::new()), metadatas: Some(Vec::new()), ..Default::default() };
-        while batch.ids.len() < args.batch.max(1) {
+        let (mut ids, mut texts, mut metadata) = (Vec::new(), Vec::new(), Vec::new());
+        while ids.len() < args.batch.max(1) {
             match lines.next()? {
                 None => {
                     done = true;
                     break;
                 }
                 Some(Ok(doc)) => {
-                    batch.ids.push(doc.id);
-                    batch.documents.as_mut().map(|d| d.push(Some(doc.text)));
-                    batch.metadatas.as_mut().map(|m| m.push(Some(doc.metadata)));
+                    ids.push(doc.id);
+                    texts.push(Some(doc.text));
+                    metadata.push(Some(doc.metadata));
                 }
                 Some(Err(m)) => anyhow::bail!(
                     "{}:{}: {m}\n(indexing stopped; {} documents before this line's batch were written)",
@@ -114,9 +114,10 @@ pub fn index(remote: &Remote, args: &IndexArgs) -> anyhow::Result<()> {
                 ),
             }
         }
-        if batch.ids.is_empty() {
+        if ids.is_empty() {
             break;
         }
+        let batch = WriteRequest { ids, documents: Some(texts), embeddings: None, metadatas: Some(metadata) };
         let counts = remote.call("POST", &path, Some(&serde_json::to_value(&batch)?))?;
         inserted += counts["inserted"].as_u64().unwrap_or(0) as usize;
         replaced += counts["replaced"].as_u64().unwrap_or(0) as usize;
@@ -183,21 +184,21 @@ pub fn delete(remote: &Remote, target: &TargetArgs, ids: &[String]) -> anyhow::R
 /// `isovec get --server`: every page of the answer.
 pub fn get(remote: &Remote, target: &TargetArgs, mut req: GetRequest) -> anyhow::Result<GetResult> {
     let path = format!("{}/get", Remote::collection_path(&target.collection));
-    let mut out = GetResult { documents: Some(Vec::new()), metadatas: Some(Vec::new()), ..GetResult::default() };
+    let (mut ids, mut texts, mut metadata) = (Vec::new(), Vec::new(), Vec::new());
     let wanted = req.limit;
     loop {
         if let Some(limit) = wanted {
-            req.limit = Some(limit - out.ids.len());
+            req.limit = Some(limit - ids.len());
         }
         let page: GetResult =
             serde_json::from_value(remote.call("POST", &path, Some(&serde_json::to_value(&req)?))?)?;
         let got = page.ids.len();
-        out.ids.extend(page.ids);
-        out.documents.as_mut().map(|d| d.extend(page.documents.unwrap_or_default()));
-        out.metadatas.as_mut().map(|m| m.extend(page.metadatas.unwrap_or_default()));
+        ids.extend(page.ids);
+        texts.extend(page.documents.unwrap_or_default());
+        metadata.extend(page.metadatas.unwrap_or_default());
         req.offset += got;
-        if req.ids.is_some() || got == 0 || wanted.is_some_and(|w| out.ids.len() >= w) {
-            return Ok(out);
+        if req.ids.is_some() || got == 0 || wanted.is_some_and(|w| ids.len() >= w) {
+            return Ok(GetResult { ids, documents: Some(texts), metadatas: Some(metadata), embeddings: None });
         }
     }
 }
