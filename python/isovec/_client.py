@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from . import errors
-from ._collection import OneOrMany, Vectors, Where, _include, _list
+from ._collection import OneOrMany, Vectors, Where, _include, _list, _query_result
 from .errors import InvalidInputError, ServerUnreachableError
 
 
@@ -281,18 +281,7 @@ class HttpCollection:
             "include": [i for i in ("documents", "metadatas", "scores") if i in wanted or i == "scores"],
         }
         r = self._http.call("POST", f"{self._path}/query", body)
-        scores = [np.asarray(s, dtype=np.float32) for s in r["scores"]]
-        out: Dict[str, Any] = {"ids": r["ids"]}
-        out["documents"] = r["documents"] if "documents" in wanted else None
-        out["metadatas"] = r["metadatas"] if "metadatas" in wanted else None
-        out["scores"] = scores if "scores" in wanted else None
-        out["distances"] = [1.0 - s for s in scores] if "distances" in wanted and mode in ("dense", "exact") else None
-        out["embeddings"] = (
-            [self.get(ids=ids, include=("embeddings",))["embeddings"] for ids in out["ids"]]
-            if "embeddings" in wanted
-            else None
-        )
-        return out
+        return _query_result(self, r["ids"], r["scores"], r.get("documents"), r.get("metadatas"), wanted, mode)
 
     def search(
         self, text: str, k: int = 10, filter: Optional[Where] = None, mode: str = "dense", ef: Optional[int] = None

@@ -60,6 +60,22 @@ def _include(include: Sequence[str]) -> set:
     return set(include)
 
 
+def _query_result(collection, ids, scores, documents, metadatas, wanted: set, mode: str) -> Dict[str, Any]:
+    """``query``'s dict of lists (one entry per query) from the hits' parts; the embedded and the
+    HTTP collection answer with it."""
+    scores = [np.asarray(s, dtype=np.float32) for s in scores]
+    return {
+        "ids": ids,
+        "documents": documents if "documents" in wanted else None,
+        "metadatas": metadatas if "metadatas" in wanted else None,
+        "scores": scores if "scores" in wanted else None,
+        "distances": [1.0 - s for s in scores] if "distances" in wanted and mode in ("dense", "exact") else None,
+        "embeddings": (
+            [collection.get(ids=i, include=("embeddings",))["embeddings"] for i in ids] if "embeddings" in wanted else None
+        ),
+    }
+
+
 class Collection:
     """Documents of a store with the pipeline that encodes their texts and queries (the
     collection's own), or vectors made outside isovec (``external``)."""
@@ -190,22 +206,15 @@ class Collection:
         if texts is None and data is None:
             raise InvalidInputError("query: give query_texts or query_embeddings")
         results = self._native.query(texts, data, rows, dims, n_results, _where(where), mode, ef)
-        out: Dict[str, Any] = {"ids": [[h[0] for h in hits] for hits in results]}
-        out["documents"] = [[h[2] for h in hits] for hits in results] if "documents" in wanted else None
-        out["metadatas"] = (
-            [[None if h[3] is None else json.loads(h[3]) for h in hits] for hits in results]
-            if "metadatas" in wanted
-            else None
+        return _query_result(
+            self,
+            [[h[0] for h in hits] for hits in results],
+            [[h[1] for h in hits] for hits in results],
+            [[h[2] for h in hits] for hits in results],
+            [[None if h[3] is None else json.loads(h[3]) for h in hits] for hits in results],
+            wanted,
+            mode,
         )
-        scores = [np.array([h[1] for h in hits], dtype=np.float32) for hits in results]
-        out["scores"] = scores if "scores" in wanted else None
-        out["distances"] = [1.0 - s for s in scores] if "distances" in wanted and mode in ("dense", "exact") else None
-        out["embeddings"] = (
-            [self.get(ids=ids, include=("embeddings",))["embeddings"] for ids in out["ids"]]
-            if "embeddings" in wanted
-            else None
-        )
-        return out
 
     def search(
         self, text: str, k: int = 10, filter: Optional[Where] = None, mode: str = "dense", ef: Optional[int] = None
