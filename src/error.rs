@@ -54,7 +54,9 @@ pub enum Error {
     #[error(
         "store: {} is not an isovec store (it has no {} and is not empty); give a new or empty directory",
         path.display(),
-        crate::store::layout::MARKER_FILE
+        // `store::layout::MARKER_FILE`, written out so that errors depend on no module (a test
+        // there checks that the two agree).
+        "isovec-store.json"
     )]
     NotAStore {
         /// The directory.

@@ -1,6 +1,6 @@
 //! candle custom ops of candle's BERT in [`Mode::Infer`](super::Mode::Infer): the attention
 //! softmax with its mask and GELU, on contiguous f32 CPU tensors (anything else takes candle's
-//! own ops), over the CPU engine's row math ([`super::cpu::math`]). With the few-rows
+//! own ops), over the CPU engine's row math ([`super::math`]). With the few-rows
 //! dense layer ([`super::dense`]) they are what the engine replaced for encoding.
 //!
 //! Why they stay: the [`Encoder`](super::Encoder) never reaches them (on the CPU in f32 or
@@ -14,7 +14,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
-use super::cpu::math::{gelu, softmax_row};
+use super::math::{gelu, softmax_row};
 use crate::Result;
 
 struct MaskedSoftmax {

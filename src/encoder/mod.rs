@@ -11,6 +11,7 @@ pub mod config;
 mod cpu;
 mod dense;
 pub mod fetch;
+mod math;
 pub mod model_dir;
 pub mod pooling;
 pub mod tokenizer;

@@ -9,6 +9,16 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 use super::model_dir::ModelDir;
 use crate::{Error, Result};
 
+/// A text's tokens as byte ranges in it, and how many fit in one encoder input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSpans {
+    /// Byte range of each token in the text, in order; special tokens left out, none cut.
+    pub spans: Vec<std::ops::Range<usize>>,
+    /// Tokens one input holds besides the special tokens (and the document prefix's): the rest
+    /// of a longer text is cut.
+    pub capacity: usize,
+}
+
 /// One tokenized text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tokens {
@@ -75,9 +85,9 @@ impl TextTokenizer {
 
     /// Every token of `text` (special tokens left out, none cut) as its byte range in `text`,
     /// and how many of them one input holds.
-    pub fn token_spans(&self, text: &str) -> Result<crate::pipeline::TokenSpans> {
+    pub fn token_spans(&self, text: &str) -> Result<TokenSpans> {
         let enc = self.whole.encode(text, false).map_err(|e| Error::InvalidInput(format!("cannot tokenize: {e}")))?;
-        Ok(crate::pipeline::TokenSpans {
+        Ok(TokenSpans {
             spans: enc.get_offsets().iter().map(|&(a, b)| a..b).collect(),
             capacity: self.max_length.saturating_sub(self.special_count),
         })

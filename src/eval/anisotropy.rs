@@ -10,8 +10,6 @@ use rayon::prelude::*;
 
 use crate::vector::cosine;
 
-#[cfg(feature = "report")]
-pub use super::histogram_svg::write_histogram_svg;
 pub use super::token_frequency::{frequency_table, FreqBucketRow};
 
 /// Number of histogram bins over [-1, 1] (width 0.05).

@@ -21,6 +21,7 @@ pub use request::{PipelineRequest, TransformChoice};
 pub use shared::open_shared;
 pub use spec::{EncodedSpec, ModelLocation, PipelineSpec, StoredTransform, VectorSource, SPEC_VERSION};
 
+pub use crate::encoder::tokenizer::TokenSpans;
 use crate::encoder::{Encoder, Pooling};
 use crate::transform::Transform;
 use crate::vector::normalize;
@@ -64,16 +65,6 @@ pub trait Embedder: Send + Sync {
     fn spec(&self) -> Result<Option<PipelineSpec>> {
         Ok(None)
     }
-}
-
-/// A text's tokens as byte ranges in it, and how many fit in one encoder input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenSpans {
-    /// Byte range of each token in the text, in order; special tokens left out, none cut.
-    pub spans: Vec<std::ops::Range<usize>>,
-    /// Tokens one input holds besides the special tokens (and the document prefix's): the rest
-    /// of a longer text is cut.
-    pub capacity: usize,
 }
 
 /// A complete pipeline: an encoder, a pooling, prefixes, an optional fitted transform, L2

@@ -129,7 +129,7 @@ pub struct CollectionConfig {
     pub hnsw: HnswParams,
     /// BM25 parameters of the full-text index (stores written before it existed get the defaults).
     #[serde(default)]
-    pub lexical: crate::store::text_index::LexicalParams,
+    pub lexical: LexicalParams,
     /// How many times the collection was re-embedded: names its tree and index folder.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub generation: u32,
@@ -182,6 +182,37 @@ impl HnswParams {
                     "HNSW {what} = {ef} is out of range; use a value in 1..={MAX_EF} (32–400 is typical)"
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+/// BM25 parameters of a collection's full-text index.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LexicalParams {
+    /// Term-frequency saturation (0 = presence only); default 1.2.
+    pub k1: f32,
+    /// Length normalisation, 0 (none) to 1 (full); default 0.75.
+    pub b: f32,
+}
+
+impl Default for LexicalParams {
+    fn default() -> Self {
+        LexicalParams { k1: 1.2, b: 0.75 }
+    }
+}
+
+impl LexicalParams {
+    /// Errors unless `k1` is finite and ≥ 0 and `b` lies in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if !(self.k1.is_finite() && self.k1 >= 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "BM25 k1 must be a finite number ≥ 0 (usual: 1.2), got {}",
+                self.k1
+            )));
+        }
+        if !(self.b.is_finite() && (0.0..=1.0).contains(&self.b)) {
+            return Err(Error::InvalidInput(format!("BM25 b must lie in [0, 1] (usual: 0.75), got {}", self.b)));
         }
         Ok(())
     }
@@ -413,6 +444,13 @@ pub fn db_error(e: sled::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_not_a_store_error_names_the_marker_file() {
+        // error.rs writes the name out rather than depend on this module.
+        let e = Error::NotAStore { path: std::path::PathBuf::from("/x") };
+        assert!(e.to_string().contains(&format!("it has no {MARKER_FILE} and")), "{e}");
+    }
 
     #[test]
     fn records_round_trip() {

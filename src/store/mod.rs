@@ -51,10 +51,10 @@ pub use collection::{
 pub use durable::Durability;
 pub use filter::{Filter, MAX_FILTER_DEPTH};
 pub use fusion::{Fusion, SearchMode};
-pub use layout::{CollectionConfig, HnswParams, Metric};
+pub use layout::{CollectionConfig, HnswParams, LexicalParams, Metric};
 pub use passages::Passages;
 pub use reembed::ReembedReport;
-pub use text_index::{LexicalParams, TextIndexStats};
+pub use text_index::TextIndexStats;
 
 use layout::{db_error, Marker, COLLECTIONS_TREE, FORMAT_VERSION, INDEX_DIR, LOCK_FILE, MARKER_FILE, SLED_DIR};
 

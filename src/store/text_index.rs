@@ -25,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tantivy::directory::MmapDirectory;
 use tantivy::postings::Postings;
 use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
@@ -35,6 +35,9 @@ use tantivy::tokenizer::{
 use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, TERMINATED};
 
 use crate::progress::Progress;
+/// Kept here too: the parameters were defined in this module before they joined the
+/// collection's recorded configuration ([`crate::store::layout`]).
+pub use crate::store::layout::LexicalParams;
 use crate::store::layout::{db_error, internal_id_of, DocRecord, DOC_TAG, VECTOR_TAG};
 use crate::vector::{Scored, TopK};
 use crate::{Error, Result};
@@ -49,37 +52,6 @@ const WRITER_MEMORY: usize = 32 << 20;
 const MAX_TOKEN_BYTES: usize = 40;
 /// Rebuilds of at least this many documents are told to the progress.
 const PROGRESS_MIN: u64 = 10_000;
-
-/// BM25 parameters of a collection's full-text index.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LexicalParams {
-    /// Term-frequency saturation (0 = presence only); default 1.2.
-    pub k1: f32,
-    /// Length normalisation, 0 (none) to 1 (full); default 0.75.
-    pub b: f32,
-}
-
-impl Default for LexicalParams {
-    fn default() -> Self {
-        LexicalParams { k1: 1.2, b: 0.75 }
-    }
-}
-
-impl LexicalParams {
-    /// Errors unless `k1` is finite and ≥ 0 and `b` lies in [0, 1].
-    pub fn validate(&self) -> Result<()> {
-        if !(self.k1.is_finite() && self.k1 >= 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "BM25 k1 must be a finite number ≥ 0 (usual: 1.2), got {}",
-                self.k1
-            )));
-        }
-        if !(self.b.is_finite() && (0.0..=1.0).contains(&self.b)) {
-            return Err(Error::InvalidInput(format!("BM25 b must lie in [0, 1] (usual: 0.75), got {}", self.b)));
-        }
-        Ok(())
-    }
-}
 
 /// Size and coverage of a text index.
 #[derive(Clone, Debug, PartialEq, Serialize)]

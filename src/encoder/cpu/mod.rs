@@ -11,10 +11,10 @@
 //! Inside: [`model`] (the weights' inference copy and the forward pass, with `tracing` spans
 //! naming its stages), the matrix products ([`matmul`] f32 and bf16-stored, [`matmul_bf16`],
 //! [`matmul_i8`], over [`gemm`]'s shared split), [`partner`] (the second thread of one
-//! product) and [`math`] (softmax, GELU, LayerNorm). Which kernels run is read from the
-//! crate's one record of CPU features (`crate::simd::features`). What leaves the boundary:
-//! [`CpuBert`], [`int8_available`], and the row math that candle's inference ops reuse
-//! (`encoder::candle_ops`).
+//! product); its row math (softmax, GELU, LayerNorm) is `encoder::math`, beside this module
+//! because candle's inference ops (`encoder::candle_ops`) reuse it. Which kernels run is read
+//! from the crate's one record of CPU features (`crate::simd::features`). What leaves the
+//! boundary: [`CpuBert`] and [`int8_available`].
 
 /// `match rows { r => rows_n::<r>(args) }` for each listed `r` (or `f::<r>` with `fn f;` first):
 /// the matrix kernels keep one instance per tile height, so each holds its accumulators in
@@ -32,7 +32,6 @@ macro_rules! dispatch_rows {
 }
 
 mod gemm;
-pub(super) mod math;
 mod matmul;
 mod matmul_bf16;
 mod matmul_i8;

@@ -12,13 +12,13 @@
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 use tracing::trace_span;
 
-use super::math::{add_bias, add_bias_gelu, add_residual_norm, scaled_softmax_rows, Norm};
 use super::matmul::{matmul, Bf16, PackedB};
 use super::matmul_bf16::{self, matmul_bf16, PackedB16};
 use super::matmul_i8::{matmul_i8, PackedB8};
 use super::partner::{with_partner, Partner};
 use crate::encoder::bert::{Bert, LayerNorm};
 use crate::encoder::dense::Dense;
+use crate::encoder::math::{add_bias, add_bias_gelu, add_residual_norm, scaled_softmax_rows, Norm};
 use crate::encoder::pooling::{no_pooler, Pooling, Source};
 use crate::{Error, Result};
 

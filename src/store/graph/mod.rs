@@ -16,71 +16,25 @@
 //!   reader that races a rewrite sees an old or new link in each slot, every one a valid node
 //!   (slots only ever hold node numbers below `len()`), so a search stays in bounds whatever it
 //!   reads; the count is published after the links it covers.
+//!
+//! This file holds the storage (the arrays, appending, the codes, slot blocks and node locks);
+//! `search.rs` walks the graph and `build.rs` links nodes into it.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+mod build;
+mod search;
+
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as Mem};
 use std::sync::Mutex;
 
-use crate::simd::{dot, dot_code};
-use crate::vector::Scored;
+use search::Visited;
+
+use crate::simd::dot_code;
 
 /// Highest layer a node can have (levels are drawn geometrically; 16 layers hold 2^64 nodes at m 16).
 pub(crate) const MAX_LEVEL: usize = 15;
 
 /// `top` when the graph has no node.
 const EMPTY: u64 = u64::MAX;
-
-/// A distance-ordered candidate: `−cosine` (estimated from codes) and the node number.
-///
-/// Among equal distances the newer node comes first. Copies of one vector (a document upserted
-/// again unchanged leaves one live copy among tombstoned ones) are at exactly equal distances, and
-/// the neighbour heuristic keeps the first of them and drops the rest: with the older first, every
-/// list kept an old copy, and the live one, once later points arrived, was linked from nowhere.
-#[derive(Clone, Copy, PartialEq, Debug)]
-pub(crate) struct Candidate(pub f32, pub u32);
-
-impl Eq for Candidate {}
-
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Candidate {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
-    }
-}
-
-/// Nodes seen in one search: `stamps[i] == generation` means visited.
-struct Visited {
-    generation: u32,
-    stamps: Vec<u32>,
-}
-
-impl Visited {
-    /// Starts a new search over `n` nodes (clears all marks in O(1), in O(n) once every 2³² searches).
-    fn reset(&mut self, n: usize) {
-        if self.stamps.len() < n {
-            self.stamps.resize(n, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamps.fill(0);
-            self.generation = 1;
-        }
-    }
-
-    /// Marks `i`; true if it was not marked yet.
-    fn insert(&mut self, i: u32) -> bool {
-        let s = &mut self.stamps[i as usize];
-        let fresh = *s != self.generation;
-        *s = self.generation;
-        fresh
-    }
-}
 
 /// An HNSW graph over normalised vectors, in flat arrays.
 pub(crate) struct Graph {
@@ -244,19 +198,6 @@ impl Graph {
         self.ids.is_empty()
     }
 
-    /// The exact `k` best by cosine among the nodes whose internal id is in `allowed` (sorted),
-    /// from the vectors held here; and how many of `allowed` the graph holds.
-    pub fn exact_among(&self, query: &[f32], k: usize, allowed: &[u64]) -> (Vec<Scored>, usize) {
-        let mut held = 0;
-        let chosen = (0..self.ids.len() as u32).filter(|&i| {
-            let keep = allowed.binary_search(&self.ids[i as usize]).is_ok();
-            held += usize::from(keep);
-            keep
-        });
-        let best = crate::vector::exact_top_k(query, k, chosen.map(|i| (self.ids[i as usize], self.vector(i))));
-        (best, held)
-    }
-
     fn vector(&self, i: u32) -> &[f32] {
         let start = i as usize * self.dims;
         &self.vectors[start..start + self.dims]
@@ -309,214 +250,6 @@ impl Graph {
 
     fn lock(&self, i: u32) -> std::sync::MutexGuard<'_, ()> {
         self.locks[i as usize].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn take_visited(&self) -> Visited {
-        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        pooled.unwrap_or(Visited { generation: 0, stamps: Vec::new() })
-    }
-
-    fn give_back(&self, visited: Visited) {
-        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(visited);
-    }
-
-    /// Moves from `current` to ever nearer neighbours on `level` until none is nearer.
-    fn greedy(&self, q: &QueryCode, current: &mut u32, best: &mut f32, level: usize, links: &mut Vec<u32>) {
-        loop {
-            links.clear();
-            self.neighbours(*current, level, links);
-            let mut moved = false;
-            for &n in links.iter() {
-                let d = self.distance(q, n);
-                if d < *best {
-                    (*best, *current, moved) = (d, n, true);
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-    }
-
-    /// Beam search on `level` from `start`: the `ef` nearest allowed nodes found, nearest first.
-    fn search_layer(
-        &self,
-        q: &QueryCode,
-        start: Candidate,
-        ef: usize,
-        level: usize,
-        allowed: Option<&dyn Fn(u64) -> bool>,
-        visited: &mut Visited,
-    ) -> Vec<Candidate> {
-        let accepts = |i: u32| allowed.is_none_or(|f| f(self.ids[i as usize]));
-        visited.reset(self.len());
-        // Min-heap of nodes to expand, max-heap of the best ef allowed nodes.
-        let mut frontier = BinaryHeap::with_capacity(ef * 4);
-        let mut results: BinaryHeap<Candidate> = BinaryHeap::with_capacity(ef + 1);
-        visited.insert(start.1);
-        frontier.push(std::cmp::Reverse(start));
-        if accepts(start.1) {
-            results.push(start);
-        }
-        let mut links = Vec::with_capacity(2 * self.m);
-        while let Some(std::cmp::Reverse(Candidate(d, node))) = frontier.pop() {
-            if results.len() >= ef && results.peek().is_some_and(|worst| d > worst.0) {
-                break;
-            }
-            links.clear();
-            self.neighbours(node, level, &mut links);
-            links.retain(|&n| visited.insert(n));
-            for &n in &links {
-                prefetch(self.code(n));
-            }
-            for &n in &links {
-                let dn = self.distance(q, n);
-                let bound = results.peek().map_or(f32::INFINITY, |worst| worst.0);
-                if results.len() < ef || dn < bound {
-                    frontier.push(std::cmp::Reverse(Candidate(dn, n)));
-                    if accepts(n) {
-                        results.push(Candidate(dn, n));
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                    }
-                }
-            }
-        }
-        results.into_sorted_vec()
-    }
-
-    /// The `k` nearest neighbours of a normalised query among ids `allowed` accepts, best first,
-    /// exploring with a beam of width `ef` (≥ k). Scores are exact cosines.
-    pub fn search(&self, query: &[f32], k: usize, ef: usize, allowed: Option<&dyn Fn(u64) -> bool>) -> Vec<Scored> {
-        let Some((entry, top_level)) = self.entry() else {
-            return Vec::new();
-        };
-        if k == 0 || query.len() != self.dims {
-            return Vec::new();
-        }
-        let ef = ef.max(k);
-        let q = self.query_code(query);
-        let (mut current, mut best) = (entry, self.distance(&q, entry));
-        let mut links = Vec::with_capacity(2 * self.m);
-        for level in (1..=top_level).rev() {
-            self.greedy(&q, &mut current, &mut best, level, &mut links);
-        }
-        let mut visited = self.take_visited();
-        let found = self.search_layer(&q, Candidate(best, current), ef, 0, allowed, &mut visited);
-        self.give_back(visited);
-        // Exact re-scoring of every candidate found: on data whose similarities are close (random
-        // vectors), the one-byte scores alone misorder the true top k beyond any short prefix.
-        let mut scored: Vec<Scored> = found
-            .into_iter()
-            .map(|Candidate(_, i)| Scored { internal_id: self.ids[i as usize], score: dot(query, self.vector(i)) })
-            .collect();
-        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.internal_id.cmp(&b.internal_id)));
-        scored.truncate(k);
-        scored
-    }
-
-    /// Links node `i` (appended, not yet linked) into the graph: on each of its layers, its
-    /// `m` nearest diverse neighbours among `ef_construction` candidates, and back.
-    pub fn link(&self, i: u32) {
-        let Some((entry, top_level)) = self.entry() else { return };
-        if entry == i {
-            return;
-        }
-        let level = self.levels[i as usize] as usize;
-        let q = self.query_code(self.vector(i));
-        let (mut current, mut best) = (entry, self.distance(&q, entry));
-        let mut links = Vec::with_capacity(2 * self.m);
-        for l in (level + 1..=top_level).rev() {
-            self.greedy(&q, &mut current, &mut best, l, &mut links);
-        }
-        let mut visited = self.take_visited();
-        // Node i's own lists are all set before any node links back to it, so a search that
-        // reaches i on some level finds its links on every lower level too.
-        let mut backlinks: Vec<(usize, Vec<u32>)> = Vec::new();
-        for l in (0..=level.min(top_level)).rev() {
-            let mut found =
-                self.search_layer(&q, Candidate(best, current), self.ef_construction, l, None, &mut visited);
-            found.retain(|c| c.1 != i);
-            let Some(&nearest) = found.first() else { continue };
-            let chosen = self.diverse(&found, self.m);
-            {
-                // Other threads linking at the same time may already have added links to `i`
-                // (add_link); they are kept, or one of them would become unreachable.
-                let _guard = self.lock(i);
-                let mut links = Vec::new();
-                self.neighbours(i, l, &mut links);
-                let mut merged = chosen.clone();
-                merged.extend(links.into_iter().filter(|n| !chosen.contains(n)));
-                if merged.len() > self.cap(l) {
-                    merged = self.prune(i, &merged, l);
-                }
-                self.set_neighbours(i, l, &merged);
-            }
-            backlinks.push((l, chosen));
-            (best, current) = (nearest.0, nearest.1);
-        }
-        self.give_back(visited);
-        for (l, chosen) in backlinks {
-            for n in chosen {
-                self.add_link(n, i, l);
-            }
-        }
-        if level > top_level {
-            let _guard = self.entry_lock.lock().unwrap_or_else(|e| e.into_inner());
-            if self.entry().is_none_or(|(_, top)| level > top) {
-                self.top.store(u64::from(i) | (level as u64) << 32, Mem::Release);
-            }
-        }
-    }
-
-    /// Adds the link `from → to` on `level`; a full list keeps its most diverse links.
-    fn add_link(&self, from: u32, to: u32, level: usize) {
-        let _guard = self.lock(from);
-        let mut links = Vec::with_capacity(self.cap(level) + 1);
-        self.neighbours(from, level, &mut links);
-        if links.contains(&to) {
-            return;
-        }
-        links.push(to);
-        if links.len() > self.cap(level) {
-            links = self.prune(from, &links, level);
-        }
-        self.set_neighbours(from, level, &links);
-    }
-
-    /// Most links a node keeps on `level`: 2m on the ground layer, m above.
-    fn cap(&self, level: usize) -> usize {
-        if level == 0 {
-            2 * self.m
-        } else {
-            self.m
-        }
-    }
-
-    /// The most diverse [`Graph::cap`] of node `i`'s candidate `links` on `level`.
-    fn prune(&self, i: u32, links: &[u32], level: usize) -> Vec<u32> {
-        let q = self.query_code(self.vector(i));
-        let mut candidates: Vec<Candidate> = links.iter().map(|&n| Candidate(self.distance(&q, n), n)).collect();
-        candidates.sort();
-        self.diverse(&candidates, self.cap(level))
-    }
-
-    /// HNSW's neighbour heuristic: walking `candidates` nearest first, keeps one unless a kept
-    /// node is nearer to it than the base is, up to `max` nodes.
-    fn diverse(&self, candidates: &[Candidate], max: usize) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(max);
-        let (mut q, mut buffer) = (QueryCode::default(), Vec::new());
-        for &Candidate(to_base, c) in candidates {
-            if kept.len() == max {
-                break;
-            }
-            q.set(self.vector(c), &self.scales, &mut buffer);
-            if kept.iter().all(|&r| self.distance(&q, r) > to_base) {
-                kept.push(c);
-            }
-        }
-        kept
     }
 }
 
@@ -582,27 +315,12 @@ fn level_of(id: u64, m: usize) -> usize {
     (level as usize).min(MAX_LEVEL)
 }
 
-/// Asks the CPU to start loading a code's cache lines.
-#[inline(always)]
-fn prefetch(v: &[i8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        for line in v.chunks(64) {
-            // SAFETY: prefetching is a hint: it reads nothing and never faults, whatever the
-            // address (and this one lies in `v`).
-            unsafe { _mm_prefetch(line.as_ptr(), _MM_HINT_T0) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::dot;
     use crate::transform::synthetic::Gaussian;
-    use crate::vector::{exact_top_k, normalized};
+    use crate::vector::{exact_top_k, normalized, Scored};
     use std::collections::HashSet;
 
     fn vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {

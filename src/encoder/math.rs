@@ -1,6 +1,7 @@
-//! The engine's element-wise math on rows of f32: the attention softmax (with a vectorisable
+//! The CPU engine's element-wise math on rows of f32: the attention softmax (with a vectorisable
 //! exp), GELU (with a vectorisable erf), LayerNorm, and the bias, activation and residual
-//! passes that finish each block of a matrix product.
+//! passes that finish each block of a matrix product. It lies beside both backends, not inside
+//! `cpu/`, because candle's BERT uses it too: neither backend depends on the other.
 //!
 //! Every function is branch-free over its row so that the compiler vectorises it, and the row
 //! passes are compiled for AVX-512, AVX2 + FMA and the baseline ([`multiversion!`]). Accuracy:
