@@ -12,6 +12,7 @@ pub mod eval_retrieval;
 pub mod eval_sts;
 pub mod export;
 pub mod fit;
+pub mod get;
 pub mod import;
 pub mod model;
 pub mod npy;
@@ -223,8 +224,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             store_cmds::search_with(&cmd.search, &cmd.query_vector, &options, &embedder_for(&cmd.pipeline)?)
         }
         Command::Reembed(args) => reembed::run(args),
-        Command::Delete(args) => store_cmds::delete(&args),
-        Command::Get(args) => store_cmds::get(&args),
+        Command::Delete(args) => match remote::Remote::of(&args.target)? {
+            Some(server) => {
+                let n = remote::delete(&server, &args.target, &args.ids)?;
+                eprintln!("deleted {n} of {} ids from {}", args.ids.len(), args.target.collection);
+                Ok(())
+            }
+            None => store_cmds::delete(&args),
+        },
+        Command::Get(args) => get::run(&args),
         Command::Stats(args) => store_cmds::stats(&args),
         Command::Compact(args) => store_cmds::compact(&args),
         Command::Train(args) => train::run(args),

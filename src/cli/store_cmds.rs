@@ -13,7 +13,6 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::common::BarProgress;
-use crate::api::{ApiCollection, GetRequest, Where};
 use crate::encoder::EncoderOptions;
 use crate::store::{
     Collection, Doc, Filter, Fusion, Hit, Passages, SearchMode, SearchParams, Store, TextDoc, UpsertReport,
@@ -523,42 +522,12 @@ pub fn search_with(
 
 /// Runs `isovec delete`.
 pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
-    if let Some(remote) = super::remote::Remote::of(&args.target)? {
-        let n = super::remote::delete(&remote, &args.target, &args.ids)?;
-        eprintln!("deleted {n} of {} ids from {}", args.ids.len(), args.target.collection);
-        return Ok(());
-    }
     let store = open_store(args.target.dir()?, false, &EncoderOptions::default())?;
     let collection = store.collection(&args.target.collection)?;
     let n = collection.delete(&args.ids)?;
     drop(collection);
     store.close()?;
     eprintln!("deleted {n} of {} ids from {}", args.ids.len(), args.target.collection);
-    Ok(())
-}
-
-/// Runs `isovec get` on a store directory, or through a server.
-pub fn get(args: &GetArgs) -> anyhow::Result<()> {
-    let req = GetRequest {
-        ids: (!args.ids.is_empty()).then(|| args.ids.clone()),
-        filter: args.filter.clone().map(Where::Expression),
-        offset: args.offset,
-        limit: args.limit,
-        ..GetRequest::default()
-    };
-    let got = match super::remote::Remote::of(&args.target)? {
-        Some(remote) => super::remote::get(&remote, &args.target, req)?,
-        None => {
-            let store = open_store(args.target.dir()?, false, &EncoderOptions::default())?;
-            let collection = ApiCollection::new(store.collection(&args.target.collection)?, None);
-            collection.get(&req)?
-        }
-    };
-    let texts = got.documents.unwrap_or_default();
-    let metadata = got.metadatas.unwrap_or_default();
-    for ((id, text), metadata) in got.ids.iter().zip(texts).zip(metadata) {
-        println!("{}", serde_json::json!({"id": id, "text": text, "metadata": metadata}));
-    }
     Ok(())
 }
 

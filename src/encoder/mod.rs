@@ -15,6 +15,7 @@ mod math;
 pub mod model_dir;
 pub mod pooling;
 pub mod tokenizer;
+pub mod training_info;
 mod tuning;
 
 use std::path::{Path, PathBuf};

@@ -85,7 +85,7 @@ pub fn read_fit_sentences(path: &Path) -> Result<Vec<String>> {
             line: 0,
             message: format!("not UTF-8: {e}"),
         })?;
-        let rows = crate::train::data::parse_csv(&text).map_err(|(line, message)| Error::Data {
+        let rows = super::text_file::parse_csv(&text).map_err(|(line, message)| Error::Data {
             path: path.into(),
             line,
             message,

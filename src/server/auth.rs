@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::routes::ErrorBody;
+use super::error_body::ErrorBody;
 use crate::api::ApiError;
 
 /// Whether `a` and `b` are equal, in a time that depends only on their lengths.

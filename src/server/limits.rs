@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::routes::ErrorBody;
+use super::error_body::ErrorBody;
 use crate::api::{ApiError, ErrorKind};
 
 /// Bounds on each request.

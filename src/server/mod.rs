@@ -16,6 +16,7 @@
 
 mod auth;
 mod batcher;
+mod error_body;
 mod limits;
 mod routes;
 mod state;

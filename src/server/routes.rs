@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::error_body::ErrorBody;
 use super::state::AppState;
 use super::{auth, limits, Limits};
 use crate::api::{
@@ -56,43 +57,6 @@ pub fn router(state: AppState, token: Option<String>, limits: Limits) -> Router 
         .layer(middleware::from_fn_with_state(limits, limits::bound))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(token.map(Arc::<str>::from), auth::require_token))
-}
-
-/// An error as the server answers it: `{"error": {"kind", "class", "message"}}` with a status.
-pub struct ErrorBody {
-    status: StatusCode,
-    error: ApiError,
-}
-
-impl ErrorBody {
-    /// The response for `error` with `status`.
-    pub fn response(status: StatusCode, error: ApiError) -> Response {
-        ErrorBody { status, error }.into_response()
-    }
-}
-
-impl From<ApiError> for ErrorBody {
-    fn from(error: ApiError) -> ErrorBody {
-        let status = match error.kind {
-            ErrorKind::InvalidInput | ErrorKind::Dimension => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::DuplicateId | ErrorKind::PipelineMismatch => StatusCode::CONFLICT,
-            ErrorKind::StoreLocked => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Model | ErrorKind::Store | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ErrorBody { status, error }
-    }
-}
-
-impl IntoResponse for ErrorBody {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "kind": self.error.kind,
-            "class": self.error.kind.python_class(),
-            "message": self.error.message,
-        }});
-        (self.status, Json(body)).into_response()
-    }
 }
 
 type Answer<T> = Result<Json<T>, ErrorBody>;
@@ -152,24 +116,24 @@ async fn openapi() -> Response {
 }
 
 async fn unknown_route(request: Request) -> ErrorBody {
-    ErrorBody {
-        status: StatusCode::NOT_FOUND,
-        error: ApiError::new(
+    ErrorBody::new(
+        StatusCode::NOT_FOUND,
+        ApiError::new(
             ErrorKind::NotFound,
             format!("no route {} {}; see /openapi.json for the routes", request.method(), request.uri().path()),
         ),
-    }
+    )
 }
 
 async fn wrong_method(request: Request) -> ErrorBody {
-    ErrorBody {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        error: ApiError::invalid(format!(
+    ErrorBody::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ApiError::invalid(format!(
             "{} is not a method of {}; see /openapi.json for the routes",
             request.method(),
             request.uri().path()
         )),
-    }
+    )
 }
 
 /// A collection as the API describes it.

@@ -37,43 +37,7 @@ pub fn read_corpus(path: &Path) -> Result<Vec<String>> {
     Ok(sentences)
 }
 
-/// A CSV record: the line it starts on, and its fields.
-pub type CsvRecord = (usize, Vec<String>);
-
-/// Splits CSV text into records of fields (RFC 4180, by the `csv` crate: quoted fields may hold
-/// commas, doubled quotes and line breaks); each record comes with the line it starts on.
-///
-/// The `csv` crate reads a quote that is never closed as running to the end of the file, and a
-/// quote inside an unquoted field as a plain character; both leave an odd number of quotes, which
-/// is refused here (a silently swallowed rest of the file would train on one giant "sentence").
-pub fn parse_csv(text: &str) -> std::result::Result<Vec<CsvRecord>, (usize, String)> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    let mut records = Vec::new();
-    // The line a record starts on, counted here: the reader's own count puts a record after a
-    // CRLF on the line before.
-    let bytes = text.as_bytes();
-    let (mut counted_to, mut line) = (0usize, 1usize);
-    for record in reader.records() {
-        let record = record.map_err(|e| (e.position().map_or(line, |p| p.line() as usize), e.to_string()))?;
-        let mut start = record.position().map_or(counted_to, |p| p.byte() as usize);
-        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
-            start += 1;
-        }
-        line += bytes[counted_to..start.max(counted_to)].iter().filter(|&&b| b == b'\n').count();
-        counted_to = counted_to.max(start);
-        records.push((line, record.iter().map(str::to_string).collect()));
-    }
-    if text.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
-        let line = records.last().map_or(1, |(line, _)| *line);
-        return Err((
-            line,
-            "an odd number of quotes: a quoted field is never closed, or a quote sits inside an unquoted \
-             field (quote the whole field and double the quotes inside it)"
-                .into(),
-        ));
-    }
-    Ok(records)
-}
+pub use crate::eval::text_file::{parse_csv, CsvRecord};
 
 /// Reads `sent0,sent1,hard_neg` triplets (a header line, then CSV records).
 pub fn read_triplets(path: &Path) -> Result<Vec<Triplet>> {

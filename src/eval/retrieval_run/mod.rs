@@ -371,7 +371,7 @@ pub fn evaluate(
         let split = match base {
             RetrievalPipeline::Encoder(path) => {
                 let enc = load_encoder(path)?;
-                let pooling = match crate::train::checkpoint::read_training_info(path)? {
+                let pooling = match crate::encoder::training_info::read_training_info(path)? {
                     Some(info) => info.pooling.parse()?,
                     None => plan.pooling,
                 };
