@@ -5,7 +5,9 @@ one HTTP request, answered as the embedded call would answer it, with the same e
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -49,8 +51,61 @@ class _Http:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInputError(f"{url!r} is not an http:// or https:// address of an isovec server")
+        self._parts = parts
+        # One kept-alive connection per thread (http.client's are not thread-safe).
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._parts.hostname, self._parts.port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _headers(self) -> Dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One request on this thread's kept-alive connection; its JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        target = self._parts.path.rstrip("/") + path
+        for attempt in (0, 1):
+            conn = self._connection()
+            reused = getattr(self._local, "used", False)
+            try:
+                conn.request(method, target, body=data, headers=self._headers())
+                response = conn.getresponse()
+                raw = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
+                conn.close()
+                self._local.conn, self._local.used = None, False
+                # A kept-alive connection the server had closed: the request never reached it.
+                if reused and attempt == 0:
+                    continue
+                raise ServerUnreachableError(
+                    f"no answer from the isovec server at {self.url} ({e}); is `isovec serve` running there?"
+                ) from None
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                self._local.conn, self._local.used = None, False
+                raise ServerUnreachableError(
+                    f"no answer from the isovec server at {self.url} ({e}); is `isovec serve` running there?"
+                ) from None
+            self._local.used = True
+            if response.status >= 400:
+                raise self._error_of(response.status, response.reason, raw)
+            return json.loads(raw)
+        raise AssertionError("unreachable")
 
     def open(self, method: str, path: str, body: Any = None):
+        """A streamed answer on a connection of its own (an export)."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
@@ -65,20 +120,21 @@ class _Http:
                 f"no answer from the isovec server at {self.url} ({e}); is `isovec serve` running there?"
             ) from None
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        with self.open(method, path, body) as response:
-            return json.loads(response.read())
-
     @staticmethod
     def _error(e: urllib.error.HTTPError) -> Exception:
+        return _Http._error_of(e.code, e.reason, e.read())
+
+    @staticmethod
+    def _error_of(status: int, reason: str, raw: bytes) -> Exception:
+        """The ``isovec.errors`` exception the server's JSON error names."""
         try:
-            error = json.loads(e.read())["error"]
+            error = json.loads(raw)["error"]
             cls = getattr(errors, error.get("class", ""), None)
             if not (isinstance(cls, type) and issubclass(cls, errors.IsovecError)):
                 cls = errors.IsovecError
             return cls(error["message"])
         except Exception:
-            return errors.IsovecError(f"the server answered HTTP {e.code} {e.reason}")
+            return errors.IsovecError(f"the server answered HTTP {status} {reason}")
 
 
 class HttpStore:

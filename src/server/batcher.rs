@@ -2,6 +2,7 @@
 //! gathers what arrives within a short window and encodes each pipeline's texts as one batch (a
 //! batch of 32 costs far less than 32 batches of one), then hands each request its vectors.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ struct Job {
 #[derive(Clone)]
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
+    /// Requests that have sent their texts and wait for their vectors: when the one at hand is
+    /// alone, it is encoded at once instead of waiting for company.
+    waiting: Arc<AtomicUsize>,
 }
 
 fn stopped() -> ApiError {
@@ -37,24 +41,32 @@ impl Batcher {
     /// Starts the batching task (inside a tokio runtime).
     pub fn start() -> Batcher {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx));
-        Batcher { jobs }
+        let waiting = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(rx, waiting.clone()));
+        Batcher { jobs, waiting }
     }
 
     /// The query vectors of `texts` as `pipeline` makes them, encoded with concurrent requests'.
     pub async fn embed_queries(&self, pipeline: Arc<Pipeline>, texts: Vec<String>) -> ApiResult<Vec<Vec<f32>>> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { pipeline, texts, reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let sent = self.jobs.send(Job { pipeline, texts, reply }).await.map_err(|_| stopped());
+        let answered = match sent {
+            Ok(()) => answer.await.map_err(|_| stopped()),
+            Err(e) => Err(e),
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        answered?
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>) {
+async fn run(mut rx: mpsc::Receiver<Job>, waiting: Arc<AtomicUsize>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut texts = jobs[0].texts.len();
         let deadline = tokio::time::Instant::now() + WINDOW;
-        while texts < MAX_TEXTS {
+        // Wait for company only when other requests are on their way.
+        while texts < MAX_TEXTS && waiting.load(Ordering::SeqCst) > jobs.len() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(job)) => {
                     texts += job.texts.len();
