@@ -12,28 +12,14 @@ and single-call answers are the right ones, not only fast.
 """
 
 import argparse
-import gzip
 import json
-import pathlib
 import statistics
 import time
 
 import numpy as np
 
 import isovec
-
-
-def load(data):
-    ann = pathlib.Path(data) / "ann"
-    with gzip.open(ann / "sentences.txt.gz", "rt", encoding="utf-8") as f:
-        sentences = [line.rstrip("\n") for line in f]
-    queries = (ann / "queries.txt").read_text(encoding="utf-8").splitlines()
-    truth = [[int(x) for x in line.split("\t")[:10]] for line in (ann / "gt_top100.tsv").read_text().splitlines()]
-    return sentences, queries, truth
-
-
-def recall(results, truth):
-    return float(np.mean([len({int(i) for i in got[:10]} & set(want)) / 10 for got, want in zip(results, truth)]))
+from ann_set import load, recall
 
 
 def main():

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import isovec
+from ann_set import load, recall
 
 
 def run_clients(collection_for, queries, clients, k):
@@ -56,10 +57,6 @@ def run_clients(collection_for, queries, clients, k):
     return wall, latencies, answers
 
 
-def recall(results, truth):
-    return float(np.mean([len({int(i) for i in got[:10]} & set(want)) / 10 for got, want in zip(results, truth)]))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True)
@@ -70,9 +67,7 @@ def main():
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
-    ann = pathlib.Path(args.data) / "ann"
-    queries = (ann / "queries.txt").read_text(encoding="utf-8").splitlines()
-    truth = [[int(x) for x in line.split("\t")[:10]] for line in (ann / "gt_top100.tsv").read_text().splitlines()]
+    _, queries, truth = load(args.data)
     counts = [int(c) for c in args.clients.split(",")]
     figures = {side: {c: {"qps": [], "p50": [], "p99": [], "recall": []} for c in counts} for side in ("server", "embedded")}
 
