@@ -65,14 +65,6 @@ impl ErrorKind {
             ErrorKind::Internal => "IsovecError",
         }
     }
-
-    /// The kind whose Python class is `name` (the HTTP client maps errors back with it).
-    pub fn from_python_class(name: &str) -> Option<ErrorKind> {
-        use ErrorKind::*;
-        [InvalidInput, NotFound, DuplicateId, Dimension, PipelineMismatch, Model, Store, StoreLocked, Internal]
-            .into_iter()
-            .find(|k| k.python_class() == name)
-    }
 }
 
 /// A failed request: its kind and a message that says what to do.
@@ -589,6 +581,16 @@ impl ApiCollection {
     /// server encodes concurrent queries together and passes them in).
     pub fn query(&self, req: &QueryRequest, encoded: Option<Vec<Vec<f32>>>) -> ApiResult<QueryResult> {
         let params = self.plan_query(req)?;
+        self.query_planned(req, params, encoded)
+    }
+
+    /// [`ApiCollection::query`] with the parameters [`ApiCollection::plan_query`] gave for `req`.
+    pub fn query_planned(
+        &self,
+        req: &QueryRequest,
+        params: Option<SearchParams>,
+        encoded: Option<Vec<Vec<f32>>>,
+    ) -> ApiResult<QueryResult> {
         let texts: Vec<&str> = req.query_texts.iter().flatten().map(String::as_str).collect();
         let vectors = match (&req.query_embeddings, encoded) {
             (Some(v), _) => Some(v.clone()),

@@ -285,7 +285,7 @@ async fn query(
     } else {
         None
     };
-    Ok(Json(blocking(move || c.query(&req, encoded)).await?))
+    Ok(Json(blocking(move || c.query_planned(&req, params, encoded)).await?))
 }
 
 /// `POST /collections/{name}/embed`: the vectors the collection's pipeline makes.
