@@ -8,11 +8,15 @@
 //!
 //! Invariant, enforced by [`Durable::flush`] after every write the store acknowledges (in
 //! `Collection::commit` and for the collection list in `Store`): every file and folder entry
-//! that the write needs is on stable storage before the call returns, in this order:
-//! 1. the blob files created since the last sync, each fsynced, then the `blobs` folder (a blob
-//!    whose folder entry is not yet durable is a missing blob, which sled's recovery tolerates
-//!    as a dangling pointer of an unacknowledged write; a durable entry with unsynced data would
-//!    be a damaged blob, which it does not);
+//! that the write needs is on stable storage before the call returns, in this order (and
+//! nothing else fsyncs the log: sled's periodic flusher is off, see `open_sled`):
+//! 1. the blob files created since the last sync, each fsynced, then the `blobs` folder, before
+//!    sled's flush writes the log entries that point to them and again after it. A durable log
+//!    entry whose blob a cut lost is skipped by sled's recovery, which replays the rest of the
+//!    batch: a torn write. So no log entry may become durable before its blob, which is why
+//!    sled's flusher thread (an fsync of the log every 500 ms, blobs never) is off. What is left
+//!    to sled: a log segment freed at the end of the file is truncated and fsynced in the
+//!    background, a rare event that could still land inside that window;
 //! 2. the log file `db`, fsynced (data, size and metadata);
 //! 3. the `sled` folder, when its names changed (a new snapshot `snap.*`, the `conf` file).
 //!
@@ -102,9 +106,18 @@ impl Durable {
     }
 
     /// Flushes `db` and, with [`Durability::Fsync`], puts what it wrote on stable storage.
+    ///
+    /// The blobs written by the write are fsynced before sled's flush writes the log entries that
+    /// point to them (sled writes a blob when the item is logged, its entry at the flush), and
+    /// again after it, for any blob sled wrote meanwhile; then the log.
     pub(crate) fn flush(&self, db: &sled::Db) -> Result<()> {
+        let fsync = self.fsync.load(Ordering::SeqCst);
+        if fsync {
+            let mut synced = self.synced.lock().map_err(|_| Error::Poisoned("syncing the database"))?;
+            self.sync_blobs(&mut synced)?;
+        }
         db.flush().map_err(db_error)?;
-        if self.fsync.load(Ordering::SeqCst) {
+        if fsync {
             self.sync()?;
         }
         Ok(())
@@ -114,6 +127,18 @@ impl Durable {
     fn sync(&self) -> Result<()> {
         let mut synced = self.synced.lock().map_err(|_| Error::Poisoned("syncing the database"))?;
         let synced = &mut *synced;
+        self.sync_blobs(synced)?;
+        synced.log.sync_all().map_err(|e| Error::io(self.dir.join("db"), e))?;
+        let names = names_in(&self.dir)?;
+        if names != synced.names {
+            sync_dir(&self.dir)?;
+            synced.names = names;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the blob files created since the last sync, then their folder.
+    fn sync_blobs(&self, synced: &mut Synced) -> Result<()> {
         let blobs_dir = self.dir.join("blobs");
         let blobs = names_in(&blobs_dir)?;
         if blobs != synced.blobs {
@@ -130,12 +155,6 @@ impl Durable {
                 sync_dir(&blobs_dir)?;
             }
             synced.blobs = blobs;
-        }
-        synced.log.sync_all().map_err(|e| Error::io(self.dir.join("db"), e))?;
-        let names = names_in(&self.dir)?;
-        if names != synced.names {
-            sync_dir(&self.dir)?;
-            synced.names = names;
         }
         Ok(())
     }

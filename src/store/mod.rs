@@ -28,6 +28,8 @@ pub(crate) mod index;
 #[doc(hidden)]
 pub mod layout;
 mod metadata_index;
+#[cfg(feature = "async")]
+pub(crate) mod query_batcher;
 mod reembed;
 pub(crate) mod snapshot;
 pub mod text_index;
@@ -483,10 +485,15 @@ const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Opens the sled database. isovec's advisory lock is already held, so no other handle can be
 /// open: a busy sled lock means a handle of this process was just dropped and sled's background
 /// threads still hold the file for a moment. Wait for them (up to [`SLED_LOCK_WAIT`]).
+///
+/// sled's periodic flusher thread is off (`flush_every_ms(None)`): it fsyncs the log every 500 ms
+/// but never the blob files, so its fsync could make durable a log that points to a blob a power
+/// cut then loses, and sled's recovery would replay the rest of that write without it (a torn
+/// batch). Only [`durable::Durable::flush`] fsyncs the log, always after the blobs (see there).
 fn open_sled(dir: &Path) -> Result<sled::Db> {
     let start = std::time::Instant::now();
     loop {
-        match sled::Config::new().path(dir).open() {
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
             Ok(db) => return Ok(db),
             // sled reports its lock failure as an `Other` error with this text.
             Err(sled::Error::Io(e))
