@@ -27,6 +27,9 @@ impl Embedder for Counting {
     fn embed(&self, texts: &[&str]) -> isovec::Result<Vec<Vec<f32>>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        if let Some(bad) = texts.iter().find(|t| t.contains("poison")) {
+            return Err(isovec::Error::InvalidInput(format!("cannot encode {bad:?}")));
+        }
         // Slow enough that queries pile up while one batch is encoded.
         std::thread::sleep(std::time::Duration::from_millis(5));
         self.inner.embed(texts)
@@ -100,5 +103,43 @@ fn concurrent_text_queries_are_batched_and_answered() {
         assert_eq!(hits, direct, "the async hybrid search equals the direct one");
         assert!(api.search_text("missing", "x", SearchParams::k(1)).await.is_err());
         assert!(api.search_text("default", "   ", SearchParams::k(1)).await.is_err());
+    });
+}
+
+#[test]
+fn a_query_that_fails_to_encode_fails_alone() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let bow = BagOfWords::new(128);
+        let config = bow.config();
+        let emb = Arc::new(Counting { inner: bow, calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        store.create_collection("default", config).unwrap();
+        let api = AsyncStore::new(store.clone(), emb.clone());
+        let docs = ["apples", "rivers", "comets"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TextDoc { id: format!("d{i}"), text: format!("{t} {t}"), metadata: json!({}) })
+            .collect();
+        api.add_texts("default", docs).await.unwrap();
+        // Many at once, so that the poisoned query shares a batch with good ones.
+        let mut tasks = Vec::new();
+        for round in 0..6 {
+            for (i, t) in ["apples", "rivers", "poison", "comets"].iter().enumerate() {
+                let api = api.clone();
+                let query = t.to_string();
+                tasks.push(tokio::spawn(async move {
+                    (round, i, api.search_text("default", &query, SearchParams::k(1)).await)
+                }));
+            }
+        }
+        for task in tasks {
+            match task.await.unwrap() {
+                (_, 2, Err(e)) => assert!(e.to_string().contains("cannot encode \"poison\""), "{e}"),
+                (_, 2, Ok(hits)) => panic!("the poisoned query was answered: {hits:?}"),
+                (_, i, found) => assert_eq!(found.unwrap()[0].id, format!("d{}", [0, 1, 2, 2][i])),
+            }
+        }
     });
 }

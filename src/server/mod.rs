@@ -15,7 +15,6 @@
 //! store locked is told where the server is.
 
 mod auth;
-mod batcher;
 mod error_body;
 mod limits;
 mod routes;

@@ -1,7 +1,7 @@
 //! The HTTP routes: each maps one call of the collection API ([`crate::api`]) to a JSON request
 //! and response. The store's work runs on blocking threads (searches in parallel, writes through
 //! each collection's one writer, which never blocks readers); text queries are encoded together
-//! by the [`Batcher`](super::batcher::Batcher).
+//! by the [`QueryBatcher`](crate::store::query_batcher::QueryBatcher).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -281,7 +281,7 @@ async fn query(
             blocking(move || c.encoder()).await?
         };
         let texts = req.query_texts.clone().unwrap_or_default();
-        Some(state.batcher().embed_queries(pipeline, texts).await?)
+        Some(state.batcher().embed_queries(pipeline, texts).await.map_err(ApiError::from)?)
     } else {
         None
     };

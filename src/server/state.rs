@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::batcher::Batcher;
 use super::limits::Limits;
 use crate::api::{ApiCollection, ApiError, ApiResult, ErrorKind, OpenCollection};
 use crate::encoder::EncoderOptions;
+use crate::store::query_batcher::QueryBatcher;
 use crate::store::Store;
 
 /// The server's shared state; cheap to clone.
@@ -19,7 +19,7 @@ pub struct AppState {
 struct Inner {
     store: Arc<Store>,
     open: Mutex<Option<HashMap<String, ApiCollection>>>,
-    batcher: Batcher,
+    batcher: QueryBatcher,
     limits: Limits,
 }
 
@@ -31,7 +31,12 @@ impl AppState {
     /// The state of a server of `store` (inside a tokio runtime).
     pub fn new(store: Arc<Store>, limits: Limits) -> AppState {
         AppState {
-            inner: Arc::new(Inner { store, open: Mutex::new(Some(HashMap::new())), batcher: Batcher::start(), limits }),
+            inner: Arc::new(Inner {
+                store,
+                open: Mutex::new(Some(HashMap::new())),
+                batcher: QueryBatcher::start(),
+                limits,
+            }),
         }
     }
 
@@ -39,7 +44,7 @@ impl AppState {
         &self.inner.store
     }
 
-    pub fn batcher(&self) -> &Batcher {
+    pub fn batcher(&self) -> &QueryBatcher {
         &self.inner.batcher
     }
 

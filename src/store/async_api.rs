@@ -2,41 +2,23 @@
 //! tokio's blocking threads, and concurrent text queries are encoded together in micro-batches.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
+use crate::store::query_batcher::QueryBatcher;
 use crate::store::{Collection, Doc, Hit, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error, Result};
-
-/// Longest wait for more queries to join a micro-batch.
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
-/// Most queries encoded in one micro-batch.
-const BATCH_MAX: usize = 32;
-/// Queued text queries before callers wait.
-const QUEUE: usize = 1024;
-
-struct QueryJob {
-    collection: Collection,
-    text: String,
-    params: SearchParams,
-    reply: oneshot::Sender<Result<Vec<Hit>>>,
-}
 
 /// A [`Store`] with an embedder, usable from async code; cheap to clone.
 #[derive(Clone)]
 pub struct AsyncStore {
     store: Arc<Store>,
     embedder: Arc<dyn Embedder>,
-    queries: mpsc::Sender<QueryJob>,
+    queries: QueryBatcher,
 }
 
 impl AsyncStore {
     /// Wraps a store; must be called inside a tokio runtime (it starts the batching task).
     pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(batch_queries(rx, embedder.clone()));
-        AsyncStore { store, embedder, queries: tx }
+        AsyncStore { store, embedder, queries: QueryBatcher::start() }
     }
 
     /// The underlying store.
@@ -52,10 +34,20 @@ impl AsyncStore {
             let text = text.to_string();
             return blocking(move || collection.search_lexical(&text, &params)).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let job = QueryJob { collection, text: text.to_string(), params, reply };
-        self.queries.send(job).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        collection.check_pipeline(self.embedder.as_ref())?;
+        if text.trim().is_empty() {
+            return Err(Error::InvalidInput("the query text is empty; give some words to search for".into()));
+        }
+        let mut vectors = self.queries.embed_queries(self.embedder.clone(), vec![text.to_string()]).await?;
+        let Some(vector) = vectors.pop() else {
+            return Err(Error::Model("the embedder returned no vector for the query".into()));
+        };
+        let text = text.to_string();
+        blocking(move || match params.mode {
+            SearchMode::Hybrid => collection.search_hybrid(&vector, &text, &params),
+            _ => collection.search(&vector, &params),
+        })
+        .await
     }
 
     /// Searches `collection` by vector.
@@ -93,76 +85,4 @@ impl AsyncStore {
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Background(format!("a background task failed: {e}")))?
-}
-
-fn stopped() -> Error {
-    Error::Background("the query batching task stopped; recreate the AsyncStore inside a running tokio runtime".into())
-}
-
-/// Collects queries arriving within a short window and encodes them in one call.
-async fn batch_queries(mut rx: mpsc::Receiver<QueryJob>, embedder: Arc<dyn Embedder>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-        while jobs.len() < BATCH_MAX {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(job)) => jobs.push(job),
-                _ => break,
-            }
-        }
-        let embedder = embedder.clone();
-        // Awaited on purpose: queries arriving meanwhile queue up and form the next batch.
-        let _ = tokio::task::spawn_blocking(move || answer_batch(jobs, embedder.as_ref())).await;
-    }
-}
-
-fn answer_batch(jobs: Vec<QueryJob>, embedder: &dyn Embedder) {
-    let mut ready = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let check = job.collection.check_pipeline(embedder).and_then(|_| {
-            if job.text.trim().is_empty() {
-                Err(Error::InvalidInput("the query text is empty; give some words to search for".into()))
-            } else {
-                Ok(())
-            }
-        });
-        match check {
-            Ok(()) => ready.push(job),
-            Err(e) => {
-                let _ = job.reply.send(Err(e));
-            }
-        }
-    }
-    if ready.is_empty() {
-        return;
-    }
-    let n_texts = ready.len();
-    let encoded = {
-        let texts: Vec<&str> = ready.iter().map(|j| j.text.as_str()).collect();
-        embedder.embed(&texts)
-    };
-    match encoded {
-        Ok(vectors) if vectors.len() == ready.len() => {
-            for (job, vector) in ready.into_iter().zip(vectors) {
-                let found = match job.params.mode {
-                    SearchMode::Hybrid => job.collection.search_hybrid(&vector, &job.text, &job.params),
-                    _ => job.collection.search(&vector, &job.params),
-                };
-                let _ = job.reply.send(found);
-            }
-        }
-        Ok(vectors) => {
-            let n = vectors.len();
-            for job in ready {
-                let _ =
-                    job.reply.send(Err(Error::Model(format!("the embedder returned {n} vectors for {n_texts} texts"))));
-            }
-        }
-        Err(e) => {
-            let message = e.to_string();
-            for job in ready {
-                let _ = job.reply.send(Err(Error::Model(format!("encoding the query failed: {message}"))));
-            }
-        }
-    }
 }
