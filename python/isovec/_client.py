@@ -51,9 +51,15 @@ class _Http:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        parts = urllib.parse.urlsplit(self.url)
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            parts.port  # noqa: B018 (raises on a port out of range or not a number)
+        except ValueError as e:
+            raise InvalidInputError(f"{url!r} is not a valid server address ({e}); give e.g. http://127.0.0.1:8750") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInputError(f"{url!r} is not an http:// or https:// address of an isovec server")
+            raise InvalidInputError(
+                f"{url!r} is not an http:// or https:// address of an isovec server; give e.g. http://127.0.0.1:8750"
+            )
         self._parts = parts
         # One kept-alive connection per thread (http.client's are not thread-safe).
         self._local = threading.local()

@@ -162,3 +162,16 @@ def test_four_client_processes_lose_no_acknowledged_write(served):
     for mode in ("dense", "lexical", "hybrid"):
         r = docs.query(query_texts=texts, n_results=1, mode=mode)
         assert [hits[0] for hits in r["ids"]] == sample, mode
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:8750", "ftp://127.0.0.1:8750", "http://", "http://[::1", "http://127.0.0.1:99999", "http://h:port"]
+)
+def test_a_malformed_server_address_is_a_clear_error(url):
+    with pytest.raises(isovec.InvalidInputError, match="http://127.0.0.1:8750"):
+        isovec.connect(url)
+
+
+def test_a_server_that_is_not_there_is_reported_as_unreachable():
+    with pytest.raises(isovec.ServerUnreachableError):
+        isovec.connect("http://127.0.0.1:9")

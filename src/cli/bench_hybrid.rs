@@ -64,21 +64,21 @@ pub struct BenchHybridArgs {
 }
 
 /// Latencies of one kind of query, in milliseconds, sorted ascending.
-struct Latencies(Vec<f64>);
+pub(crate) struct Latencies(Vec<f64>);
 
 impl Latencies {
-    fn new(durations: &[Duration]) -> Self {
+    pub(crate) fn new(durations: &[Duration]) -> Self {
         let mut ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         ms.sort_by(f64::total_cmp);
         Latencies(ms)
     }
 
-    fn p(&self, p: f64) -> f64 {
+    pub(crate) fn p(&self, p: f64) -> f64 {
         percentile(&self.0, p)
     }
 
     /// `{"p50_ms", "p90_ms", "p99_ms", "mean_ms"}`.
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let mean = self.0.iter().sum::<f64>() / self.0.len().max(1) as f64;
         serde_json::json!({"p50_ms": self.p(50.0), "p90_ms": self.p(90.0), "p99_ms": self.p(99.0), "mean_ms": mean})
     }

@@ -6,6 +6,8 @@ pub mod bench_durability;
 pub mod bench_encode;
 pub mod bench_filter;
 pub mod bench_hybrid;
+#[cfg(feature = "async")]
+pub mod bench_queries;
 pub mod common;
 pub mod embed;
 pub mod eval_retrieval;
@@ -137,6 +139,10 @@ pub enum BenchCommand {
     /// What a metadata filter costs: finding the allowed documents by the index against
     /// evaluating every document, and filtered search latency.
     Filter(bench_filter::BenchFilterArgs),
+    /// Text queries from concurrent clients through the embedded async API: queries/s and
+    /// p50/p99 latency per client count (the in-process side of scripts/bench-serve.py).
+    #[cfg(feature = "async")]
+    Queries(bench_queries::BenchQueriesArgs),
 }
 
 /// Runs the command line; errors are printed with their causes.
@@ -197,6 +203,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Ann(args)) => bench_ann::run_ann_bench(args),
         Command::Bench(BenchCommand::Hybrid(args)) => bench_hybrid::run(args),
         Command::Bench(BenchCommand::Filter(args)) => bench_filter::run(args),
+        #[cfg(feature = "async")]
+        Command::Bench(BenchCommand::Queries(args)) => bench_queries::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Analyze(args) => analyze::run(args),

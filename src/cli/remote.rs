@@ -18,6 +18,36 @@ pub struct Remote {
     agent: ureq::Agent,
 }
 
+/// `url` checked as the address of a server, `http://HOST[:PORT][/PATH]`, without its trailing
+/// `/`: a malformed one is an error that says what to give, not "no answer".
+fn server_url(url: &str) -> anyhow::Result<String> {
+    const EXAMPLE: &str = "give e.g. --server http://127.0.0.1:8750";
+    let Some(rest) = url.strip_prefix("http://") else {
+        if url.starts_with("https://") {
+            anyhow::bail!(
+                "--server {url}: the CLI speaks plain HTTP (no TLS); reach the server over http://, \
+                 e.g. on loopback or through an SSH tunnel"
+            );
+        }
+        anyhow::bail!("--server {url:?} is not an http:// address; {EXAMPLE}");
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 address in brackets has colons of its own.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']').is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.is_empty() && !host.contains(['[', ']', '@', ' ']),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !host_ok || !port_ok {
+        anyhow::bail!("--server {url:?} is not a valid server address; {EXAMPLE}");
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
 impl Remote {
     /// The server `target` names, if it names one.
     pub fn of(target: &TargetArgs) -> anyhow::Result<Option<Remote>> {
@@ -32,7 +62,7 @@ impl Remote {
             None => None,
         };
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Ok(Some(Remote { url: url.trim_end_matches('/').to_string(), token, agent }))
+        Ok(Some(Remote { url: server_url(url)?, token, agent }))
     }
 
     /// Sends `body` (JSON) to `path`; the JSON answer, or the server's error message.
@@ -210,4 +240,24 @@ pub fn no_path_over_http(what: &str, path: &Path) -> anyhow::Error {
          while it is stopped, or leave the option out",
         path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_url;
+
+    #[test]
+    fn server_addresses_are_checked_before_any_request() {
+        for good in ["http://127.0.0.1:8750", "http://localhost:8750/", "http://[::1]:8750", "http://host/prefix"] {
+            assert!(server_url(good).is_ok(), "{good}");
+        }
+        assert_eq!(server_url("http://h:1/").unwrap(), "http://h:1");
+        for bad in
+            ["localhost:8750", "ftp://h", "http://", "http://[::1", "http://h:99999", "http://h:port", "http://:80"]
+        {
+            let e = server_url(bad).expect_err(bad).to_string();
+            assert!(e.contains("http://127.0.0.1:8750"), "{bad}: {e}");
+        }
+        assert!(server_url("https://h:1").unwrap_err().to_string().contains("no TLS"));
+    }
 }
