@@ -10,22 +10,44 @@ use std::path::PathBuf;
 pub enum Error {
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// A model folder is missing a file or tensor, or holds one of the wrong shape.
     #[error("model: {0}")]
     Model(String),
     /// A data file (benchmark, corpus, documents) has a line that cannot be parsed.
     #[error("{path}:{line}: {message}")]
-    Data { path: PathBuf, line: usize, message: String },
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// The line, counted from 1.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The caller passed something isovec cannot use (the message names the valid choices).
     #[error("{0}")]
     InvalidInput(String),
     /// A vector has the wrong number of dimensions.
     #[error("wrong dimension: expected {expected}, got {found}")]
-    Dimension { expected: usize, found: usize },
+    Dimension {
+        /// The collection's or pipeline's number of dimensions.
+        expected: usize,
+        /// The vector's.
+        found: usize,
+    },
     /// Vectors from one pipeline were used where another pipeline's are expected.
     #[error("pipeline mismatch: expected {expected}, got {found}")]
-    PipelineMismatch { expected: String, found: String },
+    PipelineMismatch {
+        /// The pipeline the collection holds vectors of.
+        expected: String,
+        /// The pipeline that was given.
+        found: String,
+    },
     /// A transform file (whitening, flow) is damaged or does not fit.
     #[error("transform: {0}")]
     Transform(String),

@@ -10,11 +10,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use isovec::encoder::{Encoder, EncoderOptions, Pooling};
 //! use isovec::progress::Silent;
-//! use isovec::store::{Filter, SearchParams, Store, TextDoc};
 //! use isovec::transform::TransformKind;
-//! use isovec::{Embedder, Pipeline};
+//! use isovec::{Embedder, Encoder, EncoderOptions, Filter, Pipeline, Pooling, SearchParams, Store, TextDoc};
 //!
 //! # fn main() -> isovec::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
@@ -73,13 +71,22 @@
 //! - `cli`: the `isovec` command line (clap, indicatif progress bars, log output); turns on `report`.
 //! - `report`: SVG charts of the evaluation report ([`eval::histogram_svg`], [`eval::retrieval_charts`]).
 //! - `async`: [`store::AsyncStore`], the store for tokio services.
+//! - `server`: `isovec serve`, a store over HTTP/JSON for many processes (in the binary; turns on
+//!   `cli` and `async`).
 //! - `cuda`: the encoder on NVIDIA GPUs.
+//! - `test-support`: isovec's own tests only (their helpers, and the internals they reach).
+
+#![warn(missing_docs)]
 
 pub mod api;
-pub mod atomic_file;
-#[cfg(feature = "cli")]
-#[doc(hidden)]
+mod atomic_file;
+// The command line: private, except to isovec's own tests (the `test-support` feature), which
+// call its functions directly; the binary runs it through [`cli_main`].
+#[cfg(all(feature = "cli", feature = "test-support"))]
+#[allow(missing_docs)]
 pub mod cli;
+#[cfg(all(feature = "cli", not(feature = "test-support")))]
+mod cli;
 pub mod encoder;
 pub mod error;
 pub mod eval;
@@ -87,19 +94,28 @@ pub mod parquet_io;
 pub mod pipeline;
 pub mod progress;
 #[cfg(feature = "server")]
-pub mod server;
+mod server;
 mod simd;
 pub mod store;
 mod table;
-#[doc(hidden)]
+/// Helpers of isovec's own tests (a tiny model, the benchmark data folder): only with the
+/// `test-support` feature, which isovec's dev-dependency on itself turns on.
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod train;
 pub mod transform;
-pub mod user_file;
+mod user_file;
 pub mod vector;
 
+/// The `isovec` command line, as the binary runs it: parses the process's arguments, runs the
+/// command, prints errors to stderr, and returns the exit code.
+#[cfg(feature = "cli")]
+pub use cli::main as cli_main;
+// The types most programs need, at the crate's root; the modules hold the rest.
+pub use encoder::{Encoder, EncoderOptions, Pooling};
 pub use error::{Error, Result};
 pub use pipeline::{
     Embedded, Embedder, EncoderId, Pipeline, PipelineId, PipelineRequest, PipelineSpec, Prefixes, TokenSpans,
     TransformChoice, TransformId,
 };
+pub use store::{Collection, Doc, Filter, Hit, SearchMode, SearchParams, Store, TextDoc};

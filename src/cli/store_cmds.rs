@@ -49,7 +49,8 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The store directory `dir`'s collection `collection`.
+    /// The store directory `dir`'s collection `collection` (for tests).
+    #[cfg(feature = "test-support")]
     pub fn local(dir: &Path, collection: &str) -> TargetArgs {
         TargetArgs { store: Some(dir.to_path_buf()), collection: collection.to_string(), ..TargetArgs::default() }
     }
@@ -449,7 +450,9 @@ pub fn index_vectors(args: &IndexArgs, vectors: &VectorsArgs) -> anyhow::Result<
 }
 
 /// Runs `isovec search`; `embedder` gives the collection's embedder (not called for a lexical
-/// search); `options` run the collection's recorded pipeline.
+/// search); `options` run the collection's recorded pipeline. For tests: the CLI calls
+/// [`search_with`].
+#[cfg(feature = "test-support")]
 pub fn search(args: &SearchArgs, options: &EncoderOptions, embedder: &EmbedderFor<'_>) -> anyhow::Result<()> {
     search_with(args, &QueryVectorArgs::default(), options, embedder)
 }

@@ -4,12 +4,8 @@ use anyhow::Context;
 
 use crate::store::Store;
 
-/// The texts of every live document of `DIR[#COLLECTION]` (collection `default` if not named).
-pub fn read_documents(spec: &str) -> anyhow::Result<Vec<String>> {
-    Ok(read_collection(spec)?.0)
-}
-
-/// The texts of every live document of `DIR[#COLLECTION]`, and its recorded pipeline if any.
+/// The texts of every live document of `DIR[#COLLECTION]` (collection `default` if not named),
+/// and its recorded pipeline if any.
 pub fn read_collection(spec: &str) -> anyhow::Result<(Vec<String>, Option<crate::PipelineSpec>)> {
     let (dir, collection) = spec.split_once('#').unwrap_or((spec, "default"));
     let store = Store::open_existing(dir).with_context(|| format!("opening the store {dir}"))?;

@@ -75,7 +75,9 @@ impl Default for PseudoConfig {
 /// query's text), the queries, their one relevant document each, and each query's scheme.
 #[derive(Clone, Debug)]
 pub struct PseudoSet {
+    /// The corpus to index, the pseudo-queries and their one relevant document each.
     pub data: BeirData,
+    /// The scheme that made each query, by query id.
     pub scheme: HashMap<String, Scheme>,
 }
 

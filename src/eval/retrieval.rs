@@ -11,15 +11,20 @@ use crate::{Error, Result};
 /// A document of a BEIR corpus.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BeirDoc {
+    /// Its `_id`.
     pub id: String,
+    /// Its title (empty when the corpus has none).
     pub title: String,
+    /// Its body.
     pub text: String,
 }
 
 /// A BEIR query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BeirQuery {
+    /// Its `_id`.
     pub id: String,
+    /// Its text.
     pub text: String,
 }
 
@@ -29,9 +34,11 @@ pub type Qrels = HashMap<String, HashMap<String, i32>>;
 /// One BEIR dataset split: the corpus, the judged queries and their judgements.
 #[derive(Clone, Debug)]
 pub struct BeirData {
+    /// Every document, in `corpus.jsonl` order.
     pub corpus: Vec<BeirDoc>,
     /// Only the queries that have judgements in the split, in `queries.jsonl` order.
     pub queries: Vec<BeirQuery>,
+    /// The split's judgements.
     pub qrels: Qrels,
 }
 
@@ -193,11 +200,17 @@ pub fn recall_at_k<S: AsRef<str>>(ranking: &[S], judged: &HashMap<String, i32>, 
 /// The metrics BEIR papers report, averaged over queries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RetrievalMetrics {
+    /// nDCG@10 (graded relevance, log2 discount).
     pub ndcg10: f64,
+    /// Mean reciprocal rank of the first relevant document within the top 10.
     pub mrr10: f64,
+    /// Share of the relevant documents found in the top 1.
     pub recall1: f64,
+    /// … in the top 5.
     pub recall5: f64,
+    /// … in the top 10.
     pub recall10: f64,
+    /// … in the top 100.
     pub recall100: f64,
     /// Number of queries averaged over (those with both a ranking and judgements).
     pub queries: usize,

@@ -15,12 +15,19 @@ use crate::{Error, Result};
 /// One STS benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StsSet {
+    /// SemEval 2012 STS (test only).
     Sts12,
+    /// SemEval 2013 STS (test only).
     Sts13,
+    /// SemEval 2014 STS (test only).
     Sts14,
+    /// SemEval 2015 STS (test only).
     Sts15,
+    /// SemEval 2016 STS (test only).
     Sts16,
+    /// The STS benchmark (train, dev, test).
     StsB,
+    /// SICK relatedness (train, dev, test).
     SickR,
 }
 
@@ -84,8 +91,11 @@ impl FromStr for StsSet {
 /// Which part of a benchmark to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// The training split.
     Train,
+    /// The development split.
     Dev,
+    /// The test split.
     Test,
     /// Every split the set has (train + dev + test, or just test for STS12–16).
     All,
@@ -127,23 +137,31 @@ impl FromStr for Split {
 /// A sentence pair and its gold similarity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StsPair {
+    /// The first sentence.
     pub a: String,
+    /// The second sentence.
     pub b: String,
+    /// The gold similarity (0–5).
     pub score: f64,
 }
 
 /// A named part of a benchmark (an STS source such as "headlines", or one file).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StsSubset {
+    /// Its name.
     pub name: String,
+    /// Its pairs.
     pub pairs: Vec<StsPair>,
 }
 
 /// The scored pairs of one benchmark split, grouped in subsets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StsDataset {
+    /// The benchmark.
     pub set: StsSet,
+    /// The split loaded.
     pub split: Split,
+    /// Its subsets.
     pub subsets: Vec<StsSubset>,
 }
 

@@ -49,16 +49,20 @@ impl FitSource {
 /// A transform to fit and where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransformSpec {
+    /// The transform.
     pub kind: TransformKind,
+    /// The sentences it is fitted on.
     pub fit_on: FitSource,
 }
 
 /// What to evaluate.
 #[derive(Clone, Debug)]
 pub struct StsPlan {
+    /// The benchmarks to score.
     pub sets: Vec<StsSet>,
     /// Split for STS-B and SICK-R (STS12–16 only have a test set).
     pub split: Split,
+    /// The poolings to score.
     pub poolings: Vec<Pooling>,
     /// Transforms besides `none` (which is always scored).
     pub transforms: Vec<TransformSpec>,
@@ -67,11 +71,17 @@ pub struct StsPlan {
 /// One row of the table: one configuration under one aggregation.
 #[derive(Clone, Debug, Serialize)]
 pub struct StsRow {
+    /// The model's name.
     pub model: String,
+    /// The pooling.
     pub pooling: String,
+    /// The transform (`none` for raw vectors).
     pub transform: String,
+    /// What the transform was fitted on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fit_on: Option<String>,
+    /// How a set's subsets make its score: `all` (their pairs pooled) or `wmean` (their scores,
+    /// weighted by their sizes).
     pub aggregation: String,
     /// Spearman ×100 per set name, and `avg`.
     pub scores: BTreeMap<String, f64>,

@@ -25,16 +25,19 @@ pub mod fusion;
 mod graph;
 mod graph_file;
 pub(crate) mod index;
-#[doc(hidden)]
+// The keys and records in sled: public only to isovec's own tests (the `test-support` feature),
+// which read and damage them on purpose.
+#[cfg(feature = "test-support")]
 pub mod layout;
+#[cfg(not(feature = "test-support"))]
+pub(crate) mod layout;
 mod metadata_index;
 #[cfg(feature = "async")]
 pub(crate) mod query_batcher;
 mod reembed;
 pub(crate) mod snapshot;
 pub mod text_index;
-#[doc(hidden)]
-pub mod vecfile;
+pub(crate) mod vecfile;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

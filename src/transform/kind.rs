@@ -8,7 +8,10 @@ use crate::{EncoderId, Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub enum TransformKind {
     /// Whitening, reduced to `dims` if given.
-    Whiten { dims: Option<usize> },
+    Whiten {
+        /// The number of dimensions kept (all if `None`).
+        dims: Option<usize>,
+    },
     /// BERT-flow.
     Flow(FlowConfig),
 }

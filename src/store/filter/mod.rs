@@ -80,11 +80,28 @@ pub enum Filter {
     /// The sub-filter does not match.
     Not(Box<Filter>),
     /// The field equals the value (numbers compare by value).
-    Eq { key: String, value: Value },
+    Eq {
+        /// The metadata field.
+        key: String,
+        /// The value it must equal.
+        value: Value,
+    },
     /// The field equals one of the values.
-    In { key: String, values: Vec<Value> },
+    In {
+        /// The metadata field.
+        key: String,
+        /// The values it may equal.
+        values: Vec<Value>,
+    },
     /// The field is a number within the bounds.
-    Range { key: String, lower: Option<Bound>, upper: Option<Bound> },
+    Range {
+        /// The metadata field.
+        key: String,
+        /// The lower bound, if any.
+        lower: Option<Bound>,
+        /// The upper bound, if any.
+        upper: Option<Bound>,
+    },
 }
 
 impl Filter {
