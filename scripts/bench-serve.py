@@ -30,12 +30,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
-import numpy as np
-
+import concurrent_clients
 import isovec
 from ann_set import load, recall
 
@@ -44,32 +42,9 @@ SIDES = ("serve", "async", "python", "chroma")
 
 
 def run_clients(collection_for, queries, clients, k):
-    """Wall seconds, per-query latencies and answers of `clients` threads sharing `queries`."""
-    latencies = [0.0] * len(queries)
-    answers = [None] * len(queries)
-    errors = []
-
-    def client(c):
-        try:
-            coll = collection_for()
-            for i in range(c, len(queries), clients):
-                start = time.perf_counter()
-                answers[i] = coll.query(query_texts=[queries[i]], n_results=k, include=[])["ids"][0]
-                latencies[i] = time.perf_counter() - start
-        except Exception as e:  # reported after the run
-            errors.append(e)
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return {"qps": len(queries) / wall, "p50_ms": float(np.percentile(latencies, 50)) * 1e3,
-            "p99_ms": float(np.percentile(latencies, 99)) * 1e3, "ids": answers}
+    """`clients` threads asking `collection_for()`'s collection the text `queries`."""
+    ask = lambda coll, i: coll.query(query_texts=[queries[i]], n_results=k, include=[])["ids"][0]  # noqa: E731
+    return concurrent_clients.run_clients(collection_for, ask, len(queries), clients)
 
 
 def side_serve(args, queries, counts):

@@ -20,10 +20,9 @@ import json
 import os
 import pathlib
 import sys
-import threading
 import time
 
-import numpy as np
+import concurrent_clients
 
 PEERS = pathlib.Path(os.environ.get("ISOVEC_PEERS", pathlib.Path(__file__).resolve().parents[2] / "shared" / "peers"))
 sys.path.insert(0, str(PEERS))
@@ -66,44 +65,14 @@ def query(args):
 
     def run(clients, qs):
         enc = encoders[2 if clients == 1 else 1]
-        latencies, ids, errors = [0.0] * len(qs), [None] * len(qs), []
 
-        def one(c):
-            try:
-                col = client(args.url).get_collection(COLLECTION)
-                for i in range(c, len(qs), clients):
-                    start = time.perf_counter()
-                    vector = enc.encode([qs[i]], batch_size=1)
-                    got = col.query(query_embeddings=vector, n_results=args.k, include=[])
-                    latencies[i] = time.perf_counter() - start
-                    ids[i] = got["ids"][0]
-            except Exception as e:  # reported after the run
-                errors.append(e)
+        def ask(col, i):
+            return col.query(query_embeddings=enc.encode([qs[i]], batch_size=1), n_results=args.k, include=[])["ids"][0]
 
-        threads = [threading.Thread(target=one, args=(c,)) for c in range(clients)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - start
-        if errors:
-            raise errors[0]
-        return wall, latencies, ids
+        return concurrent_clients.run_clients(lambda: client(args.url).get_collection(COLLECTION), ask, len(qs), clients)
 
     run(4, queries[:64])  # warm-up
-    runs = []
-    for clients in [int(c) for c in args.clients.split(",")]:
-        wall, latencies, ids = run(clients, queries)
-        runs.append(
-            {
-                "clients": clients,
-                "qps": len(queries) / wall,
-                "p50_ms": float(np.percentile(latencies, 50)) * 1e3,
-                "p99_ms": float(np.percentile(latencies, 99)) * 1e3,
-                "ids": ids,
-            }
-        )
+    runs = [{"clients": c, **run(c, queries)} for c in [int(c) for c in args.clients.split(",")]]
     pathlib.Path(args.json).write_text(json.dumps({"runs": runs}))
 
 

@@ -36,17 +36,24 @@ impl Embedder for Counting {
     }
 }
 
+/// A store in `dir` with collection `default` for a counting bag-of-words embedder, and its async
+/// face (inside a tokio runtime).
+fn async_store(dir: &std::path::Path) -> (Arc<Store>, Arc<Counting>, AsyncStore) {
+    let bow = BagOfWords::new(128);
+    let config = bow.config();
+    let emb = Arc::new(Counting { inner: bow, calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
+    let store = Arc::new(Store::open(dir).unwrap());
+    store.create_collection("default", config).unwrap();
+    let api = AsyncStore::new(store.clone(), emb.clone());
+    (store, emb, api)
+}
+
 #[test]
 fn concurrent_text_queries_are_batched_and_answered() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let bow = BagOfWords::new(128);
-        let config = bow.config();
-        let emb = Arc::new(Counting { inner: bow, calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        store.create_collection("default", config).unwrap();
-        let api = AsyncStore::new(store.clone(), emb.clone());
+        let (store, emb, api) = async_store(dir.path());
         let topics = ["apples", "rivers", "engines", "violins", "glaciers", "comets", "tulips", "falcons"];
         let docs: Vec<TextDoc> = topics
             .iter()
@@ -111,12 +118,7 @@ fn a_query_that_fails_to_encode_fails_alone() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let bow = BagOfWords::new(128);
-        let config = bow.config();
-        let emb = Arc::new(Counting { inner: bow, calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        store.create_collection("default", config).unwrap();
-        let api = AsyncStore::new(store.clone(), emb.clone());
+        let (_store, _emb, api) = async_store(dir.path());
         let docs = ["apples", "rivers", "comets"]
             .iter()
             .enumerate()
