@@ -119,7 +119,11 @@ fn check_whole(dir: &std::path::Path, run: usize) {
         let doc = c.get(&format!("d{i}")).unwrap().unwrap_or_else(|| panic!("run {run}: d{i} is missing"));
         assert_eq!(doc.text, text_of(i));
         assert_eq!(doc.vector, pipeline.vector(&text_of(i)), "run {run}: d{i} is in the collection's pipeline");
-        let hits = c.search_text_with(pipeline, &text_of(i), &SearchParams::k(1)).unwrap();
+        // A wide candidate list: these bag-of-words vectors tie by the hundred (scores of exactly
+        // 0.8165 to many documents), where HNSW at the default ef can miss even an exact match
+        // (1 search in about 30 runs under load); what is checked is that the document is in the
+        // index, reachable in the graph.
+        let hits = c.search_text_with(pipeline, &text_of(i), &SearchParams::k(1).with_ef(DOCS)).unwrap();
         assert_eq!(hits[0].id, format!("d{i}"), "run {run}");
     }
     store.close().unwrap();

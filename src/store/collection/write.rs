@@ -360,7 +360,7 @@ impl Collection {
     /// Applies `batch` (made by [`WriterState::batch`]) and flushes it.
     pub(super) fn commit(&self, writer: &mut WriterState, batch: sled::Batch) -> Result<()> {
         self.inner.tree.apply_batch(batch).map_err(db_error)?;
-        // sled flushes every 500 ms by itself; a write is acknowledged only once durable.
+        // A write is acknowledged only once durable; nothing else flushes (sled's flusher is off).
         self.inner.durable.flush(&self.inner.db)?;
         writer.lost.clear();
         Ok(())
