@@ -57,14 +57,27 @@ impl QueryBatcher {
     /// encoded together with concurrent callers' texts for the same embedder.
     pub(crate) async fn embed_queries(&self, embedder: Arc<dyn Embedder>, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
         let (reply, answer) = oneshot::channel();
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let sent = self.jobs.send(Job { embedder, texts, reply }).await.map_err(|_| stopped());
-        let answered = match sent {
-            Ok(()) => answer.await.map_err(|_| stopped()),
-            Err(e) => Err(e),
-        };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        answered?
+        // Counted until answered or dropped (a caller whose request was cancelled must not
+        // leave the count up, or every lone caller after it would wait out the window).
+        let _waiting = Waiting::count(&self.waiting);
+        self.jobs.send(Job { embedder, texts, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One caller in [`QueryBatcher::waiting`], for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -172,4 +185,45 @@ async fn encode(
     let (reply, answer) = oneshot::channel();
     thread.send((embedder, texts, reply)).map_err(|_| stopped())?;
     answer.await.map_err(|_| stopped())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PipelineId;
+
+    /// Each text's vector: its length, then zeros.
+    struct Lengths(PipelineId);
+
+    impl Embedder for Lengths {
+        fn id(&self) -> &PipelineId {
+            &self.0
+        }
+        fn dims(&self) -> usize {
+            4
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+            Ok(texts.iter().map(|t| vec![t.len() as f32, 0.0, 0.0, 0.0]).collect())
+        }
+    }
+
+    #[test]
+    fn a_cancelled_caller_is_no_longer_counted() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let batcher = QueryBatcher::start();
+            let embedder: Arc<dyn Embedder> = Arc::new(Lengths(PipelineId::external("lengths", 4)));
+            // A call dropped before its answer, as a cancelled request's is.
+            let call = batcher.embed_queries(embedder.clone(), vec!["a".into()]);
+            tokio::select! {
+                biased;
+                _ = call => panic!("answered without the batching task"),
+                _ = std::future::ready(()) => {}
+            }
+            assert_eq!(batcher.waiting.load(Ordering::SeqCst), 0);
+            let vectors = batcher.embed_queries(embedder, vec!["b".into(), "cc".into()]).await.unwrap();
+            assert_eq!(vectors, [[1.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]]);
+            assert_eq!(batcher.waiting.load(Ordering::SeqCst), 0);
+        });
+    }
 }
