@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::store::query_batcher::QueryBatcher;
-use crate::store::{Collection, Doc, Hit, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
+use crate::store::{check_query_text, Collection, Doc, Hit, SearchMode, SearchParams, Store, TextDoc, UpsertReport};
 use crate::{Embedder, Error, Result};
 
 /// A [`Store`] with an embedder, usable from async code; cheap to clone.
@@ -35,19 +35,13 @@ impl AsyncStore {
             return blocking(move || collection.search_lexical(&text, &params)).await;
         }
         collection.check_pipeline(self.embedder.as_ref())?;
-        if text.trim().is_empty() {
-            return Err(Error::InvalidInput("the query text is empty; give some words to search for".into()));
-        }
+        check_query_text(text)?;
         let mut vectors = self.queries.embed_queries(self.embedder.clone(), vec![text.to_string()]).await?;
         let Some(vector) = vectors.pop() else {
             return Err(Error::Model("the embedder returned no vector for the query".into()));
         };
         let text = text.to_string();
-        blocking(move || match params.mode {
-            SearchMode::Hybrid => collection.search_hybrid(&vector, &text, &params),
-            _ => collection.search(&vector, &params),
-        })
-        .await
+        blocking(move || collection.search_encoded(&vector, &text, &params)).await
     }
 
     /// Searches `collection` by vector.

@@ -149,9 +149,15 @@ impl Collection {
             .embed_queries(&[text])?
             .pop()
             .ok_or_else(|| Error::Model("the embedder returned no vector".into()))?;
+        self.search_encoded(&vector, text, params)
+    }
+
+    /// A text query whose vector is `vector` (already encoded by the collection's pipeline):
+    /// hybrid fuses it with BM25 on `text`, the other modes search by the vector.
+    pub(crate) fn search_encoded(&self, vector: &[f32], text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
         match params.mode {
-            SearchMode::Hybrid => self.search_hybrid(&vector, text, params),
-            _ => self.search(&vector, params),
+            SearchMode::Hybrid => self.search_hybrid(vector, text, params),
+            _ => self.search(vector, params),
         }
     }
 
