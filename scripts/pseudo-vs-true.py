@@ -5,7 +5,12 @@ candidate the pseudo-queries would recommend against the best one.
 
     isovec eval retrieval --data D --pipelines P --json true.json
     isovec eval retrieval --data D --pipelines P --pseudo 300 --json pseudo.json
+      (or: isovec advise --store S --collection C --json pseudo.json, on the same corpus)
     python scripts/pseudo-vs-true.py true.json pseudo.json [--search hnsw|exact]
+
+With an `isovec advise` JSON, the recommendation is advise's (the simplest candidate within noise
+of the best), else the best pseudo score; the label-free fusion of each dense pipeline is checked
+against the best fusion of its hybrid rows on the labelled queries.
 """
 
 import argparse
@@ -49,8 +54,20 @@ def main():
     print(f"| pipeline | pseudo nDCG@10 | true nDCG@10 |\n|---|---:|---:|")
     for n in sorted(names, key=lambda n: -rows[n]["pseudo"]):
         print(f"| {n} | {rows[n]['pseudo']:.2f} | {rows[n]['true']:.2f} |")
-    recommended = max(names, key=lambda n: rows[n]["pseudo"])
+    advice = json.load(open(args.pseudo_json)).get("advice")
+    recommended = advice["recommended"] if advice else max(names, key=lambda n: rows[n]["pseudo"])
     best = max(names, key=lambda n: rows[n]["true"])
+    if advice:
+        print("\n| dense | label-free fusion | its true nDCG@10 | best fusion (labels) | its true nDCG@10 | gap |")
+        print("|---|---|---:|---|---:|---:|")
+        for dense, chosen in advice["fusions"].items():
+            family = [n for n in names if n == f"hybrid:{dense}" or n.startswith(f"hybrid:{dense}@")]
+            if chosen not in rows or not family:
+                continue
+            top = max(family, key=lambda n: rows[n]["true"])
+            gap = rows[top]["true"] - rows[chosen]["true"]
+            print(f"| {dense} | {chosen} | {rows[chosen]['true']:.2f} | {top} | {rows[top]['true']:.2f} | {gap:.2f} |")
+        print()
     print(
         json.dumps(
             {

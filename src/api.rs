@@ -293,7 +293,8 @@ pub struct QueryRequest {
     /// scanned, no filter).
     #[serde(default = "default_mode")]
     pub mode: String,
-    /// Hybrid fusion: `convex` (default) or `rrf`.
+    /// Hybrid fusion: `convex` (default), `rrf`, or `auto` (the fusion `isovec advise` chose
+    /// for the collection).
     #[serde(default)]
     pub fusion: Option<String>,
     /// The dense side's weight of the convex fusion, in [0, 1].

@@ -20,13 +20,24 @@ fn quick_report_has_every_section_and_chart() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "failed:\n{stderr}");
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
-    for section in ["## STS", "## Retrieval", "## Beside lexical matching", "## STS against retrieval", "## Anisotropy"]
-    {
+    for section in [
+        "## STS",
+        "## Retrieval",
+        "## Beside lexical matching",
+        "## Without labels",
+        "## STS against retrieval",
+        "## Anisotropy",
+    ] {
         assert!(report.contains(section), "{section} missing:\n{report}");
     }
-    for chart in
-        ["recall-at-k.svg", "recall-at-k-hnsw.svg", "dense-vs-hybrid.svg", "sts-vs-ndcg.svg", "cosine-histogram.svg"]
-    {
+    for chart in [
+        "recall-at-k.svg",
+        "recall-at-k-hnsw.svg",
+        "dense-vs-hybrid.svg",
+        "pseudo-vs-true.svg",
+        "sts-vs-ndcg.svg",
+        "cosine-histogram.svg",
+    ] {
         let svg = std::fs::read_to_string(out.path().join(chart)).unwrap();
         assert!(svg.starts_with("<svg"), "{chart}");
         assert!(report.contains(chart), "{chart} not linked");
@@ -53,6 +64,18 @@ fn quick_report_has_every_section_and_chart() {
         ]
     );
     assert!(retrieval.iter().all(|r| r["exact"]["queries"] == 10));
+    // The same pipelines on pseudo-queries (20 in quick mode, cut to the first 10), each row of
+    // the "Without labels" table with its pseudo and labelled scores.
+    let pseudo = json["pseudo_retrieval"].as_array().unwrap();
+    let pseudo_names: Vec<&str> = pseudo.iter().map(|r| r["pipeline"].as_str().unwrap()).collect();
+    assert_eq!(pseudo_names, names);
+    assert!(pseudo.iter().all(|r| r["exact"]["queries"] == 10));
+    for r in pseudo {
+        let name = r["pipeline"].as_str().unwrap();
+        let cell = format!("{:.2}", 100.0 * r["hnsw"]["ndcg10"].as_f64().unwrap());
+        assert!(report.lines().any(|l| l.starts_with(&format!("| {name} ")) && l.contains(&cell)), "{name} {cell}");
+    }
+    assert!(report.contains("Kendall's τ-b between the columns") && report.contains("◀ recommended"), "{report}");
     // Raw MiniLM vectors are anisotropic; whitening spreads them out.
     let aniso = json["anisotropy"].as_array().unwrap();
     let mean_cos = |name: &str| aniso.iter().find(|a| a["pipeline"] == name).unwrap()["mean_cosine"].as_f64().unwrap();

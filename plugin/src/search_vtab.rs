@@ -1,7 +1,8 @@
 //! `isovec_search(store, collection, query [, k [, filter [, mode [, vector]]]])`: an eponymous
 //! table-valued function with columns `id, score, text, metadata`, so that search results join
 //! with the host's tables. `mode` is `dense` (the default), `lexical` (BM25; loads no model),
-//! `hybrid` (both rankings fused, the store's default fusion), `hybrid:rrf` or `hybrid:convex=A`.
+//! `hybrid` (both rankings fused, the store's default fusion), `hybrid:rrf`, `hybrid:convex=A` or
+//! `hybrid:auto` (the fusion `isovec advise` chose for the collection).
 //!
 //! The query is a text, encoded by the collection's recorded pipeline, or a vector (a BLOB of
 //! little-endian f32) for a dense search by it. `vector` is the query text's vector, given beside
@@ -295,11 +296,11 @@ fn search(args: &[Value]) -> rusqlite::Result<Vec<Hit>> {
     hits.map_err(|e| isovec_error(NAME, e))
 }
 
-/// `dense`, `lexical`, `hybrid`, `hybrid:rrf` or `hybrid:convex=A`.
+/// `dense`, `lexical`, `hybrid`, `hybrid:rrf`, `hybrid:convex=A` or `hybrid:auto`.
 fn parse_mode(text: &str) -> rusqlite::Result<(SearchMode, Fusion)> {
     let bad = |e: isovec::Error| {
         sql_error(format!(
-            "{NAME}: mode {text:?}: {e}; use 'dense', 'lexical', 'hybrid', 'hybrid:rrf' or 'hybrid:convex=0.5'"
+            "{NAME}: mode {text:?}: {e}; use 'dense', 'lexical', 'hybrid', 'hybrid:rrf', 'hybrid:convex=0.5' or 'hybrid:auto'"
         ))
     };
     let (mode, fusion) = match text.trim().split_once(':') {

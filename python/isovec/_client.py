@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from . import errors
-from ._collection import OneOrMany, Vectors, Where, _include, _list, _query_result
+from ._collection import OneOrMany, Vectors, Where, _fusion, _include, _list, _query_result
 from .errors import InvalidInputError, ServerUnreachableError
 
 
@@ -30,6 +30,12 @@ def _rows(vectors: Optional[Vectors], what: str) -> Optional[List[List[float]]]:
     if array.ndim != 2:
         raise InvalidInputError(f"{what}: give a 2-D array (one row per item), got {array.ndim} dimensions")
     return array.tolist()
+
+
+def _fusion_body(fusion: Optional[str], alpha: Union[float, str, None]) -> Dict[str, Any]:
+    """The request's ``fusion`` and ``alpha`` fields (absent when not given)."""
+    fusion, weight = _fusion(fusion, alpha)
+    return {k: v for k, v in (("fusion", fusion), ("alpha", weight)) if v is not None}
 
 
 def _filter(where: Optional[Where]) -> Any:
@@ -325,6 +331,8 @@ class HttpCollection:
         mode: str = "dense",
         ef: Optional[int] = None,
         include: Sequence[str] = ("documents", "metadatas", "distances"),
+        fusion: Optional[str] = None,
+        alpha: Union[float, str, None] = None,
     ) -> Dict[str, Any]:
         """The ``n_results`` best documents for each query (see ``isovec.Collection.query``);
         the server encodes concurrent clients' texts together."""
@@ -340,16 +348,25 @@ class HttpCollection:
             "where": _filter(where),
             "mode": mode,
             "ef": ef,
+            **_fusion_body(fusion, alpha),
             "include": [i for i in ("documents", "metadatas", "scores") if i in wanted or i == "scores"],
         }
         r = self._http.call("POST", f"{self._path}/query", body)
         return _query_result(self, r["ids"], r["scores"], r.get("documents"), r.get("metadatas"), wanted, mode)
 
     def search(
-        self, text: str, k: int = 10, filter: Optional[Where] = None, mode: str = "dense", ef: Optional[int] = None
+        self,
+        text: str,
+        k: int = 10,
+        filter: Optional[Where] = None,
+        mode: str = "dense",
+        ef: Optional[int] = None,
+        fusion: Optional[str] = None,
+        alpha: Union[float, str, None] = None,
     ) -> List[Dict[str, Any]]:
         """The ``k`` best documents for one query ``text``, as dicts with id, score, text, metadata."""
         body = {"query_texts": [text], "n_results": k, "where": _filter(filter), "mode": mode, "ef": ef}
+        body.update(_fusion_body(fusion, alpha))
         r = self._http.call("POST", f"{self._path}/query", body)
         return [
             {"id": i, "score": s, "text": t, "metadata": m}

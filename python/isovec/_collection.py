@@ -27,6 +27,18 @@ def _list(values: Optional[OneOrMany]) -> Optional[List[str]]:
     return [values] if isinstance(values, str) else list(values)
 
 
+def _fusion(fusion: Optional[str], alpha: Union[float, str, None]) -> Tuple[Optional[str], Optional[float]]:
+    """``fusion`` and ``alpha`` as the store takes them: ``alpha="auto"`` is ``fusion="auto"``,
+    the fusion ``isovec advise`` chose for the collection."""
+    if isinstance(alpha, str):
+        if alpha.strip() != "auto":
+            raise InvalidInputError(f"alpha={alpha!r}: give the dense side's weight in [0, 1], or 'auto'")
+        if fusion not in (None, "auto", "convex"):
+            raise InvalidInputError(f"alpha='auto' takes the fusion isovec advise chose; leave out fusion={fusion!r}")
+        return "auto", None
+    return fusion, None if alpha is None else float(alpha)
+
+
 def _where(where: Optional[Where]) -> Optional[str]:
     if where is None or isinstance(where, str):
         return where
@@ -189,12 +201,17 @@ class Collection:
         mode: str = "dense",
         ef: Optional[int] = None,
         include: Sequence[str] = ("documents", "metadatas", "distances"),
+        fusion: Optional[str] = None,
+        alpha: Union[float, str, None] = None,
     ) -> Dict[str, Any]:
         """The ``n_results`` best documents for each query, many queries in one call (texts
         encoded together, searched in parallel). Give ``query_texts`` (encoded by the
         collection's pipeline), ``query_embeddings``, or both for a hybrid search of your own
         vectors. ``mode``: dense, lexical (BM25 on the texts), hybrid (both, fused), or exact
-        (every vector scanned, no ``where``); ``ef``: the HNSW candidate list width.
+        (every vector scanned, no ``where``); ``ef``: the HNSW candidate list width. A hybrid
+        search fuses by ``fusion`` (``convex``, the default, ``rrf``, or ``auto``) with the dense
+        side's weight ``alpha`` (default 0.5); ``alpha="auto"`` uses the fusion ``isovec advise``
+        chose for the collection on its own texts.
 
         Returns a dict of lists with one entry per query: ``ids``, and when in ``include``:
         ``documents``, ``metadatas``, ``scores`` (float32 arrays: cosine similarity in dense
@@ -205,7 +222,7 @@ class Collection:
         data, rows, dims = _vectors(query_embeddings, "query_embeddings")
         if texts is None and data is None:
             raise InvalidInputError("query: give query_texts or query_embeddings")
-        results = self._native.query(texts, data, rows, dims, n_results, _where(where), mode, ef)
+        results = self._native.query(texts, data, rows, dims, n_results, _where(where), mode, ef, *_fusion(fusion, alpha))
         return _query_result(
             self,
             [[h[0] for h in hits] for hits in results],
@@ -217,11 +234,19 @@ class Collection:
         )
 
     def search(
-        self, text: str, k: int = 10, filter: Optional[Where] = None, mode: str = "dense", ef: Optional[int] = None
+        self,
+        text: str,
+        k: int = 10,
+        filter: Optional[Where] = None,
+        mode: str = "dense",
+        ef: Optional[int] = None,
+        fusion: Optional[str] = None,
+        alpha: Union[float, str, None] = None,
     ) -> List[Dict[str, Any]]:
         """The ``k`` best documents for one query ``text``, best first, as dicts with id, score,
-        text and metadata (``query`` answers many at once). ``filter``: as ``where``."""
-        hits = self._native.query([text], None, 0, 0, k, _where(filter), mode, ef)[0]
+        text and metadata (``query`` answers many at once). ``filter``: as ``where``; ``fusion``
+        and ``alpha``: as in ``query``."""
+        hits = self._native.query([text], None, 0, 0, k, _where(filter), mode, ef, *_fusion(fusion, alpha))[0]
         return [
             {"id": i, "score": s, "text": t, "metadata": None if m is None else json.loads(m)} for i, s, t, m in hits
         ]

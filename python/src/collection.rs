@@ -162,8 +162,9 @@ impl Collection {
 
     /// The `k` best documents for each query: `texts` (encoded together by the collection's
     /// pipeline) and/or `vectors` (`rows × vector_dims` f32 bytes; a hybrid search takes both).
-    /// `mode`: dense, lexical, hybrid, or exact (every vector scanned, no filter).
-    #[pyo3(signature = (texts=None, vectors=None, rows=0, vector_dims=0, k=10, filter=None, mode="dense", ef=None))]
+    /// `mode`: dense, lexical, hybrid, or exact (every vector scanned, no filter); `fusion`
+    /// (convex, rrf or auto) and `alpha` shape a hybrid search.
+    #[pyo3(signature = (texts=None, vectors=None, rows=0, vector_dims=0, k=10, filter=None, mode="dense", ef=None, fusion=None, alpha=None))]
     #[allow(clippy::too_many_arguments)]
     fn query(
         &self,
@@ -176,6 +177,8 @@ impl Collection {
         filter: Option<String>,
         mode: &str,
         ef: Option<usize>,
+        fusion: Option<String>,
+        alpha: Option<f32>,
     ) -> PyResult<Vec<Vec<HitRow>>> {
         let api = self.api();
         let vectors = vectors.map(<[u8]>::to_vec);
@@ -189,6 +192,8 @@ impl Collection {
                 filter: filter.map(Where::Expression),
                 mode,
                 ef,
+                fusion,
+                alpha,
                 include: vec![Include::Documents, Include::Metadatas, Include::Scores],
                 ..QueryRequest::default()
             };

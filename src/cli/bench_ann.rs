@@ -337,22 +337,13 @@ fn random_set(n: usize, nq: usize, dims: usize) -> (Vectors, Vectors, Vec<Vec<us
 
 /// The store folder of a benchmark: `given`, or a temporary one removed when the returned guard
 /// drops.
-pub(crate) fn bench_dir(given: Option<&PathBuf>, bench: &str) -> (PathBuf, Option<RemoveOnDrop>) {
+pub(crate) fn bench_dir(given: Option<&PathBuf>, bench: &str) -> (PathBuf, Option<super::common::RemoveOnDrop>) {
     match given {
         Some(d) => (d.clone(), None),
         None => {
             let d = std::env::temp_dir().join(format!("isovec-bench-{bench}-{}", std::process::id()));
-            (d.clone(), Some(RemoveOnDrop(d)))
+            (d.clone(), Some(super::common::RemoveOnDrop(d)))
         }
-    }
-}
-
-/// Removes a temporary folder when the benchmark ends, however it ends.
-pub(crate) struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -316,3 +316,13 @@ impl SourceArgs {
         Ok((sentences, recorded))
     }
 }
+
+/// A temporary folder, removed when dropped.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        // Best effort: a leftover temporary folder is harmless.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

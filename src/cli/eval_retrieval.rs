@@ -159,7 +159,7 @@ pub fn run_comparison(
         Some(dir) => dir.clone(),
         None => {
             let dir = std::env::temp_dir().join(format!("isovec-retrieval-{}", std::process::id()));
-            _temp = Some(RemoveOnDrop(dir.clone()));
+            _temp = Some(super::common::RemoveOnDrop(dir.clone()));
             dir
         }
     };
@@ -180,16 +180,6 @@ pub fn run_comparison(
         eprintln!("{model}: {count} of {} documents truncated at {max} tokens", data.corpus.len());
     }
     Ok(outcome)
-}
-
-/// A temporary folder, removed when dropped.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        // Best effort: a leftover temporary folder is harmless.
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs `isovec eval retrieval`.

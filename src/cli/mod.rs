@@ -1,5 +1,6 @@
 //! The `isovec` command line.
 
+pub mod advise;
 pub mod analyze;
 pub mod bench_ann;
 pub mod bench_durability;
@@ -62,6 +63,10 @@ pub enum Command {
     /// Search a store collection by text (with the collection's recorded pipeline), or by a query
     /// vector made outside isovec (--query-vector FILE.npy).
     Search(SearchCmd),
+    /// Which pipeline retrieves best on a collection's own texts, without labels: pseudo-queries
+    /// cut out of the texts rank every candidate (raw, transforms, SimCSE, BM25, hybrid fusions);
+    /// records the fusion for `--alpha auto`, and `--apply` re-embeds into the recommendation.
+    Advise(advise::AdviseArgs),
     /// Encode a collection's texts again into another pipeline (e.g. a transform fitted with
     /// `isovec fit --from store:DIR#COLLECTION`); swapped in under the same name once complete.
     Reembed(reembed::ReembedArgs),
@@ -231,6 +236,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let options = cmd.pipeline.model.options()?;
             store_cmds::search_with(&cmd.search, &cmd.query_vector, &options, &embedder_for(&cmd.pipeline)?)
         }
+        Command::Advise(args) => advise::run(args),
         Command::Reembed(args) => reembed::run(args),
         Command::Delete(args) => match remote::Remote::of(&args.target)? {
             Some(server) => {

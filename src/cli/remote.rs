@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::store_cmds::{hits_table, DocLines, IndexArgs, QueryVectorArgs, SearchArgs, TargetArgs};
 use crate::api::{DeleteRequest, GetRequest, GetResult, QueryRequest, QueryResult, Where, WriteRequest};
-use crate::store::Hit;
+use crate::store::{Fusion, Hit};
 
 /// A client of one server.
 pub struct Remote {
@@ -170,8 +170,15 @@ pub fn search(remote: &Remote, args: &SearchArgs, query_vector: &QueryVectorArgs
         n_results: args.k,
         filter: args.filter.clone().map(Where::Expression),
         mode: args.mode.clone(),
-        fusion: Some(args.fusion.clone()).filter(|_| args.mode == "hybrid"),
-        alpha: args.alpha,
+        fusion: match args.fusion()? {
+            Fusion::Auto => Some("auto".to_string()),
+            _ => Some(args.fusion.clone()),
+        }
+        .filter(|_| args.mode == "hybrid"),
+        alpha: match args.fusion()? {
+            Fusion::Convex { alpha } if args.alpha.is_some() => Some(alpha),
+            _ => None,
+        },
         depth: args.depth,
         ef: args.ef,
         ..QueryRequest::default()

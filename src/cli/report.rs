@@ -45,13 +45,25 @@ pub struct ReportArgs {
     /// Leave out the `bm25` row and the `hybrid:` row of each dense pipeline.
     #[arg(long)]
     pub no_lexical: bool,
+    /// The "Without labels" section: the same comparison on this many pseudo-queries cut out of
+    /// the corpus, charted against the labelled scores, with what `isovec advise` would
+    /// recommend (0: no such section; 20 with --quick).
+    #[arg(long, default_value_t = 300)]
+    pub pseudo_queries: usize,
 }
 
 /// Runs `isovec report`.
 pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    if args.retrieval.pseudo.is_some() {
+        anyhow::bail!(
+            "the report scores the labelled queries; its \"Without labels\" section uses pseudo-queries \
+             (--pseudo-queries N), so leave out --pseudo"
+        );
+    }
     if args.quick {
+        args.pseudo_queries = args.pseudo_queries.min(20);
         args.retrieval.max_queries.get_or_insert(20);
         args.retrieval.max_docs.get_or_insert(300);
         args.pairs = args.pairs.min(5_000);
@@ -117,6 +129,15 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     let retrieval_start = Instant::now();
     let data = args.retrieval.load_data(&args.data.data)?;
     let outcome = run_comparison(&args.model, &args.retrieval, &data, args.pairs)?;
+    let pseudo = match args.pseudo_queries {
+        0 => None,
+        n => {
+            eprintln!("[2/3] the same comparison on {n} pseudo-queries (no labels)");
+            let pseudo_args = RetrievalArgs { pseudo: Some(n), ..args.retrieval.clone() };
+            let pseudo_data = pseudo_args.load_data(&args.data.data)?;
+            Some(run_comparison(&args.model, &pseudo_args, &pseudo_data, 0)?)
+        }
+    };
     let retrieval_seconds = retrieval_start.elapsed().as_secs_f64();
 
     // 3. Charts and the report.
@@ -153,6 +174,18 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
             &points,
         )?;
     }
+    let without_labels = pseudo.as_ref().map(|p| WithoutLabels::new(&outcome.rows, &p.rows, args.retrieval.seed));
+    if let Some(w) = &without_labels {
+        let points: Vec<(String, f64, f64)> =
+            w.rows.iter().map(|r| (r.pipeline.clone(), 100.0 * r.pseudo, 100.0 * r.labelled)).collect();
+        write_scatter_svg(
+            &args.out.join("pseudo-vs-true.svg"),
+            "nDCG@10 on pseudo-queries (no labels) against labelled queries",
+            "pseudo-nDCG@10 ×100 (store)",
+            "nDCG@10 ×100 (store)",
+            &points,
+        )?;
+    }
     let labelled: Vec<(&str, &Anisotropy)> = outcome.anisotropy.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_histogram_svg(&args.out.join("cosine-histogram.svg"), &labelled)?;
 
@@ -163,6 +196,7 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
         &outcome,
         &points,
         &hybrid,
+        without_labels.as_ref(),
         &data,
         [sts_seconds, retrieval_seconds, started.elapsed().as_secs_f64()],
     );
@@ -171,6 +205,7 @@ pub fn run(mut args: ReportArgs) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "sts": sts_rows,
         "retrieval": outcome.rows,
+        "pseudo_retrieval": pseudo.as_ref().map(|p| &p.rows),
         "truncated": outcome.truncated,
         "skipped": outcome.skipped,
         "anisotropy": outcome.anisotropy.iter().map(|(n, a)| serde_json::json!({
@@ -228,6 +263,83 @@ fn dense_and_hybrid(rows: &[RetrievalRow]) -> Vec<DenseAndHybrid> {
         .collect()
 }
 
+/// Each pipeline's nDCG@10 on pseudo-queries beside its labelled one, and what `isovec advise`
+/// would recommend from the pseudo-queries alone.
+struct WithoutLabels {
+    rows: Vec<PseudoAndTrue>,
+    /// Kendall's τ-b between the two columns.
+    tau: Option<f64>,
+    /// The recommended pipeline and its labelled nDCG@10.
+    recommended: Option<(String, f64)>,
+    /// The pipeline best on the labelled queries and its nDCG@10.
+    best: Option<(String, f64)>,
+    queries: usize,
+}
+
+struct PseudoAndTrue {
+    pipeline: String,
+    pseudo: f64,
+    labelled: f64,
+    contender: bool,
+}
+
+impl WithoutLabels {
+    fn new(labelled: &[RetrievalRow], pseudo: &[RetrievalRow], seed: u64) -> Self {
+        let (judged, recommended) = crate::eval::advise::judge(pseudo, seed);
+        let rows: Vec<PseudoAndTrue> = judged
+            .iter()
+            .filter_map(|j| {
+                let t = labelled.iter().find(|r| r.pipeline == j.pipeline)?;
+                Some(PseudoAndTrue {
+                    pipeline: j.pipeline.clone(),
+                    pseudo: j.ndcg10,
+                    labelled: t.hnsw.ndcg10,
+                    contender: j.contender,
+                })
+            })
+            .collect();
+        let xs: Vec<f64> = rows.iter().map(|r| r.pseudo).collect();
+        let ys: Vec<f64> = rows.iter().map(|r| r.labelled).collect();
+        let labelled_of = |name: &str| rows.iter().find(|r| r.pipeline == name).map(|r| (name.to_string(), r.labelled));
+        let recommended = recommended.and_then(|i| labelled_of(&judged[i].pipeline));
+        let best =
+            rows.iter().max_by(|a, b| a.labelled.total_cmp(&b.labelled)).map(|r| (r.pipeline.clone(), r.labelled));
+        let queries = pseudo.first().map_or(0, |r| r.hnsw.queries);
+        WithoutLabels { tau: crate::eval::kendall::kendall_tau_b(&xs, &ys), rows, recommended, best, queries }
+    }
+
+    fn render(&self, md: &mut String) {
+        let _ = writeln!(md, "## Without labels\n");
+        let _ = writeln!(md, "The same comparison on {} pseudo-queries cut out of the corpus (a sentence or a run of words of a document, which loses it and is the query's one relevant document; no labels), beside the labelled queries, both through the store. `isovec advise` ranks a collection's candidates this way and recommends the simplest one not clearly worse than the best (paired randomisation test, p ≥ {}).\n", self.queries, crate::eval::advise::SIGNIFICANCE);
+        let rows = self.rows.iter().map(|r| {
+            let mark = match &self.recommended {
+                Some((name, _)) if *name == r.pipeline => "◀ recommended",
+                _ if r.contender => "within noise of the best",
+                _ => "",
+            };
+            vec![
+                r.pipeline.clone(),
+                format!("{:.2}", 100.0 * r.pseudo),
+                format!("{:.2}", 100.0 * r.labelled),
+                mark.into(),
+            ]
+        });
+        md.push_str(&table::markdown(&["pipeline", "pseudo-nDCG@10", "nDCG@10 (labelled)", ""], 1, rows));
+        let tau = self.tau.map_or("-".to_string(), |t| format!("{t:.3}"));
+        let _ = writeln!(md, "\nKendall's τ-b between the columns: {tau} over {} pipelines.", self.rows.len());
+        if let (Some((rec, rec_ndcg)), Some((best, best_ndcg))) = (&self.recommended, &self.best) {
+            let _ = writeln!(
+                md,
+                "Recommended without labels: {rec} ({:.2} on the labelled queries); best on them: {best} ({:.2}); gap {:.2}.",
+                100.0 * rec_ndcg,
+                100.0 * best_ndcg,
+                100.0 * (best_ndcg - rec_ndcg)
+            );
+        }
+        let _ = writeln!(md, "\n![pseudo against labelled nDCG@10](pseudo-vs-true.svg)\n");
+    }
+}
+
 /// The STS row a retrieval pipeline corresponds to: same pooling, transform `none` for `raw`.
 fn sts_vs_ndcg(sts: &[StsRow], retrieval: &[RetrievalRow], pooling: Pooling) -> Vec<(String, f64, f64)> {
     retrieval
@@ -252,6 +364,7 @@ fn render(
     outcome: &crate::eval::retrieval_run::RetrievalOutcome,
     points: &[(String, f64, f64)],
     hybrid: &[DenseAndHybrid],
+    without_labels: Option<&WithoutLabels>,
     data: &crate::eval::retrieval::BeirData,
     [sts_s, retrieval_s, total_s]: [f64; 3],
 ) -> String {
@@ -280,7 +393,7 @@ fn render(
     let _ = writeln!(md, "## STS\n");
     md.push_str(&sts_table::markdown_table(sts_rows, sets));
     let _ = writeln!(md, "\n## Retrieval\n");
-    let _ = writeln!(md, "Rankings of depth 100 through the store (`store`: its HNSW index; for `bm25` its full-text index; for `hybrid:` both, fused) and with exact dense search (`exact`; fused with the same BM25 ranking for `hybrid:` rows). ANN recall@10: share of the exact top 10 that the store returns. p vs raw: paired randomisation test of the per-query nDCG@10 against `raw` ({DEFAULT_ROUNDS} rounds); with a few hundred queries, differences under about a point are noise.\n");
+    let _ = writeln!(md, "Rankings of depth 100 through the store (`store`: its HNSW index; for `bm25` its full-text index; for `hybrid:` both, fused) and with exact dense search (`exact`; fused with the same BM25 ranking for `hybrid:` rows). ANN recall@10: share of the exact top 10 that the store returns. p vs raw: paired randomisation test of the per-query nDCG@10 against `raw` ({DEFAULT_ROUNDS} rounds), and p vs hybrid:raw the same for the other `hybrid:` rows; with a few hundred queries, differences under about a point are noise.\n");
     md.push_str(&markdown_tables(&outcome.rows));
     for (model, count, max) in &outcome.truncated {
         let _ = writeln!(md, "\n{model}: {count} of {} documents truncated at {max} tokens.", data.corpus.len());
@@ -314,6 +427,9 @@ fn render(
         let header = ["pipeline", "nDCG@10 dense", "nDCG@10 hybrid", "hybrid − hybrid:raw", "p"];
         md.push_str(&table::markdown(&header, 1, rows));
         let _ = writeln!(md, "\n![dense against hybrid nDCG@10](dense-vs-hybrid.svg)\n");
+    }
+    if let Some(w) = without_labels {
+        w.render(&mut md);
     }
     let _ = writeln!(md, "## STS against retrieval\n");
     let rows = points.iter().map(|(name, sts, ndcg)| vec![name.to_string(), format!("{sts:.2}"), format!("{ndcg:.4}")]);

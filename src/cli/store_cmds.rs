@@ -109,12 +109,14 @@ pub struct SearchArgs {
     /// dense (vectors), lexical (BM25; loads no model) or hybrid (both rankings fused).
     #[arg(long, default_value = "dense")]
     pub mode: String,
-    /// Hybrid fusion: convex (weighted min–max normalised scores) or rrf (reciprocal ranks).
+    /// Hybrid fusion: convex (weighted min–max normalised scores), rrf (reciprocal ranks), or
+    /// auto (the fusion `isovec advise` chose for the collection).
     #[arg(long, default_value = "convex")]
     pub fusion: String,
-    /// The dense side's weight in the convex fusion, in [0, 1] (default 0.5).
+    /// The dense side's weight in the convex fusion, in [0, 1] (default 0.5), or `auto`: the
+    /// fusion `isovec advise` chose for the collection on its own texts (same as --fusion auto).
     #[arg(long)]
-    pub alpha: Option<f32>,
+    pub alpha: Option<String>,
     /// Candidates each side of a hybrid search retrieves before fusing (default 100).
     #[arg(long)]
     pub depth: Option<usize>,
@@ -128,6 +130,26 @@ pub struct SearchArgs {
     /// by --query-vector.
     #[arg(required_unless_present = "query_vector", num_args = 1..)]
     pub query: Vec<String>,
+}
+
+impl SearchArgs {
+    /// The fusion `--fusion` and `--alpha` ask for (`--alpha auto` is `--fusion auto`).
+    pub fn fusion(&self) -> crate::Result<Fusion> {
+        match self.alpha.as_deref().map(str::trim) {
+            Some("auto") if self.fusion == "convex" || self.fusion == "auto" => Fusion::parse("auto", None),
+            Some("auto") => Err(Error::InvalidInput(format!(
+                "--alpha auto takes the fusion `isovec advise` chose; leave out --fusion {}",
+                self.fusion
+            ))),
+            Some(a) => {
+                let alpha = a.parse::<f32>().map_err(|_| {
+                    Error::InvalidInput(format!("--alpha {a}: give the dense side's weight in [0, 1], or auto"))
+                })?;
+                Fusion::parse(&self.fusion, Some(alpha))
+            }
+            None => Fusion::parse(&self.fusion, None),
+        }
+    }
 }
 
 /// `isovec index --vectors`: the documents' vectors, made outside isovec.
@@ -466,7 +488,7 @@ pub fn search_with(
     embedder: &EmbedderFor<'_>,
 ) -> anyhow::Result<()> {
     let mode: SearchMode = args.mode.parse()?;
-    let fusion = Fusion::parse(&args.fusion, args.alpha)?;
+    let fusion = args.fusion()?;
     if mode != SearchMode::Hybrid && (args.alpha.is_some() || args.depth.is_some()) {
         anyhow::bail!("--alpha and --depth shape a hybrid search; add --mode hybrid");
     }

@@ -168,7 +168,7 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 
 /// The sentences of `text`: cut after `.`, `!` or `?` followed by white space and an upper-case
 /// letter or a digit (so "e.g. the" and "3.5 mm" stay whole).
-fn sentences(text: &str) -> Vec<&str> {
+pub fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let chars: Vec<(usize, char)> = text.char_indices().collect();

@@ -35,6 +35,7 @@ use crate::store::metadata_index::Metadata;
 use crate::store::text_index::{TextIndex, TextIndexStats};
 use crate::{Error, Pipeline, Result};
 
+mod advised_search;
 mod documents;
 mod maintenance;
 mod open;
@@ -42,6 +43,7 @@ mod recorded_pipeline;
 mod search;
 mod write;
 
+pub use advised_search::AdvisedSearch;
 pub use documents::{DocUpdate, ListParams};
 pub(crate) use recorded_pipeline::check_spec;
 pub use search::{check_query_text, MAX_QUERY_BYTES};

@@ -65,6 +65,11 @@ pub enum Fusion {
         /// The dense side's weight, in [0, 1].
         alpha: f32,
     },
+    /// The fusion `isovec advise` chose for the collection on its pseudo-queries, without labels
+    /// (its record, see `collection::advised_search`). A collection resolves it before fusing
+    /// (`Collection::search_hybrid`), and errors where there is no record for its pipeline;
+    /// [`fuse`] given it unresolved uses the default.
+    Auto,
 }
 
 impl Default for Fusion {
@@ -74,9 +79,17 @@ impl Default for Fusion {
 }
 
 impl Fusion {
-    /// Parses `rrf` or `convex`, with `alpha` (for convex) when given.
+    /// Parses `rrf`, `convex` (with `alpha` when given) or `auto` (the advised fusion).
     pub fn parse(name: &str, alpha: Option<f32>) -> Result<Self> {
         let fusion = match name.trim().to_ascii_lowercase().as_str() {
+            "auto" => {
+                if alpha.is_some() {
+                    return Err(Error::InvalidInput(
+                        "the fusion `auto` is the weight `isovec advise` chose; give no alpha with it".into(),
+                    ));
+                }
+                Fusion::Auto
+            }
             "rrf" => {
                 if alpha.is_some() {
                     return Err(Error::InvalidInput(
@@ -86,7 +99,7 @@ impl Fusion {
                 Fusion::Rrf { k: RRF_K }
             }
             "convex" => Fusion::Convex { alpha: alpha.unwrap_or(DEFAULT_ALPHA) },
-            _ => return Err(Error::InvalidInput(format!("unknown fusion {name:?}; use rrf or convex"))),
+            _ => return Err(Error::InvalidInput(format!("unknown fusion {name:?}; use rrf, convex or auto"))),
         };
         fusion.validate()?;
         Ok(fusion)
@@ -111,6 +124,7 @@ impl Fusion {
             Fusion::Rrf { k } if *k == RRF_K => "rrf".into(),
             Fusion::Rrf { k } => format!("rrf k={k}"),
             Fusion::Convex { alpha } => format!("convex α={alpha}"),
+            Fusion::Auto => "auto".into(),
         }
     }
 }
@@ -118,17 +132,19 @@ impl Fusion {
 /// Fuses two rankings (best first, each with its own scores) into one, best first. Ties go to
 /// the better dense rank, then the better lexical rank, then the smaller key.
 pub fn fuse<K: Clone + Eq + Hash + Ord>(dense: &[(K, f32)], lexical: &[(K, f32)], fusion: Fusion) -> Vec<(K, f32)> {
+    let fusion = if fusion == Fusion::Auto { Fusion::default() } else { fusion };
     // key → (fused score, dense rank, lexical rank); ranks from 0, usize::MAX when absent.
     let mut fused: HashMap<K, (f64, usize, usize)> = HashMap::with_capacity(dense.len() + lexical.len());
     let contributions = |ranking: &[(K, f32)]| -> Vec<f64> {
         match fusion {
             Fusion::Rrf { k } => (0..ranking.len()).map(|r| 1.0 / (k as f64 + r as f64 + 1.0)).collect(),
-            Fusion::Convex { .. } => min_max(ranking),
+            Fusion::Convex { .. } | Fusion::Auto => min_max(ranking),
         }
     };
     let (w_dense, w_lexical) = match fusion {
         Fusion::Rrf { .. } => (1.0, 1.0),
         Fusion::Convex { alpha } => (alpha as f64, 1.0 - alpha as f64),
+        Fusion::Auto => (DEFAULT_ALPHA as f64, 1.0 - DEFAULT_ALPHA as f64),
     };
     for (rank, ((key, _), c)) in dense.iter().zip(contributions(dense)).enumerate() {
         let e = fused.entry(key.clone()).or_insert((0.0, usize::MAX, usize::MAX));
@@ -210,6 +226,8 @@ mod tests {
         assert!(Fusion::parse("rrf", Some(0.5)).is_err());
         assert!(Fusion::parse("convex", Some(1.5)).unwrap_err().to_string().contains("[0, 1]"));
         assert!(Fusion::parse("max", None).is_err());
+        assert_eq!(Fusion::parse("auto", None).unwrap(), Fusion::Auto);
+        assert!(Fusion::parse("auto", Some(0.5)).is_err());
         assert_eq!("hybrid".parse::<SearchMode>().unwrap(), SearchMode::Hybrid);
         assert!("semantic".parse::<SearchMode>().unwrap_err().to_string().contains("dense, lexical or hybrid"));
     }

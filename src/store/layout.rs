@@ -63,6 +63,8 @@ pub const POINTS_KEY: &[u8] = b"#points";
 pub const MANIFEST_KEY: &[u8] = b"#manifest";
 /// Key of the recorded pipeline in a collection tree.
 pub const PIPELINE_KEY: &[u8] = b"#pipeline";
+/// Key of the advised search (`isovec advise`) in a collection tree.
+pub const ADVICE_KEY: &[u8] = b"#advice";
 
 /// Tag of document records (external id → internal id, text).
 pub const DOC_TAG: u8 = b'd';

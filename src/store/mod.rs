@@ -50,8 +50,8 @@ pub use crate::pipeline::passages;
 #[cfg(feature = "async")]
 pub use async_api::AsyncStore;
 pub use collection::{
-    check_query_text, Collection, CollectionStats, Doc, DocUpdate, Hit, ListParams, PassagesDoc, SearchParams, TextDoc,
-    UpsertReport, MAX_QUERY_BYTES, MAX_TEXT_BYTES,
+    check_query_text, AdvisedSearch, Collection, CollectionStats, Doc, DocUpdate, Hit, ListParams, PassagesDoc,
+    SearchParams, TextDoc, UpsertReport, MAX_QUERY_BYTES, MAX_TEXT_BYTES,
 };
 pub use durable::Durability;
 pub use filter::{Filter, MAX_FILTER_DEPTH};

@@ -28,7 +28,7 @@ use super::significance::{paired_randomization_p, DEFAULT_ROUNDS};
 use crate::encoder::{Encoder, Pooling};
 use crate::progress::Progress;
 use crate::store::{Fusion, HnswParams, Passages};
-use crate::transform::{FlowConfig, TransformKind};
+use crate::transform::{FlowConfig, Transform, TransformKind};
 use crate::vector::exact_top_k;
 use crate::{Error, Result};
 
@@ -115,12 +115,13 @@ impl RetrievalPipeline {
                 None => format!("hybrid:{}", dense.name()),
                 Some(Fusion::Rrf { .. }) => format!("hybrid:{}@rrf", dense.name()),
                 Some(Fusion::Convex { alpha }) => format!("hybrid:{}@convex={alpha}", dense.name()),
+                Some(Fusion::Auto) => format!("hybrid:{}@auto", dense.name()),
             },
         }
     }
 
     /// The dense pipeline whose collection serves this row (`bm25` uses raw's).
-    fn base(&self) -> RetrievalPipeline {
+    pub fn base(&self) -> RetrievalPipeline {
         match self {
             RetrievalPipeline::Bm25 => RetrievalPipeline::Raw,
             RetrievalPipeline::Hybrid { dense, .. } => (**dense).clone(),
@@ -138,7 +139,7 @@ fn parse_fusion(s: &str) -> Result<Fusion> {
                 .map_err(|_| Error::InvalidInput(format!("@convex={a}: the weight must be a number in [0, 1]")))?;
             Fusion::parse("convex", Some(alpha))
         }
-        None => Fusion::parse(s, None),
+        None if s != "auto" => Fusion::parse(s, None),
         _ => Err(Error::InvalidInput(format!("unknown fusion @{s}; use @rrf or @convex=A"))),
     }
 }
@@ -200,6 +201,10 @@ pub struct RetrievalRow {
     /// store (`hnsw`) and exact (absent for `raw` itself, or without a `raw` row).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p_vs_raw: Option<PValues>,
+    /// The same test against `hybrid:raw`'s, for the other `hybrid:` rows (absent without a
+    /// `hybrid:raw` row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_vs_hybrid_raw: Option<PValues>,
     /// Per-query nDCG@10 (judged queries in data order), HNSW then exact, for the tests above.
     #[serde(skip)]
     pub per_query_ndcg10: [Vec<f64>; 2],
@@ -225,6 +230,8 @@ pub struct RetrievalOutcome {
     pub anisotropy: Vec<(String, Anisotropy)>,
     /// Pipelines left out because their transform could not be fitted: (name, reason).
     pub skipped: Vec<(String, String)>,
+    /// The transforms fitted on the corpus, by pipeline name (`whiten-256`, `flow`, …).
+    pub transforms: Vec<(String, Arc<Transform>)>,
 }
 
 /// The text a document is encoded from: title, a space, body (as BEIR's dense retrievers).
@@ -354,8 +361,13 @@ pub fn evaluate(
     if plan.pipelines.is_empty() {
         return Err(Error::InvalidInput("no pipelines given; e.g. --pipelines raw,whiten,flow".into()));
     }
-    let mut outcome =
-        RetrievalOutcome { rows: Vec::new(), truncated: Vec::new(), anisotropy: Vec::new(), skipped: Vec::new() };
+    let mut outcome = RetrievalOutcome {
+        rows: Vec::new(),
+        truncated: Vec::new(),
+        anisotropy: Vec::new(),
+        skipped: Vec::new(),
+        transforms: Vec::new(),
+    };
     // Each dense pipeline is indexed once, for every row that uses its collection.
     let mut bases: Vec<RetrievalPipeline> = Vec::new();
     for p in &plan.pipelines {
@@ -404,7 +416,11 @@ pub fn evaluate(
                 let fitted = kind.fit(&split.docs, &split.encoder_id(), progress);
                 progress.finish();
                 match fitted {
-                    Ok(t) => Some(Arc::new(t)),
+                    Ok(t) => {
+                        let t = Arc::new(t);
+                        outcome.transforms.push((name.clone(), t.clone()));
+                        Some(t)
+                    }
                     Err(e) => {
                         progress.start(&format!("skipping {name}: {e}"), 0);
                         for p in plan.pipelines.iter().filter(|p| p.base() == *base) {
@@ -450,15 +466,27 @@ pub fn evaluate(
     Ok(outcome)
 }
 
-/// Fills each row's p-values against the `raw` row, if there is one.
+/// Fills each row's p-values against the `raw` row, and each other `hybrid:` row's against the
+/// `hybrid:raw` row, where those rows exist.
 fn add_p_values(rows: &mut [RetrievalRow]) {
-    let Some(raw) = rows.iter().find(|r| r.pipeline == "raw").map(|r| r.per_query_ndcg10.clone()) else {
-        return;
+    let per_query = |rows: &[RetrievalRow], name: &str| {
+        rows.iter().find(|r| r.pipeline == name).map(|r| r.per_query_ndcg10.clone())
     };
-    for r in rows.iter_mut().filter(|r| r.pipeline != "raw") {
-        let p = |i: usize| paired_randomization_p(&r.per_query_ndcg10[i], &raw[i], DEFAULT_ROUNDS, 0);
-        if let (Some(hnsw), Some(exact)) = (p(0), p(1)) {
-            r.p_vs_raw = Some(PValues { hnsw, exact });
+    let p = |a: &[Vec<f64>; 2], b: &[Vec<f64>; 2]| {
+        let p = |i: usize| paired_randomization_p(&a[i], &b[i], DEFAULT_ROUNDS, 0);
+        match (p(0), p(1)) {
+            (Some(hnsw), Some(exact)) => Some(PValues { hnsw, exact }),
+            _ => None,
+        }
+    };
+    if let Some(raw) = per_query(rows, "raw") {
+        for r in rows.iter_mut().filter(|r| r.pipeline != "raw") {
+            r.p_vs_raw = p(&r.per_query_ndcg10, &raw);
+        }
+    }
+    if let Some(hybrid_raw) = per_query(rows, "hybrid:raw") {
+        for r in rows.iter_mut().filter(|r| r.pipeline.starts_with("hybrid:") && r.pipeline != "hybrid:raw") {
+            r.p_vs_hybrid_raw = p(&r.per_query_ndcg10, &hybrid_raw);
         }
     }
 }

@@ -77,6 +77,7 @@ impl Indexed<'_> {
             index_bytes,
             store_bytes: self.store_bytes,
             p_vs_raw: None,
+            p_vs_hybrid_raw: None,
             per_query_ndcg10,
         }
     }

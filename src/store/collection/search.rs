@@ -108,6 +108,7 @@ impl Collection {
         self.check_alive()?;
         check_query_text(text)?;
         params.fusion.validate()?;
+        let fusion = self.resolve_fusion(params.fusion)?;
         let q = self.query_vector(query)?;
         let st = self.read_state()?;
         let params = &params.bounded(st.count, st.points);
@@ -118,7 +119,7 @@ impl Collection {
         let pairs = |s: Vec<Scored>| s.into_iter().map(|s| (s.internal_id, s.score)).collect::<Vec<_>>();
         let dense = pairs(self.dense_scored(&st, &q, depth, params)?);
         let lexical = pairs(self.lexical_scored(&st, text, depth, params)?);
-        let fused = fuse(&dense, &lexical, params.fusion)
+        let fused = fuse(&dense, &lexical, fusion)
             .into_iter()
             .map(|(internal_id, score)| Scored { internal_id, score })
             .collect();
