@@ -51,7 +51,7 @@ fn index_search_delete_compact_the_fixture_corpus() {
     let load = |_: Option<&isovec::store::Collection>| Ok(emb.clone());
     store_cmds::search(&search, &Default::default(), &load).unwrap();
     store_cmds::search(
-        &SearchArgs { mode: "hybrid".into(), alpha: Some(0.3), ..search.clone() },
+        &SearchArgs { mode: "hybrid".into(), alpha: Some("0.3".into()), ..search.clone() },
         &Default::default(),
         &load,
     )
@@ -63,18 +63,34 @@ fn index_search_delete_compact_the_fixture_corpus() {
     store_cmds::search(&SearchArgs { mode: "lexical".into(), ..search.clone() }, &Default::default(), &no_model)
         .unwrap();
     // Options that only shape a hybrid search, or a bad weight, are refused.
-    let err = store_cmds::search(&SearchArgs { alpha: Some(0.3), ..search.clone() }, &Default::default(), &load)
-        .unwrap_err()
-        .to_string();
+    let err =
+        store_cmds::search(&SearchArgs { alpha: Some("0.3".into()), ..search.clone() }, &Default::default(), &load)
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("--mode hybrid"), "{err}");
     let err = store_cmds::search(
-        &SearchArgs { mode: "hybrid".into(), alpha: Some(2.0), ..search.clone() },
+        &SearchArgs { mode: "hybrid".into(), alpha: Some("2.0".into()), ..search.clone() },
         &Default::default(),
         &load,
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("[0, 1]"), "{err}");
+    // --alpha auto needs the fusion advise records; not a number, nor with another fusion.
+    let hybrid = |alpha: &str, fusion: &str| SearchArgs {
+        mode: "hybrid".into(),
+        alpha: Some(alpha.into()),
+        fusion: fusion.into(),
+        ..search.clone()
+    };
+    for (args, says) in [
+        (hybrid("auto", "convex"), "isovec advise"),
+        (hybrid("auto", "rrf"), "leave out --fusion rrf"),
+        (hybrid("most", "convex"), "or auto"),
+    ] {
+        let err = store_cmds::search(&args, &Default::default(), &load).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+    }
     store_cmds::stats(&StatsArgs { store: store_dir.clone(), collection: None, json: false }).unwrap();
     store_cmds::delete(&DeleteArgs { target: target(&store_dir), ids: vec!["ocean-02".into(), "nope".into()] })
         .unwrap();

@@ -112,6 +112,14 @@ def test_your_own_vectors(tmp_path):
     assert len(mine.query(query_texts=["red"], mode="lexical", n_results=500)["ids"][0]) == 100
     hybrid = mine.query(query_texts=["red"] * 5, query_embeddings=queries, mode="hybrid", n_results=3)
     assert len(hybrid["ids"]) == 5 and hybrid["distances"] is None
+    # The fusion weight reaches the store: all of it on the dense side is the dense ranking.
+    dense_side = mine.query(query_texts=["red"] * 5, query_embeddings=queries, mode="hybrid", n_results=3, alpha=1.0)
+    assert dense_side["ids"] == [t[:3] for t in truth]
+    # alpha="auto" is the fusion isovec advise chose: none yet, and the error says so.
+    with pytest.raises(isovec.InvalidInputError, match="isovec advise"):
+        mine.query(query_texts=["red"], query_embeddings=queries[:1], mode="hybrid", alpha="auto")
+    with pytest.raises(isovec.InvalidInputError, match="'auto'"):
+        mine.search("red", mode="hybrid", alpha="most")
     # Wrong dimension, texts it cannot encode: clear errors, nothing written.
     with pytest.raises(isovec.DimensionError, match="expected 16"):
         mine.add(ids=["x"], embeddings=np.zeros((1, 8)))

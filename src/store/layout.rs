@@ -27,7 +27,10 @@
 //! - `#pipeline`: the [`crate::PipelineSpec`] that made the vectors, as JSON with the transform's
 //!   parameters inside (absent in collections written before isovec recorded pipelines, and in
 //!   collections of vectors given without one). Written before the configuration that makes the
-//!   collection exist, so a collection never exists without the record it was created with.
+//!   collection exist, so a collection never exists without the record it was created with;
+//! - `#advice`: the search `isovec advise` chose for the collection's vectors, as JSON
+//!   ([`crate::store::AdvisedSearch`]; absent until `advise` runs, and in a re-embedded
+//!   generation until it runs again).
 //!
 //! Invariant (enforced in `collection.rs`, one `apply_batch` per write): internal ids are sequence
 //! numbers (one per vector: a document of `n` passages takes `n`), allocated in increasing order, so "writes newer than the snapshot" are exactly the
