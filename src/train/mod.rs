@@ -1,5 +1,7 @@
-//! Training: SimCSE contrastive fine-tuning of the encoder, and what it is built from.
+//! Training: SimCSE contrastive fine-tuning of the encoder (on a sentence file, NLI triplets, or
+//! a store collection's own texts), and what it is built from.
 
+pub mod adapt;
 pub mod alignment;
 pub mod augment;
 pub mod bench;
@@ -11,5 +13,6 @@ pub mod simcse;
 
 pub use bench::{bench_train, TrainBench};
 pub use simcse::{
-    DevScores, DevSet, FitReport, MlpUse, ModelInit, Objective, SimcseConfig, StepStats, Trainer, TrainingData,
+    DevScores, DevSet, Evaluation, FitReport, MlpUse, ModelInit, Objective, PseudoScores, SimcseConfig, StepStats,
+    Trainer, TrainingData, Validated, Validation,
 };

@@ -1,6 +1,7 @@
 //! SimCSE training (Gao et al. 2021): unsupervised (two dropout views of a sentence are
 //! positives) and supervised (NLI entailment positives, contradictions as hard negatives), with
-//! model selection on STS-B dev.
+//! model selection on a validation set: STS-B dev ([`DevSet`]) or, to adapt a model to a corpus
+//! without labels, pseudo-queries cut out of the corpus ([`super::adapt::PseudoDev`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,10 @@ pub struct SimcseConfig {
     /// probability (0: dropout alone, the paper's recipe).
     #[serde(default)]
     pub word_deletion: f64,
+    /// Stop once this many evaluations in a row have not beaten the best score (`None`: train
+    /// to the last step).
+    #[serde(default)]
+    pub patience: Option<usize>,
 }
 
 impl SimcseConfig {
@@ -102,6 +107,7 @@ impl SimcseConfig {
             eval_every: 250,
             dropout: None,
             word_deletion: 0.0,
+            patience: None,
         }
     }
 
@@ -194,6 +200,99 @@ impl DevSet {
     }
 }
 
+/// A set that scores a model state during training, to keep the best checkpoint and stop early.
+pub trait Validation {
+    /// What is being done, for progress messages (e.g. `evaluating on STS-B dev…`).
+    fn describe(&self) -> String;
+    /// Scores the trainer's current weights (inference mode, no dropout).
+    fn validate(&self, trainer: &Trainer) -> Result<Validated>;
+}
+
+/// The scores of one model state on a [`Validation`] set.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Validated {
+    /// STS-B dev.
+    StsbDev(DevScores),
+    /// Pseudo-queries cut out of the training corpus.
+    PseudoQueries(PseudoScores),
+}
+
+/// Pseudo-query retrieval scores of one model state (exact cosine search).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PseudoScores {
+    /// nDCG@10 over the pseudo-queries (each has one relevant document).
+    pub ndcg10: f64,
+    /// Share of the pseudo-queries whose document is in the top 10.
+    pub recall10: f64,
+}
+
+impl Validated {
+    /// The score that selects checkpoints (higher is better): STS-B dev Spearman ×100, or
+    /// pseudo-query nDCG@10.
+    pub fn score(&self) -> f64 {
+        match self {
+            Validated::StsbDev(s) => s.spearman,
+            Validated::PseudoQueries(p) => p.ndcg10,
+        }
+    }
+
+    /// The score's name in messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Validated::StsbDev(_) => "STS-B dev",
+            Validated::PseudoQueries(_) => "pseudo nDCG@10",
+        }
+    }
+
+    /// The score formatted for messages (Spearman ×100 with 2 decimals, nDCG with 4).
+    pub fn formatted(&self) -> String {
+        match self {
+            Validated::StsbDev(s) => format!("{:.2}", s.spearman),
+            Validated::PseudoQueries(p) => format!("{:.4}", p.ndcg10),
+        }
+    }
+
+    /// The STS-B dev scores, if that is what was measured.
+    pub fn stsb(&self) -> Option<DevScores> {
+        match self {
+            Validated::StsbDev(s) => Some(*s),
+            Validated::PseudoQueries(_) => None,
+        }
+    }
+
+    /// The line written to `log.jsonl` for an evaluation at `step`.
+    fn log_line(&self, step: usize) -> serde_json::Value {
+        match self {
+            Validated::StsbDev(s) => serde_json::json!({
+                "step": step, "stsb_dev": s.spearman, "alignment": s.alignment, "uniformity": s.uniformity
+            }),
+            Validated::PseudoQueries(p) => {
+                serde_json::json!({"step": step, "pseudo_ndcg10": p.ndcg10, "pseudo_recall10": p.recall10})
+            }
+        }
+    }
+}
+
+impl Validation for DevSet {
+    fn describe(&self) -> String {
+        format!("evaluating on STS-B dev ({} pairs)…", self.pairs.len())
+    }
+
+    fn validate(&self, trainer: &Trainer) -> Result<Validated> {
+        trainer.evaluate(self).map(Validated::StsbDev)
+    }
+}
+
+/// One evaluation of a run: the step and the validation score there.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Optimiser steps taken when it was evaluated.
+    pub step: usize,
+    /// The scores.
+    pub scores: Validated,
+}
+
 /// STS-B dev Spearman (×100), alignment and uniformity of one model state.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DevScores {
@@ -216,15 +315,26 @@ pub struct StepStats {
     pub lr: f64,
 }
 
-/// The outcome of [`Trainer::fit`].
+/// The outcome of [`Trainer::fit`] and [`Trainer::fit_with`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FitReport {
-    /// Dev scores before the first step.
+    /// STS-B dev scores before the first step (when validated on STS-B dev).
     pub before: Option<DevScores>,
-    /// Dev scores after the last step.
+    /// STS-B dev scores after the last step (when validated on STS-B dev).
     pub after: Option<DevScores>,
-    /// The best dev scores and their step.
+    /// The best STS-B dev scores and their step (when validated on STS-B dev).
     pub best: Option<(usize, DevScores)>,
+    /// Every evaluation on the validation set, in step order: before the first step, every
+    /// `eval_every` steps, and after the last step.
+    #[serde(default)]
+    pub evaluations: Vec<Evaluation>,
+    /// The evaluation whose weights are in the best checkpoint.
+    #[serde(default)]
+    pub best_evaluation: Option<Evaluation>,
+    /// Whether training stopped before its last step because `patience` evaluations in a row
+    /// did not beat the best.
+    #[serde(default)]
+    pub stopped_early: bool,
     /// Steps taken in this run.
     pub steps: usize,
     /// Wall-clock seconds spent in training steps (evaluation excluded).
@@ -378,6 +488,16 @@ impl Trainer {
         &self.tokenizer
     }
 
+    /// The model folder training started from (its tokenizer files are the trainee's).
+    pub fn model_dir(&self) -> &ModelDir {
+        &self.source
+    }
+
+    /// The shape of the BERT being trained (dropout as trained).
+    pub fn bert_config(&self) -> &BertConfig {
+        &self.bert_config
+    }
+
     /// Optimiser steps taken (including those of a resumed checkpoint).
     pub fn step(&self) -> usize {
         self.step
@@ -476,11 +596,17 @@ impl Trainer {
 
     /// Encodes texts with the inference pooling (no dropout), batched by length.
     pub fn encode(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let tokens = self.tokenizer.tokenize(texts)?;
-        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
-        let mut out = vec![Vec::new(); texts.len()];
+        let tokens: Vec<Vec<u32>> = self.tokenizer.tokenize(texts)?.into_iter().map(|t| t.ids).collect();
+        self.encode_ids(&tokens, batch_size)
+    }
+
+    /// Encodes tokenized texts (e.g. tokenized at another maximum length than training's) with
+    /// the inference pooling (no dropout), batched by length.
+    pub fn encode_ids(&self, tokens: &[Vec<u32>], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let lengths: Vec<usize> = tokens.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); tokens.len()];
         for chunk in crate::encoder::length_batches(&lengths, |_| batch_size) {
-            let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].ids.as_slice()).collect();
+            let ids: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].as_slice()).collect();
             // Detached from the variables: evaluation must not build a backward graph.
             let z = self.embed(&ids, Mode::Infer, false)?.detach().to_vec2::<f32>()?;
             for (row, &i) in z.into_iter().zip(&chunk) {
@@ -522,11 +648,22 @@ impl Trainer {
 
     /// Writes a Hugging Face checkpoint folder with `training.json`.
     pub fn save(&self, dir: &Path, scores: Option<DevScores>, args: serde_json::Value) -> Result<()> {
+        self.save_validated(dir, scores.map(Validated::StsbDev).as_ref(), args)
+    }
+
+    /// Writes a Hugging Face checkpoint folder with `training.json`, which records `scores`:
+    /// STS-B dev in its own fields, pseudo-query scores under `args.validation` (the pooling to
+    /// encode with is always recorded).
+    pub fn save_validated(&self, dir: &Path, scores: Option<&Validated>, mut args: serde_json::Value) -> Result<()> {
+        let stsb = scores.and_then(Validated::stsb);
+        if let (Some(Validated::PseudoQueries(p)), Some(map)) = (scores, args.as_object_mut()) {
+            map.insert("validation".into(), serde_json::json!({"pseudo_queries": p}));
+        }
         let info = TrainingInfo {
             step: self.step,
-            stsb_dev_spearman: scores.map(|s| s.spearman),
-            alignment: scores.map(|s| s.alignment),
-            uniformity: scores.map(|s| s.uniformity),
+            stsb_dev_spearman: stsb.map(|s| s.spearman),
+            alignment: stsb.map(|s| s.alignment),
+            uniformity: stsb.map(|s| s.uniformity),
             pooling: self.config.inference_pooling().name().into(),
             pooler_is_simcse_mlp: self.mlp.is_some(),
             source_model: self.source.path.clone(),
@@ -535,9 +672,8 @@ impl Trainer {
         write_checkpoint(dir, &self.bert_config, &self.checkpoint_tensors()?, &self.source, &info)
     }
 
-    /// Trains to the configured number of steps, evaluating on `dev` every `eval_every` steps and
-    /// keeping the best checkpoint in `out_dir/best` (and the final one in `out_dir/last`); each
-    /// step is told to `progress`, with the loss, the speed and the last dev score as the message.
+    /// Trains to the configured number of steps, evaluating on STS-B dev (when given): see
+    /// [`Trainer::fit_with`].
     pub fn fit(
         &mut self,
         data: &TrainingData,
@@ -546,8 +682,29 @@ impl Trainer {
         args: serde_json::Value,
         progress: &dyn Progress,
     ) -> Result<FitReport> {
+        self.fit_with(data, dev.map(|d| d as &dyn Validation), out_dir, args, progress)
+    }
+
+    /// Trains to the configured number of steps, evaluating on `validation` before the first
+    /// step, every `eval_every` steps and after the last, and keeping the best-scoring weights
+    /// in `out_dir/best` (the weights before training count: if no step beats them, `best` is
+    /// the starting model) and the final ones in `out_dir/last`. With `patience` set, training
+    /// stops once that many evaluations in a row have not beaten the best. Each step is told to
+    /// `progress`, with the loss, the speed and the last score as the message; every step and
+    /// every evaluation is a line of `out_dir/log.jsonl`.
+    pub fn fit_with(
+        &mut self,
+        data: &TrainingData,
+        validation: Option<&dyn Validation>,
+        out_dir: &Path,
+        args: serde_json::Value,
+        progress: &dyn Progress,
+    ) -> Result<FitReport> {
         if data.len() < 2 {
             return Err(Error::InvalidInput("training needs at least two examples".into()));
+        }
+        if self.config.patience == Some(0) {
+            return Err(Error::InvalidInput("patience must be at least 1 evaluation".into()));
         }
         let per_epoch = data.len().div_ceil(self.config.batch_size);
         let total = self.config.max_steps.unwrap_or(self.config.epochs * per_epoch);
@@ -573,31 +730,45 @@ impl Trainer {
             before: None,
             after: None,
             best: None,
+            evaluations: Vec::new(),
+            best_evaluation: None,
+            stopped_early: false,
             steps: 0,
             train_seconds: 0.0,
             best_checkpoint: None,
             last_checkpoint: None,
         };
         let best_dir = out_dir.join("best");
+        // Evaluations in a row that did not beat the best.
+        let mut stale = 0usize;
         let evaluate = |trainer: &Trainer,
                         report: &mut FitReport,
+                        stale: &mut usize,
                         write_log: &mut dyn FnMut(serde_json::Value) -> Result<()>|
-         -> Result<Option<DevScores>> {
-            let Some(dev) = dev else { return Ok(None) };
-            let s = trainer.evaluate(dev)?;
-            write_log(
-                serde_json::json!({"step": trainer.step, "stsb_dev": s.spearman, "alignment": s.alignment, "uniformity": s.uniformity}),
-            )?;
-            if report.best.is_none_or(|(_, b)| s.spearman > b.spearman) {
-                report.best = Some((trainer.step, s));
-                trainer.save(&best_dir, Some(s), args.clone())?;
+         -> Result<Option<Validated>> {
+            let Some(validation) = validation else { return Ok(None) };
+            progress.message(&validation.describe());
+            let scores = validation.validate(trainer)?;
+            write_log(scores.log_line(trainer.step))?;
+            let evaluation = Evaluation { step: trainer.step, scores };
+            report.evaluations.push(evaluation);
+            // Only a strictly higher score replaces the best: a tie keeps the earlier weights.
+            if report.best_evaluation.is_none_or(|b| scores.score() > b.scores.score()) {
+                report.best_evaluation = Some(evaluation);
+                report.best = scores.stsb().map(|s| (trainer.step, s));
+                trainer.save_validated(&best_dir, Some(&scores), args.clone())?;
                 report.best_checkpoint = Some(best_dir.clone());
+                *stale = 0;
+            } else {
+                *stale += 1;
             }
-            Ok(Some(s))
+            Ok(Some(scores))
         };
-        progress.message("evaluating on STS-B dev…");
-        report.before = evaluate(self, &mut report, &mut write_log)?;
-        let mut last_dev = report.before.map(|s| s.spearman);
+        let before = evaluate(self, &mut report, &mut stale, &mut write_log)?;
+        report.before = before.and_then(|v| v.stsb());
+        let mut last_score = before;
+        // The step of the latest evaluation: a run that stops right after one is not scored again.
+        let mut evaluated_at = before.map(|_| self.step);
 
         let mut epoch_cache: Option<(usize, Vec<Vec<usize>>)> = None;
         let started = Instant::now();
@@ -622,31 +793,39 @@ impl Trainer {
                 serde_json::json!({"step": self.step, "loss": stats.loss, "grad_norm": stats.grad_norm, "lr": stats.lr}),
             )?;
             let rate = report.steps as f64 / (started.elapsed().as_secs_f64() - eval_seconds).max(1e-9);
-            let dev_text = last_dev.map_or("-".to_string(), |d| format!("{d:.2}"));
-            progress.message(&format!(
-                "loss {:.4} | {rate:.2} steps/s | STS-B dev {dev_text}",
-                loss_avg.unwrap_or(stats.loss)
-            ));
+            let score_text = last_score.map_or("-".to_string(), |v| format!("{} {}", v.name(), v.formatted()));
+            progress.message(&format!("loss {:.4} | {rate:.2} steps/s | {score_text}", loss_avg.unwrap_or(stats.loss)));
             progress.advance(self.step.saturating_sub(shown));
             shown = shown.max(self.step);
             if self.config.eval_every > 0 && self.step.is_multiple_of(self.config.eval_every) && self.step < total {
                 let t = Instant::now();
-                if let Some(s) = evaluate(self, &mut report, &mut write_log)? {
-                    last_dev = Some(s.spearman);
+                if let Some(v) = evaluate(self, &mut report, &mut stale, &mut write_log)? {
+                    last_score = Some(v);
+                    evaluated_at = Some(self.step);
                 }
                 eval_seconds += t.elapsed().as_secs_f64();
+                if self.config.patience.is_some_and(|p| stale >= p) {
+                    report.stopped_early = true;
+                    break;
+                }
             }
         }
         report.train_seconds = started.elapsed().as_secs_f64() - eval_seconds;
-        report.after = evaluate(self, &mut report, &mut write_log)?;
+        let after = if evaluated_at == Some(self.step) {
+            last_score
+        } else {
+            evaluate(self, &mut report, &mut stale, &mut write_log)?
+        };
+        report.after = after.and_then(|v| v.stsb());
         progress.message(&format!(
-            "done: {} steps | STS-B dev {}",
+            "done: {} steps{} | {}",
             report.steps,
-            report.after.map_or("-".to_string(), |s| format!("{:.2}", s.spearman))
+            if report.stopped_early { " (stopped early)" } else { "" },
+            after.map_or("-".to_string(), |v| format!("{} {}", v.name(), v.formatted()))
         ));
         progress.finish();
         let last_dir = out_dir.join("last");
-        self.save(&last_dir, report.after, args)?;
+        self.save_validated(&last_dir, after.as_ref(), args)?;
         report.last_checkpoint = Some(last_dir);
         Ok(report)
     }
