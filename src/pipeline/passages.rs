@@ -12,7 +12,7 @@
 use crate::{Embedder, Error, Result, TokenSpans};
 
 /// Texts encoded per call to the embedder in [`embed_texts`].
-const EMBED_CHUNK: usize = 64;
+const EMBED_CHUNK: usize = 1024;
 
 /// How `Collection::add_texts_in_passages` (in `store`) splits long texts; `None` fields take
 /// the encoder's limit (tokens one input holds) and a quarter of overlap.
