@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{BarProgress, RemoveOnDrop};
+use super::common::{work_dir, BarProgress};
 use super::store_cmds::{open_store, StoreArgs};
 use crate::encoder::EncoderOptions;
 use crate::eval::advise::{advise, Advice, AdviseOptions, CONFIDENCE, SIGNIFICANCE};
@@ -64,13 +64,7 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<()> {
         .filter(|t| !t.is_empty() && *t != "none")
         .map(|t| TransformKind::parse(t, &flow))
         .collect::<Result<Vec<_>, _>>()?;
-    let (work_dir, _cleanup) = match &args.work_dir {
-        Some(dir) => (dir.clone(), None),
-        None => {
-            let dir = std::env::temp_dir().join(format!("isovec-advise-{}", std::process::id()));
-            (dir.clone(), Some(RemoveOnDrop(dir)))
-        }
-    };
+    let (work_dir, _cleanup) = work_dir(args.work_dir.as_ref(), "advise");
     let options = AdviseOptions {
         queries: args.queries,
         seed: args.seed,

@@ -338,13 +338,7 @@ fn random_set(n: usize, nq: usize, dims: usize) -> (Vectors, Vectors, Vec<Vec<us
 /// The store folder of a benchmark: `given`, or a temporary one removed when the returned guard
 /// drops.
 pub(crate) fn bench_dir(given: Option<&PathBuf>, bench: &str) -> (PathBuf, Option<super::common::RemoveOnDrop>) {
-    match given {
-        Some(d) => (d.clone(), None),
-        None => {
-            let d = std::env::temp_dir().join(format!("isovec-bench-{bench}-{}", std::process::id()));
-            (d.clone(), Some(super::common::RemoveOnDrop(d)))
-        }
-    }
+    super::common::work_dir(given, &format!("bench-{bench}"))
 }
 
 /// Bytes of the files under `path`, 0 where it cannot be read.

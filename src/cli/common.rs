@@ -317,6 +317,18 @@ impl SourceArgs {
     }
 }
 
+/// The folder a command works in: `given`, or a temporary `isovec-<what>-<pid>` folder removed
+/// when the returned guard drops, however the command ends.
+pub fn work_dir(given: Option<&PathBuf>, what: &str) -> (PathBuf, Option<RemoveOnDrop>) {
+    match given {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!("isovec-{what}-{}", std::process::id()));
+            (d.clone(), Some(RemoveOnDrop(d)))
+        }
+    }
+}
+
 /// A temporary folder, removed when dropped.
 pub struct RemoveOnDrop(pub PathBuf);
 

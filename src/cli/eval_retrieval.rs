@@ -154,15 +154,7 @@ pub fn run_comparison(
 ) -> anyhow::Result<RetrievalOutcome> {
     let mut model = model.clone();
     model.max_length.get_or_insert(DEFAULT_DOC_MAX_LENGTH);
-    let mut _temp = None;
-    let store_dir = match &retrieval.store {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = std::env::temp_dir().join(format!("isovec-retrieval-{}", std::process::id()));
-            _temp = Some(super::common::RemoveOnDrop(dir.clone()));
-            dir
-        }
-    };
+    let (store_dir, _temp) = super::common::work_dir(retrieval.store.as_ref(), "retrieval");
     let plan = retrieval.plan(store_dir, anisotropy_pairs)?;
     let encoder = model.load()?;
     let load_encoder = |path: &std::path::Path| -> crate::Result<Arc<Encoder>> {

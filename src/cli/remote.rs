@@ -164,18 +164,19 @@ pub fn index(remote: &Remote, args: &IndexArgs) -> anyhow::Result<()> {
 pub fn search(remote: &Remote, args: &SearchArgs, query_vector: &QueryVectorArgs) -> anyhow::Result<()> {
     let query = args.query.join(" ");
     let vector = query_vector.query_vector.as_deref().map(super::npy::query_vector).transpose()?;
+    let fusion = args.fusion()?;
     let req = QueryRequest {
         query_texts: (!query.trim().is_empty() || vector.is_none()).then(|| vec![query]),
         query_embeddings: vector.map(|v| vec![v]),
         n_results: args.k,
         filter: args.filter.clone().map(Where::Expression),
         mode: args.mode.clone(),
-        fusion: match args.fusion()? {
+        fusion: match fusion {
             Fusion::Auto => Some("auto".to_string()),
             _ => Some(args.fusion.clone()),
         }
         .filter(|_| args.mode == "hybrid"),
-        alpha: match args.fusion()? {
+        alpha: match fusion {
             Fusion::Convex { alpha } if args.alpha.is_some() => Some(alpha),
             _ => None,
         },

@@ -144,6 +144,7 @@ pub fn advise(store: &Store, name: &str, options: &AdviseOptions, progress: &dyn
     let collection = store.collection(name)?;
     let pipeline = collection.pipeline()?;
     let current = current_name(&pipeline);
+    let hnsw = collection.config().hnsw;
     let corpus: Vec<BeirDoc> = collection
         .list(&ListParams::default())?
         .into_iter()
@@ -166,11 +167,10 @@ pub fn advise(store: &Store, name: &str, options: &AdviseOptions, progress: &dyn
         *schemes.entry(scheme.name().to_string()).or_insert(0) += 1;
     }
 
-    let candidates = candidates(&current, options)?;
     let plan = RetrievalPlan {
-        pipelines: candidates.clone(),
+        pipelines: candidates(&current, options)?,
         pooling: pipeline.pooling(),
-        hnsw: store.collection(name)?.config().hnsw,
+        hnsw,
         store_dir: options.work_dir.clone(),
         anisotropy_pairs: 0,
         fusion: Fusion::default(),

@@ -294,6 +294,8 @@ impl Collection {
         match params.mode {
             SearchMode::Dense => self.search_many(vectors, params),
             SearchMode::Hybrid if texts.len() == vectors.len() => {
+                // The advised fusion (`Fusion::Auto`) is read once for the batch, not per query.
+                let params = &SearchParams { fusion: self.resolve_fusion(params.fusion)?, ..params.clone() };
                 vectors.par_iter().zip(texts.par_iter()).map(|(v, t)| self.search_hybrid(v, t, params)).collect()
             }
             SearchMode::Hybrid => Err(Error::InvalidInput(format!(
